@@ -1,0 +1,52 @@
+"""Hyperparameters shared by every config. Each field is documented once, here; configs override what differs."""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+
+    # Data (see dcgan_jax/input_pipeline.py).
+    config.dataset = "digits"       # 'digits' (embedded), a TFDS name, 'lsun_lmdb', 'image_folder' or 'prepared'
+    config.data_dir = ""            # TFDS data_dir ('' = TFDS default, ~/tensorflow_datasets)
+    config.data_path = ""           # LMDB directory, image folder or prepared cache
+    config.split = "train"
+    config.image_size = 32          # 32, 64 or 128
+    config.num_channels = 1         # 1 (grayscale) or 3 (RGB)
+    config.shuffle_seed_offset = 1  # data order = f(seed + offset, step): exact resume
+    config.num_data_workers = 0     # decoding processes; 0 = all cores
+    config.prefetch_batches = 2
+
+    # Model (dcgan_jax/models.py). g_width: channels of G's last hidden layer (the 4x4 layer has g_width * 2**(n-1)).
+    config.latent_dim = 100
+    config.z_distribution = "uniform"  # the paper: uniform in [-1, 1]; or 'normal'
+    config.g_width = 64
+    config.d_width = 64
+    config.upsample = "subpixel"       # 'subpixel' (fast everywhere) or 'transpose' (XLA's transposed conv); same math
+    config.bn_momentum = 0.9           # running average decay (PyTorch's momentum 0.1)
+    config.bn_epsilon = 1e-5
+    config.sync_batchnorm = True       # batch statistics over the global batch (all devices) in training
+    config.compute_dtype = "float32"   # 'bfloat16' on GPU/TPU; params and optimizer states stay float32
+
+    # Optimization (the paper: Adam, lr 2e-4, beta1 0.5, batch 128).
+    config.loss = "non_saturating"     # 'non_saturating', 'minimax', 'least_squares' or 'hinge'
+    config.label_smoothing = 0.0       # one-sided: real targets 1 - label_smoothing
+    config.batch_size = 128            # global, over all devices of all hosts
+    config.num_train_steps = 10_000
+    config.learning_rate = 2e-4
+    config.beta1 = 0.5
+    config.beta2 = 0.999
+    config.seed = 0
+    config.parallelism = "pmap"        # 'pmap' or 'shard_map' (same step body, 1-D device mesh)
+
+    # Outputs.
+    config.log_every_steps = 50
+    config.sample_every_steps = 500
+    config.checkpoint_every_steps = 1000
+    config.keep_checkpoints = 3
+    config.num_fixed_samples = 64      # the fixed-z grid saved under workdir/samples/
+
+    # Evaluation during training (dcgan_jax/evaluate.py); 0 disables.
+    config.eval_every_steps = 0
+    config.eval_num_samples = 1000
+    return config

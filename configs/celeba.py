@@ -1,0 +1,13 @@
+"""CelebA faces at 64x64 RGB (TFDS 'celeb_a', or dataset='image_folder' on img_align_celeba)."""
+
+from configs import base
+
+
+def get_config():
+    config = base.get_config()
+    config.dataset = "celeb_a"
+    config.image_size = 64
+    config.num_channels = 3
+    config.batch_size = 128
+    config.num_train_steps = 50_000
+    return config

@@ -1,0 +1,13 @@
+"""CIFAR-10 from TFDS at 32x32 RGB."""
+
+from configs import base
+
+
+def get_config():
+    config = base.get_config()
+    config.dataset = "cifar10"
+    config.image_size = 32
+    config.num_channels = 3
+    config.batch_size = 128
+    config.num_train_steps = 50_000
+    return config

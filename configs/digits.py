@@ -1,0 +1,18 @@
+"""The embedded default: scikit-learn's 1,797 bundled 8x8 digits at 32x32, trains offline in minutes on a CPU."""
+
+from configs import base
+
+
+def get_config():
+    config = base.get_config()
+    config.dataset = "digits"
+    config.image_size = 32
+    config.num_channels = 1
+    config.g_width = 32
+    config.d_width = 32
+    config.batch_size = 64
+    config.num_train_steps = 2000
+    config.log_every_steps = 100
+    config.sample_every_steps = 200
+    config.checkpoint_every_steps = 500
+    return config

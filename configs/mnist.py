@@ -1,0 +1,13 @@
+"""MNIST from TFDS, padded/resized to 32x32 grayscale."""
+
+from configs import base
+
+
+def get_config():
+    config = base.get_config()
+    config.dataset = "mnist"
+    config.image_size = 32
+    config.num_channels = 1
+    config.batch_size = 128
+    config.num_train_steps = 10_000
+    return config

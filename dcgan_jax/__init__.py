@@ -1,0 +1,6 @@
+"""dcgan_jax: DCGAN (Radford, Metz, Chintala 2015) in JAX/Flax."""
+
+import os
+
+# TensorFlow serves data and TensorBoard only; keep its C++ start-up chatter out of the console.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,0 +1,63 @@
+"""Orbax checkpoints of the train state, with the resolved config stored beside each step.
+
+Orbax writes a step into a temporary directory and renames it when complete, so a step interrupted mid-write is
+never listed or read. The config saved with the state lets tools (sample, explore, evaluate) rebuild the models.
+"""
+
+import json
+import os
+from typing import Any, Optional
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+from flax import serialization
+
+from dcgan_jax.errors import UserError
+
+CHECKPOINT_SUBDIR = "checkpoints"
+
+
+def checkpoint_dir(workdir: str) -> str:
+    return os.path.join(os.path.abspath(workdir), CHECKPOINT_SUBDIR)
+
+
+def create_manager(workdir: str, keep: int = 3, read_only: bool = False) -> ocp.CheckpointManager:
+    """A manager for workdir/checkpoints that keeps the latest `keep` steps."""
+    options = ocp.CheckpointManagerOptions(
+        preservation_policy=ocp.checkpoint_managers.LatestN(keep), create=not read_only, read_only=read_only,
+        cleanup_tmp_directories=not read_only)
+    return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=("state", "config"))
+
+
+def save(manager: ocp.CheckpointManager, step: int, state: Any, config: ml_collections.ConfigDict) -> None:
+    """Saves asynchronously; call `manager.wait_until_finished()` before the process exits."""
+    manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(serialization.to_state_dict(state)),
+        config=ocp.args.JsonSave(json.loads(config.to_json()))), force=True)
+
+
+def restore_state(manager: ocp.CheckpointManager, template: Any, step: Optional[int] = None) -> Any:
+    """The state saved at `step` (default: latest), in the structure of `template`."""
+    step = manager.latest_step() if step is None else step
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, serialization.to_state_dict(template))
+    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
+    return serialization.from_state_dict(template, restored["state"])
+
+
+def restore_config(manager: ocp.CheckpointManager, step: Optional[int] = None) -> ml_collections.ConfigDict:
+    step = manager.latest_step() if step is None else step
+    restored = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
+    return ml_collections.ConfigDict(restored["config"])
+
+
+def open_workdir(workdir: str):
+    """(manager, config) of a trained workdir, read-only; a clear error when it holds no checkpoint."""
+    if not os.path.isdir(checkpoint_dir(workdir)):
+        raise UserError(f"no checkpoints in {checkpoint_dir(workdir)}: train first with "
+                        f"`python -m dcgan_jax.main --workdir={workdir}`")
+    manager = create_manager(workdir, read_only=True)
+    if manager.latest_step() is None:
+        raise UserError(f"no complete checkpoint in {checkpoint_dir(workdir)}: train first with "
+                        f"`python -m dcgan_jax.main --workdir={workdir}`")
+    return manager, restore_config(manager)

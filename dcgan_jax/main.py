@@ -1,0 +1,39 @@
+"""Trains a DCGAN: `python -m dcgan_jax.main --config=configs/lsun.py --workdir=runs/lsun`.
+
+With no --config, trains the embedded default (scikit-learn's digits, offline, minutes on a CPU). Any config field
+can be overridden, e.g. --config.batch_size=64. Rerunning the same command resumes from the latest checkpoint.
+"""
+
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from dcgan_jax import cli
+
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "digits.py")
+
+_WORKDIR = flags.DEFINE_string("workdir", "workdir", "Directory for checkpoints, samples, logs and the config.")
+_CONFIG = config_flags.DEFINE_config_file("config", DEFAULT_CONFIG, "Training configuration file.",
+                                          lock_config=True)
+
+
+@cli.run_main
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    cli.quiet_tensorflow()
+    from dcgan_jax import train  # after flag parsing, so `--help` stays fast
+
+    config = _CONFIG.value
+    print(f"training {config.dataset} at {config.image_size}px for {config.num_train_steps} steps "
+          f"in {os.path.abspath(_WORKDIR.value)}", flush=True)
+    train.train_and_evaluate(config, _WORKDIR.value)
+    print(f"done: samples in {os.path.join(_WORKDIR.value, 'samples')}, checkpoints in "
+          f"{os.path.join(_WORKDIR.value, 'checkpoints')}", flush=True)
+
+
+if __name__ == "__main__":
+    cli.parse_flags_or_exit(sys.argv)
+    app.run(main, argv=sys.argv[:1])

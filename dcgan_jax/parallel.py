@@ -1,0 +1,62 @@
+"""Running one per-device step body under `jax.pmap` or `jax.shard_map` over a 1-D mesh of all devices.
+
+The body is written once with named-axis collectives (`lax.pmean(..., AXIS)`, `lax.axis_index(AXIS)`). Under pmap the
+train state carries a leading device axis; under shard_map it is one replicated global array. Batches always arrive
+from the host as numpy arrays shaped [local_devices, per_device_batch, ...].
+"""
+
+from typing import Any, Callable, Tuple
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+AXIS = "batch"
+PARALLELISMS = ("pmap", "shard_map")
+
+
+class Parallel:
+    """Compiles a step and moves state and batches in the layout the chosen parallelism wants."""
+
+    def __init__(self, parallelism: str = "pmap"):
+        if parallelism not in PARALLELISMS:
+            raise ValueError(f"parallelism={parallelism!r} is not supported; use one of {PARALLELISMS}")
+        self.parallelism = parallelism
+        self.mesh = Mesh(np.asarray(jax.devices()), (AXIS,))
+
+    @property
+    def num_devices(self) -> int:
+        return jax.device_count()
+
+    def compile(self, body: Callable[[Any, Any], Tuple[Any, Any]]) -> Callable[[Any, Any], Tuple[Any, Any]]:
+        """`body(state, per_device_batch) -> (state, metrics)` as one compiled program; the state buffer is donated."""
+        if self.parallelism == "pmap":
+            return jax.pmap(body, axis_name=AXIS, donate_argnums=0)
+
+        def per_shard(state, batch):
+            return body(state, batch[0])  # the local block of the [devices, ...] batch has a leading axis of 1
+
+        mapped = jax.shard_map(per_shard, mesh=self.mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()))
+        return jax.jit(mapped, donate_argnums=0)
+
+    def replicate(self, tree: Any) -> Any:
+        """Host (or single-device) pytree -> the step's state layout, identical on every device."""
+        if self.parallelism == "pmap":
+            n = jax.local_device_count()
+            stacked = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), jax.device_get(tree))
+            return jax.pmap(lambda x: x)(stacked)
+        return jax.device_put(tree, NamedSharding(self.mesh, P()))
+
+    def unreplicate(self, tree: Any) -> Any:
+        """The step's state layout -> one copy (still on device; `jax.device_get` it for the host)."""
+        if self.parallelism == "pmap":
+            return jax.tree.map(lambda x: x[0], tree)
+        return tree
+
+    def shard_batch(self, batch: Any) -> Any:
+        """Host batch [local_devices, per_device_batch, ...] -> device arrays (global over all hosts for shard_map)."""
+        if self.parallelism == "pmap":
+            return batch
+        sharding = NamedSharding(self.mesh, P(AXIS))
+        return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), batch)
+
