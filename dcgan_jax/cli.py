@@ -21,6 +21,9 @@ def quiet_tensorflow() -> None:
 def run_main(main: Callable) -> Callable:
     """Wraps an absl main so a UserError (or a config the user mistyped) prints one line and exits 1."""
     def wrapped(argv):
+        from absl import logging
+        if logging.get_verbosity() == logging.INFO:  # orbax logs every save at INFO; -v=1 brings it back
+            logging.set_verbosity(logging.WARNING)
         try:
             return main(argv)
         except UserError as e:

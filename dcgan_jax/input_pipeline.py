@@ -5,7 +5,7 @@ holds examples s*B .. s*B+B-1 of an endless sequence of per-epoch permutations, 
 an uninterrupted one would, and each host reads only its own slice of every global batch.
 """
 
-from typing import Iterator, Protocol
+from typing import Iterator, Optional, Protocol
 
 import jax
 import ml_collections
@@ -107,9 +107,10 @@ def read_batch(source: Source, indices: np.ndarray) -> np.ndarray:
     return np.stack([source[int(i)] for i in indices])
 
 
-def train_batches(config: ml_collections.ConfigDict, source: Source, start_step: int = 0) -> Iterator[np.ndarray]:
+def train_batches(config: ml_collections.ConfigDict, source: Source, start_step: int = 0,
+                  num_local_devices: Optional[int] = None) -> Iterator[np.ndarray]:
     """Endless host batches [local_devices, per_device_batch, H, W, C] in [-1, 1], starting at `start_step`."""
-    local_devices = jax.local_device_count()
+    local_devices = num_local_devices or jax.local_device_count()
     rows = host_slice(config.batch_size, jax.process_index(), jax.process_count())
     seed = config.seed + config.shuffle_seed_offset
     step = start_step

@@ -5,7 +5,7 @@ train state carries a leading device axis; under shard_map it is one replicated 
 from the host as numpy arrays shaped [local_devices, per_device_batch, ...].
 """
 
-from typing import Any, Callable, Tuple
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 import jax
 import numpy as np
@@ -18,20 +18,23 @@ PARALLELISMS = ("pmap", "shard_map")
 class Parallel:
     """Compiles a step and moves state and batches in the layout the chosen parallelism wants."""
 
-    def __init__(self, parallelism: str = "pmap"):
+    def __init__(self, parallelism: str = "pmap", devices: Optional[Sequence[jax.Device]] = None):
+        """`devices` (default: all devices of all hosts) lets tests compare runs on fewer devices."""
         if parallelism not in PARALLELISMS:
             raise ValueError(f"parallelism={parallelism!r} is not supported; use one of {PARALLELISMS}")
         self.parallelism = parallelism
-        self.mesh = Mesh(np.asarray(jax.devices()), (AXIS,))
+        self.devices = list(devices) if devices is not None else jax.devices()
+        self.local_devices = [d for d in self.devices if d.process_index == jax.process_index()]
+        self.mesh = Mesh(np.asarray(self.devices), (AXIS,))
 
     @property
     def num_devices(self) -> int:
-        return jax.device_count()
+        return len(self.devices)
 
     def compile(self, body: Callable[[Any, Any], Tuple[Any, Any]]) -> Callable[[Any, Any], Tuple[Any, Any]]:
         """`body(state, per_device_batch) -> (state, metrics)` as one compiled program; the state buffer is donated."""
         if self.parallelism == "pmap":
-            return jax.pmap(body, axis_name=AXIS, donate_argnums=0)
+            return jax.pmap(body, axis_name=AXIS, donate_argnums=0, devices=self.devices)
 
         def per_shard(state, batch):
             return body(state, batch[0])  # the local block of the [devices, ...] batch has a leading axis of 1
@@ -42,9 +45,9 @@ class Parallel:
     def replicate(self, tree: Any) -> Any:
         """Host (or single-device) pytree -> the step's state layout, identical on every device."""
         if self.parallelism == "pmap":
-            n = jax.local_device_count()
+            n = len(self.local_devices)
             stacked = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), jax.device_get(tree))
-            return jax.pmap(lambda x: x)(stacked)
+            return jax.pmap(lambda x: x, devices=self.devices)(stacked)
         return jax.device_put(tree, NamedSharding(self.mesh, P()))
 
     def unreplicate(self, tree: Any) -> Any:

@@ -221,7 +221,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         f.write(config.to_json(indent=2))
 
     train_step = runner.compile(make_train_step(config, config.batch_size // runner.num_devices))
-    batches = input_pipeline.train_batches(config, source, start_step)
+    batches = input_pipeline.train_batches(config, source, start_step, len(runner.local_devices))
     logger = _Logger(workdir, config, start_step)
     sample_z = fixed_z(config)
     device_state = runner.replicate(state)
