@@ -5,51 +5,21 @@ holds examples s*B .. s*B+B-1 of an endless sequence of per-epoch permutations, 
 an uninterrupted one would, and each host reads only its own slice of every global batch.
 """
 
-from typing import Iterator, Optional, Protocol
+import functools
+import os
+from typing import Iterator, Optional
 
 import jax
 import ml_collections
 import numpy as np
+from absl import logging
 from PIL import Image
 
+from dcgan_jax import workers
 from dcgan_jax.errors import UserError
-
-
-class Source(Protocol):
-    """Random access to preprocessed uint8 images (H, W, C)."""
-
-    def __len__(self) -> int: ...
-
-    def __getitem__(self, index: int) -> np.ndarray: ...
-
-
-class ArraySource:
-    """An in-memory uint8 array of images, N x H x W x C."""
-
-    def __init__(self, images: np.ndarray):
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> np.ndarray:
-        return self.images[index]
-
-    def read_many(self, indices: np.ndarray) -> np.ndarray:
-        return self.images[indices]
-
-
-def resize_and_center_crop(image: Image.Image, size: int, num_channels: int) -> np.ndarray:
-    """The reference preprocessing: resize the shorter side to `size` (bicubic), center-crop, convert channels."""
-    image = image.convert("L" if num_channels == 1 else "RGB")
-    width, height = image.size
-    scale = size / min(width, height)
-    new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
-    if (new_w, new_h) != (width, height):
-        image = image.resize((new_w, new_h), Image.BICUBIC)
-    left, top = (new_w - size) // 2, (new_h - size) // 2
-    array = np.asarray(image.crop((left, top, left + size, top + size)), np.uint8)
-    return array.reshape(size, size, num_channels)
+# Re-exported: the sources and the preprocessing live in dcgan_jax/sources.py (no JAX there, for the workers).
+from dcgan_jax.sources import (ArraySource, ImageFolderSource, LmdbSource, PreparedSource, Source,  # noqa: F401
+                               resize_and_center_crop)
 
 
 def digits_images(image_size: int, num_channels: int, split: str = "train") -> np.ndarray:
@@ -72,11 +42,33 @@ def digits_with_labels(image_size: int, num_channels: int, split: str = "train")
 
 
 def load_source(config: ml_collections.ConfigDict, split: str = "") -> Source:
-    """The source `config.dataset` names, preprocessed to config.image_size / config.num_channels."""
+    """The source `config.dataset` names, preprocessed to config.image_size / config.num_channels.
+
+    'digits' (embedded), 'lsun_lmdb' / 'image_folder' / 'prepared' (at config.data_path), else a TFDS name.
+    """
     split = split or config.split
+    size, channels = config.image_size, config.num_channels
     if config.dataset == "digits":
-        return ArraySource(digits_images(config.image_size, config.num_channels, split))
-    raise UserError(f"dataset={config.dataset!r} is not available in this version; use dataset='digits'")
+        return ArraySource(digits_images(size, channels, split))
+    path = os.path.expanduser(config.data_path)
+    if config.dataset in ("lsun_lmdb", "image_folder", "prepared") and not path:
+        raise UserError(f"dataset={config.dataset!r} reads from --config.data_path, which is empty: pass the "
+                        f"{_PATH_KIND[config.dataset]}")
+    if config.dataset == "lsun_lmdb":
+        return LmdbSource(path, size, channels)
+    if config.dataset == "image_folder":
+        return ImageFolderSource(path, size, channels)
+    if config.dataset == "prepared":
+        return PreparedSource(path, size, channels)
+    from dcgan_jax import tfds_source  # imports TensorFlow: only for TFDS datasets
+    config = config.copy_and_resolve_references()
+    config.split = split
+    return tfds_source.open_tfds(config)
+
+
+_PATH_KIND = {"lsun_lmdb": "LSUN LMDB directory (e.g. bedroom_train_lmdb/)",
+              "image_folder": "folder of jpg/png/webp images",
+              "prepared": "directory written by `python -m dcgan_jax.prepare`"}
 
 
 def global_batch_indices(step: int, batch_size: int, num_examples: int, seed: int) -> np.ndarray:
@@ -85,9 +77,17 @@ def global_batch_indices(step: int, batch_size: int, num_examples: int, seed: in
     epochs, offsets = np.divmod(positions, num_examples)
     indices = np.empty(batch_size, np.int64)
     for epoch in np.unique(epochs):
-        permutation = np.random.default_rng([seed, int(epoch)]).permutation(num_examples)
+        permutation = _epoch_permutation(seed, int(epoch), num_examples)
         indices[epochs == epoch] = permutation[offsets[epochs == epoch]]
     return indices
+
+
+@functools.lru_cache(maxsize=4)
+def _epoch_permutation(seed: int, epoch: int, num_examples: int) -> np.ndarray:
+    """Cached: permuting 3M LSUN indices takes ~50 ms, longer than a training step on an accelerator."""
+    permutation = np.random.default_rng([seed, epoch]).permutation(num_examples)
+    permutation.flags.writeable = False
+    return permutation
 
 
 def host_slice(batch_size: int, process_index: int, process_count: int) -> slice:
@@ -107,15 +107,37 @@ def read_batch(source: Source, indices: np.ndarray) -> np.ndarray:
     return np.stack([source[int(i)] for i in indices])
 
 
-def train_batches(config: ml_collections.ConfigDict, source: Source, start_step: int = 0,
-                  num_local_devices: Optional[int] = None) -> Iterator[np.ndarray]:
-    """Endless host batches [local_devices, per_device_batch, H, W, C] in [-1, 1], starting at `start_step`."""
-    local_devices = num_local_devices or jax.local_device_count()
-    rows = host_slice(config.batch_size, jax.process_index(), jax.process_count())
+def host_indices(config: ml_collections.ConfigDict, num_examples: int, start_step: int, process_index: int,
+                 process_count: int) -> Iterator[np.ndarray]:
+    """This host's rows of the global batch of each step from `start_step` on."""
+    rows = host_slice(config.batch_size, process_index, process_count)
     seed = config.seed + config.shuffle_seed_offset
     step = start_step
     while True:
-        indices = global_batch_indices(step, config.batch_size, len(source), seed)[rows]
-        images = to_model_range(read_batch(source, indices))
-        yield images.reshape((local_devices, -1) + images.shape[1:])
+        yield global_batch_indices(step, config.batch_size, num_examples, seed)[rows]
         step += 1
+
+
+def train_batches(config: ml_collections.ConfigDict, source: Source, start_step: int = 0,
+                  num_local_devices: Optional[int] = None, process_index: Optional[int] = None,
+                  process_count: Optional[int] = None) -> Iterator[np.ndarray]:
+    """Endless host batches [local_devices, per_device_batch, H, W, C] in [-1, 1], starting at `start_step`.
+
+    Sources that decode (LMDB, folders, TFDS array_record) are read by config.num_data_workers processes
+    (0 = all cores, 1 = in this process), config.prefetch_batches batches ahead of the ones already decoding;
+    the order of the data never depends on the number of workers.
+    """
+    local_devices = num_local_devices or jax.local_device_count()
+    process_index = jax.process_index() if process_index is None else process_index
+    process_count = jax.process_count() if process_count is None else process_count
+    steps = host_indices(config, len(source), start_step, process_index, process_count)
+    count = 1 if getattr(source, "cheap", False) else workers.num_workers(config.num_data_workers)
+    skipped = set()
+    for images, newly_skipped in workers.read_source(source, steps, count, count + config.prefetch_batches):
+        for index, reason in newly_skipped:
+            if index not in skipped:
+                skipped.add(index)
+                logging.warning("skipped unreadable image %s (%d so far), using the next readable one instead",
+                                reason, len(skipped))
+        images = to_model_range(images)
+        yield images.reshape((local_devices, -1) + images.shape[1:])

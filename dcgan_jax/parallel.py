@@ -9,10 +9,20 @@ from typing import Any, Callable, Optional, Sequence, Tuple
 
 import jax
 import numpy as np
+from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 AXIS = "batch"
 PARALLELISMS = ("pmap", "shard_map")
+
+
+def varying(tree: Any) -> Any:
+    """Marks replicated values as per-device before differentiating with respect to them.
+
+    Under shard_map, AD sums the gradient of a replicated (invariant) input over the axis by itself; as a per-device
+    value its gradient stays local, and `lax.pmean` then gives the global-batch mean under pmap and shard_map alike.
+    """
+    return jax.tree.map(lambda x: lax.pcast(x, AXIS, to="varying"), tree)
 
 
 class Parallel:

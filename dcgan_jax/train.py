@@ -36,7 +36,7 @@ class TrainState:
 def make_optimizers(config: ml_collections.ConfigDict) -> Tuple[optax.GradientTransformation, ...]:
     """Adam for G and for D (the paper: lr 2e-4, beta1 0.5)."""
     def adam():
-        return optax.adam(config.learning_rate, b1=config.beta1, b2=config.beta2)
+        return optax.adam(config.learning_rate, b1=config.beta1, b2=config.beta2, eps=config.adam_eps)
     return adam(), adam()
 
 
@@ -79,7 +79,7 @@ def make_train_step(config: ml_collections.ConfigDict, per_device_batch: int
                                             train=True, mutable=["batch_stats"])
             return fake, updates["batch_stats"]
 
-        fake, g_vjp, g_batch_stats = jax.vjp(g_forward, state.g_params, has_aux=True)
+        fake, g_vjp, g_batch_stats = jax.vjp(g_forward, parallel.varying(state.g_params), has_aux=True)
 
         # D sees the real and the fake batch in separate calls, as the reference implementations do.
         def d_loss_fn(d_params):
@@ -89,7 +89,7 @@ def make_train_step(config: ml_collections.ConfigDict, per_device_batch: int
             return loss, (batch_stats, real_logits, fake_logits)
 
         (d_loss, (d_batch_stats, real_logits, fake_logits)), d_grads = jax.value_and_grad(
-            d_loss_fn, has_aux=True)(state.d_params)
+            d_loss_fn, has_aux=True)(parallel.varying(state.d_params))
         d_grads = pmean(d_grads)
         d_updates, d_opt_state = d_tx.update(d_grads, state.d_opt_state, state.d_params)
         d_params = optax.apply_updates(state.d_params, d_updates)
@@ -113,8 +113,8 @@ def make_train_step(config: ml_collections.ConfigDict, per_device_batch: int
             "d_loss": d_loss, "g_loss": g_loss,
             "d_real": jnp.mean(jax.nn.sigmoid(real_logits)), "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)),
         })
-        metrics["g_grad_norm"] = optax.global_norm(g_grads)
-        metrics["d_grad_norm"] = optax.global_norm(d_grads)
+        metrics["g_grad_norm"] = optax.tree.norm(g_grads)
+        metrics["d_grad_norm"] = optax.tree.norm(d_grads)
         return new_state, metrics
 
     return train_step

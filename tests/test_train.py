@@ -1,0 +1,106 @@
+"""The train step: equal to a straightforward formulation, and the same on 1 and 8 devices, pmap and shard_map."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from conftest import tiny_config
+from dcgan_jax import latent, losses, models, train
+from train_utils import digit_batches, max_abs_diff, run_steps
+
+# See multidevice_checks.py: a large Adam eps makes param differences measure gradient differences.
+COMPARABLE = dict(adam_eps=1.0, learning_rate=0.01, seed=1)
+
+
+def straightforward_step(config):
+    """The step as the reference implementations write it: XLA's transposed convs, G run again for its update."""
+    config = config.copy_and_resolve_references()
+    config.upsample = "transpose"
+    generator, discriminator = models.build_models(config)
+    g_tx, d_tx = train.make_optimizers(config)
+
+    def d_apply(params, stats, x):
+        logits, new = discriminator.apply({"params": params, "batch_stats": stats}, x, train=True,
+                                          mutable=["batch_stats"])
+        return logits, new["batch_stats"]
+
+    def g_apply(params, stats, z):
+        images, new = generator.apply({"params": params, "batch_stats": stats}, z, train=True,
+                                      mutable=["batch_stats"])
+        return images, new["batch_stats"]
+
+    @jax.jit
+    def step(state, real):
+        z = latent.sample_z_for_examples(jax.random.fold_in(state.rng, state.step), jnp.arange(config.batch_size),
+                                         config.latent_dim)
+        fake, g_stats = g_apply(state.g_params, state.g_batch_stats, z)
+
+        def d_loss(params):
+            real_logits, stats = d_apply(params, state.d_batch_stats, real)
+            fake_logits, stats = d_apply(params, stats, jax.lax.stop_gradient(fake))
+            return losses.discriminator_loss(real_logits, fake_logits), stats
+
+        (_, d_stats), d_grads = jax.value_and_grad(d_loss, has_aux=True)(state.d_params)
+        d_updates, d_opt = d_tx.update(d_grads, state.d_opt_state, state.d_params)
+        d_params = optax.apply_updates(state.d_params, d_updates)
+
+        def g_loss(params):
+            images, _ = g_apply(params, state.g_batch_stats, z)
+            logits, stats = d_apply(d_params, d_stats, images)
+            return losses.generator_loss(logits), stats
+
+        (_, d_stats), g_grads = jax.value_and_grad(g_loss, has_aux=True)(state.g_params)
+        g_updates, g_opt = g_tx.update(g_grads, state.g_opt_state, state.g_params)
+        return state.replace(step=state.step + 1, g_params=optax.apply_updates(state.g_params, g_updates),
+                             d_params=d_params, g_batch_stats=g_stats, d_batch_stats=d_stats,
+                             g_opt_state=g_opt, d_opt_state=d_opt)
+
+    return step
+
+
+def test_optimized_step_equals_straightforward_formulation():
+    config = tiny_config(**COMPARABLE)
+    batches = digit_batches(config, 3)
+    fast, _ = run_steps(config, batches)
+    step = straightforward_step(config)
+    reference = train.create_train_state(config)
+    for batch in batches:
+        reference = step(reference, jnp.asarray(batch))
+    assert max_abs_diff(fast, jax.device_get(reference)) < 1e-5
+    assert max_abs_diff(fast.g_params, train.create_train_state(config).g_params) > 1e-3  # it did train
+
+
+def test_metrics_are_finite_and_the_state_advances():
+    config = tiny_config()
+    batches = digit_batches(config, 2)
+    state, history = run_steps(config, batches)
+    assert int(state.step) == 2
+    assert set(history[0]) == {"d_loss", "g_loss", "d_real", "d_fake", "g_grad_norm", "d_grad_norm"}
+    for metrics in history:
+        assert all(np.isfinite(v) for v in metrics.values())
+        assert 0.0 < metrics["d_real"] < 1.0 and 0.0 < metrics["d_fake"] < 1.0
+    # At initialization D is undecided, so its loss is near 2 log 2 and G's near log 2.
+    assert history[0]["d_loss"] == pytest.approx(2 * np.log(2), abs=0.3)
+    assert history[0]["g_loss"] == pytest.approx(np.log(2), abs=0.3)
+
+
+def test_the_same_z_does_not_depend_on_the_device_split():
+    rng = jax.random.PRNGKey(3)
+    whole = latent.sample_z_for_examples(rng, jnp.arange(8), 5)
+    halves = [latent.sample_z_for_examples(rng, jnp.arange(4) + 4 * i, 5) for i in range(2)]
+    np.testing.assert_array_equal(whole, np.concatenate(halves))
+
+
+@pytest.mark.slow
+def test_one_device_eight_devices_pmap_and_shard_map_agree():
+    script = os.path.join(os.path.dirname(__file__), "multidevice_checks.py")
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    result = subprocess.run([sys.executable, script], capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    assert result.stdout.count("OK ") == 3, result.stdout
