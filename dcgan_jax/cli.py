@@ -1,5 +1,6 @@
 """What every command-line entry point shares: one-line errors for the user's mistakes, quiet TensorFlow."""
 
+import contextlib
 import os
 import sys
 from typing import Callable
@@ -35,11 +36,37 @@ def run_main(main: Callable) -> Callable:
     return wrapped
 
 
-def parse_flags_or_exit(argv) -> None:
-    """absl's flag errors (unknown config field, bad --config path) as one line instead of a usage dump."""
+FLAG_ERRORS = (AttributeError, KeyError, TypeError, ValueError, OSError, SyntaxError, ImportError)
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error)
+    if "Failed loading config file" in text or "earlier failure to load" in text:
+        return f"cannot load --config: {text.strip().splitlines()[-1].strip()}"
+    # ml_collections reports an unknown --config.field as AttributeError("'field'\nDid you mean ...").
+    text = " ".join(text.replace("\\n", " ").replace("\\'", "").strip("'\"").split())
+    if isinstance(error, (AttributeError, KeyError)):
+        return f"unknown config field in the command line: {text}"
+    return text
+
+
+@contextlib.contextmanager
+def flag_errors():
+    """Flag and config-file mistakes (unknown --config.field, bad value, missing file) as one line, exit 2.
+
+    ml_collections applies --config.* overrides when the flag is defined and loads the file lazily, so both the
+    definition and the first use of the config go inside this guard.
+    """
     from absl import flags
     try:
-        flags.FLAGS(argv)
-    except flags.Error as e:
-        print(f"error: {e}", file=sys.stderr)
+        yield
+    except (flags.Error,) + FLAG_ERRORS as e:
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         sys.exit(2)
+
+
+def parse_flags_or_exit(argv) -> None:
+    """absl's flag errors as one line instead of a usage dump."""
+    from absl import flags
+    with flag_errors():
+        flags.FLAGS(argv)

@@ -15,18 +15,20 @@ from dcgan_jax import cli
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "digits.py")
 
 _WORKDIR = flags.DEFINE_string("workdir", "workdir", "Directory for checkpoints, samples, logs and the config.")
-_CONFIG = config_flags.DEFINE_config_file("config", DEFAULT_CONFIG, "Training configuration file.",
-                                          lock_config=True)
+with cli.flag_errors():  # --config.* overrides are applied here, at definition
+    _CONFIG = config_flags.DEFINE_config_file("config", DEFAULT_CONFIG, "Training configuration file.",
+                                              lock_config=True)
 
 
 @cli.run_main
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    with cli.flag_errors():  # the config file is loaded on first use
+        config = _CONFIG.value
+        config.dataset
     cli.quiet_tensorflow()
     from dcgan_jax import train  # after flag parsing, so `--help` stays fast
-
-    config = _CONFIG.value
     print(f"training {config.dataset} at {config.image_size}px for {config.num_train_steps} steps "
           f"in {os.path.abspath(_WORKDIR.value)}", flush=True)
     train.train_and_evaluate(config, _WORKDIR.value)
