@@ -37,6 +37,61 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any, config: ml_colle
         config=ocp.args.JsonSave(json.loads(config.to_json()))), force=True)
 
 
+# Fields that change the shapes of the saved params: resuming with other values cannot work.
+ARCHITECTURE_FIELDS = ("image_size", "num_channels", "latent_dim", "g_width", "d_width")
+
+
+def check_compatible(saved: ml_collections.ConfigDict, config: ml_collections.ConfigDict, where: str) -> None:
+    """A one-line error naming every architecture field that differs between a checkpoint and the config."""
+    differ = [f"{k}: checkpoint {saved.get(k)} vs config {config.get(k)}" for k in ARCHITECTURE_FIELDS
+              if saved.get(k) != config.get(k)]
+    if differ:
+        raise UserError(f"the checkpoint in {where} was trained with another architecture ({'; '.join(differ)}); "
+                        f"use a new --workdir, or the checkpoint's values")
+
+
+def restore_for_training(manager: ocp.CheckpointManager, template: Any, config: ml_collections.ConfigDict,
+                         workdir: str) -> Any:
+    """The latest complete checkpoint's state if there is one (checked against the config), else `template`."""
+    step = manager.latest_step()
+    if step is None:
+        return template
+    where = os.path.join(checkpoint_dir(workdir), str(step))
+    try:
+        saved_config = restore_config(manager, step)
+    except Exception as e:  # orbax raises many types for damaged files
+        raise _unreadable(manager, step, where, e) from None
+    check_compatible(saved_config, config, where)
+    try:
+        return restore_state(manager, template, step)
+    except Exception as e:
+        raise _unreadable(manager, step, where, e) from None
+
+
+def _unreadable(manager: ocp.CheckpointManager, step: int, where: str, error: Exception) -> UserError:
+    older = [s for s in manager.all_steps() if s < step]
+    hint = (f"move it out of the way to resume from step {max(older)}" if older
+            else "move it out of the way to start afresh")
+    reason = " ".join(str(error).split())[:200]
+    return UserError(f"checkpoint {where} is unreadable ({type(error).__name__}: {reason}); {hint}")
+
+
+def save_or_fail(manager: ocp.CheckpointManager, step: int, state: Any, config: ml_collections.ConfigDict,
+                 wait: bool = False) -> None:
+    """`save` (and optionally wait), turning a failed write (disk full, permissions) into a one-line error.
+
+    A failed write leaves only an orbax temporary directory, which is never read; earlier steps stay intact.
+    """
+    try:
+        save(manager, step, state, config)
+        if wait:
+            manager.wait_until_finished()
+    except Exception as e:
+        raise UserError(f"could not write the checkpoint of step {step} to {manager.directory} "
+                        f"({type(e).__name__}: {' '.join(str(e).split())[:200]}); free space or fix permissions "
+                        f"and rerun: training resumes from the last complete checkpoint") from None
+
+
 def restore_state(manager: ocp.CheckpointManager, template: Any, step: Optional[int] = None) -> Any:
     """The state saved at `step` (default: latest), in the structure of `template`."""
     step = manager.latest_step() if step is None else step

@@ -31,9 +31,10 @@ def main(argv):
     from dcgan_jax import train  # after flag parsing, so `--help` stays fast
     print(f"training {config.dataset} at {config.image_size}px for {config.num_train_steps} steps "
           f"in {os.path.abspath(_WORKDIR.value)}", flush=True)
-    train.train_and_evaluate(config, _WORKDIR.value)
-    print(f"done: samples in {os.path.join(_WORKDIR.value, 'samples')}, checkpoints in "
-          f"{os.path.join(_WORKDIR.value, 'checkpoints')}", flush=True)
+    state = train.train_and_evaluate(config, _WORKDIR.value)
+    if int(state.step) >= config.num_train_steps:
+        print(f"done: samples in {os.path.join(_WORKDIR.value, 'samples')}, checkpoints in "
+              f"{os.path.join(_WORKDIR.value, 'checkpoints')}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,6 @@
 """Train state, the per-device D+G update step, and the training loop."""
 
-import json
 import os
-import time
 from typing import Any, Callable, Dict, Tuple
 
 import flax
@@ -13,7 +11,8 @@ import numpy as np
 import optax
 from jax import lax
 
-from dcgan_jax import checkpointing, generate, input_pipeline, latent, losses, models, parallel, visualize
+from dcgan_jax import (checkpointing, generate, input_pipeline, latent, losses, models, parallel, preemption,
+                       reporting)
 from dcgan_jax.errors import UserError
 
 Metrics = Dict[str, jax.Array]
@@ -115,6 +114,8 @@ def make_train_step(config: ml_collections.ConfigDict, per_device_batch: int
         })
         metrics["g_grad_norm"] = optax.tree.norm(g_grads)
         metrics["d_grad_norm"] = optax.tree.norm(d_grads)
+        # One flag for the divergence guard: NaN/inf anywhere in the losses or the new params shows up here.
+        metrics["finite"] = jnp.isfinite(d_loss + g_loss + optax.tree.norm((g_params, d_params))).astype(jnp.float32)
         return new_state, metrics
 
     return train_step
@@ -153,88 +154,92 @@ def prepare_workdir(workdir: str) -> None:
         raise UserError(f"workdir {workdir!r} is not writable ({e.strerror}); pass a writable --workdir") from None
 
 
-class _Logger:
-    """Console lines, TensorBoard scalars/images and metrics.jsonl, written by process 0 only."""
-
-    def __init__(self, workdir: str, config: ml_collections.ConfigDict, start_step: int):
-        self.enabled = jax.process_index() == 0
-        self.workdir, self.config = workdir, config
-        self.metrics_path = os.path.join(workdir, "metrics.jsonl")
-        self.last_time, self.last_step = time.time(), start_step
-        self.writer = None
-        if self.enabled:
-            from flax.metrics import tensorboard  # imports TensorFlow: only where logs are written
-            self.writer = tensorboard.SummaryWriter(os.path.join(workdir, "tensorboard"))
-
-    def scalars(self, step: int, metrics: Dict[str, float]) -> None:
-        if not self.enabled:
-            return
-        now = time.time()
-        rate = (step - self.last_step) * self.config.batch_size / max(now - self.last_time, 1e-9)
-        eta = (self.config.num_train_steps - step) * self.config.batch_size / max(rate, 1e-9)
-        self.last_time, self.last_step = now, step
-        print(f"step {step}/{self.config.num_train_steps} | d_loss {metrics['d_loss']:.3f} "
-              f"g_loss {metrics['g_loss']:.3f} D(x) {metrics['d_real']:.2f} D(G(z)) {metrics['d_fake']:.2f} | "
-              f"{rate:.0f} img/s | ETA {int(eta) // 60}m{int(eta) % 60:02d}s", flush=True)
-        for key, value in metrics.items():
-            self.writer.scalar(f"train/{key}", value, step)
-        self.writer.scalar("train/images_per_sec", rate, step)
-        self.writer.flush()
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps({"step": step, **metrics}) + "\n")
-
-    def samples(self, step: int, images: np.ndarray) -> None:
-        if not self.enabled:
-            return
-        grid = visualize.make_grid(images)
-        visualize.save_image(os.path.join(self.workdir, "samples", f"step_{step:08d}.png"), grid)
-        self.writer.image("samples", grid[None], step)
-        self.writer.flush()
-
-    def close(self) -> None:
-        if not self.enabled:
-            return
-        self.writer.close()
-        if os.path.exists(self.metrics_path):
-            visualize.plot_losses(self.metrics_path, os.path.join(self.workdir, "loss_curve.png"))
-
-
 def fixed_z(config: ml_collections.ConfigDict) -> np.ndarray:
     """The z of the sample grids saved during training: the same for the whole run (and for reruns)."""
     rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x5A)
     return np.asarray(latent.sample_z(rng, config.num_fixed_samples, config.latent_dim, config.z_distribution))
 
 
+class DivergenceError(UserError):
+    """Non-finite losses or params: training stops and the last good checkpoint is kept."""
+
+
+def _check_finite(metrics: Dict[str, float], step: int, manager) -> None:
+    if metrics["finite"] != 1.0:
+        manager.wait_until_finished()
+        last_good = manager.latest_step()
+        kept = (f"the last good checkpoint is step {last_good} in {manager.directory} (kept)" if last_good is not None
+                else "no checkpoint was saved before it")
+        raise DivergenceError(f"training diverged: non-finite loss or params at step {step} "
+                              f"(d_loss {metrics['d_loss']}, g_loss {metrics['g_loss']}); {kept}; "
+                              f"lower learning_rate or change the seed, then rerun")
+
+
+def _train_loop(config, workdir, runner, manager, reporter, train_step, batches, evaluator, device_state):
+    """Steps from the state's step to num_train_steps, or until a stop signal; returns the device state."""
+    sample_z = fixed_z(config)
+    start_step = int(jax.device_get(runner.unreplicate(device_state.step)))
+    with preemption.StopRequest() as stop:
+        for step in range(start_step + 1, config.num_train_steps + 1):
+            device_state, metrics = train_step(device_state, runner.shard_batch(next(batches)))
+            last = step == config.num_train_steps
+            stopping = stop.requested()
+            log, save = step % config.log_every_steps == 0 or last, step % config.checkpoint_every_steps == 0
+            if log or save or stopping or last:  # fetching metrics waits for the step: only when needed
+                host_metrics = {k: float(v) for k, v in jax.device_get(runner.unreplicate(metrics)).items()}
+                _check_finite(host_metrics, step, manager)
+                if log:
+                    reporter.scalars(step, host_metrics)
+            sample = step % config.sample_every_steps == 0 or last
+            evaluate_now = evaluator is not None and step % config.eval_every_steps == 0
+            if sample or evaluate_now:
+                host_state = jax.device_get(runner.unreplicate(device_state))
+                g_vars = {"params": host_state.g_params, "batch_stats": host_state.g_batch_stats}
+                if sample:
+                    reporter.samples(step, generate.generate(config, g_vars, sample_z))
+                if evaluate_now:
+                    reporter.evaluation(step, evaluator(step, g_vars))
+            if save or stopping or last:
+                checkpointing.save_or_fail(manager, step, jax.device_get(runner.unreplicate(device_state)), config,
+                                           wait=stopping)
+            if stopping:
+                reporter.message(f"stopped by {stop.signal_name or 'another host'} at step {step}; checkpoint "
+                                 f"saved in {checkpointing.checkpoint_dir(workdir)}; rerun the same command to resume")
+                break
+    return device_state
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
-    """Trains from scratch or from the latest checkpoint in workdir; returns the final state (host copy)."""
+    """Trains from scratch or from the latest checkpoint in workdir; returns the final state (host copy).
+
+    Data order and every random draw are functions of (seed, step), so an interrupted run rerun with the same command
+    ends with the same params as an uninterrupted one. SIGTERM/SIGINT stop after the current step with a checkpoint.
+    """
     validate_config(config)
     prepare_workdir(workdir)
+    manager = checkpointing.create_manager(workdir, config.keep_checkpoints)
+    state = checkpointing.restore_for_training(manager, create_train_state(config), config, workdir)
+    start_step = int(state.step)
+    reporter = reporting.Reporter(workdir, config, start_step)
+    if start_step:
+        reporter.message(f"resumed from step {start_step} in {checkpointing.checkpoint_dir(workdir)}")
+    if jax.process_index() == 0:
+        with open(os.path.join(workdir, "config.json"), "w") as f:
+            f.write(config.to_json(indent=2))
+
     source = input_pipeline.load_source(config)
     runner = parallel.Parallel(config.parallelism)
-    manager = checkpointing.create_manager(workdir, config.keep_checkpoints)
-    state = create_train_state(config)
-    if manager.latest_step() is not None:
-        state = checkpointing.restore_state(manager, state)
-        print(f"resumed from step {int(state.step)} in {checkpointing.checkpoint_dir(workdir)}", flush=True)
-    start_step = int(state.step)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        f.write(config.to_json(indent=2))
-
     train_step = runner.compile(make_train_step(config, config.batch_size // runner.num_devices))
     batches = input_pipeline.train_batches(config, source, start_step, len(runner.local_devices))
-    logger = _Logger(workdir, config, start_step)
-    sample_z = fixed_z(config)
+    evaluator = None
+    if config.eval_every_steps:
+        from dcgan_jax import evaluate  # scikit-learn and the FID feature extractor: only when asked for
+        evaluator = evaluate.make_training_evaluator(config, workdir)
     device_state = runner.replicate(state)
-    for step in range(start_step + 1, config.num_train_steps + 1):
-        device_state, metrics = train_step(device_state, runner.shard_batch(next(batches)))
-        if step % config.log_every_steps == 0 or step == config.num_train_steps:
-            logger.scalars(step, {k: float(v) for k, v in jax.device_get(runner.unreplicate(metrics)).items()})
-        if step % config.sample_every_steps == 0 or step == config.num_train_steps:
-            state = jax.device_get(runner.unreplicate(device_state))
-            g_vars = {"params": state.g_params, "batch_stats": state.g_batch_stats}
-            logger.samples(step, generate.generate(config, g_vars, sample_z))
-        if step % config.checkpoint_every_steps == 0 or step == config.num_train_steps:
-            checkpointing.save(manager, step, jax.device_get(runner.unreplicate(device_state)), config)
-    manager.wait_until_finished()
-    logger.close()
+    try:
+        device_state = _train_loop(config, workdir, runner, manager, reporter, train_step, batches, evaluator,
+                                   device_state)
+    finally:
+        manager.wait_until_finished()  # an error must not lose the checkpoint being written in the background
+    reporter.close()
     return jax.device_get(runner.unreplicate(device_state))
