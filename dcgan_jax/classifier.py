@@ -34,8 +34,10 @@ def load_labelled(dataset: str, split: str, image_size: int, num_channels: int,
     try:
         data = tfds.load(dataset, split=split, data_dir=data_dir or None, as_supervised=True, batch_size=-1)
     except Exception as e:  # unknown name, missing split or not downloaded: all fixed by the user
-        raise UserError(f"cannot load labelled TFDS dataset {dataset!r} split {split!r} "
-                        f"(data_dir={data_dir or 'default'}): {str(e).splitlines()[0]}") from None
+        raise UserError(f"cannot load labelled TFDS dataset {dataset!r} split {split!r} (data_dir="
+                        f"{data_dir or 'default'}): {str(e).splitlines()[0] if str(e) else type(e).__name__}. "
+                        "Labelled data is needed here: pass a labelled dataset (--dataset=mnist, cifar10, ...; "
+                        "for FID: eval_classifier_dataset) or use eval_feature_extractor='inception'") from None
     images, labels = tfds.as_numpy(data)
     resized = np.stack([resize_uint8(image, image_size, num_channels) for image in images])
     return resized, np.asarray(labels, np.int32)

@@ -19,20 +19,6 @@ from absl import app, flags
 from dcgan_jax import cli
 from dcgan_jax.errors import UserError
 
-_WORKDIR = flags.DEFINE_string("workdir", "workdir", "A training workdir (holds checkpoints/).")
-_TASK = flags.DEFINE_enum("task", "fid", ["classify", "fid", "train_classifier"], "What to evaluate.")
-_DATASET = flags.DEFINE_string("dataset", "", "classify: labelled dataset ('digits', 'mnist', 'cifar10', "
-                               "'svhn_cropped', ...); fid/train_classifier: the classifier's dataset. "
-                               "Default: the run's dataset.")
-_STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
-_NUM_SAMPLES = flags.DEFINE_integer("num_samples", None, "fid: generated images (default: eval_num_samples).")
-_LABELS_PER_CLASS = flags.DEFINE_integer("labels_per_class", None, "classify: labelled examples per class "
-                                         "(default: eval_labels_per_class; 0 = all).")
-_EXTRACTOR = flags.DEFINE_enum("extractor", None, ["classifier", "inception"], "fid: feature extractor.")
-_INCEPTION_WEIGHTS = flags.DEFINE_string("inception_weights", None, "fid: InceptionV3 .npz (extractor=inception).")
-_CLASSIFIER_DIR = flags.DEFINE_string("classifier_dir", None, "Where the FID classifier is kept.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir for the labelled dataset.")
-
 Table = List[Dict[str, Any]]
 
 
@@ -179,6 +165,22 @@ def fid_table(config: ml_collections.ConfigDict, g_trained: Any, g_init: Any, st
 
 
 # ------------------------------------------------------------------------------------------------------- CLI
+def _define_flags() -> None:
+    """The CLI's flags; defined only when run as a program, so train.py can import this module beside main's."""
+    flags.DEFINE_string("workdir", "workdir", "A training workdir (holds checkpoints/).")
+    flags.DEFINE_enum("task", "fid", ["classify", "fid", "train_classifier"], "What to evaluate.")
+    flags.DEFINE_string("dataset", "", "classify: labelled dataset ('digits', 'mnist', 'cifar10', 'svhn_cropped', "
+                        "...); fid/train_classifier: the classifier's dataset. Default: the run's dataset.")
+    flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+    flags.DEFINE_integer("num_samples", None, "fid: generated images (default: eval_num_samples).")
+    flags.DEFINE_integer("labels_per_class", None, "classify: labelled examples per class "
+                         "(default: eval_labels_per_class; 0 = all).")
+    flags.DEFINE_enum("extractor", None, ["classifier", "inception"], "fid: feature extractor.")
+    flags.DEFINE_string("inception_weights", None, "fid: InceptionV3 .npz (extractor=inception).")
+    flags.DEFINE_string("classifier_dir", None, "Where the FID classifier is kept.")
+    flags.DEFINE_string("data_dir", None, "TFDS data_dir for the labelled dataset.")
+
+
 def with_eval_defaults(saved: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """A checkpoint's config on top of today's base config, so runs saved before new eval fields still evaluate."""
     from configs import base
@@ -210,15 +212,15 @@ def format_table(rows: Table) -> str:
     return "\n".join(lines)
 
 
-def _apply_flags(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    overrides = {"eval_num_samples": _NUM_SAMPLES.value, "eval_labels_per_class": _LABELS_PER_CLASS.value,
-                 "eval_feature_extractor": _EXTRACTOR.value, "eval_inception_weights": _INCEPTION_WEIGHTS.value,
-                 "eval_classifier_dir": _CLASSIFIER_DIR.value, "data_dir": _DATA_DIR.value}
+def _apply_flags(config: ml_collections.ConfigDict, f: flags.FlagValues) -> ml_collections.ConfigDict:
+    overrides = {"eval_num_samples": f.num_samples, "eval_labels_per_class": f.labels_per_class,
+                 "eval_feature_extractor": f.extractor, "eval_inception_weights": f.inception_weights,
+                 "eval_classifier_dir": f.classifier_dir, "data_dir": f.data_dir}
     for key, value in overrides.items():
         if value is not None:
             config[key] = value
-    if _DATASET.value and _TASK.value != "classify":
-        config.eval_classifier_dataset = _DATASET.value
+    if f.dataset and f.task != "classify":
+        config.eval_classifier_dataset = f.dataset
     if config.eval_num_samples < 2:
         raise UserError(f"--num_samples={config.eval_num_samples} must be at least 2")
     return config
@@ -229,16 +231,17 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     cli.quiet_tensorflow()
-    config, step, state, initial = load_run(_WORKDIR.value, _STEP.value)
-    config = _apply_flags(config)
-    task = _TASK.value
+    f = flags.FLAGS
+    config, step, state, initial = load_run(f.workdir, f.step)
+    config = _apply_flags(config, f)
+    task = f.task
     if task == "train_classifier":
         from dcgan_jax import classifier
         meta = classifier.train_and_save(config)
         print(f"saved the FID classifier to {classifier.classifier_dir(config)}: {json.dumps(meta)}")
         return
     if task == "classify":
-        dataset = _DATASET.value or config.dataset
+        dataset = f.dataset or config.dataset
         rows = classify(config, {"params": state.d_params, "batch_stats": state.d_batch_stats},
                         {"params": initial.d_params, "batch_stats": initial.d_batch_stats}, dataset,
                         config.eval_labels_per_class)
@@ -250,12 +253,13 @@ def main(argv):
         header = f"FID/KID vs {rows[0]['num_real']} '{config.eval_split}' images of {config.dataset}; {describe}"
     print(header)
     print(format_table(rows))
-    path = os.path.join(_WORKDIR.value, f"eval_{task}.json")
+    path = os.path.join(f.workdir, f"eval_{task}.json")
     with open(path, "w") as f:
         json.dump({"task": task, "step": step, "header": header, "rows": rows}, f, indent=2)
     print(f"wrote {path}")
 
 
 if __name__ == "__main__":
+    _define_flags()
     cli.parse_flags_or_exit(sys.argv)
     app.run(main, argv=sys.argv[:1])

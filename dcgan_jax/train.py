@@ -131,6 +131,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         jnp.dtype(config.compute_dtype)
     except (ValueError, TypeError) as e:
         raise UserError(f"invalid config: {e}") from None
+    if config.eval_every_steps < 0:
+        raise UserError(f"invalid config: eval_every_steps={config.eval_every_steps} must be >= 0 (0 disables)")
     for field in ("batch_size", "num_train_steps", "latent_dim", "g_width", "d_width", "log_every_steps",
                   "sample_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
         if int(config[field]) <= 0:
