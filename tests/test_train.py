@@ -81,7 +81,8 @@ def test_metrics_are_finite_and_the_state_advances():
     batches = digit_batches(config, 2)
     state, history = run_steps(config, batches)
     assert int(state.step) == 2
-    assert set(history[0]) == {"d_loss", "g_loss", "d_real", "d_fake", "g_grad_norm", "d_grad_norm"}
+    assert set(history[0]) == {"d_loss", "g_loss", "d_real", "d_fake", "g_grad_norm", "d_grad_norm", "finite"}
+    assert all(m["finite"] == 1.0 for m in history)
     for metrics in history:
         assert all(np.isfinite(v) for v in metrics.values())
         assert 0.0 < metrics["d_real"] < 1.0 and 0.0 < metrics["d_fake"] < 1.0
