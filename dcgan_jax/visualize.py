@@ -1,8 +1,10 @@
 """Pictures: image grids (PNG), animations (GIF) and loss curves."""
 
+import glob
 import json
 import os
-from typing import Optional, Sequence
+import re
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -43,15 +45,74 @@ def save_grid(path: str, images: np.ndarray, num_cols: Optional[int] = None) -> 
     save_image(path, make_grid(images, num_cols))
 
 
-def save_gif(path: str, frames: Sequence[np.ndarray], duration_ms: int = 200, loop: int = 0) -> None:
-    """An animated GIF, one frame per uint8 (H, W, C) image (e.g. grids)."""
+def save_gif(path: str, frames: Sequence[np.ndarray], duration_ms: int = 200, loop: int = 0,
+             levels: int = 0) -> None:
+    """An animated GIF, one frame per uint8 (H, W, C) image (e.g. grids).
+
+    `levels` > 0 quantizes every channel to that many values first (16 makes noisy samples ~3x smaller). Pillow
+    merges a frame identical to the one before it into that one (adding up their durations).
+    """
     if not frames:
         raise ValueError("a GIF needs at least one frame")
+    if levels:
+        frames = [quantize(f, levels) for f in frames]
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     pil_frames = [_to_pil(np.asarray(f)).convert("RGB") if np.asarray(f).shape[-1] == 3 else _to_pil(np.asarray(f))
                   for f in frames]
     pil_frames[0].save(path, save_all=True, append_images=pil_frames[1:], duration=duration_ms, loop=loop,
                        optimize=False, disposal=1)
+
+
+def table_grid(rows: Sequence[np.ndarray], padding: int = 2, pad_value: int = 255) -> np.ndarray:
+    """Rows of images (each (n_r, H, W, C), n_r may differ) -> one grid; short rows are filled with blank cells."""
+    width = max(len(r) for r in rows)
+    blank = np.full_like(to_uint8_if_needed(rows[0])[:1], pad_value)
+    cells = [np.concatenate([to_uint8_if_needed(r)] + [blank] * (width - len(r))) for r in rows]
+    return make_grid(np.concatenate(cells), num_cols=width, padding=padding, pad_value=pad_value)
+
+
+def to_uint8_if_needed(images: np.ndarray) -> np.ndarray:
+    images = np.asarray(images)
+    return images if images.dtype == np.uint8 else to_uint8(images)
+
+
+def zoom(image: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour upscaling of an (H, W, C) image by an integer factor (small images stay crisp)."""
+    return image if factor == 1 else np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def caption(image: np.ndarray, text: str, height: int = 14) -> np.ndarray:
+    """The image with a white strip on top holding `text` in PIL's built-in font."""
+    from PIL import ImageDraw
+    strip = Image.new("L", (image.shape[1], height), 255)
+    ImageDraw.Draw(strip).text((2, 1), text, fill=0)
+    strip = np.asarray(strip)[..., None].repeat(image.shape[-1], axis=-1)
+    return np.concatenate([strip, image], axis=0)
+
+
+_STEP_FILE = re.compile(r"step_(\d+)\.png$")
+
+
+def training_grids(workdir: str) -> List[Tuple[int, np.ndarray]]:
+    """(step, grid) of the fixed-z sample grids that training saved in workdir/samples/, in step order."""
+    found = []
+    for path in glob.glob(os.path.join(workdir, "samples", "step_*.png")):
+        match = _STEP_FILE.search(os.path.basename(path))
+        if match:
+            image = np.asarray(Image.open(path))
+            found.append((int(match.group(1)), image[..., None] if image.ndim == 2 else image))
+    return sorted(found, key=lambda item: item[0])
+
+
+def training_progress_frames(workdir: str) -> List[np.ndarray]:
+    """One captioned frame per saved sample grid: how the fixed-z samples evolve over training."""
+    return [caption(grid, f"step {step}") for step, grid in training_grids(workdir)]
+
+
+def quantize(image: np.ndarray, levels: int) -> np.ndarray:
+    """uint8 image with each channel rounded to `levels` evenly spaced values in [0, 255]."""
+    step = 255.0 / (levels - 1)
+    return (np.round(np.asarray(image, np.float32) / step) * step).round().astype(np.uint8)
 
 
 def read_metrics(path: str) -> list:
@@ -66,7 +127,7 @@ def plot_losses(metrics_path: str, output_path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = read_metrics(metrics_path)
+    rows = [r for r in read_metrics(metrics_path) if "d_loss" in r]  # eval rows carry eval_* keys only
     steps = [r["step"] for r in rows]
     fig, ax = plt.subplots(figsize=(7, 4))
     for key, label in (("d_loss", "D loss"), ("g_loss", "G loss")):
