@@ -15,6 +15,12 @@ from dcgan_jax import cli
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "digits.py")
 
 _WORKDIR = flags.DEFINE_string("workdir", "workdir", "Directory for checkpoints, samples, logs and the config.")
+# Several processes (hosts): see dcgan_jax/distributed.py and launch/. SLURM and Cloud TPU are detected by themselves.
+_COORDINATOR = flags.DEFINE_string("coordinator_address", "", "host:port of process 0, for a multi-process run.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", 0, "Number of processes of a multi-process run.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", -1, "This process's index in [0, num_processes).")
+_COORDINATOR_TIMEOUT = flags.DEFINE_integer("coordinator_timeout_s", 300,
+                                            "Seconds to wait for all processes to join before failing.")
 with cli.flag_errors():  # --config.* overrides are applied here, at definition
     _CONFIG = config_flags.DEFINE_config_file("config", DEFAULT_CONFIG, "Training configuration file.",
                                               lock_config=True)
@@ -24,6 +30,8 @@ with cli.flag_errors():  # --config.* overrides are applied here, at definition
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from dcgan_jax import distributed  # before anything touches JAX devices
+    distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _COORDINATOR_TIMEOUT.value)
     with cli.flag_errors():  # the config file is loaded on first use
         config = _CONFIG.value
         config.dataset

@@ -58,8 +58,38 @@ def transposed_conv_subpixel(x: jax.Array, kernel: jax.Array) -> jax.Array:
     return y.reshape(n, 2 * h, 2 * w, features)
 
 
+def transposed_conv_gemm(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """Same result as `transposed_conv_reference`, as one matrix product: no FLOPs spent on zero taps.
+
+    Output pixel (2p+a, 2q+b) sees the 2x2 input window starting at (p-1+a, q-1+b) through kernel taps
+    (2r+a, 2s+b), r, s in {0, 1}. So all four phases are one product of the (h+1)x(w+1) windows of the padded input
+    (4*C_in values each) with a (4*C_in, 4*C_out) matrix; phase (a, b) then reads its window grid shifted by (a, b).
+    """
+    n, h, w, c_in = x.shape
+    features = kernel.shape[-1]
+    padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    windows = jnp.concatenate([padded[:, r:r + h + 1, s:s + w + 1] for r in (0, 1) for s in (0, 1)], axis=-1)
+    # kernel[2r+a, 2s+b, i, o] -> matrix[(r, s, i), (a, b, o)]
+    matrix = kernel.reshape(2, 2, 2, 2, c_in, features).transpose(0, 2, 4, 1, 3, 5).reshape(4 * c_in, 4 * features)
+    y = jnp.dot(windows, matrix).reshape(n, h + 1, w + 1, 2, 2, features)
+    rows = [jnp.stack([y[:, a:a + h, b:b + w, a, b] for b in (0, 1)], axis=3) for a in (0, 1)]  # (n, h, w, 2, C)
+    return jnp.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, features)
+
+
+_GEMM_MIN_FEATURES = 16  # narrower outputs (G's RGB layer): the GEMM is too thin, the 3x3 conv form is faster
+
+
+def transposed_conv_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """The fastest exact sub-pixel form on XLA:CPU (benchmarks/train_step.py): GEMM for wide layers, else 3x3 conv."""
+    if kernel.shape[-1] >= _GEMM_MIN_FEATURES:
+        return transposed_conv_gemm(x, kernel)
+    return transposed_conv_subpixel(x, kernel)
+
+
 UPSAMPLERS: Mapping[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
-    "subpixel": transposed_conv_subpixel,
+    "subpixel": transposed_conv_fast,
+    "subpixel_conv": transposed_conv_subpixel,
+    "subpixel_gemm": transposed_conv_gemm,
     "transpose": transposed_conv_reference,
 }
 

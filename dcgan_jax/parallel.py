@@ -58,12 +58,16 @@ class Parallel:
             n = len(self.local_devices)
             stacked = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), jax.device_get(tree))
             return jax.pmap(lambda x: x, devices=self.devices)(stacked)
-        return jax.device_put(tree, NamedSharding(self.mesh, P()))
+        # From host copies: each host fills its own devices (device_put of a device array would be a cross-host copy).
+        sharding = NamedSharding(self.mesh, P())
+        return jax.tree.map(lambda x: jax.make_array_from_callback(np.shape(x), sharding, lambda index: x[index]),
+                            jax.device_get(tree))
 
     def unreplicate(self, tree: Any) -> Any:
         """The step's state layout -> one copy (still on device; `jax.device_get` it for the host)."""
         if self.parallelism == "pmap":
-            return jax.tree.map(lambda x: x[0], tree)
+            # The first local copy: x[0] would be a program over all hosts' devices, compiled for every leaf.
+            return jax.tree.map(lambda x: x.addressable_data(0)[0], tree)
         return tree
 
     def shard_batch(self, batch: Any) -> Any:

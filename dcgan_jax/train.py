@@ -115,7 +115,8 @@ def make_train_step(config: ml_collections.ConfigDict, per_device_batch: int
         metrics["g_grad_norm"] = optax.tree.norm(g_grads)
         metrics["d_grad_norm"] = optax.tree.norm(d_grads)
         # One flag for the divergence guard: NaN/inf anywhere in the losses or the new params shows up here.
-        metrics["finite"] = jnp.isfinite(d_loss + g_loss + optax.tree.norm((g_params, d_params))).astype(jnp.float32)
+        metrics["finite"] = pmean(  # averaged so it is replicated (shard_map's out_specs); < 1 if any device fails
+            jnp.isfinite(d_loss + g_loss + optax.tree.norm((g_params, d_params))).astype(jnp.float32))
         return new_state, metrics
 
     return train_step
@@ -148,7 +149,7 @@ def prepare_workdir(workdir: str) -> None:
     """Creates workdir and checks it is writable, before any work is done."""
     try:
         os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
-        probe = os.path.join(workdir, ".write_test")
+        probe = os.path.join(workdir, f".write_test.{jax.process_index()}")  # every host checks; no two share a name
         with open(probe, "w") as f:
             f.write("ok")
         os.remove(probe)

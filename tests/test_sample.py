@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import TINY_FLAGS, run_cli, tiny_config
+from conftest import run_cli, tiny_config
 from dcgan_jax import train
 
 
