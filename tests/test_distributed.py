@@ -1,0 +1,143 @@
+"""Multi-process training (dcgan_jax/distributed.py): 2 processes on localhost equal 1 process with 4 devices."""
+
+import glob
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from dcgan_jax import distributed
+from dcgan_jax.errors import UserError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Small steps; adam_eps=1 and seed 1 keep float32 summation-order noise from flipping Adam updates (multidevice_checks).
+TINY = ("--config.g_width=8", "--config.d_width=8", "--config.batch_size=16", "--config.latent_dim=16",
+        "--config.num_fixed_samples=16", "--config.log_every_steps=2", "--config.sample_every_steps=2",
+        "--config.checkpoint_every_steps=2", "--config.adam_eps=1.0", "--config.learning_rate=0.01",
+        "--config.seed=1")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch(workdir, num_processes, devices_per_process, *flags, timeout=900):
+    """Runs `dcgan_jax.main` as `num_processes` processes; returns their CompletedProcess-like (rc, out, err)."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices_per_process}")
+    multi = (f"--coordinator_address=127.0.0.1:{_free_port()}", f"--num_processes={num_processes}",
+             "--coordinator_timeout_s=300") if num_processes > 1 else ()
+    procs = [subprocess.Popen([sys.executable, "-m", "dcgan_jax.main", f"--workdir={workdir}", *TINY, *flags,
+                               *multi, *((f"--process_id={i}",) if multi else ())],
+                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(num_processes)]
+    results, deadline = [], time.time() + timeout
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=max(deadline - time.time(), 1))
+            results.append((p.returncode, out, err))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    for rc, out, err in results:
+        assert rc == 0, err[-3000:]
+    return results
+
+
+def _final_params(workdir):
+    from dcgan_jax import checkpointing, train
+    manager, config = checkpointing.open_workdir(workdir)
+    state = checkpointing.restore_state(manager, train.create_train_state(config))
+    return int(state.step), state
+
+
+def _max_diff(a, b):
+    import jax
+    return max(jax.tree.leaves(jax.tree.map(
+        lambda x, y: float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)))), a, b)))
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one_process_with_four_devices_and_resume(tmp_path):
+    """2 hosts x 2 devices (pmap to step 2, then resumed with shard_map to 4) == 1 host x 4 devices (pmap)."""
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    _launch(single, 1, 4, "--config.num_train_steps=4")
+    first = _launch(multi, 2, 2, "--config.num_train_steps=2")
+    resumed = _launch(multi, 2, 2, "--config.num_train_steps=4", "--config.parallelism=shard_map")
+
+    # One writer: only process 0 prints progress; one config.json, one metrics row per logged step, one grid each.
+    for run in (first, resumed):
+        assert "step 2/" in run[0][1] or "step 4/" in run[0][1]
+        assert "step " not in run[1][1] and "resumed" not in run[1][1], run[1][1]
+    assert "resumed from step 2" in resumed[0][1]
+    rows = [json.loads(line)["step"] for line in open(multi / "metrics.jsonl")]
+    assert rows == [2, 4], rows
+    assert sorted(os.path.basename(p) for p in glob.glob(str(multi / "samples" / "*.png"))) == [
+        "step_00000002.png", "step_00000004.png"]
+    assert json.load(open(multi / "config.json"))["num_train_steps"] == 4
+    assert not glob.glob(str(multi / ".write_test*"))
+
+    step_single, state_single = _final_params(single)
+    step_multi, state_multi = _final_params(multi)
+    assert step_single == step_multi == 4
+    diff = _max_diff((state_single.g_params, state_single.d_params, state_single.g_batch_stats,
+                      state_single.d_batch_stats), (state_multi.g_params, state_multi.d_params,
+                                                    state_multi.g_batch_stats, state_multi.d_batch_stats))
+    print(f"max |params(2 processes x 2 devices) - params(1 process x 4 devices)| = {diff:.2e}")
+    assert diff < 1e-5, diff
+    # The check can fail: 4 steps moved the params well beyond the tolerance.
+    assert _max_diff(state_multi.g_params, _initial_g_params(single)) > 1e-3
+
+
+def _initial_g_params(workdir):
+    from dcgan_jax import checkpointing, train
+    _, config = checkpointing.open_workdir(workdir)
+    return train.create_train_state(config).g_params
+
+
+def test_an_unreachable_coordinator_is_a_one_line_error_in_bounded_time():
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    start = time.time()
+    result = subprocess.run([sys.executable, "-m", "dcgan_jax.main", "--workdir=/nonexistent/never_written",
+                             f"--coordinator_address=127.0.0.1:{_free_port()}", "--num_processes=2",
+                             "--process_id=1", "--coordinator_timeout_s=3"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    elapsed = time.time() - start
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: process 1 could not join the run at 127.0.0.1:"), \
+        result.stderr[-2000:]
+    assert elapsed < 60, elapsed
+
+
+def test_partial_multi_process_flags_name_what_is_missing():
+    with pytest.raises(UserError, match="missing --num_processes, --process_id"):
+        distributed.initialize("127.0.0.1:1234")
+    with pytest.raises(UserError, match=r"--process_id=2 must be in \[0, --num_processes=2\)"):
+        distributed.initialize("127.0.0.1:1234", 2, 2)
+    with pytest.raises(UserError, match="must be host:port"):
+        distributed.initialize("localhost", 2, 0)
+
+
+def test_cluster_detection(monkeypatch):
+    for var in ("SLURM_JOB_ID", "SLURM_STEP_NODELIST", "SLURM_NTASKS", "SLURM_PROCID", "SLURM_LOCALID"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(distributed.glob, "glob", lambda pattern: [])
+    assert distributed.detect_cluster() is None
+    assert distributed.initialize() is False  # a single process: nothing to join
+    slurm = {"SLURM_JOB_ID": "7", "SLURM_STEP_NODELIST": "node[1-2]", "SLURM_NTASKS": "2", "SLURM_PROCID": "1",
+             "SLURM_LOCALID": "0"}
+    for var, value in slurm.items():
+        monkeypatch.setenv(var, value)
+    assert distributed.detect_cluster() == "slurm"
+    monkeypatch.setenv("SLURM_NTASKS", "1")  # one task (e.g. one process driving a node's 8 GPUs): no cluster
+    assert distributed.detect_cluster() is None
