@@ -193,7 +193,7 @@ def _train_loop(config, workdir, runner, manager, reporter, train_step, batches,
                 _check_finite(host_metrics, step, manager)
                 if log:
                     reporter.scalars(step, host_metrics)
-            sample = step % config.sample_every_steps == 0 or last
+            sample = (step % config.sample_every_steps == 0 or last) and jax.process_index() == 0  # one writer
             evaluate_now = evaluator is not None and step % config.eval_every_steps == 0
             if sample or evaluate_now:
                 host_state = jax.device_get(runner.unreplicate(device_state))
