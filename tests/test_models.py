@@ -166,3 +166,29 @@ def test_gemm_upsampling_equals_transposed_conv_forward_and_gradients(method, sh
     ref_grads = jax.grad(loss(models.transposed_conv_reference), argnums=(0, 1))(x, kernel)
     for a, b in zip(fast_grads, ref_grads):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 8, 16, 8), (3, 6, 10, 32, 16)])
+def test_fast_strided_conv_equals_xla_forward_and_gradients(shape):
+    n, h, w, c_in, c_out = shape
+    x = jax.random.normal(jax.random.PRNGKey(0), (n, h, w, c_in))
+    kernel = jax.random.normal(jax.random.PRNGKey(1), (4, 4, c_in, c_out))
+    cotangent = jax.random.normal(jax.random.PRNGKey(2), (n, h // 2, w // 2, c_out))
+    np.testing.assert_allclose(models.strided_conv_fast(x, kernel), models.strided_conv_reference(x, kernel),
+                               rtol=1e-5, atol=1e-5)
+
+    def loss(f):
+        return lambda xx, kk: jnp.sum(f(xx, kk) * cotangent)
+    fast = jax.jit(jax.grad(loss(models.strided_conv_fast), argnums=(0, 1)))(x, kernel)
+    ref = jax.grad(loss(models.strided_conv_reference), argnums=(0, 1))(x, kernel)
+    for a, b in zip(fast, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
+
+
+def test_discriminator_layers_equal_flax_conv():
+    import flax.linen as nn
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 16))
+    module = nn.Conv(8, (4, 4), (2, 2), ((1, 1), (1, 1)), use_bias=False)
+    variables = module.init(jax.random.PRNGKey(1), x)
+    np.testing.assert_allclose(models.Downsample(8).apply(variables, x), module.apply(variables, x),
+                               rtol=1e-5, atol=1e-5)
