@@ -24,7 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.z_distribution = "uniform"  # the paper: uniform in [-1, 1]; or 'normal'
     config.g_width = 64
     config.d_width = 64
-    config.upsample = "subpixel"       # 'subpixel' (fast everywhere) or 'transpose' (XLA's transposed conv); same math
+    config.upsample = "subpixel"       # "subpixel" (fast exact forms, see models.py) or "transpose" (XLA's own); same math
     config.bn_momentum = 0.9           # running average decay (PyTorch's momentum 0.1)
     config.bn_epsilon = 1e-5
     config.sync_batchnorm = True       # batch statistics over the global batch (all devices) in training

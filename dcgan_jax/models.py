@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from dcgan_jax import batchnorm
+
 SUPPORTED_IMAGE_SIZES = (32, 64, 128)
 _KERNEL = 4  # every strided (transposed) convolution of the paper's reference code is 4x4, stride 2, padding 1
 dcgan_init = nn.initializers.normal(stddev=0.02)
@@ -25,97 +27,108 @@ def num_resolution_changes(image_size: int) -> int:
     return int(np.log2(image_size)) - 2
 
 
-# Sub-pixel form of the 4x4 / stride-2 / padding-1 transposed convolution. Output row 2p+a only sees input rows
-# p-1..p+1: phase a=0 uses kernel taps (0, 2) at input offsets (-1, 0), phase a=1 taps (1, 3) at offsets (0, +1).
-# _PHASE_TAPS[a, u, t] = 1 where tap t of the 4x4 kernel sits at row u of a 3x3 stride-1 kernel for phase a.
-_PHASE_TAPS = np.zeros((2, 3, _KERNEL), np.float32)
-_PHASE_TAPS[0, 0, 0] = _PHASE_TAPS[0, 1, 2] = 1.0
-_PHASE_TAPS[1, 1, 1] = _PHASE_TAPS[1, 2, 3] = 1.0
+_DIMS = ("NHWC", "HWIO", "NHWC")
+
+
+def _pad1(x: jax.Array) -> jax.Array:
+    return jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
 
 
 def transposed_conv_reference(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """The 2x fractional-strided convolution as XLA's transposed convolution (the straightforward formulation)."""
     pad = _KERNEL - 2  # k - 1 - p with p = 1
-    return jax.lax.conv_transpose(x, kernel, (2, 2), ((pad, pad), (pad, pad)),
-                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return jax.lax.conv_transpose(x, kernel, (2, 2), ((pad, pad), (pad, pad)), dimension_numbers=_DIMS)
 
 
 def transposed_conv_subpixel(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """Same result as `transposed_conv_reference`, computed as a stride-1 3x3 conv to 4x channels + depth-to-space.
+    """Same result as `transposed_conv_reference`, as a stride-1 2x2 convolution to 4x the channels (sub-pixel form).
 
-    XLA:CPU differentiates the transposed convolution very slowly with respect to its kernel; this form has ordinary
-    convolutions only. The 4x4 kernel stays the parameter, so the two formulations share weights exactly.
-    """
-    n, h, w, _ = x.shape
-    features = kernel.shape[-1]
-    taps = jnp.asarray(_PHASE_TAPS, kernel.dtype)
-    # (3, 3, in, 2, 2, out): phase (a, b) of the output gets its own 3x3 kernel.
-    phase_kernel = jnp.einsum("aut,bvs,tsio->uviabo", taps, taps, kernel)
-    phase_kernel = phase_kernel.reshape(3, 3, kernel.shape[2], 4 * features)
-    y = jax.lax.conv_general_dilated(x, phase_kernel, (1, 1), ((1, 1), (1, 1)),
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    y = y.reshape(n, h, w, 2, 2, features).transpose(0, 1, 3, 2, 4, 5)
-    return y.reshape(n, 2 * h, 2 * w, features)
-
-
-def transposed_conv_gemm(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """Same result as `transposed_conv_reference`, as one matrix product: no FLOPs spent on zero taps.
-
-    Output pixel (2p+a, 2q+b) sees the 2x2 input window starting at (p-1+a, q-1+b) through kernel taps
-    (2r+a, 2s+b), r, s in {0, 1}. So all four phases are one product of the (h+1)x(w+1) windows of the padded input
-    (4*C_in values each) with a (4*C_in, 4*C_out) matrix; phase (a, b) then reads its window grid shifted by (a, b).
+    Output pixel (2p+a, 2q+b) sees the 2x2 window of the padded input starting at (p+a, q+b) through kernel taps
+    (2r+a, 2s+b), r, s in {0, 1}. One 2x2 convolution over the (h+1)x(w+1) windows computes all four phases (a, b) as
+    channel groups; phase (a, b) then reads its window grid shifted by (a, b). No FLOPs are spent on zero taps.
     """
     n, h, w, c_in = x.shape
     features = kernel.shape[-1]
-    padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    windows = jnp.concatenate([padded[:, r:r + h + 1, s:s + w + 1] for r in (0, 1) for s in (0, 1)], axis=-1)
-    # kernel[2r+a, 2s+b, i, o] -> matrix[(r, s, i), (a, b, o)]
-    matrix = kernel.reshape(2, 2, 2, 2, c_in, features).transpose(0, 2, 4, 1, 3, 5).reshape(4 * c_in, 4 * features)
-    y = jnp.dot(windows, matrix).reshape(n, h + 1, w + 1, 2, 2, features)
+    # kernel[2r+a, 2s+b, i, o] -> phase_kernel[r, s, i, (a, b, o)]
+    phase_kernel = kernel.reshape(2, 2, 2, 2, c_in, features).transpose(0, 2, 4, 1, 3, 5)
+    y = jax.lax.conv_general_dilated(_pad1(x), phase_kernel.reshape(2, 2, c_in, 4 * features), (1, 1), "VALID",
+                                     dimension_numbers=_DIMS).reshape(n, h + 1, w + 1, 2, 2, features)
     rows = [jnp.stack([y[:, a:a + h, b:b + w, a, b] for b in (0, 1)], axis=3) for a in (0, 1)]  # (n, h, w, 2, C)
     return jnp.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, features)
 
 
-_GEMM_MIN_FEATURES = 16  # narrower outputs (G's RGB layer): the GEMM is too thin, the 3x3 conv form is faster
-
-
-def transposed_conv_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """The fastest exact sub-pixel form on XLA:CPU (benchmarks/train_step.py): GEMM for wide layers, else 3x3 conv."""
-    if kernel.shape[-1] >= _GEMM_MIN_FEATURES:
-        return transposed_conv_gemm(x, kernel)
-    return transposed_conv_subpixel(x, kernel)
-
-
 def strided_conv_reference(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """D's 4x4, stride-2, padding-1 convolution as XLA's convolution, with XLA's own gradients."""
-    return jax.lax.conv_general_dilated(x, kernel, (2, 2), ((1, 1), (1, 1)),
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return jax.lax.conv_general_dilated(x, kernel, (2, 2), ((1, 1), (1, 1)), dimension_numbers=_DIMS)
 
 
-@jax.custom_vjp
-def strided_conv_fast(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """`strided_conv_reference` with a faster input gradient on XLA:CPU.
+def strided_conv_space_to_depth(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """Same result as `strided_conv_reference`, as a stride-1 2x2 convolution of the space-to-depth padded input.
 
-    The input gradient of a 4x4/stride-2/padding-1 convolution is the 4x4/stride-2 transposed convolution of the
-    output cotangent with the kernel flipped in space and transposed in channels, which `transposed_conv_fast`
-    computes without XLA's slow lhs-dilated convolution.
+    Tap (2r+a, 2s+b) of the 4x4 kernel meets input pixel (2(p+r)+a, 2(q+s)+b): the 2x2 blocks of the padded input
+    become channels (a, b, i) and the stride-2 4x4 convolution a stride-1 2x2 one.
     """
-    return strided_conv_reference(x, kernel)
+    padded = _pad1(x)
+    n, h, w, c_in = padded.shape
+    blocks = padded.reshape(n, h // 2, 2, w // 2, 2, c_in).transpose(0, 1, 3, 2, 4, 5)
+    block_kernel = kernel.reshape(2, 2, 2, 2, c_in, -1).transpose(0, 2, 1, 3, 4, 5).reshape(2, 2, 4 * c_in, -1)
+    return jax.lax.conv_general_dilated(blocks.reshape(n, h // 2, w // 2, 4 * c_in), block_kernel, (1, 1), "VALID",
+                                        dimension_numbers=_DIMS)
 
 
-def _strided_conv_fwd(x, kernel):
-    return strided_conv_reference(x, kernel), (x, kernel)
+def _input_grad_of(form: Callable) -> Callable:
+    """(x, kernel, cotangent) -> the input gradient of `form(x, kernel)`."""
+    return lambda x, kernel, cotangent: jax.vjp(lambda x_: form(x_, kernel), x)[1](cotangent)[0]
 
 
-def _strided_conv_bwd(residuals, cotangent):
-    x, kernel = residuals
-    _, kernel_vjp = jax.vjp(lambda k: strided_conv_reference(x, k), kernel)
-    flipped = jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
-    return transposed_conv_fast(cotangent, flipped).astype(x.dtype), kernel_vjp(cotangent)[0]
+def _kernel_grad_of(form: Callable) -> Callable:
+    """(x, kernel, cotangent) -> the kernel gradient of `form(x, kernel)`."""
+    return lambda x, kernel, cotangent: jax.vjp(lambda k: form(x, k), kernel)[1](cotangent)[0]
 
 
-strided_conv_fast.defvjp(_strided_conv_fwd, _strided_conv_bwd)
-_FAST_DOWNSAMPLE_MIN_FEATURES = 16  # D's RGB/grayscale input layer: XLA's own input gradient is faster there
+def _swap_roles(kernel: jax.Array) -> jax.Array:
+    """The kernel that makes the strided conv and the transposed conv each other's transpose (flip, swap channels)."""
+    return jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
+
+
+def _transposed_conv_kernel_grad(x: jax.Array, kernel: jax.Array, cotangent: jax.Array) -> jax.Array:
+    """The kernel gradient of the 2x transposed conv, as that of the strided conv mapping `cotangent` back to x's shape.
+
+    Both sum x[p, q, i] * cotangent[2p + u - 1, 2q + v - 1, o] over the batch and positions, with the taps flipped.
+    """
+    swapped_grad = _kernel_grad_of(strided_conv_reference)(cotangent, _swap_roles(kernel), x)
+    return _swap_roles(swapped_grad)
+
+
+def _linear_op(forward: Callable, input_grad: Callable, kernel_grad: Callable) -> Callable:
+    """`forward(x, kernel)` with its two gradients computed by `input_grad` / `kernel_grad(x, kernel, cotangent)`.
+
+    XLA:CPU runs some of the three convolutions behind a layer (forward, input and kernel gradient) fast in one exact
+    formulation and slowly in another; each is computed in the form measured fastest (benchmarks/train_step.py).
+    """
+    @jax.custom_vjp
+    def op(x, kernel):
+        return forward(x, kernel)
+
+    def op_fwd(x, kernel):
+        return forward(x, kernel), (x, kernel)
+
+    def op_bwd(residuals, cotangent):
+        x, kernel = residuals
+        return input_grad(x, kernel, cotangent), kernel_grad(x, kernel, cotangent)
+
+    op.defvjp(op_fwd, op_bwd)
+    return op
+
+
+# G's upsampling: the sub-pixel forward is 2-3x faster than XLA's transposed convolution; XLA's input gradient of the
+# latter is an ordinary strided convolution (the fastest form), and its kernel gradient is fastest as a strided conv's.
+transposed_conv_fast = _linear_op(transposed_conv_subpixel, _input_grad_of(transposed_conv_reference),
+                                  _transposed_conv_kernel_grad)
+# D's downsampling: XLA's input gradient of a strided convolution (an lhs-dilated convolution) is 2-3x slower than
+# that of the space-to-depth form; XLA's own forward and kernel gradient are the fastest.
+strided_conv_fast = _linear_op(strided_conv_reference, _input_grad_of(strided_conv_space_to_depth),
+                               _kernel_grad_of(strided_conv_reference))
 
 
 class Downsample(nn.Module):
@@ -127,15 +140,12 @@ class Downsample(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         kernel = self.param("kernel", dcgan_init, (_KERNEL, _KERNEL, x.shape[-1], self.features), jnp.float32)
-        conv = strided_conv_fast if x.shape[-1] >= _FAST_DOWNSAMPLE_MIN_FEATURES else strided_conv_reference
-        return conv(x.astype(self.dtype), kernel.astype(self.dtype))
+        return strided_conv_fast(x.astype(self.dtype), kernel.astype(self.dtype))
 
 
 UPSAMPLERS: Mapping[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
-    "subpixel": transposed_conv_fast,
-    "subpixel_conv": transposed_conv_subpixel,
-    "subpixel_gemm": transposed_conv_gemm,
-    "transpose": transposed_conv_reference,
+    "subpixel": transposed_conv_fast,  # the sub-pixel form, with the fastest exact gradients
+    "transpose": transposed_conv_reference,  # XLA's transposed convolution and its gradients
 }
 
 
@@ -165,8 +175,8 @@ class Project(nn.Module):
 
 
 def _batch_norm(train: bool, axis_name: Optional[str], momentum: float, epsilon: float, dtype: Any, name: str):
-    return nn.BatchNorm(use_running_average=not train, axis_name=axis_name if train else None,
-                        momentum=momentum, epsilon=epsilon, dtype=dtype, name=name)
+    return batchnorm.BatchNorm(use_running_average=not train, axis_name=axis_name if train else None,
+                               momentum=momentum, epsilon=epsilon, dtype=dtype, name=name)
 
 
 class Generator(nn.Module):
