@@ -47,16 +47,23 @@ class Parallel:
     def compile(self, body: Callable[[Any, Any], Tuple[Any, Any]]) -> Callable[[Any, Any], Tuple[Any, Any]]:
         """`body(state, per_device_batch) -> (state, metrics)` as one compiled program; the state buffer is donated."""
         options = CPU_COMPILER_OPTIONS if all(d.platform == "cpu" for d in self.devices) else None
-        if self.parallelism == "pmap":
-            # jit around pmap: the same program, but jit takes compiler options.
-            return jax.jit(jax.pmap(body, axis_name=AXIS, devices=self.devices), donate_argnums=0,
-                           compiler_options=options)
+        if self.parallelism == "shard_map":
+            def per_shard(state, batch):
+                return body(state, batch[0])  # the local block of the [devices, ...] batch has a leading axis of 1
 
-        def per_shard(state, batch):
-            return body(state, batch[0])  # the local block of the [devices, ...] batch has a leading axis of 1
+            mapped = jax.shard_map(per_shard, mesh=self.mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()))
+            return jax.jit(mapped, donate_argnums=0, compiler_options=options)
 
-        mapped = jax.shard_map(per_shard, mesh=self.mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()))
-        return jax.jit(mapped, donate_argnums=0, compiler_options=options)
+        pmapped = jax.pmap(body, axis_name=AXIS, donate_argnums=0, devices=self.devices)
+        if options is None:
+            return pmapped
+        compiled = []
+
+        def step(state, batch):  # pmap takes no compiler options: compiled ahead of time at the first call
+            if not compiled:
+                compiled.append(pmapped.lower(state, batch).compile(compiler_options=options))
+            return compiled[0](state, batch)
+        return step
 
     def replicate(self, tree: Any) -> Any:
         """Host (or single-device) pytree -> the step's state layout, identical on every device."""

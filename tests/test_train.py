@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,15 +12,17 @@ import optax
 import pytest
 
 from conftest import tiny_config
-from dcgan_jax import latent, losses, models, train
+from dcgan_jax import latent, losses, models, parallel, train
 from train_utils import digit_batches, max_abs_diff, run_steps
 
 # See multidevice_checks.py: a large Adam eps makes param differences measure gradient differences.
+BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"  # jax._src.dispatch
 COMPARABLE = dict(adam_eps=1.0, learning_rate=0.01, seed=1)
 
 
 def straightforward_step(config):
-    """The step as the reference implementations write it: XLA's transposed convs, G run again for its update."""
+    """The step as the reference implementations write it: XLA's convolutions with their own gradients, flax's
+    BatchNorm, G run again for its update. Trace it while `use_straightforward_layers` is in effect."""
     config = config.copy_and_resolve_references()
     config.upsample = "transpose"
     generator, discriminator = models.build_models(config)
@@ -64,10 +67,17 @@ def straightforward_step(config):
     return step
 
 
-def test_optimized_step_equals_straightforward_formulation():
+def use_straightforward_layers(monkeypatch):
+    """Swaps the fast layers for the textbook ones: XLA's strided conv for D, flax.linen.BatchNorm."""
+    monkeypatch.setattr(models, "strided_conv_fast", models.strided_conv_reference)
+    monkeypatch.setattr(models.batchnorm, "BatchNorm", nn.BatchNorm)
+
+
+def test_optimized_step_equals_straightforward_formulation(monkeypatch):
     config = tiny_config(**COMPARABLE)
     batches = digit_batches(config, 3)
     fast, _ = run_steps(config, batches)
+    use_straightforward_layers(monkeypatch)
     step = straightforward_step(config)
     reference = train.create_train_state(config)
     for batch in batches:
@@ -105,3 +115,24 @@ def test_one_device_eight_devices_pmap_and_shard_map_agree():
     result = subprocess.run([sys.executable, script], capture_output=True, text=True, env=env, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     assert result.stdout.count("OK ") == 3, result.stdout
+
+
+@pytest.mark.parametrize("parallelism", ["pmap", "shard_map"])
+def test_the_step_compiles_once(parallelism):
+    """Later steps reuse the first step's program (a state layout that differs after step 1 would recompile)."""
+    config = tiny_config()
+    runner = parallel.Parallel(parallelism)
+    step = runner.compile(train.make_train_step(config, config.batch_size // runner.num_devices))
+    state = runner.replicate(train.create_train_state(config))
+    batches = digit_batches(config, 3)
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, duration, **kwargs: compiles.append(event) if event == BACKEND_COMPILE_EVENT else None)
+    for i, batch in enumerate(batches):
+        host_batch = np.asarray(batch).reshape((runner.num_devices, -1) + batch.shape[1:])
+        state, metrics = step(state, runner.shard_batch(host_batch))
+        jax.block_until_ready(metrics)
+        if i == 0:
+            assert compiles, "the listener saw no compilation of the first step"
+            compiles.clear()
+    assert not compiles
