@@ -15,7 +15,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 AXIS = "batch"
 PARALLELISMS = ("pmap", "shard_map")
 # XLA:CPU hands convolutions to YNNPACK by default; its own (Eigen) convolutions run this project's train step
-# 1.5x faster (benchmarks/train_step.py, 64 px: 0.65 vs 0.97 s/step on 2 cores).
+# 1.4x faster (benchmarks/train_step.py, 64 px: 0.65 vs 0.93 s/step on 2 cores).
 CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 
@@ -55,7 +55,7 @@ class Parallel:
             return jax.jit(mapped, donate_argnums=0, compiler_options=options)
 
         pmapped = jax.pmap(body, axis_name=AXIS, donate_argnums=0, devices=self.devices)
-        if options is None:
+        if options is None or jax.process_count() > 1:  # ahead-of-time pmap takes global shapes: single host only
             return pmapped
         compiled = []
 
