@@ -13,6 +13,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 from flax import serialization
 
+from dcgan_jax import models
 from dcgan_jax.errors import UserError
 
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -115,4 +116,10 @@ def open_workdir(workdir: str):
     if manager.latest_step() is None:
         raise UserError(f"no complete checkpoint in {checkpoint_dir(workdir)}: train first with "
                         f"`python -m dcgan_jax.main --workdir={workdir}`")
-    return manager, restore_config(manager)
+    config = restore_config(manager)
+    try:
+        models.build_models(config)
+    except (ValueError, TypeError, AttributeError) as e:
+        raise UserError(f"the config saved in {checkpoint_dir(workdir)} cannot build the models ({e}); was it written "
+                        f"by another version of dcgan_jax?") from None
+    return manager, config

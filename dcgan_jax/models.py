@@ -147,6 +147,8 @@ UPSAMPLERS: Mapping[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
     "subpixel": transposed_conv_fast,  # the sub-pixel form, with the fastest exact gradients
     "transpose": transposed_conv_reference,  # XLA's transposed convolution and its gradients
 }
+# Forms earlier versions offered, saved in their checkpoints' configs: the same math as "subpixel".
+RETIRED_UPSAMPLERS = {"subpixel_conv": "subpixel", "subpixel_gemm": "subpixel"}
 
 
 class Upsample(nn.Module):
@@ -240,12 +242,13 @@ def build_models(config: ml_collections.ConfigDict, axis_name: Optional[str] = N
     num_resolution_changes(config.image_size)  # validates the size
     if config.num_channels not in (1, 3):
         raise ValueError(f"num_channels={config.num_channels} is not supported; use 1 (grayscale) or 3 (RGB)")
-    if config.upsample not in UPSAMPLERS:
+    upsample = RETIRED_UPSAMPLERS.get(config.upsample, config.upsample)
+    if upsample not in UPSAMPLERS:
         raise ValueError(f"upsample={config.upsample!r} is not supported; use one of {sorted(UPSAMPLERS)}")
     dtype = jnp.dtype(config.compute_dtype)
     bn = dict(axis_name=axis_name if config.sync_batchnorm else None, bn_momentum=config.bn_momentum,
               bn_epsilon=config.bn_epsilon, dtype=dtype)
-    generator = Generator(config.image_size, config.num_channels, config.g_width, config.upsample, **bn)
+    generator = Generator(config.image_size, config.num_channels, config.g_width, upsample, **bn)
     discriminator = Discriminator(config.image_size, config.d_width, **bn)
     return generator, discriminator
 

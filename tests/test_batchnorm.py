@@ -74,21 +74,28 @@ def test_same_variables_as_flax_batchnorm():
     assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), ours, theirs))
 
 
-def test_synced_statistics_and_gradients_cover_all_devices():
-    """Under pmap with axis_name: each device's result equals the single-device result on the whole batch."""
-    devices = jax.local_device_count()
+@pytest.mark.parametrize("map_devices", ["vmap", "pmap"])
+def test_synced_statistics_and_gradients_cover_all_devices(map_devices):
+    """With axis_name, each shard's outputs and input gradient equal those of the whole batch normalized at once.
+
+    vmap with an axis name runs the same collectives as pmap over 4 simulated devices; pmap uses the real devices.
+    """
+    shards = 4 if map_devices == "vmap" else jax.local_device_count()
     rng = np.random.default_rng(2)
-    x = jnp.asarray(rng.normal(size=(4 * devices, 2, 2, 3)) + 1, jnp.float32)
+    x = jnp.asarray(rng.normal(size=(3 * shards, 2, 2, 3)) + 1, jnp.float32)
     cotangent = jnp.asarray(rng.normal(size=x.shape), jnp.float32)
     scale, bias = jnp.asarray([1.0, 2.0, -0.5]), jnp.asarray([0.0, 0.3, 0.1])
 
-    def per_device(x, cotangent):
+    def per_shard(x, cotangent):
         def loss(x):
-            y, _ = batchnorm.batch_norm_train(x, scale, bias, 1e-5, "devices")
-            return jnp.sum(y * cotangent)
-        return jax.grad(loss)(x)
+            y, stats = batchnorm.batch_norm_train(x, scale, bias, 1e-5, "devices")
+            return jnp.sum(y * cotangent), (y, stats)
+        return jax.grad(loss, has_aux=True)(x)
 
-    sharded = jax.pmap(per_device, axis_name="devices")(x.reshape(devices, 4, 2, 2, 3),
-                                                         cotangent.reshape(devices, 4, 2, 2, 3))
-    _, _, _, dx, _, _ = _numpy_reference(x, scale, bias, cotangent)
-    np.testing.assert_allclose(sharded.reshape(x.shape), dx, rtol=1e-4, atol=1e-5)
+    mapped = (jax.vmap if map_devices == "vmap" else jax.pmap)(per_shard, axis_name="devices")
+    dx, (y, (mean, var)) = mapped(x.reshape((shards, 3) + x.shape[1:]), cotangent.reshape((shards, 3) + x.shape[1:]))
+    y_ref, mean_ref, var_ref, dx_ref, _, _ = _numpy_reference(x, scale, bias, cotangent)
+    np.testing.assert_allclose(y.reshape(x.shape), y_ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(mean, np.broadcast_to(mean_ref, mean.shape), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(var, np.broadcast_to(var_ref, var.shape), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dx.reshape(x.shape), dx_ref, rtol=1e-4, atol=1e-5)

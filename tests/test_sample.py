@@ -1,5 +1,8 @@
 """The sampling CLI: PNG and .npz outputs; the same seed gives the same images whatever the count or batch size."""
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -52,3 +55,29 @@ def test_errors_are_one_line(tmp_path):
     assert "no checkpoints" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     result = run_cli("dcgan_jax.sample", f"--workdir={tmp_path}", "--output=x.jpg")
     assert result.returncode != 0 and ".png" in result.stderr
+
+
+def _with_saved_upsample(workdir, tmp_path, value):
+    """A copy of the trained workdir whose checkpoints' saved configs say upsample=`value`."""
+    copy = tmp_path / f"run_{value}"
+    shutil.copytree(workdir, copy)
+    for metadata in copy.glob("checkpoints/*/config/metadata"):
+        saved = json.loads(metadata.read_text())
+        saved["upsample"] = value
+        metadata.write_text(json.dumps(saved))
+    return copy
+
+
+def test_checkpoints_from_older_versions(workdir, tmp_path):
+    """A retired upsample form (same math) still samples; a config that cannot build the models is one line."""
+    old = _with_saved_upsample(workdir, tmp_path, "subpixel_gemm")
+    result = run_cli("dcgan_jax.sample", f"--workdir={old}", "--num_samples=4", f"--output={tmp_path}/old.png")
+    assert result.returncode == 0, result.stderr[-2000:]
+
+    bad = _with_saved_upsample(workdir, tmp_path, "bogus")
+    before = {p: p.read_bytes() for p in bad.rglob("*") if p.is_file()}
+    result = run_cli("dcgan_jax.sample", f"--workdir={bad}", f"--output={tmp_path}/bad.png")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error:") and "upsample='bogus'" in last and "cannot build the models" in last
+    assert {p: p.read_bytes() for p in bad.rglob("*") if p.is_file()} == before
