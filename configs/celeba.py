@@ -1,10 +1,10 @@
 """CelebA faces at 64x64 RGB (TFDS 'celeb_a', or dataset='image_folder' on img_align_celeba)."""
 
-from configs import base
+from dcgan_jax import defaults
 
 
 def get_config():
-    config = base.get_config()
+    config = defaults.get_config()
     config.dataset = "celeb_a"
     config.image_size = 64
     config.num_channels = 3

@@ -1,10 +1,10 @@
 """CIFAR-10 from TFDS at 32x32 RGB."""
 
-from configs import base
+from dcgan_jax import defaults
 
 
 def get_config():
-    config = base.get_config()
+    config = defaults.get_config()
     config.dataset = "cifar10"
     config.image_size = 32
     config.num_channels = 3

@@ -1,10 +1,10 @@
 """The embedded default: scikit-learn's 1,797 bundled 8x8 digits at 32x32, trains offline in minutes on a CPU."""
 
-from configs import base
+from dcgan_jax import defaults
 
 
 def get_config():
-    config = base.get_config()
+    config = defaults.get_config()
     config.dataset = "digits"
     config.image_size = 32
     config.num_channels = 1

@@ -5,11 +5,11 @@ D mirrors dcgan.torch (64, 128, 256, 512). The TFDS builder needs tensorflow-io;
   --config.dataset=lsun_lmdb --config.data_path=/data/bedroom_train_lmdb
 """
 
-from configs import base
+from dcgan_jax import defaults
 
 
 def get_config():
-    config = base.get_config()
+    config = defaults.get_config()
     config.dataset = "lsun/bedroom"
     config.image_size = 64
     config.num_channels = 3

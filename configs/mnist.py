@@ -1,10 +1,10 @@
 """MNIST from TFDS, padded/resized to 32x32 grayscale."""
 
-from configs import base
+from dcgan_jax import defaults
 
 
 def get_config():
-    config = base.get_config()
+    config = defaults.get_config()
     config.dataset = "mnist"
     config.image_size = 32
     config.num_channels = 1

@@ -1,4 +1,7 @@
-"""Pictures: image grids (PNG), animations (GIF) and loss curves."""
+"""Pictures: image grids (PNG), animations (GIF) and loss curves, from uint8 or model-range images.
+
+numpy, Pillow and matplotlib only (no JAX): training reports with it, and so do the analysis tools.
+"""
 
 import glob
 import json
@@ -9,17 +12,12 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """Model-range images in [-1, 1] -> uint8 [0, 255]."""
-    return np.clip(np.round((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+from dcgan_jax.data.images import as_uint8
 
 
 def make_grid(images: np.ndarray, num_cols: Optional[int] = None, padding: int = 2, pad_value: int = 255) -> np.ndarray:
     """uint8 images (N, H, W, C) -> one uint8 image (rows*H + pads, cols*W + pads, C), row-major order."""
-    images = np.asarray(images)
-    if images.dtype != np.uint8:
-        images = to_uint8(images)
+    images = as_uint8(images)
     n, h, w, c = images.shape
     num_cols = num_cols or int(np.ceil(np.sqrt(n)))
     num_rows = int(np.ceil(n / num_cols))
@@ -66,14 +64,9 @@ def save_gif(path: str, frames: Sequence[np.ndarray], duration_ms: int = 200, lo
 def table_grid(rows: Sequence[np.ndarray], padding: int = 2, pad_value: int = 255) -> np.ndarray:
     """Rows of images (each (n_r, H, W, C), n_r may differ) -> one grid; short rows are filled with blank cells."""
     width = max(len(r) for r in rows)
-    blank = np.full_like(to_uint8_if_needed(rows[0])[:1], pad_value)
-    cells = [np.concatenate([to_uint8_if_needed(r)] + [blank] * (width - len(r))) for r in rows]
+    blank = np.full_like(as_uint8(rows[0])[:1], pad_value)
+    cells = [np.concatenate([as_uint8(r)] + [blank] * (width - len(r))) for r in rows]
     return make_grid(np.concatenate(cells), num_cols=width, padding=padding, pad_value=pad_value)
-
-
-def to_uint8_if_needed(images: np.ndarray) -> np.ndarray:
-    images = np.asarray(images)
-    return images if images.dtype == np.uint8 else to_uint8(images)
 
 
 def zoom(image: np.ndarray, factor: int) -> np.ndarray:

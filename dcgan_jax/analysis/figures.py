@@ -1,0 +1,42 @@
+"""What an analysis draws: rows of images, written as one PNG grid or as a GIF (one frame per column, or its own)."""
+
+import os
+from typing import List, NamedTuple, Optional, Sequence
+
+import numpy as np
+
+from dcgan_jax import visualize
+from dcgan_jax.errors import UserError
+
+FORMATS = (".png", ".gif")
+
+
+class Picture(NamedTuple):
+    """Rows of uint8 images (the PNG grid), optional GIF frames (else one per column), and lines worth printing."""
+    rows: List[np.ndarray]
+    frames: Optional[List[np.ndarray]] = None
+    notes: Sequence[str] = ()
+
+
+def columns_as_frames(rows: List[np.ndarray]) -> List[np.ndarray]:
+    """Frame j stacks the j-th image of every row vertically (short rows repeat their last image)."""
+    width = max(len(r) for r in rows)
+    return [visualize.make_grid(np.stack([r[min(j, len(r) - 1)] for r in rows]), num_cols=1) for j in range(width)]
+
+
+def check_output(output: str) -> str:
+    """The lower-case extension of a picture's output path, which must be .png or .gif."""
+    extension = os.path.splitext(output)[1].lower()
+    if extension not in FORMATS:
+        raise UserError(f"output {output!r} must end in .png (grid) or .gif (animation)")
+    return extension
+
+
+def write_picture(picture: Picture, output: str, zoom: int = 1, duration_ms: int = 200, gif_levels: int = 0) -> None:
+    """A .png grid of the rows, or a .gif of the frames; `zoom` upscales by an integer (nearest neighbour)."""
+    scale = lambda image: visualize.zoom(image, zoom)
+    if check_output(output) == ".png":
+        visualize.save_image(output, scale(visualize.table_grid(picture.rows)))
+    else:
+        frames = picture.frames if picture.frames is not None else columns_as_frames(picture.rows)
+        visualize.save_gif(output, [scale(f) for f in frames], duration_ms, levels=gif_levels)

@@ -1,0 +1,72 @@
+"""Samples of a trained generator, and the z pool every analysis picks its latent points from.
+
+Sample i uses the i-th z of `latent.z_for_seed(seed, ...)`, and inference-mode batchnorm makes each image a function
+of its own z alone: the same seed gives the same images whatever the number of samples or the batch size
+(`batch_stats=True` normalizes with each batch's statistics instead, as the reference implementations do).
+"""
+
+import os
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+from dcgan_jax import visualize
+from dcgan_jax.data.images import to_uint8
+from dcgan_jax.errors import UserError
+from dcgan_jax.nn import generate, latent
+
+
+def images(run, z: np.ndarray, batch_size: int = 256, batch_stats: bool = False) -> np.ndarray:
+    """uint8 images (N, H, W, C) of `run`'s generator for z (N, latent_dim)."""
+    z = np.asarray(z, np.float32).reshape(-1, run.config.latent_dim)
+    return to_uint8(generate.generate(run.config, run.g_variables, z, batch_size, batch_stats))
+
+
+def sample(run, num_samples: int, seed: int = 0, batch_size: int = 256,
+           batch_stats: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+    """(uint8 images, z) of `num_samples` samples drawn from `seed`."""
+    if num_samples <= 0 or batch_size <= 0:
+        raise UserError(f"--num_samples={num_samples} and --batch_size={batch_size} must be positive")
+    z = latent.z_for_seed(seed, num_samples, run.config.latent_dim, run.config.z_distribution)
+    return images(run, z, batch_size, batch_stats), z
+
+
+def check_samples_output(output: str) -> str:
+    """The lower-case extension of a samples file, which must be .png (a grid) or .npz (arrays)."""
+    extension = os.path.splitext(output)[1].lower()
+    if extension not in (".png", ".npz"):
+        raise UserError(f"--output={output!r} must end in .png (grid) or .npz (arrays)")
+    return extension
+
+
+def save_samples(output: str, images_: np.ndarray, z: np.ndarray) -> None:
+    """`.png`: a grid; `.npz`: `images` (uint8, N x H x W x C) and `z`."""
+    if check_samples_output(output) == ".png":
+        visualize.save_grid(output, images_)
+    else:
+        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+        np.savez(output, images=images_, z=z)
+
+
+def load_z_file(path: str, latent_dim: int) -> np.ndarray:
+    """The `z` array of an .npz (e.g. written by `sample --output=x.npz`), checked against the generator."""
+    try:
+        with np.load(path) as data:
+            z = data["z"]
+    except (OSError, KeyError, ValueError) as e:
+        raise UserError(f"z file {path!r} is not an .npz with a `z` array ({e})") from None
+    if z.ndim != 2 or z.shape[1] != latent_dim:
+        raise UserError(f"z file {path!r} holds z of shape {z.shape}; this generator needs (N, {latent_dim})")
+    return z.astype(np.float32)
+
+
+def pick_z(config, indices: Sequence[int], seed: int = 0, pool: Optional[np.ndarray] = None) -> np.ndarray:
+    """Rows `indices` of a z pool: `pool` if given, else the z of `sample --seed=seed` (row i = sample i)."""
+    indices = [int(i) for i in indices]
+    if not indices or min(indices) < 0:
+        raise UserError(f"indices {indices} must be a non-empty list of non-negative integers")
+    if pool is not None:
+        if max(indices) >= len(pool):
+            raise UserError(f"index {max(indices)} is out of range: the z pool holds {len(pool)} z")
+        return np.asarray(pool)[indices]
+    return latent.z_for_seed(seed, max(indices) + 1, config.latent_dim, config.z_distribution)[indices]

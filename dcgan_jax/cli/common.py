@@ -1,0 +1,64 @@
+"""What every command-line entry point shares: absl start-up and one-line errors for the user's mistakes."""
+
+import contextlib
+import sys
+from typing import Callable
+
+from absl import app, flags, logging
+
+from dcgan_jax.errors import UserError
+
+
+def run_main(main: Callable) -> Callable:
+    """Wraps an absl main so a UserError (or a config the user mistyped) prints one line and exits 1."""
+    def wrapped(argv):
+        if logging.get_verbosity() <= logging.INFO:  # orbax logs every save at INFO and warns on read-only
+            logging.set_verbosity(logging.ERROR)     # checkpoint dirs; -v=1 brings it back
+        if len(argv) > 1:
+            print(f"error: unexpected arguments {' '.join(argv[1:])!r}: every input is a --flag "
+                  f"(e.g. --workdir=DIR); see --help", file=sys.stderr)
+            sys.exit(2)
+        try:
+            return main(argv)
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
+    return wrapped
+
+
+FLAG_ERRORS = (AttributeError, KeyError, TypeError, ValueError, OSError, SyntaxError, ImportError)
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error)
+    if "Failed loading config file" in text or "earlier failure to load" in text:
+        return f"cannot load --config: {text.strip().splitlines()[-1].strip()}"
+    # ml_collections reports an unknown --config.field as AttributeError("'field'\nDid you mean ...").
+    text = " ".join(text.replace("\\n", " ").replace("\\'", "").strip("'\"").split())
+    if isinstance(error, (AttributeError, KeyError)):
+        return f"unknown config field in the command line: {text}"
+    return text
+
+
+@contextlib.contextmanager
+def flag_errors():
+    """Flag and config-file mistakes (unknown --config.field, bad value, missing file) as one line, exit 2.
+
+    ml_collections applies --config.* overrides when the flag is defined and loads the file lazily, so both the
+    definition and the first use of the config go inside this guard.
+    """
+    try:
+        yield
+    except (flags.Error,) + FLAG_ERRORS as e:
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        sys.exit(2)
+
+
+def start(main: Callable) -> None:
+    """Parses the flags (absl's errors as one line, not a usage dump) and runs `main`."""
+    with flag_errors():
+        argv = flags.FLAGS(sys.argv)  # the program name and any positional arguments, which `run_main` refuses
+    app.run(lambda _: main(argv), argv=sys.argv[:1])

@@ -1,0 +1,80 @@
+"""Evaluates a trained DCGAN: `python -m dcgan_jax.evaluate --workdir=DIR --task=classify|fid|train_classifier`.
+
+classify: the paper's D-feature linear L2-SVM (Sec. 5.1) against raw pixels and the same D at random init
+(dcgan_jax/evaluation/probe.py). fid: FID/KID of the trained generator, the untrained one, and real training images,
+against the held-out split (dcgan_jax/evaluation/fid.py). Both print a table and write it to DIR/eval_<task>.json.
+"""
+
+import json
+
+from absl import flags
+
+from dcgan_jax.cli import common
+from dcgan_jax.errors import UserError
+from dcgan_jax.evaluation import classifier, fid, probe, tables
+from dcgan_jax.training.run import open_run
+
+_WORKDIR = flags.DEFINE_string("workdir", "workdir", "A training workdir (holds checkpoints/).")
+_TASK = flags.DEFINE_enum("task", "fid", ["classify", "fid", "train_classifier"], "What to evaluate.")
+_DATASET = flags.DEFINE_string("dataset", "", "classify: labelled dataset ('digits', 'mnist', 'cifar10', "
+                               "'svhn_cropped', ...); fid/train_classifier: the classifier's dataset. Default: the "
+                               "run's dataset.")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+_NUM_SAMPLES = flags.DEFINE_integer("num_samples", None, "fid: generated images (default: eval.num_samples).")
+_LABELS_PER_CLASS = flags.DEFINE_integer("labels_per_class", None, "classify: labelled examples per class "
+                                         "(default: eval.probe.labels_per_class; 0 = all).")
+_EXTRACTOR = flags.DEFINE_enum("extractor", None, ["classifier", "inception"], "fid: feature extractor.")
+_INCEPTION_WEIGHTS = flags.DEFINE_string("inception_weights", None, "fid: InceptionV3 .npz (extractor=inception).")
+_CLASSIFIER_DIR = flags.DEFINE_string("classifier_dir", None, "Where the FID classifier is kept.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir for the labelled dataset.")
+
+
+def _apply_flags(config):
+    """The run's config with the evaluation flags that were given."""
+    overrides = {"eval.num_samples": _NUM_SAMPLES.value, "eval.feature_extractor": _EXTRACTOR.value,
+                 "eval.inception_weights": _INCEPTION_WEIGHTS.value, "eval.classifier.dir": _CLASSIFIER_DIR.value,
+                 "data_dir": _DATA_DIR.value}
+    for dotted, value in overrides.items():
+        if value is not None:
+            *groups, field = dotted.split(".")
+            target = config
+            for group in groups:
+                target = target[group]
+            target[field] = value
+    if _DATASET.value and _TASK.value != "classify":
+        config.eval.classifier.dataset = _DATASET.value
+    if config.eval.num_samples < 2:
+        raise UserError(f"--num_samples={config.eval.num_samples} must be at least 2")
+    return config
+
+
+@common.run_main
+def main(argv):
+    del argv
+    run = open_run(_WORKDIR.value, _STEP.value)
+    config = _apply_flags(run.config)
+    task = _TASK.value
+    if task == "train_classifier":
+        meta = classifier.train_and_save(config)
+        print(f"saved the FID classifier to {classifier.classifier_dir(config)}: {json.dumps(meta)}")
+        return
+    if task == "classify":
+        dataset = _DATASET.value or config.dataset
+        rows = probe.classify(config, run.d_variables, run.initial_state.d_variables, dataset,
+                              _LABELS_PER_CLASS.value)
+        header = (f"linear L2-SVM on {dataset} ({rows[0]['train_examples']} labelled train, "
+                  f"{rows[0]['test_examples']} test), D at step {run.step}")
+    else:
+        rows, describe = fid.fid_table(config, run.g_variables, run.initial_state.g_variables, run.step)
+        header = f"FID/KID vs {rows[0]['num_real']} '{config.eval.split}' images of {config.dataset}; {describe}"
+    print(header)
+    print(tables.format_table(rows))
+    print(f"wrote {tables.save_table(_WORKDIR.value, task, run.step, header, rows)}")
+
+
+def run() -> None:
+    common.start(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,45 @@
+"""Writes a prepared cache once (dcgan_jax/data/prepare.py), so training reads preprocessed images at memory speed:
+
+  python -m dcgan_jax.prepare --config=configs/lsun.py --config.dataset=lsun_lmdb \\
+      --config.data_path=/data/bedroom_train_lmdb --output=/data/lsun_bedroom_64
+  python -m dcgan_jax.main --config=configs/lsun.py --config.dataset=prepared --config.data_path=/data/lsun_bedroom_64
+"""
+
+import time
+
+from absl import flags
+from ml_collections import config_flags
+
+from dcgan_jax import defaults
+from dcgan_jax.cli import common
+from dcgan_jax.data import prepare
+from dcgan_jax.errors import UserError
+
+_OUTPUT = flags.DEFINE_string("output", None, "Directory to write the cache to (created; an old cache is replaced).")
+with common.flag_errors():
+    _CONFIG = config_flags.DEFINE_config_file("config", defaults.config_path("digits"), "Config naming the data "
+                                              "(dataset, data_path, data_dir, split, image_size, num_channels).",
+                                              lock_config=True)
+
+
+@common.run_main
+def main(argv):
+    del argv
+    if not _OUTPUT.value:
+        raise UserError("--output is required: the directory to write the prepared cache to")
+    with common.flag_errors():
+        config = _CONFIG.value
+        config.dataset
+    start = time.time()
+    info = prepare.write_cache(config, _OUTPUT.value)
+    print(f"wrote {info['shape'][0]:,} images of {config.image_size}x{config.image_size}x{config.num_channels} to "
+          f"{_OUTPUT.value} in {time.time() - start:.0f}s ({info['left_out_unreadable']} unreadable left out); "
+          f"train with --config.dataset=prepared --config.data_path={_OUTPUT.value}", flush=True)
+
+
+def run() -> None:
+    common.start(main)
+
+
+if __name__ == "__main__":
+    run()

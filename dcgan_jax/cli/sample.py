@@ -1,0 +1,37 @@
+"""Writes samples of a trained generator: `python -m dcgan_jax.sample --workdir=DIR --num_samples=64 --output=s.png`.
+
+`.png` writes a grid; `.npz` writes `images` (uint8, N x H x W x C) and `z`. The same seed gives the same images
+whatever --num_samples or --batch_size (dcgan_jax/analysis/sampling.py).
+"""
+
+from absl import flags
+
+from dcgan_jax.analysis import sampling
+from dcgan_jax.cli import common
+from dcgan_jax.training.run import open_run
+
+_WORKDIR = flags.DEFINE_string("workdir", "workdir", "A training workdir (holds checkpoints/).")
+_NUM_SAMPLES = flags.DEFINE_integer("num_samples", 64, "How many images.")
+_OUTPUT = flags.DEFINE_string("output", "samples.png", "Output file: .png (grid) or .npz (images and z).")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the z draws.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 256, "Generator batch size (does not change the images).")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+_BATCH_STATS = flags.DEFINE_bool("batch_stats", False, "Normalize with each batch's statistics, not running ones.")
+
+
+@common.run_main
+def main(argv):
+    del argv
+    sampling.check_samples_output(_OUTPUT.value)  # before any work
+    run_ = open_run(_WORKDIR.value, _STEP.value)
+    images, z = sampling.sample(run_, _NUM_SAMPLES.value, _SEED.value, _BATCH_SIZE.value, _BATCH_STATS.value)
+    sampling.save_samples(_OUTPUT.value, images, z)
+    print(f"wrote {len(images)} samples to {_OUTPUT.value}")
+
+
+def run() -> None:
+    common.start(main)
+
+
+if __name__ == "__main__":
+    run()

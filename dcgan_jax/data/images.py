@@ -1,0 +1,59 @@
+"""Image preprocessing and pixel ranges: decoding, the reference resize-and-crop, uint8 <-> the model's [-1, 1].
+
+No JAX here: the decoding worker processes import this module.
+"""
+
+import io
+
+import numpy as np
+from PIL import Image
+
+
+def to_model_range(images: np.ndarray) -> np.ndarray:
+    """uint8 [0, 255] -> float32 [-1, 1], the range of G's tanh."""
+    return images.astype(np.float32) * (2.0 / 255.0) - 1.0
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Model-range images in [-1, 1] -> uint8 [0, 255] (values outside are clipped)."""
+    return np.clip(np.round((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def as_model_input(images: np.ndarray) -> np.ndarray:
+    """uint8 [0, 255] or float [-1, 1] images -> float32 [-1, 1]."""
+    images = np.asarray(images)
+    return to_model_range(images) if images.dtype == np.uint8 else images.astype(np.float32, copy=False)
+
+
+def as_uint8(images: np.ndarray) -> np.ndarray:
+    """uint8 images unchanged, model-range float images converted."""
+    images = np.asarray(images)
+    return images if images.dtype == np.uint8 else to_uint8(images)
+
+
+def resize_and_center_crop(image: Image.Image, size: int, num_channels: int) -> np.ndarray:
+    """The reference preprocessing: resize the shorter side to `size` (bicubic), center-crop, convert channels."""
+    image = image.convert("L" if num_channels == 1 else "RGB")
+    width, height = image.size
+    scale = size / min(width, height)
+    new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
+    if (new_w, new_h) != (width, height):
+        image = image.resize((new_w, new_h), Image.BICUBIC)
+    left, top = (new_w - size) // 2, (new_h - size) // 2
+    array = np.asarray(image.crop((left, top, left + size, top + size)), np.uint8)
+    return array.reshape(size, size, num_channels)
+
+
+def preprocess_array(pixels: np.ndarray, size: int, num_channels: int) -> np.ndarray:
+    """resize_and_center_crop for a decoded uint8 array (H, W), (H, W, 1) or (H, W, 3)."""
+    if pixels.ndim == 3 and pixels.shape[-1] == 1:
+        pixels = pixels[..., 0]
+    return resize_and_center_crop(Image.fromarray(np.asarray(pixels, np.uint8)), size, num_channels)
+
+
+def decode_image(data: bytes, size: int, num_channels: int) -> np.ndarray:
+    """Encoded jpeg/png/webp/... bytes -> preprocessed uint8 image; raises on bytes that do not decode."""
+    with Image.open(io.BytesIO(data)) as image:
+        if image.format == "JPEG":  # DCT-domain downscaling, kept >= 2x the target so the bicubic pass still filters
+            image.draft("L" if num_channels == 1 else "RGB", (2 * size, 2 * size))
+        return resize_and_center_crop(image, size, num_channels)

@@ -1,0 +1,58 @@
+"""Labelled images for the evaluations: the embedded digits or a supervised TFDS dataset, and seeded subsets of them."""
+
+from typing import Tuple
+
+import numpy as np
+from PIL import Image
+
+from dcgan_jax.data import digits, tfds_source
+from dcgan_jax.data.images import resize_and_center_crop
+from dcgan_jax.errors import UserError
+
+
+def load_labelled(dataset: str, split: str, image_size: int, num_channels: int,
+                  data_dir: str = "") -> Tuple[np.ndarray, np.ndarray]:
+    """(uint8 images N x S x S x C, int32 labels) of 'digits' or a supervised TFDS dataset (mnist, cifar10, ...)."""
+    if dataset == "digits":
+        return digits.digits_with_labels(image_size, num_channels, split)
+    tfds_source.require_tfds(f"labelled dataset {dataset!r}")
+    import tensorflow_datasets as tfds
+    try:
+        data = tfds.load(dataset, split=split, data_dir=data_dir or None, as_supervised=True, batch_size=-1)
+    except Exception as e:  # unknown name, missing split or not downloaded: all fixed by the user
+        raise UserError(f"cannot load labelled TFDS dataset {dataset!r} split {split!r} (data_dir="
+                        f"{data_dir or 'default'}): {str(e).splitlines()[0] if str(e) else type(e).__name__}. "
+                        "Labelled data is needed here: pass a labelled dataset (--dataset=mnist, cifar10, ...; "
+                        "for FID: eval.classifier.dataset) or use eval.feature_extractor='inception'") from None
+    images, labels = tfds.as_numpy(data)
+    resized = np.stack([resize_uint8(image, image_size, num_channels) for image in images])
+    return resized, np.asarray(labels, np.int32)
+
+
+def resize_uint8(image: np.ndarray, image_size: int, num_channels: int) -> np.ndarray:
+    """One HxWxC uint8 image through the training preprocessing (shorter side resize, center crop)."""
+    if image.shape[:2] == (image_size, image_size) and image.shape[-1] == num_channels:
+        return image
+    pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+    return resize_and_center_crop(pil, image_size, num_channels)
+
+
+def validation_split(num_examples: int, fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
+    """(train indices, validation indices): a seeded random `fraction` held out for model selection."""
+    permutation = np.random.default_rng([seed, 0x7A1]).permutation(num_examples)
+    num_val = max(1, int(round(num_examples * fraction)))
+    return np.sort(permutation[num_val:]), np.sort(permutation[:num_val])
+
+
+def select_per_class(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+    """Indices of `per_class` random examples of every class (all examples when per_class <= 0)."""
+    if per_class <= 0:
+        return np.arange(len(labels))
+    rng = np.random.default_rng([seed, 0x1AB])
+    chosen = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        if len(members) < per_class:
+            raise UserError(f"class {label} has only {len(members)} examples; lower labels_per_class={per_class}")
+        chosen.append(rng.choice(members, per_class, replace=False))
+    return np.sort(np.concatenate(chosen))

@@ -1,0 +1,196 @@
+"""TFDS image datasets by name (mnist, cifar10, celeb_a, lsun/bedroom, imagenet_resized/64x64, ...), random access.
+
+Data order must stay a function of (seed, step), so TFDS is read in one of two ways:
+- prepared in a random-access format (`tfds build NAME --file_format=array_record`): read through
+  `tfds.data_source`, decoded in the worker processes like any other source;
+- prepared as TFRecords (the default, sequential only): the split is streamed once, in file order, decoded on all
+  cores and held in memory as preprocessed uint8 (MNIST at 32 px: 61 MB; CelebA at 64 px: 2 GB). A split larger
+  than `config.max_in_memory_mb` is a UserError giving the one-time command that writes a prepared cache instead
+  (`python -m dcgan_jax.prepare`), which streams the split the same way.
+"""
+
+import importlib.util
+import os
+from typing import Iterator, List, Optional, Tuple
+
+import ml_collections
+import numpy as np
+
+from dcgan_jax.data import sources, workers
+from dcgan_jax.errors import UserError
+
+STREAM_CHUNK = 256  # encoded images per decoding task
+TFDS_INSTALL = 'pip install "dcgan_jax[tfds]"  (in a checkout: pip install -e ".[tfds]")'
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ValueError:  # a module without a spec: an import blocked in sys.modules
+        return False
+
+
+def require_tfds(what: str) -> None:
+    """TFDS and the TensorFlow it reads TFRecords with are the optional `tfds` extra: a one-line UserError naming
+    the install command when either is absent. Also keeps TensorFlow quiet and off the accelerators."""
+    missing = [m for m in ("tensorflow_datasets", "tensorflow") if not _installed(m)]
+    if missing:
+        raise UserError(f"{what} is read with TensorFlow Datasets and TensorFlow ({' and '.join(missing)} not "
+                        f"installed): {TFDS_INSTALL}. Data that needs neither: digits, an image folder, an LSUN "
+                        f"LMDB or a prepared cache")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        import tensorflow as tf
+        tf.config.set_visible_devices([], "GPU")
+        tf.config.set_visible_devices([], "TPU")
+    except ImportError as e:
+        raise UserError(f"{what} needs TensorFlow, which fails to import ({e}); {TFDS_INSTALL}") from None
+    except Exception:  # already initialized: nothing to hide
+        pass
+
+
+def _builder(config: ml_collections.ConfigDict):
+    require_tfds(f"dataset={config.dataset!r}")
+    import tensorflow_datasets as tfds
+    try:
+        return tfds.builder(config.dataset, data_dir=config.data_dir or None)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise UserError(f"dataset={config.dataset!r} is neither a TFDS dataset nor one of "
+                        f"{', '.join(repr(k) for k in sources.LOCAL_KINDS)}") from None
+
+
+def _image_key(builder) -> str:
+    import tensorflow_datasets as tfds
+    keys = [k for k, f in builder.info.features.items() if isinstance(f, tfds.features.Image)]
+    if not keys:
+        raise UserError(f"TFDS dataset {builder.name!r} has no image feature")
+    return "image" if "image" in keys else keys[0]
+
+
+def _not_prepared(config: ml_collections.ConfigDict, builder) -> UserError:
+    name, where = config.dataset, builder.data_dir_root
+    hint = ("; its builder needs tensorflow-io, which does not load beside recent TensorFlow: use the official "
+            "LMDB instead (--config.dataset=lsun_lmdb --config.data_path=.../bedroom_train_lmdb)"
+            if name.startswith("lsun") else "")
+    return UserError(f"TFDS dataset {name!r} (split {config.split!r}) is not prepared under {where}: run "
+                     f"`tfds build {name} --data_dir={where}` once (a dataset needing a manual download says "
+                     f"where to put the files: {where}/downloads/manual), or point --config.data_dir at where "
+                     f"it is{hint}")
+
+
+def num_examples(builder, split: str) -> Optional[int]:
+    try:
+        return int(builder.info.splits[split].num_examples)
+    except Exception:  # unknown split sizes (not prepared, mocked, exotic split strings)
+        return None
+
+
+class TfdsRandomSource(sources.EncodedSource):
+    """A TFDS split in a random-access file format (array_record), read with `tfds.data_source`."""
+
+    def __init__(self, name: str, data_dir: str, split: str, image_size: int, num_channels: int, data_source=None):
+        self.name, self.data_dir, self.split = name, data_dir, split
+        self._data_source = data_source
+        self.image_key = None
+        super().__init__(f"TFDS {name!r} split {split!r}", len(self._records()), image_size, num_channels)
+
+    def _records(self):
+        if self._data_source is None:
+            import tensorflow_datasets as tfds
+            from tensorflow_datasets.core import decode
+            builder = tfds.builder(self.name, data_dir=self.data_dir or None)
+            self.image_key = _image_key(builder)
+            self._data_source = builder.as_data_source(
+                split=self.split, decoders={self.image_key: decode.SkipDecoding()})
+        return self._data_source
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_data_source"] = None  # reopened in each worker process
+        return state
+
+    def raw(self, index: int) -> bytes:
+        record = self._records()[index]
+        value = record[self.image_key or "image"]
+        if isinstance(value, np.ndarray) and value.dtype == np.uint8 and value.ndim >= 2:
+            return _encode_png(value)  # already decoded (some data sources ignore SkipDecoding)
+        return bytes(value)
+
+
+def _encode_png(pixels: np.ndarray) -> bytes:
+    import io
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.fromarray(pixels[..., 0] if pixels.ndim == 3 and pixels.shape[-1] == 1 else pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def stream_encoded(config: ml_collections.ConfigDict, builder) -> Iterator[List[bytes]]:
+    """The split's encoded images in file order, in chunks of STREAM_CHUNK (decoding is left to the workers)."""
+    import tensorflow_datasets as tfds
+    key = _image_key(builder)
+    try:
+        dataset = builder.as_dataset(split=config.split, shuffle_files=False,
+                                     decoders={key: tfds.decode.SkipDecoding()})
+    except AssertionError:  # TFDS's "could not find data in ..."
+        raise _not_prepared(config, builder) from None
+    except ValueError as e:  # unknown split
+        raise UserError(f"TFDS dataset {config.dataset!r}: {e}") from None
+    chunk = []
+    for example in tfds.as_numpy(dataset.map(lambda ex: ex[key]).prefetch(4 * STREAM_CHUNK)):
+        chunk.append(example if isinstance(example, bytes) else _encode_png(example))
+        if len(chunk) == STREAM_CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def stream_decoded(config: ml_collections.ConfigDict, builder) -> Iterator[Tuple[np.ndarray, int]]:
+    """Preprocessed uint8 chunks of the split in file order, decoded on all cores, with each chunk's failures."""
+    import functools
+    decode = functools.partial(sources.decode_chunk, image_size=config.image_size, num_channels=config.num_channels)
+    count = workers.num_workers(config.num_data_workers)
+    for images, failed in workers.ordered_map(decode, stream_encoded(config, builder), count, 2 * count):
+        yield images, len(failed)
+
+
+def open_tfds(config: ml_collections.ConfigDict, in_memory: bool = True):
+    """A random-access source for the TFDS split; TFRecord splits are loaded into memory (see module doc).
+
+    With in_memory=False, a TFRecord split is returned as the builder instead, for prepare.py to stream.
+    """
+    builder = _builder(config)
+    from tensorflow_datasets.core import file_adapters
+    if builder.info.file_format in file_adapters.FileFormat.with_random_access():
+        return TfdsRandomSource(config.dataset, config.data_dir, config.split, config.image_size,
+                                config.num_channels)
+    if not in_memory:
+        return builder
+    row_bytes = config.image_size ** 2 * config.num_channels
+    limit = int(config.max_in_memory_mb * 2 ** 20 // row_bytes)
+    known = num_examples(builder, config.split)
+    if known is not None and known > limit:
+        raise _too_big(config, known * row_bytes)
+    chunks, skipped, total = [], 0, 0
+    for images, failed in stream_decoded(config, builder):
+        chunks.append(images)
+        skipped, total = skipped + failed, total + len(images)
+        if total > limit:
+            raise _too_big(config, None)
+    if skipped:
+        from absl import logging
+        logging.warning("TFDS %s: skipped %d images that do not decode", config.dataset, skipped)
+    if not total:
+        raise UserError(f"TFDS dataset {config.dataset!r} split {config.split!r} holds no readable image")
+    return sources.ArraySource(np.concatenate(chunks))
+
+
+def _too_big(config: ml_collections.ConfigDict, num_bytes: Optional[int]) -> UserError:
+    size = f"{num_bytes / 2 ** 30:.1f} GiB" if num_bytes else f"more than {config.max_in_memory_mb} MB"
+    return UserError(
+        f"TFDS dataset {config.dataset!r} is in TFRecord format (sequential) and its split {config.split!r} is "
+        f"{size} at {config.image_size}px, over max_in_memory_mb={config.max_in_memory_mb}: write a prepared cache "
+        f"once with `python -m dcgan_jax.prepare --config=<this config> --output=DIR` and train with "
+        f"--config.dataset=prepared --config.data_path=DIR (or rebuild it with `tfds build {config.dataset} "
+        f"--file_format=array_record`, or raise --config.max_in_memory_mb)")

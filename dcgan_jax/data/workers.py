@@ -1,0 +1,77 @@
+"""Parallel decoding: an order-preserving map over a pool of worker processes.
+
+Why processes (concurrent.futures + 'spawn') rather than threads, tf.data or grain: decoding a 64 px training image
+is ~2-3 ms of Pillow work plus Python glue that holds the GIL, so only processes scale it to all cores; 'spawn'
+because forking a process that already runs JAX's threads can deadlock; the standard library because the order of
+the results must be exactly the order of the requests (data order = f(seed, step), for bit-exact resume), which a
+bounded window of futures gives directly, with no extra dependency and no TensorFlow in the workers. The source
+is sent to each worker once (pool initializer), never with every task.
+"""
+
+import collections
+import multiprocessing
+import os
+from concurrent import futures
+from typing import Any, Callable, Iterable, Iterator, Optional
+
+from dcgan_jax.data import sources
+
+_WORKER_SOURCE = None  # the source of this worker process, set once by the pool initializer
+
+
+def num_workers(requested: int) -> int:
+    """config.num_data_workers resolved: 0 means every core this process may run on."""
+    if requested > 0:
+        return requested
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _set_worker_source(source: Any) -> None:
+    global _WORKER_SOURCE
+    _WORKER_SOURCE = source
+
+
+def _read_from_worker_source(indices):
+    return sources.read_chunk(_WORKER_SOURCE, indices)
+
+
+def ordered_map(fn: Callable, items: Iterable, workers: int, ahead: int,
+                initializer: Optional[Callable] = None, initargs: tuple = ()) -> Iterator:
+    """fn(item) for each item, in order; with workers > 1, up to `ahead` items run ahead in a process pool.
+
+    fn (and initializer) must be importable module-level functions; with workers <= 1 everything runs here.
+    """
+    if workers <= 1:
+        if initializer is not None:
+            initializer(*initargs)
+        for item in items:
+            yield fn(item)
+        return
+    pool = futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=initializer, initargs=initargs)
+    pending = collections.deque()
+    try:
+        iterator = iter(items)
+        for item in iterator:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= max(ahead, 1):
+                break
+        while pending:
+            result = pending.popleft().result()
+            for item in iterator:
+                pending.append(pool.submit(fn, item))
+                break
+            yield result
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def read_source(source: Any, index_chunks: Iterable, workers: int, ahead: int) -> Iterator:
+    """sources.read_chunk(source, chunk) for each chunk of indices, in order, decoded on `workers` processes."""
+    if workers <= 1:
+        return (sources.read_chunk(source, chunk) for chunk in index_chunks)
+    return ordered_map(_read_from_worker_source, index_chunks, workers, ahead,
+                       initializer=_set_worker_source, initargs=(source,))

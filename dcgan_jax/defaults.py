@@ -1,0 +1,163 @@
+"""Every hyperparameter, documented once: the base config that each file in configs/ starts from and overrides.
+
+Training fields are flat (`--config.batch_size=64`); evaluation fields are grouped under `config.eval`, with the FID
+classifier in `config.eval.classifier` and the paper's D-feature probe in `config.eval.probe`. Configs saved by
+earlier versions (flat `eval_*` fields, retired upsample names) map onto these fields with `from_saved`.
+"""
+
+import importlib.util
+import os
+from typing import Any, Mapping
+
+import ml_collections
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# The shipped configs: the top-level configs/ of a checkout, installed as dcgan_jax/configs/ by a regular install.
+CONFIGS_DIR = next((d for d in (os.path.join(_PACKAGE_DIR, "configs"), os.path.join(os.path.dirname(_PACKAGE_DIR),
+                                                                                     "configs")) if os.path.isdir(d)),
+                   os.path.join(_PACKAGE_DIR, "configs"))
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+
+    # Data (dcgan_jax/data/).
+    config.dataset = "digits"       # 'digits' (embedded), 'lsun_lmdb', 'image_folder', 'prepared', or a TFDS name
+    config.data_dir = ""            # TFDS data_dir ('' = TFDS default, ~/tensorflow_datasets)
+    config.data_path = ""           # LMDB directory, image folder or prepared cache
+    config.split = "train"
+    config.image_size = 32          # 32, 64 or 128
+    config.num_channels = 1         # 1 (grayscale) or 3 (RGB)
+    config.shuffle_seed_offset = 1  # data order = f(seed + offset, step): exact resume
+    config.num_data_workers = 0     # decoding processes; 0 = all cores
+    config.prefetch_batches = 2     # batches decoded ahead of the training step (beyond one per worker)
+    config.max_in_memory_mb = 4096  # TFDS splits in TFRecord format up to this size (preprocessed) load into memory;
+                                    # larger: `python -m dcgan_jax.prepare` once (dcgan_jax/data/tfds_source.py)
+
+    # Model (dcgan_jax/nn/models.py). g_width: channels of G's last hidden layer (the 4x4 layer has g_width*2**(n-1)).
+    config.latent_dim = 100
+    config.z_distribution = "uniform"  # the paper: uniform in [-1, 1]; or 'normal'
+    config.g_width = 64
+    config.d_width = 64
+    config.upsample = "subpixel"       # "subpixel" (fast exact forms, dcgan_jax/nn/convolutions.py) or "transpose"
+                                       # (XLA's own transposed convolution); the same math
+    config.bn_momentum = 0.9           # running average decay (PyTorch's momentum 0.1)
+    config.bn_epsilon = 1e-5
+    config.sync_batchnorm = True       # batch statistics over the global batch (all devices) in training
+    config.compute_dtype = "float32"   # 'bfloat16' on GPU/TPU; params and optimizer states stay float32
+
+    # Optimization (the paper: Adam, lr 2e-4, beta1 0.5, batch 128).
+    config.loss = "non_saturating"     # 'non_saturating', 'minimax', 'least_squares' or 'hinge'
+    config.label_smoothing = 0.0       # one-sided: real targets 1 - label_smoothing
+    config.batch_size = 128            # global, over all devices of all hosts
+    config.num_train_steps = 10_000
+    config.learning_rate = 2e-4
+    config.beta1 = 0.5
+    config.beta2 = 0.999
+    config.adam_eps = 1e-8
+    config.seed = 0
+    config.parallelism = "pmap"        # 'pmap' or 'shard_map' (same step body, 1-D device mesh)
+
+    # Outputs.
+    config.log_every_steps = 50
+    config.sample_every_steps = 500
+    config.checkpoint_every_steps = 1000
+    config.keep_checkpoints = 3
+    config.num_fixed_samples = 64      # the fixed-z grid saved under workdir/samples/
+
+    # Evaluation (dcgan_jax/evaluation/): during training every `every_steps`, and by `python -m dcgan_jax.evaluate`.
+    config.eval = ml_collections.ConfigDict()
+    config.eval.every_steps = 0               # FID/KID during training every this many steps; 0 disables
+    config.eval.num_samples = 1000            # generated images per FID/KID
+    config.eval.split = "test"                # held-out real images FID/KID compare against (capped at its size)
+    config.eval.batch_size = 256              # inference batch for generators, D features and FID extractors
+    config.eval.feature_extractor = "classifier"  # FID/KID features: 'classifier' (trained here) or 'inception'
+    config.eval.inception_weights = ""        # .npz of InceptionV3 weights (dcgan_jax/evaluation/inception.py)
+    config.eval.kid_subsets = 100             # KID: mean/std of the unbiased MMD^2 over this many random subsets
+    config.eval.kid_subset_size = 1000        # ... of this size (capped at the smaller set)
+
+    # The FID classifier (dcgan_jax/evaluation/classifier.py), trained once on a labelled dataset and cached.
+    config.eval.classifier = ml_collections.ConfigDict()
+    config.eval.classifier.dataset = ""       # '' = config.dataset; 'digits' or a supervised TFDS name
+    config.eval.classifier.dir = ""           # '' = ~/.cache/dcgan_jax/classifiers/<dataset>_<size>px_<C>ch
+    config.eval.classifier.steps = 1000       # ~98% on digits; raise for CIFAR-10 (e.g. 20_000 on a GPU)
+    config.eval.classifier.batch_size = 64
+    config.eval.classifier.learning_rate = 1e-3
+    config.eval.classifier.width = 32         # channels of the first conv block (doubling per block)
+    config.eval.classifier.feature_dim = 128  # penultimate layer: the FID/KID feature space
+    config.eval.classifier.max_shift = 2      # augmentation: random translations up to this many pixels
+
+    # The paper's D-feature linear probe (`evaluate --task=classify`, dcgan_jax/evaluation/probe.py).
+    config.eval.probe = ml_collections.ConfigDict()
+    config.eval.probe.labels_per_class = 0        # labelled training examples per class (0 = all; SVHN paper: 100)
+    config.eval.probe.validation_fraction = 0.1   # of the train split, held out to choose the SVM's C
+    config.eval.probe.svm_c_values = (1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # the paper: 1e-4...1e-2
+    config.eval.probe.svm_max_iter = 5000
+    config.eval.probe.recompute_batch_stats = True  # D's batchnorm statistics re-estimated on the labelled images
+    return config
+
+
+# Flat names of earlier versions -> today's dotted fields.
+RENAMED_FIELDS = {
+    "eval_every_steps": "eval.every_steps", "eval_num_samples": "eval.num_samples", "eval_split": "eval.split",
+    "eval_batch_size": "eval.batch_size", "eval_feature_extractor": "eval.feature_extractor",
+    "eval_inception_weights": "eval.inception_weights", "eval_kid_subsets": "eval.kid_subsets",
+    "eval_kid_subset_size": "eval.kid_subset_size",
+    "eval_classifier_dataset": "eval.classifier.dataset", "eval_classifier_dir": "eval.classifier.dir",
+    "eval_classifier_steps": "eval.classifier.steps", "eval_classifier_batch_size": "eval.classifier.batch_size",
+    "eval_classifier_learning_rate": "eval.classifier.learning_rate",
+    "eval_classifier_width": "eval.classifier.width", "eval_classifier_feature_dim": "eval.classifier.feature_dim",
+    "eval_classifier_max_shift": "eval.classifier.max_shift",
+    "eval_labels_per_class": "eval.probe.labels_per_class",
+    "eval_validation_fraction": "eval.probe.validation_fraction", "eval_svm_c_values": "eval.probe.svm_c_values",
+    "eval_svm_max_iter": "eval.probe.svm_max_iter", "eval_recompute_batch_stats": "eval.probe.recompute_batch_stats",
+}
+# Upsampling forms earlier versions offered, saved in their checkpoints' configs: the same math as "subpixel".
+RETIRED_VALUES = {"upsample": {"subpixel_conv": "subpixel", "subpixel_gemm": "subpixel"}}
+
+
+def _set(config: ml_collections.ConfigDict, dotted: str, value: Any) -> None:
+    *groups, field = dotted.split(".")
+    for group in groups:
+        config = config[group]
+    if isinstance(config.get(field), ml_collections.ConfigDict) and isinstance(value, Mapping):
+        for key, inner in value.items():
+            _set(config[field], key, inner)
+    elif isinstance(value, list) and isinstance(config.get(field), tuple):
+        config[field] = tuple(value)  # JSON has no tuples
+    else:
+        config[field] = value
+
+
+def from_saved(saved: Mapping[str, Any]) -> ml_collections.ConfigDict:
+    """A config saved with a checkpoint (any version), on top of today's defaults: fields added since get their
+    defaults, renamed ones their new names, retired values their current equivalents. Unknown fields are kept."""
+    config = get_config()
+    for key, value in dict(saved).items():
+        key = RENAMED_FIELDS.get(key, key)
+        value = RETIRED_VALUES.get(key, {}).get(value, value) if isinstance(value, str) else value
+        if key.split(".")[0] in config:
+            _set(config, key, value)
+        else:
+            with config.unlocked():
+                config[key] = value
+    return config
+
+
+def config_path(name_or_path: str) -> str:
+    """A config file: a path as given, or the name of one of the shipped configs ('lsun' -> configs/lsun.py)."""
+    if os.path.exists(name_or_path) or os.sep in name_or_path or name_or_path.endswith(".py"):
+        return name_or_path
+    return os.path.join(CONFIGS_DIR, f"{name_or_path}.py")
+
+
+def load_config(name_or_path: str) -> ml_collections.ConfigDict:
+    """`get_config()` of a config file loaded by path (no package import, so any folder layout works), or of a
+    shipped config by name: `load_config("configs/lsun.py")`, `load_config("digits")`."""
+    path = config_path(name_or_path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"config file {path!r} does not exist")
+    spec = importlib.util.spec_from_file_location(f"dcgan_jax_config_{abs(hash(path))}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()

@@ -1,0 +1,151 @@
+"""A small CNN classifier the project trains itself: its penultimate layer is FID's feature space.
+
+The classifier is trained once per (dataset, image size, channels) and kept as an orbax checkpoint plus meta.json,
+by default under ~/.cache/dcgan_jax/classifiers/, so FID/KID work offline with no downloaded weights. Numbers made
+with it compare only with numbers made with the same classifier (its meta.json records how it was trained).
+"""
+
+import functools
+import json
+import os
+from typing import Any, Dict, Tuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from dcgan_jax.data.images import as_model_input, to_model_range
+from dcgan_jax.data.labelled import load_labelled
+from dcgan_jax.errors import UserError
+from dcgan_jax.nn.batched import map_batches
+
+
+# ------------------------------------------------------------------------------------------------- the model
+class SmallCNN(nn.Module):
+    """Three conv blocks (3x3, then 3x3 stride 2), global average pooling, a ReLU feature layer, logits."""
+
+    num_classes: int
+    width: int = 32
+    feature_dim: int = 128
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> Tuple[jax.Array, jax.Array]:
+        """(logits, features) of images in [-1, 1]."""
+        for i in range(3):
+            x = nn.relu(nn.Conv(self.width * 2 ** i, (3, 3), name=f"conv{i}a")(x))
+            x = nn.relu(nn.Conv(self.width * 2 ** i, (3, 3), strides=(2, 2), name=f"conv{i}b")(x))
+        features = nn.relu(nn.Dense(self.feature_dim, name="features")(x.mean(axis=(1, 2))))
+        return nn.Dense(self.num_classes, name="logits")(features), features
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def _apply(model: SmallCNN, params: Any, images: jax.Array):
+    return model.apply({"params": params}, images)
+
+
+def predict(model: SmallCNN, params: Any, images: np.ndarray, batch_size: int = 256) -> Tuple[np.ndarray, ...]:
+    """(logits, features) of uint8 or [-1, 1] float images, batched."""
+    return map_batches(lambda chunk: _apply(model, params, chunk), images, batch_size, as_model_input)
+
+
+def _shift_batch(images: np.ndarray, rng: np.random.Generator, max_shift: int) -> np.ndarray:
+    """Random translations by up to max_shift pixels (background-padded): the only augmentation."""
+    if max_shift <= 0:
+        return images
+    pad = ((0, 0), (max_shift, max_shift), (max_shift, max_shift), (0, 0))
+    padded = np.pad(images, pad, constant_values=-1.0)
+    size = images.shape[1]
+    out = np.empty_like(images)
+    for k, (dy, dx) in enumerate(rng.integers(0, 2 * max_shift + 1, (len(images), 2))):
+        out[k] = padded[k, dy:dy + size, dx:dx + size]
+    return out
+
+
+def train_classifier(images: np.ndarray, labels: np.ndarray, config: ml_collections.ConfigDict,
+                     seed: int = 0) -> Tuple[SmallCNN, Any]:
+    """Adam on softmax cross-entropy for config.eval.classifier.steps steps; returns (model, params)."""
+    model = SmallCNN(int(labels.max()) + 1, config.eval.classifier.width, config.eval.classifier.feature_dim)
+    x = to_model_range(images)
+    params = model.init(jax.random.PRNGKey(seed), jnp.asarray(x[:1]))["params"]
+    tx = optax.adam(config.eval.classifier.learning_rate)
+    opt_state = tx.init(params)
+
+    @jax.jit
+    def step(params, opt_state, batch, batch_labels):
+        def loss_fn(p):
+            logits, _ = model.apply({"params": p}, batch)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, batch_labels).mean()
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    rng = np.random.default_rng(seed)
+    batch_size = min(config.eval.classifier.batch_size, len(x))
+    for _ in range(config.eval.classifier.steps):
+        idx = rng.choice(len(x), batch_size, replace=False)
+        batch = _shift_batch(x[idx], rng, config.eval.classifier.max_shift)
+        params, opt_state, _ = step(params, opt_state, jnp.asarray(batch), jnp.asarray(labels[idx]))
+    return model, params
+
+
+# ------------------------------------------------------------------------------------------ checkpoint on disk
+def classifier_dir(config: ml_collections.ConfigDict) -> str:
+    """Where the FID classifier of this config lives (config.eval.classifier.dir, or the per-user cache)."""
+    if config.eval.classifier.dir:
+        return os.path.abspath(os.path.expanduser(config.eval.classifier.dir))
+    name = f"{classifier_dataset(config)}_{config.image_size}px_{config.num_channels}ch"
+    return os.path.join(os.path.expanduser("~"), ".cache", "dcgan_jax", "classifiers", name)
+
+
+def classifier_dataset(config: ml_collections.ConfigDict) -> str:
+    return config.eval.classifier.dataset or config.dataset
+
+
+def train_and_save(config: ml_collections.ConfigDict) -> Dict[str, Any]:
+    """Trains the FID classifier on the labelled train split, measures test accuracy, saves it; returns meta."""
+    import orbax.checkpoint as ocp
+    dataset = classifier_dataset(config)
+    images, labels = load_labelled(dataset, "train", config.image_size, config.num_channels, config.data_dir)
+    model, params = train_classifier(images, labels, config, seed=config.seed)
+    test_images, test_labels = load_labelled(dataset, "test", config.image_size, config.num_channels,
+                                             config.data_dir)
+    accuracy = float(np.mean(predict(model, params, test_images)[0].argmax(-1) == test_labels))
+    meta = {"dataset": dataset, "image_size": config.image_size, "num_channels": config.num_channels,
+            "num_classes": model.num_classes, "width": model.width, "feature_dim": model.feature_dim,
+            "steps": config.eval.classifier.steps, "train_examples": len(images), "test_accuracy": accuracy}
+    path = classifier_dir(config)
+    os.makedirs(path, exist_ok=True)
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(os.path.join(path, "params"), params, force=True)
+    checkpointer.wait_until_finished()
+    with open(os.path.join(path, "meta.json"), "w") as f:
+        json.dump(meta, f, indent=2)
+    return meta
+
+
+def load_classifier(config: ml_collections.ConfigDict, train_if_missing: bool = True):
+    """(model, params, meta) of the FID classifier, trained and saved first if it does not exist yet."""
+    import orbax.checkpoint as ocp
+    path = classifier_dir(config)
+    meta_path = os.path.join(path, "meta.json")
+    if not os.path.exists(meta_path):
+        if not train_if_missing:
+            raise UserError(f"no FID classifier in {path}; train it with "
+                            f"`python -m dcgan_jax.evaluate --task=train_classifier --workdir=...`")
+        print(f"training the FID feature classifier on {classifier_dataset(config)} (once; saved to {path})",
+              flush=True)
+        train_and_save(config)
+    with open(meta_path) as f:
+        meta = json.load(f)
+    if (meta["image_size"], meta["num_channels"]) != (config.image_size, config.num_channels):
+        raise UserError(f"the classifier in {path} is for {meta['image_size']}px x {meta['num_channels']} "
+                        f"channels, not {config.image_size}px x {config.num_channels}; set eval.classifier.dir")
+    model = SmallCNN(meta["num_classes"], meta["width"], meta["feature_dim"])
+    template = model.init(jax.random.PRNGKey(0),
+                          jnp.zeros((1, config.image_size, config.image_size, config.num_channels)))["params"]
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+    params = ocp.StandardCheckpointer().restore(os.path.join(path, "params"), abstract)
+    return model, params, meta

@@ -1,0 +1,25 @@
+"""Result tables of the evaluations: aligned text for the console, JSON beside the run."""
+
+import json
+import os
+from typing import Any, Dict, List
+
+Table = List[Dict[str, Any]]
+
+
+def format_table(rows: Table) -> str:
+    """Rows of dicts as aligned text columns; floats with 4 significant digits."""
+    columns = list(rows[0])
+    cell = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
+    widths = [max(len(c), *(len(cell(r[c])) for r in rows)) for c in columns]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(cell(r[c]).ljust(w) for c, w in zip(columns, widths)) for r in rows]
+    return "\n".join(lines)
+
+
+def save_table(workdir: str, task: str, step: int, header: str, rows: Table) -> str:
+    """Writes workdir/eval_<task>.json; returns its path."""
+    path = os.path.join(workdir, f"eval_{task}.json")
+    with open(path, "w") as f:
+        json.dump({"task": task, "step": step, "header": header, "rows": rows}, f, indent=2)
+    return path

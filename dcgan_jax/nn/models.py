@@ -1,0 +1,168 @@
+"""DCGAN generator and discriminator (Radford et al. 2015, Sec. 3) in Flax linen.
+
+The paper's rules: no pooling (strided convs in D, fractional-strided convs in G), batchnorm everywhere except the
+G output and the D input layer, ReLU in G with a tanh output, LeakyReLU(0.2) in D, no fully connected hidden layers,
+weights drawn from N(0, 0.02). Every layer is bias-free, as in the reference implementations: batchnorm follows.
+"""
+
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from dcgan_jax.nn import batchnorm
+from dcgan_jax.nn.convolutions import (KERNEL, strided_conv_fast, transposed_conv_fast,
+                                       transposed_conv_reference)
+
+SUPPORTED_IMAGE_SIZES = (32, 64, 128)
+dcgan_init = nn.initializers.normal(stddev=0.02)
+
+
+def num_resolution_changes(image_size: int) -> int:
+    """Number of 2x up/downsampling layers between the 4x4 base and `image_size`."""
+    if image_size not in SUPPORTED_IMAGE_SIZES:
+        raise ValueError(f"image_size={image_size} is not supported; use one of {SUPPORTED_IMAGE_SIZES}")
+    return int(np.log2(image_size)) - 2
+
+
+class Downsample(nn.Module):
+    """D's strided 4x4 convolution (bias-free), halving the resolution."""
+
+    features: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", dcgan_init, (KERNEL, KERNEL, x.shape[-1], self.features), jnp.float32)
+        return strided_conv_fast(x.astype(self.dtype), kernel.astype(self.dtype))
+
+
+UPSAMPLERS: Mapping[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
+    "subpixel": transposed_conv_fast,  # the sub-pixel form, with the fastest exact gradients
+    "transpose": transposed_conv_reference,  # XLA's transposed convolution and its gradients
+}
+
+
+class Upsample(nn.Module):
+    """Fractional-strided 4x4 convolution doubling the resolution (bias-free)."""
+
+    features: int
+    method: str = "subpixel"
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", dcgan_init, (KERNEL, KERNEL, x.shape[-1], self.features), jnp.float32)
+        return UPSAMPLERS[self.method](x.astype(self.dtype), kernel.astype(self.dtype))
+
+
+class Project(nn.Module):
+    """The paper's "project and reshape": z -> 4x4xC, i.e. a 4x4 transposed conv applied to a 1x1 input."""
+
+    features: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, z: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", dcgan_init, (4, 4, z.shape[-1], self.features), jnp.float32)
+        return jnp.einsum("nl,hwlc->nhwc", z.astype(self.dtype), kernel.astype(self.dtype))
+
+
+def _batch_norm(train: bool, axis_name: Optional[str], momentum: float, epsilon: float, dtype: Any, name: str):
+    return batchnorm.BatchNorm(use_running_average=not train, axis_name=axis_name if train else None,
+                               momentum=momentum, epsilon=epsilon, dtype=dtype, name=name)
+
+
+class Generator(nn.Module):
+    """z (N, latent_dim) -> images (N, S, S, C) in [-1, 1]. Widths halve from 4x4 up: g_width * 2**(n-1) ... g_width."""
+
+    image_size: int = 64
+    num_channels: int = 3
+    width: int = 64
+    upsample: str = "subpixel"
+    axis_name: Optional[str] = None
+    bn_momentum: float = 0.9
+    bn_epsilon: float = 1e-5
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, z: jax.Array, train: bool = True,
+                 layer_masks: Optional[Mapping[int, jax.Array]] = None) -> jax.Array:
+        """`layer_masks[i]` (shape (C_i,)) multiplies the feature maps of hidden layer i (0 = 4x4) after its ReLU."""
+        n_up = num_resolution_changes(self.image_size)
+        layer_masks = layer_masks or {}
+        h = Project(self.width * 2 ** (n_up - 1), dtype=self.dtype, name="project")(z)
+        for i in range(n_up):
+            h = _batch_norm(train, self.axis_name, self.bn_momentum, self.bn_epsilon, self.dtype, f"bn{i}")(h)
+            h = nn.relu(h)
+            if i in layer_masks:
+                h = h * jnp.asarray(layer_masks[i], h.dtype)
+            self.sow("intermediates", f"layer{i}", h)
+            features = self.num_channels if i == n_up - 1 else self.width * 2 ** (n_up - 2 - i)
+            h = Upsample(features, self.upsample, dtype=self.dtype, name=f"up{i}")(h)
+        return jnp.tanh(h.astype(jnp.float32))
+
+
+class Discriminator(nn.Module):
+    """images (N, S, S, C) -> logits (N,). Strided 4x4 convs, widths d_width ... d_width * 2**(n-1), then 4x4 valid."""
+
+    image_size: int = 64
+    width: int = 64
+    axis_name: Optional[str] = None
+    bn_momentum: float = 0.9
+    bn_epsilon: float = 1e-5
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+        """Hidden activations are sown into 'intermediates' as `layer{i}` (the paper's classifier features)."""
+        n_down = num_resolution_changes(self.image_size)
+        h = x.astype(self.dtype)
+        for i in range(n_down):
+            h = Downsample(self.width * 2 ** i, dtype=self.dtype, name=f"conv{i}")(h)
+            if i > 0:  # the paper: no batchnorm on the discriminator's input layer
+                h = _batch_norm(train, self.axis_name, self.bn_momentum, self.bn_epsilon, self.dtype, f"bn{i}")(h)
+            h = nn.leaky_relu(h, 0.2)
+            self.sow("intermediates", f"layer{i}", h)
+        h = nn.Conv(1, (KERNEL, KERNEL), padding="VALID", use_bias=False, kernel_init=dcgan_init,
+                    dtype=self.dtype, name="logit")(h)
+        return h.reshape(h.shape[0]).astype(jnp.float32)
+
+
+def build_models(config: ml_collections.ConfigDict, axis_name: Optional[str] = None):
+    """Generator and Discriminator from the config; `axis_name` syncs batchnorm statistics across devices."""
+    num_resolution_changes(config.image_size)  # validates the size
+    if config.num_channels not in (1, 3):
+        raise ValueError(f"num_channels={config.num_channels} is not supported; use 1 (grayscale) or 3 (RGB)")
+    upsample = config.upsample
+    if upsample not in UPSAMPLERS:
+        raise ValueError(f"upsample={config.upsample!r} is not supported; use one of {sorted(UPSAMPLERS)}")
+    dtype = jnp.dtype(config.compute_dtype)
+    bn = dict(axis_name=axis_name if config.sync_batchnorm else None, bn_momentum=config.bn_momentum,
+              bn_epsilon=config.bn_epsilon, dtype=dtype)
+    generator = Generator(config.image_size, config.num_channels, config.g_width, upsample, **bn)
+    discriminator = Discriminator(config.image_size, config.d_width, **bn)
+    return generator, discriminator
+
+
+def g_layer_widths(config: ml_collections.ConfigDict) -> Sequence[int]:
+    """Channels of G's hidden layers, 4x4 layer first (the layers `layer_masks` and sown `layer{i}` index)."""
+    n_up = num_resolution_changes(config.image_size)
+    return [config.g_width * 2 ** (n_up - 1 - i) for i in range(n_up)]
+
+
+def d_layer_widths(config: ml_collections.ConfigDict) -> Sequence[int]:
+    """Channels of D's conv layers, input side first."""
+    return [config.d_width * 2 ** i for i in range(num_resolution_changes(config.image_size))]
+
+
+def init_variables(rng: jax.Array, config: ml_collections.ConfigDict):
+    """Fresh {'params', 'batch_stats'} for G and D."""
+    generator, discriminator = build_models(config)
+    g_rng, d_rng = jax.random.split(rng)
+    z = jnp.zeros((1, config.latent_dim), jnp.float32)
+    x = jnp.zeros((1, config.image_size, config.image_size, config.num_channels), jnp.float32)
+    return generator.init(g_rng, z, train=False), discriminator.init(d_rng, x, train=False)

@@ -1,0 +1,132 @@
+"""Orbax checkpoints of the train state, with the resolved config stored beside each step.
+
+Orbax writes a step into a temporary directory and renames it when complete, so a step interrupted mid-write is
+never listed or read. The config saved with the state lets tools (sample, explore, evaluate) rebuild the models; `run.open_run` opens a
+trained run for them.
+"""
+
+import json
+import os
+from typing import Any, Optional
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+from flax import serialization
+
+from dcgan_jax import defaults
+from dcgan_jax.errors import UserError
+from dcgan_jax.nn import models
+
+CHECKPOINT_SUBDIR = "checkpoints"
+
+
+def checkpoint_dir(workdir: str) -> str:
+    return os.path.join(os.path.abspath(workdir), CHECKPOINT_SUBDIR)
+
+
+def create_manager(workdir: str, keep: int = 3, read_only: bool = False) -> ocp.CheckpointManager:
+    """A manager for workdir/checkpoints that keeps the latest `keep` steps."""
+    options = ocp.CheckpointManagerOptions(
+        preservation_policy=ocp.checkpoint_managers.LatestN(keep), create=not read_only, read_only=read_only,
+        cleanup_tmp_directories=not read_only)
+    return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=("state", "config"))
+
+
+def save(manager: ocp.CheckpointManager, step: int, state: Any, config: ml_collections.ConfigDict) -> None:
+    """Saves asynchronously; call `manager.wait_until_finished()` before the process exits."""
+    manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(serialization.to_state_dict(state)),
+        config=ocp.args.JsonSave(json.loads(config.to_json()))), force=True)
+
+
+# Fields that change the shapes of the saved params: resuming with other values cannot work.
+ARCHITECTURE_FIELDS = ("image_size", "num_channels", "latent_dim", "g_width", "d_width")
+
+
+def check_compatible(saved: ml_collections.ConfigDict, config: ml_collections.ConfigDict, where: str) -> None:
+    """A one-line error naming every architecture field that differs between a checkpoint and the config."""
+    differ = [f"{k}: checkpoint {saved.get(k)} vs config {config.get(k)}" for k in ARCHITECTURE_FIELDS
+              if saved.get(k) != config.get(k)]
+    if differ:
+        raise UserError(f"the checkpoint in {where} was trained with another architecture ({'; '.join(differ)}); "
+                        f"use a new --workdir, or the checkpoint's values")
+
+
+def restore_for_training(manager: ocp.CheckpointManager, template: Any, config: ml_collections.ConfigDict,
+                         workdir: str) -> Any:
+    """The latest complete checkpoint's state if there is one (checked against the config), else `template`."""
+    step = manager.latest_step()
+    if step is None:
+        return template
+    where = os.path.join(checkpoint_dir(workdir), str(step))
+    try:
+        saved_config = restore_config(manager, step)
+    except Exception as e:  # orbax raises many types for damaged files
+        raise _unreadable(manager, step, where, e) from None
+    check_compatible(saved_config, config, where)
+    try:
+        return restore_state(manager, template, step)
+    except Exception as e:
+        raise _unreadable(manager, step, where, e) from None
+
+
+def _unreadable(manager: ocp.CheckpointManager, step: int, where: str, error: Exception) -> UserError:
+    older = [s for s in manager.all_steps() if s < step]
+    hint = (f"move it out of the way to resume from step {max(older)}" if older
+            else "move it out of the way to start afresh")
+    reason = " ".join(str(error).split())[:200]
+    return UserError(f"checkpoint {where} is unreadable ({type(error).__name__}: {reason}); {hint}")
+
+
+def save_or_fail(manager: ocp.CheckpointManager, step: int, state: Any, config: ml_collections.ConfigDict,
+                 wait: bool = False) -> None:
+    """`save` (and optionally wait), turning a failed write (disk full, permissions) into a one-line error.
+
+    A failed write leaves only an orbax temporary directory, which is never read; earlier steps stay intact.
+    """
+    try:
+        save(manager, step, state, config)
+        if wait:
+            manager.wait_until_finished()
+    except Exception as e:
+        raise UserError(f"could not write the checkpoint of step {step} to {manager.directory} "
+                        f"({type(e).__name__}: {' '.join(str(e).split())[:200]}); free space or fix permissions "
+                        f"and rerun: training resumes from the last complete checkpoint") from None
+
+
+def restore_state(manager: ocp.CheckpointManager, template: Any, step: Optional[int] = None) -> Any:
+    """The state saved at `step` (default: latest), in the structure of `template`."""
+    step = manager.latest_step() if step is None else step
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, serialization.to_state_dict(template))
+    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
+    return serialization.from_state_dict(template, restored["state"])
+
+
+def restore_config(manager: ocp.CheckpointManager, step: Optional[int] = None) -> ml_collections.ConfigDict:
+    """The config saved with `step` (default: latest), mapped onto today's fields (`defaults.from_saved`)."""
+    step = manager.latest_step() if step is None else step
+    restored = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
+    return defaults.from_saved(restored["config"])
+
+
+def open_workdir(workdir: str):
+    """(manager, config) of a trained workdir, read-only; a clear error when it holds no checkpoint."""
+    if not os.path.isdir(checkpoint_dir(workdir)):
+        raise UserError(f"no checkpoints in {checkpoint_dir(workdir)}: train first with "
+                        f"`python -m dcgan_jax.main --workdir={workdir}`")
+    manager = create_manager(workdir, read_only=True)
+    if manager.latest_step() is None:
+        raise UserError(f"no complete checkpoint in {checkpoint_dir(workdir)}: train first with "
+                        f"`python -m dcgan_jax.main --workdir={workdir}`")
+    try:
+        config = restore_config(manager)
+    except Exception as e:  # orbax raises many types for damaged files
+        raise UserError(f"the config saved in {checkpoint_dir(workdir)}/{manager.latest_step()} is unreadable "
+                        f"({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
+    try:
+        models.build_models(config)
+    except (ValueError, TypeError, AttributeError) as e:
+        raise UserError(f"the config saved in {checkpoint_dir(workdir)} cannot build the models ({e}); was it written "
+                        f"by another version of dcgan_jax?") from None
+    return manager, config

@@ -1,0 +1,145 @@
+"""The training loop: from the latest checkpoint (or scratch) to num_train_steps, saving, logging and sampling.
+
+Data order and every random draw are functions of (seed, step), so an interrupted run rerun with the same command
+ends with the same params as an uninterrupted one. SIGTERM/SIGINT stop after the current step with a checkpoint.
+"""
+
+import os
+from typing import Any, Callable, Dict, Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from dcgan_jax.data import datasets, pipeline
+from dcgan_jax.errors import UserError
+from dcgan_jax.nn import generate, latent, models
+from dcgan_jax.training import checkpoints, losses, parallel, preemption, reporting
+from dcgan_jax.training.state import TrainState, create_train_state
+from dcgan_jax.training.step import make_train_step
+
+# (step, G variables) -> scores, e.g. {'fid': ...}; called every config.eval.every_steps (dcgan_jax/evaluation).
+Evaluator = Callable[[int, Any], Dict[str, float]]
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+    """Config values the code cannot run with, as one UserError naming the field and the fix."""
+    try:
+        models.build_models(config)
+        losses.check_loss(config.loss)
+        latent.sample_z(jax.random.PRNGKey(0), 1, 1, config.z_distribution)
+        parallel.Parallel(config.parallelism)
+        jnp.dtype(config.compute_dtype)
+    except (ValueError, TypeError) as e:
+        raise UserError(f"invalid config: {e}") from None
+    if config.eval.every_steps < 0:
+        raise UserError(f"invalid config: eval.every_steps={config.eval.every_steps} must be >= 0 (0 disables)")
+    for field in ("batch_size", "num_train_steps", "latent_dim", "g_width", "d_width", "log_every_steps",
+                  "sample_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
+        if int(config[field]) <= 0:
+            raise UserError(f"invalid config: {field}={config[field]} must be a positive integer")
+    if config.batch_size % jax.device_count():
+        raise UserError(f"invalid config: batch_size={config.batch_size} is not divisible by the "
+                        f"{jax.device_count()} devices; use a multiple of {jax.device_count()}")
+    if not 0.0 <= config.label_smoothing < 1.0:
+        raise UserError(f"invalid config: label_smoothing={config.label_smoothing} must be in [0, 1)")
+
+
+def prepare_workdir(workdir: str) -> None:
+    """Creates workdir and checks it is writable, before any work is done."""
+    try:
+        os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+        probe = os.path.join(workdir, f".write_test.{jax.process_index()}")  # every host checks; no two share a name
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise UserError(f"workdir {workdir!r} is not writable ({e.strerror}); pass a writable --workdir") from None
+
+
+def fixed_z(config: ml_collections.ConfigDict) -> np.ndarray:
+    """The z of the sample grids saved during training: the same for the whole run (and for reruns)."""
+    rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x5A)
+    return np.asarray(latent.sample_z(rng, config.num_fixed_samples, config.latent_dim, config.z_distribution))
+
+
+class DivergenceError(UserError):
+    """Non-finite losses or params: training stops and the last good checkpoint is kept."""
+
+
+def _check_finite(metrics: Dict[str, float], step: int, manager) -> None:
+    if metrics["finite"] != 1.0:
+        manager.wait_until_finished()
+        last_good = manager.latest_step()
+        kept = (f"the last good checkpoint is step {last_good} in {manager.directory} (kept)" if last_good is not None
+                else "no checkpoint was saved before it")
+        raise DivergenceError(f"training diverged: non-finite loss or params at step {step} "
+                              f"(d_loss {metrics['d_loss']}, g_loss {metrics['g_loss']}); {kept}; "
+                              f"lower learning_rate or change the seed, then rerun")
+
+
+def _train_loop(config, workdir, runner, manager, reporter, train_step, batches, evaluator, device_state):
+    """Steps from the state's step to num_train_steps, or until a stop signal; returns the device state."""
+    sample_z = fixed_z(config)
+    start_step = int(jax.device_get(runner.unreplicate(device_state.step)))
+    with preemption.StopRequest() as stop:
+        for step in range(start_step + 1, config.num_train_steps + 1):
+            device_state, metrics = train_step(device_state, runner.shard_batch(next(batches)))
+            last = step == config.num_train_steps
+            stopping = stop.requested()
+            log, save = step % config.log_every_steps == 0 or last, step % config.checkpoint_every_steps == 0
+            if log or save or stopping or last:  # fetching metrics waits for the step: only when needed
+                host_metrics = {k: float(v) for k, v in jax.device_get(runner.unreplicate(metrics)).items()}
+                _check_finite(host_metrics, step, manager)
+                if log:
+                    reporter.scalars(step, host_metrics)
+            sample = (step % config.sample_every_steps == 0 or last) and jax.process_index() == 0  # one writer
+            evaluate_now = evaluator is not None and step % config.eval.every_steps == 0
+            if sample or evaluate_now:
+                g_vars = jax.device_get(runner.unreplicate(device_state)).g_variables
+                if sample:
+                    reporter.samples(step, generate.generate(config, g_vars, sample_z))
+                if evaluate_now:
+                    reporter.evaluation(step, evaluator(step, g_vars))
+            if save or stopping or last:
+                checkpoints.save_or_fail(manager, step, jax.device_get(runner.unreplicate(device_state)), config,
+                                           wait=stopping)
+            if stopping:
+                reporter.message(f"stopped by {stop.signal_name or 'another host'} at step {step}; checkpoint "
+                                 f"saved in {checkpoints.checkpoint_dir(workdir)}; rerun the same command to resume")
+                break
+    return device_state
+
+
+def train(config: ml_collections.ConfigDict, workdir: str, evaluator: Optional[Evaluator] = None) -> TrainState:
+    """Trains from scratch or from the latest checkpoint in workdir; returns the final state (host copy).
+
+    `evaluator` (if given) runs every config.eval.every_steps steps on the current G; its scores are logged.
+    """
+    validate_config(config)
+    prepare_workdir(workdir)
+    manager = checkpoints.create_manager(workdir, config.keep_checkpoints)
+    state = checkpoints.restore_for_training(manager, create_train_state(config), config, workdir)
+    start_step = int(state.step)
+    reporter = reporting.Reporter(workdir, config, start_step)
+    if start_step:
+        reporter.message(f"resumed from step {start_step} in {checkpoints.checkpoint_dir(workdir)}")
+    if jax.process_index() == 0:
+        with open(os.path.join(workdir, "config.json"), "w") as f:
+            f.write(config.to_json(indent=2))
+
+    source = datasets.load_source(config)
+    runner = parallel.Parallel(config.parallelism)
+    train_step = runner.compile(make_train_step(config, config.batch_size // runner.num_devices))
+    batches = pipeline.train_batches(config, source, start_step, len(runner.local_devices))
+    if not config.eval.every_steps:
+        evaluator = None
+    device_state = runner.replicate(state)
+    try:
+        device_state = _train_loop(config, workdir, runner, manager, reporter, train_step, batches, evaluator,
+                                   device_state)
+    finally:
+        manager.wait_until_finished()  # an error must not lose the checkpoint being written in the background
+    reporter.close()
+    return jax.device_get(runner.unreplicate(device_state))

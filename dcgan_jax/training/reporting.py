@@ -1,0 +1,108 @@
+"""What a run shows and writes as it goes: console lines, TensorBoard, metrics.jsonl and sample grids.
+
+Only process 0 writes, so a multi-host run produces one set of outputs. TensorBoard event files are written with
+the `tensorboard` package's own writer and protos, which need neither TensorFlow nor PyTorch (flax's and
+tensorboardX's writers import one of them).
+"""
+
+import io
+import json
+import os
+import time
+from typing import Dict
+
+import jax
+import ml_collections
+import numpy as np
+from PIL import Image
+from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+from dcgan_jax import visualize
+
+
+class SummaryWriter:
+    """Scalars and images into a TensorBoard event file (`tensorboard --logdir` reads it)."""
+
+    def __init__(self, logdir: str):
+        self._writer = EventFileWriter(logdir)
+
+    def _add(self, step: int, value: summary_pb2.Summary.Value) -> None:
+        summary = summary_pb2.Summary(value=[value])
+        self._writer.add_event(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary))
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        self._add(step, summary_pb2.Summary.Value(tag=tag, simple_value=float(value)))
+
+    def image(self, tag: str, image: np.ndarray, step: int) -> None:
+        """One uint8 (H, W, C) image, stored as PNG."""
+        buffer = io.BytesIO()
+        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buffer, "PNG")
+        encoded = summary_pb2.Summary.Image(height=image.shape[0], width=image.shape[1],
+                                            colorspace=image.shape[-1], encoded_image_string=buffer.getvalue())
+        self._add(step, summary_pb2.Summary.Value(tag=tag, image=encoded))
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class Reporter:
+    """Console lines with img/s and ETA, TensorBoard scalars/images, metrics.jsonl rows, sample grid PNGs."""
+
+    def __init__(self, workdir: str, config: ml_collections.ConfigDict, start_step: int):
+        self.enabled = jax.process_index() == 0
+        self.workdir, self.config = workdir, config
+        self.metrics_path = os.path.join(workdir, "metrics.jsonl")
+        self.last_time, self.last_step = time.time(), start_step
+        self.writer = None
+        if self.enabled:
+            self.writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+    def scalars(self, step: int, metrics: Dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        now = time.time()
+        rate = (step - self.last_step) * self.config.batch_size / max(now - self.last_time, 1e-9)
+        eta = (self.config.num_train_steps - step) * self.config.batch_size / max(rate, 1e-9)
+        self.last_time, self.last_step = now, step
+        print(f"step {step}/{self.config.num_train_steps} | d_loss {metrics['d_loss']:.3f} "
+              f"g_loss {metrics['g_loss']:.3f} D(x) {metrics['d_real']:.2f} D(G(z)) {metrics['d_fake']:.2f} | "
+              f"{rate:.0f} img/s | ETA {int(eta) // 60}m{int(eta) % 60:02d}s", flush=True)
+        self._write(step, {**metrics, "images_per_sec": rate}, "train")
+
+    def evaluation(self, step: int, scores: Dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        print(f"step {step} eval | " + " ".join(f"{k} {v:.4g}" for k, v in scores.items()), flush=True)
+        self._write(step, scores, "eval")
+
+    def _write(self, step: int, values: Dict[str, float], prefix: str) -> None:
+        for key, value in values.items():
+            self.writer.scalar(f"{prefix}/{key}", value, step)
+        self.writer.flush()
+        row = {"step": step, **({k: v for k, v in values.items() if k != "images_per_sec"} if prefix == "train"
+                                else {f"eval_{k}": v for k, v in values.items()})}
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def samples(self, step: int, images: np.ndarray) -> None:
+        if not self.enabled:
+            return
+        grid = visualize.make_grid(images)
+        visualize.save_image(os.path.join(self.workdir, "samples", f"step_{step:08d}.png"), grid)
+        self.writer.image("samples", grid, step)
+        self.writer.flush()
+
+    def message(self, text: str) -> None:
+        if self.enabled:
+            print(text, flush=True)
+
+    def close(self) -> None:
+        if not self.enabled:
+            return
+        self.writer.close()
+        if os.path.exists(self.metrics_path):
+            visualize.plot_losses(self.metrics_path, os.path.join(self.workdir, "loss_curve.png"))

@@ -1,0 +1,57 @@
+"""A trained run, opened once for every tool: its config, a checkpoint's train state and the run's random init.
+
+    run = open_run("runs/digits")            # the latest checkpoint; open_run(workdir, step=2000) for another
+    images = generate.generate(run.config, run.g_variables, z)
+"""
+
+import dataclasses
+import functools
+from typing import Any, Dict, Optional
+
+import ml_collections
+
+from dcgan_jax.errors import UserError
+from dcgan_jax.training import checkpoints
+from dcgan_jax.training.state import TrainState, create_train_state
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """A checkpoint of a training workdir, restored on the host."""
+
+    workdir: str
+    config: ml_collections.ConfigDict
+    step: int
+    state: TrainState
+
+    @property
+    def g_variables(self) -> Dict[str, Any]:
+        return self.state.g_variables
+
+    @property
+    def d_variables(self) -> Dict[str, Any]:
+        return self.state.d_variables
+
+    @functools.cached_property
+    def initial_state(self) -> TrainState:
+        """The run's own random init (step 0): the paper's untrained baselines."""
+        return create_train_state(self.config)
+
+
+def open_run(workdir: str, step: Optional[int] = None) -> Run:
+    """The checkpoint at `step` (default: the latest) of a training workdir, read-only.
+
+    A workdir without checkpoints, a missing step or a damaged checkpoint is a one-line UserError.
+    """
+    manager, config = checkpoints.open_workdir(workdir)
+    available = sorted(manager.all_steps())
+    step = manager.latest_step() if step is None else step
+    if step not in available:
+        raise UserError(f"no checkpoint at step {step} in {workdir}; available: {available}")
+    try:
+        state = checkpoints.restore_state(manager, create_train_state(config), step)
+    except Exception as e:  # orbax raises many types for damaged files
+        where = f"{checkpoints.checkpoint_dir(workdir)}/{step}"
+        raise UserError(f"checkpoint {where} is unreadable ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
+                        f"pick another with --step ({available}) or retrain") from None
+    return Run(workdir, config, step, state)

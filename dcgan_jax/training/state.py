@@ -1,0 +1,54 @@
+"""The train state: everything that changes during training, in one explicit pytree."""
+
+from typing import Any, Dict, Tuple
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from dcgan_jax.nn import models
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything that changes during training; nothing hides in module state."""
+
+    step: jax.Array
+    g_params: Any
+    g_batch_stats: Any
+    d_params: Any
+    d_batch_stats: Any
+    g_opt_state: Any
+    d_opt_state: Any
+    rng: jax.Array  # raw uint32 key data; per-step keys are fold_in(rng, step)
+
+    @property
+    def g_variables(self) -> Dict[str, Any]:
+        """G's flax variables, as `Generator.apply` takes them."""
+        return {"params": self.g_params, "batch_stats": self.g_batch_stats}
+
+    @property
+    def d_variables(self) -> Dict[str, Any]:
+        """D's flax variables, as `Discriminator.apply` takes them."""
+        return {"params": self.d_params, "batch_stats": self.d_batch_stats}
+
+
+def make_optimizers(config: ml_collections.ConfigDict) -> Tuple[optax.GradientTransformation, ...]:
+    """Adam for G and for D (the paper: lr 2e-4, beta1 0.5)."""
+    def adam():
+        return optax.adam(config.learning_rate, b1=config.beta1, b2=config.beta2, eps=config.adam_eps)
+    return adam(), adam()
+
+
+def create_train_state(config: ml_collections.ConfigDict) -> TrainState:
+    """A fresh state on the host, identical for any device count; params in float32."""
+    init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+    g_vars, d_vars = models.init_variables(init_rng, config)
+    g_tx, d_tx = make_optimizers(config)
+    return TrainState(step=jnp.zeros((), jnp.int32),
+                      g_params=g_vars["params"], g_batch_stats=g_vars["batch_stats"],
+                      d_params=d_vars["params"], d_batch_stats=d_vars["batch_stats"],
+                      g_opt_state=g_tx.init(g_vars["params"]), d_opt_state=d_tx.init(d_vars["params"]),
+                      rng=train_rng)

@@ -1,0 +1,87 @@
+"""The per-device D+G update step, a pure `(state, batch) -> (state, metrics)`; run it with `parallel.Parallel`."""
+
+from typing import Callable, Dict, Tuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from jax import lax
+
+from dcgan_jax.nn import latent, models
+from dcgan_jax.training import losses
+from dcgan_jax.training.parallel import AXIS, varying
+from dcgan_jax.training.state import TrainState, make_optimizers
+
+Metrics = Dict[str, jax.Array]
+
+
+def make_train_step(config: ml_collections.ConfigDict, per_device_batch: int
+                    ) -> Callable[[TrainState, jax.Array], Tuple[TrainState, Metrics]]:
+    """The per-device body `(state, batch) -> (state, metrics)`: a D update, then a G update against the new D.
+
+    Gradients, batchnorm statistics and metrics are averaged over `AXIS`; run it with `parallel.Parallel`.
+    """
+    generator, discriminator = models.build_models(config, axis_name=AXIS)
+    g_tx, d_tx = make_optimizers(config)
+    pmean = lambda tree: lax.pmean(tree, AXIS)
+
+    def apply_d(params, batch_stats, images):
+        logits, updates = discriminator.apply({"params": params, "batch_stats": batch_stats}, images, train=True,
+                                              mutable=["batch_stats"])
+        return logits, updates["batch_stats"]
+
+    def train_step(state: TrainState, real: jax.Array) -> Tuple[TrainState, Metrics]:
+        step_rng = jax.random.fold_in(state.rng, state.step)
+        first_example = lax.axis_index(AXIS) * per_device_batch
+        z = latent.sample_z_for_examples(step_rng, first_example + jnp.arange(per_device_batch),
+                                         config.latent_dim, config.z_distribution)
+
+        # G runs forward once; its vjp is reused for the G update after D's update.
+        def g_forward(g_params):
+            fake, updates = generator.apply({"params": g_params, "batch_stats": state.g_batch_stats}, z,
+                                            train=True, mutable=["batch_stats"])
+            return fake, updates["batch_stats"]
+
+        fake, g_vjp, g_batch_stats = jax.vjp(g_forward, varying(state.g_params), has_aux=True)
+
+        # D sees the real and the fake batch in separate calls, as the reference implementations do.
+        def d_loss_fn(d_params):
+            real_logits, batch_stats = apply_d(d_params, state.d_batch_stats, real)
+            fake_logits, batch_stats = apply_d(d_params, batch_stats, fake)
+            loss = losses.discriminator_loss(real_logits, fake_logits, config.loss, config.label_smoothing)
+            return loss, (batch_stats, real_logits, fake_logits)
+
+        (d_loss, (d_batch_stats, real_logits, fake_logits)), d_grads = jax.value_and_grad(
+            d_loss_fn, has_aux=True)(varying(state.d_params))
+        d_grads = pmean(d_grads)
+        d_updates, d_opt_state = d_tx.update(d_grads, state.d_opt_state, state.d_params)
+        d_params = optax.apply_updates(state.d_params, d_updates)
+
+        def g_loss_fn(fake_images):
+            logits, batch_stats = apply_d(d_params, d_batch_stats, fake_images)
+            return losses.generator_loss(logits, config.loss), batch_stats
+
+        (g_loss, d_batch_stats), fake_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(fake)
+        (g_grads,) = g_vjp(fake_grads.astype(fake.dtype))
+        g_grads = pmean(g_grads)
+        g_updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state, state.g_params)
+        g_params = optax.apply_updates(state.g_params, g_updates)
+
+        new_state = state.replace(
+            step=state.step + 1, g_params=g_params, d_params=d_params,
+            # Already identical across devices with synced batchnorm; averaged otherwise (per-device statistics).
+            g_batch_stats=pmean(g_batch_stats), d_batch_stats=pmean(d_batch_stats),
+            g_opt_state=g_opt_state, d_opt_state=d_opt_state)
+        metrics = pmean({
+            "d_loss": d_loss, "g_loss": g_loss,
+            "d_real": jnp.mean(jax.nn.sigmoid(real_logits)), "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)),
+        })
+        metrics["g_grad_norm"] = optax.tree.norm(g_grads)
+        metrics["d_grad_norm"] = optax.tree.norm(d_grads)
+        # One flag for the divergence guard: NaN/inf anywhere in the losses or the new params shows up here.
+        metrics["finite"] = pmean(  # averaged so it is replicated (shard_map's out_specs); < 1 if any device fails
+            jnp.isfinite(d_loss + g_loss + optax.tree.norm((g_params, d_params))).astype(jnp.float32))
+        return new_state, metrics
+
+    return train_step
