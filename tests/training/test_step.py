@@ -11,9 +11,14 @@ import numpy as np
 import optax
 import pytest
 
-from conftest import tiny_config
-from dcgan_jax import latent, losses, models, parallel, train
-from train_utils import digit_batches, max_abs_diff, run_steps
+from tests.helpers import tiny_config
+from dcgan_jax.nn import latent
+from dcgan_jax.training import losses
+from dcgan_jax.nn import models
+from dcgan_jax.training import parallel
+from dcgan_jax import train
+from dcgan_jax.training import state as train_state
+from tests.helpers import digit_batches, max_abs_diff, run_steps
 
 # See multidevice_checks.py: a large Adam eps makes param differences measure gradient differences.
 BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"  # jax._src.dispatch
@@ -79,11 +84,11 @@ def test_optimized_step_equals_straightforward_formulation(monkeypatch):
     fast, _ = run_steps(config, batches)
     use_straightforward_layers(monkeypatch)
     step = straightforward_step(config)
-    reference = train.create_train_state(config)
+    reference = train_state.create_train_state(config)
     for batch in batches:
         reference = step(reference, jnp.asarray(batch))
     assert max_abs_diff(fast, jax.device_get(reference)) < 1e-5
-    assert max_abs_diff(fast.g_params, train.create_train_state(config).g_params) > 1e-3  # it did train
+    assert max_abs_diff(fast.g_params, train_state.create_train_state(config).g_params) > 1e-3  # it did train
 
 
 def test_metrics_are_finite_and_the_state_advances():
@@ -122,8 +127,8 @@ def test_the_step_compiles_once(parallelism):
     """Later steps reuse the first step's program (a state layout that differs after step 1 would recompile)."""
     config = tiny_config()
     runner = parallel.Parallel(parallelism)
-    step = runner.compile(train.make_train_step(config, config.batch_size // runner.num_devices))
-    state = runner.replicate(train.create_train_state(config))
+    step = runner.compile(step.make_train_step(config, config.batch_size // runner.num_devices))
+    state = runner.replicate(train_state.create_train_state(config))
     batches = digit_batches(config, 3)
     compiles = []
     jax.monitoring.register_event_duration_secs_listener(

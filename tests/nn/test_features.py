@@ -4,12 +4,13 @@ import jax
 import numpy as np
 import pytest
 
-from configs import base
-from dcgan_jax import features, models
+from dcgan_jax import defaults
+from dcgan_jax.nn import features
+from dcgan_jax.nn import models
 
 
 def _config(image_size=32, d_width=8, num_channels=1):
-    config = base.get_config()
+    config = defaults.get_config()
     config.update(image_size=image_size, d_width=d_width, g_width=8, num_channels=num_channels, latent_dim=8)
     return config
 

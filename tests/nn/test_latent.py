@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dcgan_jax import latent
+from dcgan_jax.nn import latent
 
 
 def _pair(seed, dim=20):

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from flax import traverse_util
 
-from configs import base, lsun
-from dcgan_jax import models
+from dcgan_jax import defaults
+from dcgan_jax.nn import models
 
 
 def _config(image_size, num_channels, **kw):
-    config = base.get_config()
+    config = defaults.get_config()
     config.update(image_size=image_size, num_channels=num_channels, g_width=8, d_width=8, latent_dim=12, **kw)
     return config
 
@@ -84,7 +84,7 @@ def test_weights_are_drawn_from_normal_0_002():
 
 
 def test_lsun_config_builds_the_papers_generator():
-    config = lsun.get_config()
+    config = defaults.load_config("lsun")
     g_vars, _ = models.init_variables(jax.random.PRNGKey(0), config)
     params = g_vars["params"]
     assert params["project"]["kernel"].shape == (4, 4, 100, 1024)  # z(100) -> 4x4x1024

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_cli, tiny_config
+from tests.helpers import run_cli, tiny_config
 from dcgan_jax import train
+from dcgan_jax.training import state as train_state
 
 
 @pytest.fixture(scope="module")

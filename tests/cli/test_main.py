@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import TINY_FLAGS, run_cli
+from tests.helpers import TINY_FLAGS, run_cli
 
 
 @pytest.mark.slow

@@ -9,8 +9,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
 
-from conftest import tiny_config  # noqa: E402
-from train_utils import digit_batches, max_abs_diff, run_steps  # noqa: E402
+from tests.helpers import tiny_config  # noqa: E402
+from tests.helpers import digit_batches, max_abs_diff, run_steps  # noqa: E402
 
 
 def main():

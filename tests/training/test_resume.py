@@ -12,8 +12,11 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import REPO, TINY_FLAGS, run_cli, tiny_config
-from dcgan_jax import checkpointing, input_pipeline, train
+from tests.helpers import REPO, TINY_FLAGS, run_cli, tiny_config
+from dcgan_jax.training import checkpoints
+from dcgan_jax.data import datasets, pipeline, sources
+from dcgan_jax import train
+from dcgan_jax.training import state as train_state
 from dcgan_jax.errors import UserError
 
 RUN_FLAGS = TINY_FLAGS + ("--config.num_train_steps=300", "--config.checkpoint_every_steps=10",
@@ -39,8 +42,8 @@ def _wait_for_checkpoint(workdir, process, timeout=300):
 
 
 def _final_state(workdir):
-    manager, config = checkpointing.open_workdir(workdir)
-    return manager.latest_step(), checkpointing.restore_state(manager, train.create_train_state(config))
+    manager, config = checkpoints.open_workdir(workdir)
+    return manager.latest_step(), checkpoints.restore_state(manager, train_state.create_train_state(config))
 
 
 @pytest.mark.slow
@@ -52,7 +55,7 @@ def test_sigkill_then_rerun_ends_bit_identical_to_an_uninterrupted_run(tmp_path)
     _wait_for_checkpoint(interrupted, process)
     process.send_signal(signal.SIGKILL)  # no handler runs: a crash, possibly mid checkpoint write
     process.communicate()
-    killed_at = checkpointing.create_manager(interrupted, read_only=True).latest_step()
+    killed_at = checkpoints.create_manager(interrupted, read_only=True).latest_step()
     assert killed_at < 300
 
     resumed = run_cli("dcgan_jax.main", f"--workdir={interrupted}", *RUN_FLAGS)
@@ -76,7 +79,7 @@ def test_sigterm_saves_the_current_step_and_exits_cleanly(tmp_path):
     line = [l for l in stdout.splitlines() if l.startswith("stopped by SIGTERM at step")][0]
     stopped_at = int(line.split("at step ")[1].split(";")[0])
     assert 0 < stopped_at < 300
-    assert checkpointing.create_manager(workdir, read_only=True).latest_step() == stopped_at
+    assert checkpoints.create_manager(workdir, read_only=True).latest_step() == stopped_at
 
 
 def test_a_half_written_step_is_never_read(tmp_path):
@@ -84,18 +87,18 @@ def test_a_half_written_step_is_never_read(tmp_path):
     workdir = str(tmp_path)
     train.train_and_evaluate(config, workdir)
     # What a crash mid-write leaves: orbax's temporary directory for step 6, with partial content.
-    partial = os.path.join(checkpointing.checkpoint_dir(workdir), "6.orbax-checkpoint-tmp-1795420000")
+    partial = os.path.join(checkpoints.checkpoint_dir(workdir), "6.orbax-checkpoint-tmp-1795420000")
     os.makedirs(os.path.join(partial, "state"))
     with open(os.path.join(partial, "state", "partial"), "wb") as f:
         f.write(b"\x00" * 10)
-    assert checkpointing.create_manager(workdir, read_only=True).latest_step() == 4
+    assert checkpoints.create_manager(workdir, read_only=True).latest_step() == 4
     config.num_train_steps = 6
     state = train.train_and_evaluate(config, workdir)
     assert int(state.step) == 6
 
 
 def test_injected_nan_stops_the_run_and_the_last_good_checkpoint_restores(tmp_path, monkeypatch):
-    real_batches = input_pipeline.train_batches
+    real_batches = pipeline.train_batches
 
     def poisoned(config, source, start_step=0, *args, **kwargs):
         for step, batch in enumerate(real_batches(config, source, start_step, *args, **kwargs), start_step + 1):
@@ -106,9 +109,9 @@ def test_injected_nan_stops_the_run_and_the_last_good_checkpoint_restores(tmp_pa
     with pytest.raises(train.DivergenceError, match=r"non-finite loss or params at step 7.*last good checkpoint "
                                                     r"is step 4"):
         train.train_and_evaluate(config, str(tmp_path))
-    manager, _ = checkpointing.open_workdir(str(tmp_path))
+    manager, _ = checkpoints.open_workdir(str(tmp_path))
     assert manager.all_steps() == [4]
-    state = checkpointing.restore_state(manager, train.create_train_state(config))
+    state = checkpoints.restore_state(manager, train_state.create_train_state(config))
     assert int(state.step) == 4
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state))
 
@@ -135,7 +138,7 @@ def _digest(directory):
 def test_a_corrupt_checkpoint_is_a_one_line_error_and_nothing_is_lost(tmp_path):
     workdir = str(tmp_path)
     train.train_and_evaluate(tiny_config(num_train_steps=4), workdir)
-    ckpt = checkpointing.checkpoint_dir(workdir)
+    ckpt = checkpoints.checkpoint_dir(workdir)
     for root, _, files in os.walk(os.path.join(ckpt, "4", "state")):
         for name in files:
             with open(os.path.join(root, name), "r+b") as f:

@@ -7,8 +7,12 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import TINY_FLAGS, run_cli, tiny_config
-from dcgan_jax import classifier, evaluate, inception, metrics, models
+from tests.helpers import TINY_FLAGS, run_cli, tiny_config
+from dcgan_jax.evaluation import classifier
+from dcgan_jax.evaluation import fid, probe, tables
+from dcgan_jax.evaluation import inception
+from dcgan_jax.evaluation import distances
+from dcgan_jax.nn import models
 from dcgan_jax.errors import UserError
 
 CLASSIFIER_FLAGS = ("--config.eval_classifier_steps=100", "--config.eval_classifier_width=4",
@@ -93,9 +97,9 @@ def test_training_evaluator(trained_classifier):
     # The same numbers as computing the pieces by hand.
     extractor, _ = evaluate.make_feature_extractor(config)
     real = extractor(evaluate.real_images(config, "test", 40))
-    from dcgan_jax import generate
+    from dcgan_jax.nn import generate
     fake = extractor(generate.generate(config, g_vars, evaluate.eval_z(config, 40)))
-    assert first["fid"] == pytest.approx(metrics.fid(real, fake), rel=1e-6)
+    assert first["fid"] == pytest.approx(distances.fid(real, fake), rel=1e-6)
 
 
 def test_inception_without_weights_is_a_clear_error(tmp_path):

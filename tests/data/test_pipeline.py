@@ -14,15 +14,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from configs import base
-from dcgan_jax import input_pipeline, prepare, sources, tfds_source
+from dcgan_jax import defaults
+from dcgan_jax.data import datasets, pipeline, sources
+from dcgan_jax.data import prepare
+from dcgan_jax.data import sources
+from dcgan_jax.data import tfds_source
 from dcgan_jax.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _config(**overrides):
-    config = base.get_config()
+    config = defaults.get_config()
     config.num_data_workers = 1  # in this process unless a test asks for the pool
     for key, value in overrides.items():
         config[key] = value
@@ -76,14 +79,14 @@ def test_batches_have_the_right_shape_dtype_range_and_pixels(tmp_path, size, cha
     _write_folder(str(tmp_path), images)
     config = _config(dataset="image_folder", data_path=str(tmp_path), image_size=size, num_channels=channels,
                      batch_size=4)
-    source = input_pipeline.load_source(config)
+    source = datasets.load_source(config)
     order = sorted(range(6), key=lambda i: os.path.join("nested", f"img{i:03d}.png") if i % 2 else f"img{i:03d}.png")
     crops = images[order][:, :, size // 2:size // 2 + size]
     expected = crops if channels == 3 else _gray(crops)[..., None]
-    batch = next(input_pipeline.train_batches(config, source, 0, 2, process_index=0, process_count=1))
+    batch = next(pipeline.train_batches(config, source, 0, 2, process_index=0, process_count=1))
     assert batch.shape == (2, 2, size, size, channels) and batch.dtype == np.float32
     assert -1.0 <= batch.min() < -0.9 and 0.9 < batch.max() <= 1.0
-    indices = input_pipeline.global_batch_indices(0, 4, 6, config.seed + config.shuffle_seed_offset)
+    indices = pipeline.global_batch_indices(0, 4, 6, config.seed + config.shuffle_seed_offset)
     np.testing.assert_allclose(_to_uint8(batch.reshape(4, size, size, channels)), expected[indices], atol=1)
 
 
@@ -103,15 +106,15 @@ def test_resize_shorter_side_then_center_crop(width, height):
 def test_data_order_is_deterministic_resumable_and_independent_of_workers(tmp_path):
     _write_folder(str(tmp_path), _random_images(10, 40, 48))
     config = _config(dataset="image_folder", data_path=str(tmp_path), image_size=32, num_channels=3, batch_size=4)
-    source = input_pipeline.load_source(config)
-    serial = input_pipeline.train_batches(config, source, 0, 1)
+    source = datasets.load_source(config)
+    serial = pipeline.train_batches(config, source, 0, 1)
     expected = [next(serial) for _ in range(6)]
     config.num_data_workers = 2  # a spawned process pool, batches prefetched
-    pooled = input_pipeline.train_batches(config, source, 0, 1)
+    pooled = pipeline.train_batches(config, source, 0, 1)
     for want in expected:
         np.testing.assert_array_equal(next(pooled), want)
     pooled.close()
-    resumed = input_pipeline.train_batches(config, source, 3, 1)
+    resumed = pipeline.train_batches(config, source, 3, 1)
     np.testing.assert_array_equal(next(resumed), expected[3])
     resumed.close()
 
@@ -122,13 +125,13 @@ def test_two_processes_read_disjoint_shards_that_cover_the_data():
     config = _config(batch_size=batch_size)
     seen = {}
     for process in (0, 1):
-        batches = input_pipeline.train_batches(config, source, 0, 2, process_index=process, process_count=2)
+        batches = pipeline.train_batches(config, source, 0, 2, process_index=process, process_count=2)
         seen[process] = []
         for step in range(num_examples // batch_size):  # one epoch
             batch = next(batches)
             assert batch.shape == (2, 2, 1, 1, 1)
             rows = _to_uint8(batch).ravel().tolist()
-            global_batch = input_pipeline.global_batch_indices(step, batch_size, num_examples,
+            global_batch = pipeline.global_batch_indices(step, batch_size, num_examples,
                                                                config.seed + config.shuffle_seed_offset)
             assert rows == global_batch[process * 4:(process + 1) * 4].tolist()
             seen[process] += rows
@@ -146,7 +149,7 @@ def test_corrupt_images_in_a_folder_are_skipped_and_counted(tmp_path, caplog):
     (tmp_path / "aa_truncated.png").write_bytes(truncated)   # sorts first
     (tmp_path / "zz_garbage.jpg").write_bytes(b"not an image at all")  # sorts last
     config = _config(dataset="image_folder", data_path=str(tmp_path), image_size=32, num_channels=3, batch_size=7)
-    source = input_pipeline.load_source(config)
+    source = datasets.load_source(config)
     assert len(source) == 7
     paths = source.paths
     images_read, skipped = source.read_chunk(range(7))
@@ -155,9 +158,9 @@ def test_corrupt_images_in_a_folder_are_skipped_and_counted(tmp_path, caplog):
     # A bad entry is replaced by the next readable one (wrapping around).
     np.testing.assert_array_equal(images_read[0], images_read[1])
     np.testing.assert_array_equal(images_read[paths.index("zz_garbage.jpg")], images_read[1])
-    fresh = input_pipeline.load_source(config)
+    fresh = datasets.load_source(config)
     with caplog.at_level(logging.WARNING):
-        next(input_pipeline.train_batches(config, fresh, 0, 1))  # one batch = the whole folder
+        next(pipeline.train_batches(config, fresh, 0, 1))  # one batch = the whole folder
     warnings = [r.getMessage() for r in caplog.records if "skipped unreadable image" in r.getMessage()]
     assert len(warnings) == 2 and "(2 so far)" in warnings[-1]
 
@@ -171,9 +174,9 @@ def test_a_source_without_readable_images_is_a_user_error(tmp_path):
                             ("missing", "does not exist")]:
         config = _config(dataset="image_folder", data_path=str(tmp_path / folder), image_size=32)
         with pytest.raises(UserError, match=message):
-            input_pipeline.load_source(config)
+            datasets.load_source(config)
     with pytest.raises(UserError, match="data_path"):
-        input_pipeline.load_source(_config(dataset="image_folder"))
+        datasets.load_source(_config(dataset="image_folder"))
 
 
 def test_lsun_lmdb_source_reads_every_key_and_skips_corrupt_values(tmp_path):
@@ -182,7 +185,7 @@ def test_lsun_lmdb_source_reads_every_key_and_skips_corrupt_values(tmp_path):
     keys = _write_lsun_lmdb(str(tmp_path / "bedroom_train_lmdb"), values)
     config = _config(dataset="lsun_lmdb", data_path=str(tmp_path / "bedroom_train_lmdb"), image_size=32,
                      num_channels=3)
-    source = input_pipeline.load_source(config)
+    source = datasets.load_source(config)
     assert len(source) == 7 and [source.key(i) for i in range(7)] == keys
     by_key = dict(zip(keys, values))
     for i in range(7):
@@ -197,7 +200,7 @@ def test_lsun_lmdb_source_reads_every_key_and_skips_corrupt_values(tmp_path):
 def test_missing_lmdb_says_how_to_get_it(tmp_path):
     config = _config(dataset="lsun_lmdb", data_path=str(tmp_path / "bedroom_train_lmdb"))
     with pytest.raises(UserError, match=r"bedroom_train_lmdb.*download\.py"):
-        input_pipeline.load_source(config)
+        datasets.load_source(config)
 
 
 # TFDS (mocked: nothing is downloaded).
@@ -222,7 +225,7 @@ def test_every_tfds_config_loads_through_mocked_tfds(config):
     import tensorflow_datasets as tfds
     config.num_data_workers = 1
     with tfds.testing.mock_data(num_examples=6):
-        source = input_pipeline.load_source(config)
+        source = datasets.load_source(config)
         # The stored (encoded) images, decoded by TensorFlow rather than by Pillow as the source does.
         encoded = tfds.load(config.dataset, split=config.split, shuffle_files=False,
                             decoders={"image": tfds.decode.SkipDecoding()})
@@ -237,7 +240,7 @@ def test_every_tfds_config_loads_through_mocked_tfds(config):
         # Example i, up to the rounding of TF's and Pillow's jpeg decoders (mock images are noise: ~1 level).
         assert errors[i] < 2 and min(e for j, e in enumerate(errors) if j != i) > 10
     config.batch_size = 4
-    batch = next(input_pipeline.train_batches(config, source, 0, 1))
+    batch = next(pipeline.train_batches(config, source, 0, 1))
     assert batch.shape == (1, 4, size, size, channels) and -1 <= batch.min() and batch.max() <= 1
 
 
@@ -246,7 +249,7 @@ def test_tfds_images_at_their_native_size_are_unchanged(name, size, channels):
     import tensorflow_datasets as tfds
     config = _config(dataset=name, image_size=size, num_channels=channels)
     with tfds.testing.mock_data(num_examples=5):
-        source = input_pipeline.load_source(config)
+        source = datasets.load_source(config)
         reference = np.stack([ex["image"] for ex in tfds.as_numpy(tfds.load(name, split="train",
                                                                             shuffle_files=False))])
     np.testing.assert_array_equal(source.read_many(np.arange(5)), reference)
@@ -263,12 +266,12 @@ def test_tfds_array_record_split_is_read_with_random_access():
 
 def test_tfds_errors_say_what_to_do(tmp_path):
     with pytest.raises(UserError, match=r"'mnist'.*not prepared under .*tfds build mnist"):
-        input_pipeline.load_source(_config(dataset="mnist", data_dir=str(tmp_path)))
+        datasets.load_source(_config(dataset="mnist", data_dir=str(tmp_path)))
     with pytest.raises(UserError, match="neither a TFDS dataset"):
-        input_pipeline.load_source(_config(dataset="no_such_dataset_xyz", data_dir=str(tmp_path)))
+        datasets.load_source(_config(dataset="no_such_dataset_xyz", data_dir=str(tmp_path)))
     import tensorflow_datasets as tfds
     with tfds.testing.mock_data(num_examples=40), pytest.raises(UserError, match="dcgan_jax.prepare"):
-        input_pipeline.load_source(_config(dataset="cifar10", image_size=32, num_channels=3,
+        datasets.load_source(_config(dataset="cifar10", image_size=32, num_channels=3,
                                            max_in_memory_mb=0))
 
 
@@ -279,17 +282,17 @@ def test_prepared_cache_holds_the_readable_images_in_source_order(tmp_path):
     _write_folder(str(tmp_path / "folder"), images)
     (tmp_path / "folder" / "broken.png").write_bytes(b"\x89PNG broken")
     config = _config(dataset="image_folder", data_path=str(tmp_path / "folder"), image_size=32, num_channels=3)
-    folder = input_pipeline.load_source(config)
+    folder = datasets.load_source(config)
     info = prepare.write_cache(config, str(tmp_path / "cache"))
     assert info["shape"] == [9, 32, 32, 3] and info["left_out_unreadable"] == 1
     readable = [i for i in range(10) if folder.paths[i] != "broken.png"]
     config.dataset, config.data_path = "prepared", str(tmp_path / "cache")
-    cache = input_pipeline.load_source(config)
+    cache = datasets.load_source(config)
     np.testing.assert_array_equal(cache.read_many(np.arange(9)), np.stack([folder[i] for i in readable]))
     with pytest.raises(UserError, match="holds 32x32x3 images"):
-        input_pipeline.load_source(_config(dataset="prepared", data_path=str(tmp_path / "cache"), image_size=64))
+        datasets.load_source(_config(dataset="prepared", data_path=str(tmp_path / "cache"), image_size=64))
     with pytest.raises(UserError, match="no prepared cache"):
-        input_pipeline.load_source(_config(dataset="prepared", data_path=str(tmp_path / "folder")))
+        datasets.load_source(_config(dataset="prepared", data_path=str(tmp_path / "folder")))
 
 
 # End to end, through the command lines.
@@ -322,9 +325,9 @@ def test_prepare_command_writes_the_cache_and_reports_errors_in_one_line(tmp_pat
                   f"--config.data_path={tmp_path / 'faces'}", f"--output={tmp_path / 'cache'}", cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "wrote 12 images of 32x32x3" in result.stdout
-    faces = input_pipeline.load_source(_config(dataset="image_folder", data_path=str(tmp_path / "faces"),
+    faces = datasets.load_source(_config(dataset="image_folder", data_path=str(tmp_path / "faces"),
                                                image_size=32, num_channels=3))
-    cache = input_pipeline.load_source(_config(dataset="prepared", data_path=str(tmp_path / "cache"),
+    cache = datasets.load_source(_config(dataset="prepared", data_path=str(tmp_path / "cache"),
                                                image_size=32, num_channels=3))
     np.testing.assert_array_equal(cache.read_many(np.arange(12)), faces.read_chunk(range(12))[0])
     missing = _run("dcgan_jax.prepare", *common, "--config.dataset=image_folder",

@@ -4,8 +4,10 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import tiny_config
-from dcgan_jax import generate, latent, models
+from tests.helpers import tiny_config
+from dcgan_jax.nn import generate
+from dcgan_jax.nn import latent
+from dcgan_jax.nn import models
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from dcgan_jax import distributed
+from dcgan_jax.training import checkpoints, distributed
+from dcgan_jax.training import state as train_state
 from dcgan_jax.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,9 +55,8 @@ def _launch(workdir, num_processes, devices_per_process, *flags, timeout=900):
 
 
 def _final_params(workdir):
-    from dcgan_jax import checkpointing, train
-    manager, config = checkpointing.open_workdir(workdir)
-    state = checkpointing.restore_state(manager, train.create_train_state(config))
+    manager, config = checkpoints.open_workdir(workdir)
+    state = checkpoints.restore_state(manager, train_state.create_train_state(config))
     return int(state.step), state
 
 
@@ -99,9 +99,8 @@ def test_two_processes_equal_one_process_with_four_devices_and_resume(tmp_path):
 
 
 def _initial_g_params(workdir):
-    from dcgan_jax import checkpointing, train
-    _, config = checkpointing.open_workdir(workdir)
-    return train.create_train_state(config).g_params
+    _, config = checkpoints.open_workdir(workdir)
+    return train_state.create_train_state(config).g_params
 
 
 def test_an_unreachable_coordinator_is_a_one_line_error_in_bounded_time():

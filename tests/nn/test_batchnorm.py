@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dcgan_jax import batchnorm
+from dcgan_jax.nn import batchnorm
 
 
 def _numpy_reference(x, scale, bias, cotangent, epsilon=1e-5):

@@ -5,8 +5,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_cli, tiny_config
-from dcgan_jax import input_pipeline, latent, neighbors, train
+from tests.helpers import run_cli, tiny_config
+from dcgan_jax.data import datasets, pipeline, sources
+from dcgan_jax.nn import latent
+from dcgan_jax.analysis import neighbors
+from dcgan_jax import train
+from dcgan_jax.training import state as train_state
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +21,7 @@ def workdir(tmp_path_factory):
 
 
 def test_nearest_training_neighbour_of_a_training_image_is_itself():
-    source = input_pipeline.load_source(tiny_config())
+    source = datasets.load_source(tiny_config())
     queries = source.read_many(np.array([0, 17, 400, 1000]))
     for featurize in (neighbors.pixel_features, lambda x: neighbors.pixel_features(x)[:, ::3]):
         idx, dist = neighbors.nearest_in_source(queries, source, featurize, k=2, chunk_size=300)
@@ -36,12 +40,12 @@ def test_nearest_matches_brute_force():
 
 
 def test_d_feature_neighbours_of_training_images(workdir):
-    from dcgan_jax import checkpointing
-    manager, config = checkpointing.open_workdir(workdir)
-    state = checkpointing.restore_state(manager, train.create_train_state(config))
+    from dcgan_jax.training import checkpoints
+    manager, config = checkpoints.open_workdir(workdir)
+    state = checkpoints.restore_state(manager, train_state.create_train_state(config))
     featurize = neighbors.discriminator_featurizer(config, {"params": state.d_params,
                                                             "batch_stats": state.d_batch_stats})
-    source = input_pipeline.load_source(config)
+    source = datasets.load_source(config)
     idx, dist = neighbors.nearest_in_source(source.read_many(np.array([3, 50])), source, featurize, k=1)
     np.testing.assert_array_equal(idx[:, 0], [3, 50])
     np.testing.assert_allclose(dist[:, 0], 0.0, atol=1e-3)

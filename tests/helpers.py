@@ -1,0 +1,84 @@
+"""Shared test helpers: tiny configs, running the CLIs in subprocesses, running train steps directly."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+
+from dcgan_jax import defaults
+from dcgan_jax.data import datasets, pipeline
+from dcgan_jax.data.images import to_model_range
+from dcgan_jax.training import parallel, state, step
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURES = os.path.join(REPO, "tests", "fixtures")
+
+
+def tiny_config(**overrides):
+    """The digits config shrunk so a step takes milliseconds."""
+    config = defaults.load_config("digits")
+    config.g_width = 8
+    config.d_width = 8
+    config.batch_size = 16
+    config.latent_dim = 16
+    config.num_fixed_samples = 16
+    config.num_train_steps = 4
+    config.log_every_steps = 2
+    config.sample_every_steps = 2
+    config.checkpoint_every_steps = 2
+    config.update(overrides)
+    return config
+
+
+def run_cli(module: str, *args: str, devices: int = 1, timeout: float = 600, env=None, cwd=REPO):
+    """Runs `python -m module args` with `devices` simulated CPU devices; returns the CompletedProcess."""
+    full_env = dict(os.environ, JAX_PLATFORMS="cpu",
+                    XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", **(env or {}))
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+TINY_FLAGS = ("--config.g_width=8", "--config.d_width=8", "--config.batch_size=16", "--config.latent_dim=16",
+              "--config.num_fixed_samples=16", "--config.log_every_steps=2", "--config.sample_every_steps=2",
+              "--config.checkpoint_every_steps=2")
+
+
+def one_line_error(result, *fragments):
+    """Asserts a failed command printed exactly one `error:` line holding every fragment, and no traceback."""
+    assert result.returncode != 0, result.stdout[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("error:"), result.stderr[-2000:]
+    for fragment in fragments:
+        assert fragment in lines[-1], (fragment, lines[-1])
+    return lines[-1]
+
+
+def digit_batches(config, num_steps):
+    """Global batches [batch, H, W, C] in [-1, 1] of the digits data, as the loop would read them."""
+    source = datasets.load_source(config)
+    seed = config.seed + config.shuffle_seed_offset
+    return [to_model_range(source.read_many(pipeline.global_batch_indices(s, config.batch_size, len(source), seed)))
+            for s in range(num_steps)]
+
+
+def run_steps(config, batches, devices=None, parallelism="pmap", step_body=None):
+    """Final host state and per-step metrics after training on `batches` with the given devices."""
+    runner = parallel.Parallel(parallelism, devices)
+    body = step_body or step.make_train_step(config, config.batch_size // runner.num_devices)
+    compiled = runner.compile(body)
+    device_state = runner.replicate(state.create_train_state(config))
+    history = []
+    for batch in batches:
+        host_batch = np.asarray(batch).reshape((runner.num_devices, -1) + batch.shape[1:])
+        device_state, metrics = compiled(device_state, runner.shard_batch(host_batch))
+        history.append({k: float(v) for k, v in jax.device_get(runner.unreplicate(metrics)).items()})
+    return jax.device_get(runner.unreplicate(device_state)), history
+
+
+def max_abs_diff(tree_a, tree_b):
+    diffs = jax.tree.map(lambda a, b: float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)))),
+                         tree_a, tree_b)
+    return max(jax.tree.leaves(diffs))
