@@ -4,7 +4,7 @@
 
 Makes its own data: `num_images` synthetic 341x256 photos-like images (smooth colour fields plus sensor noise, about
 the size of LSUN's webp files), written as an LMDB in LSUN's layout (hex keys -> webp), as a folder of jpegs, and as
-a prepared cache (`dcgan_jax.prepare`). Each source is read through `input_pipeline.train_batches` (shuffled
+a prepared cache (`dcgan_jax.prepare`). Each source is read through `data.pipeline.train_batches` (shuffled
 global batches of 128, decoded, resized, scaled to [-1, 1]) for a whole pass and more, with 1 core (decoding in the
 reading process) and with all cores (one decoding process per core); the rate is printed for every 1,000 images, so
 a reader that slows down over a pass (pytorch/examples#156) shows it.
@@ -72,8 +72,8 @@ def measure(config, source, min_images: int, min_seconds: float = 2.0):
     speed, unaffected by other programs competing for the cores; per 1,000-image window it shows whether a pass
     slows down.
     """
-    from dcgan_jax import input_pipeline
-    batches = input_pipeline.train_batches(config, source, 0, 1, process_index=0, process_count=1)
+    from dcgan_jax.data import pipeline
+    batches = pipeline.train_batches(config, source, 0, 1, process_index=0, process_count=1)
     next(batches)  # worker start-up is not part of the rate
     start, cpu_start = time.perf_counter(), time.process_time()
     window_start, window_cpu, done, window_done = start, cpu_start, 0, 0
@@ -100,13 +100,13 @@ def main() -> None:
     parser.add_argument("--workdir", default="")
     args = parser.parse_args()
 
-    from configs import base
-    from dcgan_jax import input_pipeline, prepare, workers
+    from dcgan_jax import defaults
+    from dcgan_jax.data import datasets, prepare, workers
     all_cores = workers.num_workers(0)
     root = args.workdir or tempfile.mkdtemp(prefix="dcgan_input_bench_")
     if not os.path.exists(os.path.join(root, "lmdb", "data.mdb")):
         make_data(root, args.num_images, all_cores)
-    config = base.get_config()
+    config = defaults.get_config()
     config.image_size, config.num_channels, config.batch_size = args.image_size, 3, args.batch_size
     config.dataset, config.data_path = "lsun_lmdb", os.path.join(root, "lmdb")
     prepared = os.path.join(root, f"prepared_{args.image_size}")
@@ -119,7 +119,7 @@ def main() -> None:
     for name, dataset, path in [("LMDB-webp", "lsun_lmdb", "lmdb"), ("folder-jpeg", "image_folder", "folder"),
                                 ("prepared", "prepared", f"prepared_{args.image_size}")]:
         config.dataset, config.data_path = dataset, os.path.join(root, path)
-        source = input_pipeline.load_source(config)
+        source = datasets.load_source(config)
         for label, count in [("1 core", 1), ("all cores", all_cores)]:
             config.num_data_workers = count
             rate, cpu_rate, windows = measure(config, source, int(1.5 * args.num_images))

@@ -4,7 +4,7 @@
 
 The reference is the pytorch/examples DCGAN (nz=100, ngf=ndf=64, 4x4 stride-2 padding-1 (transposed) convs, batchnorm,
 ReLU/LeakyReLU(0.2), BCE, Adam 2e-4/0.5; a D step on a real and a fake batch, then a G step), written here. The JAX
-step is `train.make_train_step` compiled by `parallel.Parallel` with the same architecture (g_width=d_width=64).
+step is `training.step.make_train_step` compiled by `parallel.Parallel` with the same architecture (g_width=d_width=64).
 The two are timed in alternating blocks (JAX, torch, JAX, torch, ...) so that load from other processes hits both
 alike; the reported figures are the medians over blocks. Both use all cores (torch threads = core count).
 """
@@ -28,7 +28,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--blocks", type=int, default=3, help="alternating JAX/torch blocks; medians are reported")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps of each before the first block")
     parser.add_argument("--upsample", default="subpixel", choices=("subpixel", "transpose"),
-                        help="G's upsampling (dcgan_jax.models.UPSAMPLERS); 'transpose' is the straightforward form")
+                        help="G's upsampling (dcgan_jax.nn.models.UPSAMPLERS); 'transpose' is the straightforward form")
     parser.add_argument("--dtype", default="float32", help="JAX compute_dtype (torch runs float32)")
     parser.add_argument("--parallelism", default="pmap", choices=("pmap", "shard_map"))
     parser.add_argument("--torch_compile", action="store_true", help="torch.compile the reference's models")
@@ -41,8 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def jax_config(args):
-    from configs import base
-    config = base.get_config()
+    from dcgan_jax import defaults
+    config = defaults.get_config()
     config.update(image_size=args.image_size, num_channels=3, latent_dim=100, g_width=64, d_width=64,
                   batch_size=args.batch_size, upsample=args.upsample, compute_dtype=args.dtype,
                   parallelism=args.parallelism)
@@ -53,13 +53,15 @@ def make_jax_runner(args):
     """(step(), compile_seconds): `step()` runs one train step and waits for it."""
     import jax
     import numpy as np
-    from dcgan_jax import parallel, train
+    from dcgan_jax.training import parallel
+    from dcgan_jax.training.state import create_train_state
+    from dcgan_jax.training.step import make_train_step
 
     config = jax_config(args)
     runner = parallel.Parallel(config.parallelism)
     per_device = config.batch_size // runner.num_devices
-    step_fn = runner.compile(train.make_train_step(config, per_device))
-    state = runner.replicate(train.create_train_state(config))
+    step_fn = runner.compile(make_train_step(config, per_device))
+    state = runner.replicate(create_train_state(config))
     rng = np.random.default_rng(0)
     shape = (len(runner.local_devices), per_device, config.image_size, config.image_size, 3)
     batch = runner.shard_batch(rng.uniform(-1, 1, shape).astype(np.float32))

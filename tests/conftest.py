@@ -1,44 +1,20 @@
-"""Shared test helpers: tiny configs and running the CLIs in subprocesses."""
-
-import os
-import subprocess
-import sys
+"""Shared fixtures. Helpers (tiny configs, CLI runs) live in tests/helpers.py."""
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def tiny_config(**overrides):
-    """The digits config shrunk so a step takes milliseconds."""
-    from configs import digits
-    config = digits.get_config()
-    config.g_width = 8
-    config.d_width = 8
-    config.batch_size = 16
-    config.latent_dim = 16
-    config.num_fixed_samples = 16
-    config.num_train_steps = 4
-    config.log_every_steps = 2
-    config.sample_every_steps = 2
-    config.checkpoint_every_steps = 2
-    config.update(overrides)
-    return config
-
-
-def run_cli(module: str, *args: str, devices: int = 1, timeout: float = 600, env=None):
-    """Runs `python -m module args` with `devices` simulated CPU devices; returns the CompletedProcess."""
-    full_env = dict(os.environ, JAX_PLATFORMS="cpu",
-                    XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", **(env or {}))
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=full_env, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-TINY_FLAGS = ("--config.g_width=8", "--config.d_width=8", "--config.batch_size=16", "--config.latent_dim=16",
-              "--config.num_fixed_samples=16", "--config.log_every_steps=2", "--config.sample_every_steps=2",
-              "--config.checkpoint_every_steps=2")
+from dcgan_jax import train
+from tests.helpers import tiny_config
 
 
 @pytest.fixture
 def tiny():
     return tiny_config
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A workdir trained for 5 tiny steps (checkpoints at 2, 4 and 5, sample grids at 2, 4 and 5), shared by the
+    tests that read a trained run; they must not modify it (copy it first)."""
+    path = str(tmp_path_factory.mktemp("trained_run"))
+    train.train_and_evaluate(tiny_config(num_train_steps=5, keep_checkpoints=3), path)
+    return path

@@ -1,0 +1,124 @@
+"""The package's shape: subpackages as floors, each importing only the floors below it; no cycles; the package's
+own modules imported at the top of a module, never inside functions; small files."""
+
+import ast
+import collections
+import os
+
+import pytest
+
+from tests.helpers import REPO
+
+PACKAGE = os.path.join(REPO, "dcgan_jax")
+# What each part may import from the package (besides itself). Floors, bottom up: errors/defaults, data,
+# visualize/nn, training | evaluation (siblings that never import each other), analysis, train, cli, the shims.
+ALLOWED = {
+    "errors": set(),
+    "defaults": set(),
+    "data": {"errors"},
+    "visualize": {"errors", "data"},
+    "nn": {"errors", "data"},
+    "training": {"errors", "defaults", "data", "nn", "visualize"},
+    "evaluation": {"errors", "defaults", "data", "nn"},
+    "analysis": {"errors", "defaults", "data", "nn", "visualize", "training"},
+    "train": {"errors", "defaults", "training", "evaluation"},
+    "cli": {"errors", "defaults", "data", "nn", "visualize", "training", "evaluation", "analysis", "train"},
+    "__init__": set(),
+}
+ENTRY_POINTS = ("main", "sample", "explore", "evaluate", "prepare")  # `python -m dcgan_jax.X` shims over cli/X.py
+for name in ENTRY_POINTS:
+    ALLOWED[name] = {"cli"}
+
+
+def _modules():
+    """{dotted module name: parsed tree} of every module of the package."""
+    found = {}
+    for root, _, names in os.walk(PACKAGE):
+        for name in names:
+            if name.endswith(".py"):
+                path = os.path.join(root, name)
+                relative = os.path.relpath(path, REPO)[:-3].replace(os.sep, ".")
+                module = relative[:-len(".__init__")] if relative.endswith(".__init__") else relative
+                with open(path) as f:
+                    found[module] = ast.parse(f.read(), path)
+    return found
+
+
+def _imports(module, tree):
+    """(imported package module, line, at module level?) for every import of dcgan_jax.* in the tree."""
+    top_level = {id(node) for node in tree.body}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dcgan_jax"):
+            for alias in node.names:
+                yield f"{node.module}.{alias.name}", node.lineno, id(node) in top_level
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("dcgan_jax"):
+                    yield alias.name, node.lineno, id(node) in top_level
+
+
+def _part(dotted):
+    """dcgan_jax.training.loop -> 'training'; dcgan_jax.errors.UserError -> 'errors'; dcgan_jax -> '__init__'."""
+    parts = dotted.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+MODULES = _modules()
+
+
+def test_every_part_has_a_floor():
+    assert {_part(m) for m in MODULES} <= set(ALLOWED)
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_imports_only_floors_below_and_only_at_the_top(module):
+    own = _part(module)
+    for imported, line, top_level in _imports(module, MODULES[module]):
+        target = _part(imported)
+        assert top_level, f"{module}:{line} imports {imported} inside a function"
+        assert target == own or target in ALLOWED[own], f"{module}:{line}: {own} may not import {target}"
+
+
+def test_training_and_evaluation_do_not_import_each_other():
+    assert "evaluation" not in ALLOWED["training"] and "training" not in ALLOWED["evaluation"]
+    for module, tree in MODULES.items():
+        for imported, line, _ in _imports(module, tree):
+            assert {_part(module), _part(imported)} != {"training", "evaluation"}, f"{module}:{line}"
+
+
+def test_no_import_cycles_between_modules():
+    graph = collections.defaultdict(set)
+    for module, tree in MODULES.items():
+        for imported, _, _ in _imports(module, tree):
+            # `from dcgan_jax.nn import models` names the module dcgan_jax.nn.models; `... import UserError` a symbol
+            target = imported if imported in MODULES else imported.rsplit(".", 1)[0]
+            if target in MODULES and target != module:
+                graph[module].add(target)
+    visiting, done = set(), set()
+
+    def visit(node, path):
+        assert node not in visiting, f"import cycle: {' -> '.join(path + [node])}"
+        if node in done:
+            return
+        visiting.add(node)
+        for nxt in graph[node]:
+            visit(nxt, path + [node])
+        visiting.discard(node)
+        done.add(node)
+
+    for module in MODULES:
+        visit(module, [])
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_files_stay_small(module):
+    path = os.path.join(REPO, *module.split(".")) + ".py"
+    if not os.path.exists(path):
+        path = os.path.join(REPO, *module.split("."), "__init__.py")
+    with open(path) as f:
+        assert len(f.read().splitlines()) <= 400, path
+
+
+def test_no_grab_bag_modules():
+    names = {m.rsplit(".", 1)[-1] for m in MODULES}
+    assert not names & {"utils", "util", "helpers", "misc", "common_utils"}
