@@ -3,7 +3,8 @@
 import pytest
 
 from dcgan_jax import train
-from tests.helpers import tiny_config
+from dcgan_jax.evaluation import classifier
+from tests.helpers import eval_config, tiny_config
 
 
 @pytest.fixture
@@ -18,3 +19,11 @@ def trained_run(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("trained_run"))
     train.train_and_evaluate(tiny_config(num_train_steps=5, keep_checkpoints=3), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def fid_classifier(tmp_path_factory):
+    """A tiny FID classifier of the digits at 32px (`eval_config`), trained once into a temporary dir: (config, meta).
+    Its config.eval.classifier.dir is the dir; copy the config before changing it."""
+    config = eval_config(tmp_path_factory.mktemp("fid_classifier"))
+    return config, classifier.train_and_save(config)

@@ -28,7 +28,20 @@ def tiny_config(**overrides):
     config.log_every_steps = 2
     config.sample_every_steps = 2
     config.checkpoint_every_steps = 2
+    unknown = sorted(set(overrides) - set(config))
+    if unknown:  # ConfigDict.update would add them silently (e.g. the flat eval_* names of earlier versions)
+        raise KeyError(f"tiny_config: no config fields {unknown}")
     config.update(overrides)
+    return config
+
+
+def eval_config(classifier_dir, **overrides):
+    """`tiny_config` with small evaluation settings and the FID classifier kept in `classifier_dir` (never in
+    ~/.cache): a 100-step, 4-channel classifier, FID/KID on 40 samples."""
+    config = tiny_config(**overrides)
+    config.eval.update(dict(num_samples=40, kid_subsets=5, kid_subset_size=20, batch_size=32))
+    config.eval.classifier.update(dict(dir=str(classifier_dir), steps=100, width=4, feature_dim=16,
+                                       learning_rate=3e-3, batch_size=32))
     return config
 
 

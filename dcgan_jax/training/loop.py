@@ -120,7 +120,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, evaluator: Optional[E
     validate_config(config)
     prepare_workdir(workdir)
     manager = checkpoints.create_manager(workdir, config.keep_checkpoints)
-    state = checkpoints.restore_for_training(manager, create_train_state(config), config, workdir)
+    # Restoring needs only shapes; a fresh state only when there is nothing to resume.
+    state = checkpoints.restore_for_training(manager, jax.eval_shape(lambda: create_train_state(config)), config,
+                                             workdir)
+    if manager.latest_step() is None:
+        state = create_train_state(config)
     start_step = int(state.step)
     reporter = reporting.Reporter(workdir, config, start_step)
     if start_step:

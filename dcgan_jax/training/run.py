@@ -8,6 +8,7 @@ import dataclasses
 import functools
 from typing import Any, Dict, Optional
 
+import jax
 import ml_collections
 
 from dcgan_jax.errors import UserError
@@ -48,8 +49,8 @@ def open_run(workdir: str, step: Optional[int] = None) -> Run:
     step = manager.latest_step() if step is None else step
     if step not in available:
         raise UserError(f"no checkpoint at step {step} in {workdir}; available: {available}")
-    try:
-        state = checkpoints.restore_state(manager, create_train_state(config), step)
+    try:  # an abstract template: restoring needs shapes only, and a real init costs seconds
+        state = checkpoints.restore_state(manager, jax.eval_shape(lambda: create_train_state(config)), step)
     except Exception as e:  # orbax raises many types for damaged files
         where = f"{checkpoints.checkpoint_dir(workdir)}/{step}"
         raise UserError(f"checkpoint {where} is unreadable ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "

@@ -1,13 +1,11 @@
-"""Generator-side tools: layer activations, dropped feature maps, and finding the maps that fire inside a mask."""
+"""Generator-side tools: images in batches, layer activations, and images with feature maps dropped."""
 
 import jax
 import numpy as np
 import pytest
 
+from dcgan_jax.nn import generate, latent, models
 from tests.helpers import tiny_config
-from dcgan_jax.nn import generate
-from dcgan_jax.nn import latent
-from dcgan_jax.nn import models
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +18,7 @@ def setup():
 
 def test_layer_widths_match_the_activations(setup):
     config, g_vars, z = setup
-    assert generate.layer_widths(config) == [32, 16, 8]  # g_width 8 at 32px: 4x4x32, 8x8x16, 16x16x8
+    assert models.g_layer_widths(config) == [32, 16, 8]  # g_width 8 at 32px: 4x4x32, 8x8x16, 16x16x8
     for layer, (size, width) in enumerate(zip((4, 8, 16), (32, 16, 8))):
         acts = generate.activations(config, g_vars, z, layer, batch_size=5)
         assert acts.shape == (12, size, size, width)
@@ -43,7 +41,7 @@ def test_dropping_no_maps_changes_nothing_and_all_maps_changes_output(setup):
     assert np.abs(plain).min() >= 0 and np.abs(plain).max() > 1e-5  # fresh weights (std 0.02): small outputs
     for layer in range(3):
         np.testing.assert_array_equal(generate.generate_without(config, g_vars, z, layer, []), plain)
-        dropped_all = generate.generate_without(config, g_vars, z, layer, range(generate.layer_widths(config)[layer]))
+        dropped_all = generate.generate_without(config, g_vars, z, layer, range(models.g_layer_widths(config)[layer]))
         # Layers are bias-free and fresh batchnorm has mean 0 / offset 0, so zeros propagate to tanh(0) = 0.
         np.testing.assert_array_equal(dropped_all, np.zeros_like(dropped_all))
 
@@ -60,26 +58,3 @@ def test_dropping_some_maps_equals_zeroing_their_activations(setup):
         generate.feature_mask(config, 1, [16])
     with pytest.raises(ValueError, match="hidden layers"):
         generate.check_layer(config, 3)
-
-
-def test_mask_at_layer_averages_cells():
-    mask = np.zeros((1, 8, 8), bool)
-    mask[0, :4, :2] = True
-    cells = generate.mask_at_layer(mask, 4, 4)
-    assert cells.shape == (1, 4, 4)
-    np.testing.assert_array_equal(cells[0, :2, 0], [1.0, 1.0])
-    assert cells[0].sum() == 2.0
-
-
-@pytest.mark.parametrize("method", ["logistic", "ratio"])
-def test_maps_inside_mask_finds_a_map_that_fires_only_there(setup, method):
-    config, g_vars, z = setup
-    # The mask is where map 4 of layer 1 fires most (its top 10% of cells): map 4 must rank first.
-    acts = generate.activations(config, g_vars, z, 1)
-    hot = acts[..., 4] > np.quantile(acts[..., 4], 0.9)  # (N, 8, 8) cells where map 4 fires strongly
-    image_masks = np.repeat(np.repeat(hot, 4, axis=1), 4, axis=2)  # to 32x32 pixels
-    order, scores = generate.maps_inside_mask(config, g_vars, z, image_masks, 1, method=method)
-    assert sorted(order.tolist()) == list(range(16)) and scores.shape == (16,)
-    assert order[0] == 4 and scores[4] > 0
-    with pytest.raises(ValueError, match="some, but not all"):
-        generate.maps_inside_mask(config, g_vars, z, np.ones((32, 32), bool), 1, method=method)

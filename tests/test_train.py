@@ -1,0 +1,47 @@
+"""train_and_evaluate: the loop gets an FID evaluator exactly when config.eval.every_steps asks for one."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from dcgan_jax import train
+from dcgan_jax.evaluation import fid
+
+
+def _eval_rows(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [row for row in map(json.loads, f) if "eval_fid" in row]
+
+
+def test_no_evaluator_is_built_when_every_steps_is_0(tmp_path, monkeypatch, tiny):
+    def refuse(*args):
+        raise AssertionError("an evaluator was built although eval.every_steps == 0")
+    monkeypatch.setattr(fid, "make_training_evaluator", refuse)
+    state = train.train_and_evaluate(tiny(num_train_steps=2), str(tmp_path))
+    assert int(state.step) == 2 and not _eval_rows(str(tmp_path))
+
+
+def test_the_evaluator_runs_every_n_steps_on_the_current_generator(tmp_path, monkeypatch, tiny):
+    calls = []
+
+    def make(config, workdir):
+        assert workdir == str(tmp_path)
+        return lambda step, g_variables: calls.append((step, g_variables)) or {"fid": float(step)}
+    monkeypatch.setattr(fid, "make_training_evaluator", make)
+    config = tiny(num_train_steps=4)
+    config.eval.every_steps = 2
+    state = train.train_and_evaluate(config, str(tmp_path))
+    assert [step for step, _ in calls] == [2, 4]
+    np.testing.assert_array_equal(calls[-1][1]["params"]["project"]["kernel"], state.g_params["project"]["kernel"])
+    assert [(row["step"], row["eval_fid"]) for row in _eval_rows(str(tmp_path))] == [(2, 2.0), (4, 4.0)]
+
+
+@pytest.mark.slow
+def test_fid_during_training_with_the_projects_classifier(tmp_path, fid_classifier):
+    config = fid_classifier[0].copy_and_resolve_references()
+    config.num_train_steps, config.eval.every_steps = 2, 2
+    train.train_and_evaluate(config, str(tmp_path / "run"))
+    (row,) = _eval_rows(str(tmp_path / "run"))
+    assert row["step"] == 2 and np.isfinite(row["eval_fid"]) and row["eval_fid"] > 0 and "eval_kid" in row
