@@ -26,6 +26,8 @@ _LABELS_PER_CLASS = flags.DEFINE_integer("labels_per_class", None, "classify: la
 _EXTRACTOR = flags.DEFINE_enum("extractor", None, ["classifier", "inception"], "fid: feature extractor.")
 _INCEPTION_WEIGHTS = flags.DEFINE_string("inception_weights", None, "fid: InceptionV3 .npz (extractor=inception).")
 _CLASSIFIER_DIR = flags.DEFINE_string("classifier_dir", None, "Where the FID classifier is kept.")
+_CLASSIFIER_STEPS = flags.DEFINE_integer("classifier_steps", None, "train_classifier (and a first fid): training "
+                                         "steps of the FID classifier (default: eval.classifier.steps).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir for the labelled dataset.")
 
 
@@ -33,7 +35,7 @@ def _apply_flags(config):
     """The run's config with the evaluation flags that were given."""
     overrides = {"eval.num_samples": _NUM_SAMPLES.value, "eval.feature_extractor": _EXTRACTOR.value,
                  "eval.inception_weights": _INCEPTION_WEIGHTS.value, "eval.classifier.dir": _CLASSIFIER_DIR.value,
-                 "data_dir": _DATA_DIR.value}
+                 "eval.classifier.steps": _CLASSIFIER_STEPS.value, "data_dir": _DATA_DIR.value}
     for dotted, value in overrides.items():
         if value is not None:
             *groups, field = dotted.split(".")
@@ -45,6 +47,8 @@ def _apply_flags(config):
         config.eval.classifier.dataset = _DATASET.value
     if config.eval.num_samples < 2:
         raise UserError(f"--num_samples={config.eval.num_samples} must be at least 2")
+    if config.eval.classifier.steps < 1:
+        raise UserError(f"--classifier_steps={config.eval.classifier.steps} must be at least 1")
     return config
 
 

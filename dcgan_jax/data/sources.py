@@ -196,7 +196,8 @@ def _open_lmdb(path: str):
 
 
 class PreparedSource:
-    """A cache written by `python -m dcgan_jax.prepare` (dcgan_jax/data/prepare.py): raw uint8 N x H x W x C (images.u8) + info.json.
+    """A cache written by `python -m dcgan_jax.prepare` (dcgan_jax/data/prepare.py): raw uint8 N x H x W x C
+    (images.u8) + info.json.
 
     Reads are memory-mapped copies of preprocessed rows (memory speed once the page cache holds the file).
     """

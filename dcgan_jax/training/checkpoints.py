@@ -1,8 +1,8 @@
 """Orbax checkpoints of the train state, with the resolved config stored beside each step.
 
 Orbax writes a step into a temporary directory and renames it when complete, so a step interrupted mid-write is
-never listed or read. The config saved with the state lets tools (sample, explore, evaluate) rebuild the models; `run.open_run` opens a
-trained run for them.
+never listed or read. The config saved with the state lets tools (sample, explore, evaluate) rebuild the models;
+`run.open_run` opens a trained run for them.
 """
 
 import json

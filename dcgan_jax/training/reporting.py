@@ -1,13 +1,16 @@
 """What a run shows and writes as it goes: console lines, TensorBoard, metrics.jsonl and sample grids.
 
 Only process 0 writes, so a multi-host run produces one set of outputs. TensorBoard event files are written with
-the `tensorboard` package's own writer and protos, which need neither TensorFlow nor PyTorch (flax's and
-tensorboardX's writers import one of them).
+the `tensorboard` package's protos and record format into a plain local file, which needs neither TensorFlow nor
+PyTorch (flax's and tensorboardX's writers import one of them; so does tensorboard's own EventFileWriter when
+TensorFlow is installed: it opens its file through `tensorboard.compat.tf`, which is TensorFlow when importable).
 """
 
 import io
+import itertools
 import json
 import os
+import socket
 import time
 from typing import Dict
 
@@ -16,7 +19,7 @@ import ml_collections
 import numpy as np
 from PIL import Image
 from tensorboard.compat.proto import event_pb2, summary_pb2
-from tensorboard.summary.writer.event_file_writer import EventFileWriter
+from tensorboard.summary.writer.record_writer import RecordWriter
 
 from dcgan_jax import visualize
 
@@ -24,12 +27,23 @@ from dcgan_jax import visualize
 class SummaryWriter:
     """Scalars and images into a TensorBoard event file (`tensorboard --logdir` reads it)."""
 
+    _file_ids = itertools.count()  # writers of one process in the same second get distinct files
+
     def __init__(self, logdir: str):
-        self._writer = EventFileWriter(logdir)
+        os.makedirs(logdir, exist_ok=True)
+        # EventFileWriter's naming: TensorBoard reads every events.out.tfevents.* file of a directory in name order.
+        name = (f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}."
+                f"{next(self._file_ids)}")
+        self._writer = RecordWriter(open(os.path.join(logdir, name), "wb"))
+        self._write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
+        self.flush()
+
+    def _write(self, event: event_pb2.Event) -> None:
+        self._writer.write(event.SerializeToString())
 
     def _add(self, step: int, value: summary_pb2.Summary.Value) -> None:
         summary = summary_pb2.Summary(value=[value])
-        self._writer.add_event(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary))
+        self._write(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary))
 
     def scalar(self, tag: str, value: float, step: int) -> None:
         self._add(step, summary_pb2.Summary.Value(tag=tag, simple_value=float(value)))
@@ -46,7 +60,8 @@ class SummaryWriter:
         self._writer.flush()
 
     def close(self) -> None:
-        self._writer.close()
+        if not self._writer.closed:
+            self._writer.close()
 
 
 class Reporter:

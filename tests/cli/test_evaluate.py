@@ -48,3 +48,15 @@ def test_errors_are_one_line(workdir, tmp_path):
                    "--inception_weights")
     one_line_error(run_cli("dcgan_jax.evaluate", f"--workdir={tmp_path / 'empty'}", "--task=fid"),
                    "no checkpoints")
+
+
+def test_train_classifier(workdir, tmp_path):
+    result = run_cli("dcgan_jax.evaluate", f"--workdir={workdir}", "--task=train_classifier", "--classifier_steps=20",
+                     f"--classifier_dir={tmp_path}/classifier")
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(tmp_path / "classifier" / "meta.json") as f:
+        meta = json.load(f)
+    assert meta["steps"] == 20 and meta["dataset"] == "digits" and 0 <= meta["test_accuracy"] <= 1
+    one_line_error(run_cli("dcgan_jax.evaluate", f"--workdir={workdir}", "--task=train_classifier",
+                           "--classifier_steps=0", f"--classifier_dir={tmp_path}/other"), "--classifier_steps")
+

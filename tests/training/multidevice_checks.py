@@ -1,16 +1,14 @@
-"""Run as a script with 8 simulated CPU devices (see test_train.py): prints one OK line per check."""
+"""Run as a script with 8 simulated CPU devices (see test_step.py): prints one OK line per check."""
 
 import os
 import sys
 
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # the repo root
 
 import jax  # noqa: E402
 
-from tests.helpers import tiny_config  # noqa: E402
-from tests.helpers import digit_batches, max_abs_diff, run_steps  # noqa: E402
+from tests.helpers import digit_batches, max_abs_diff, run_steps, tiny_config  # noqa: E402
 
 
 def main():

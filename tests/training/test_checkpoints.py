@@ -5,11 +5,9 @@ import json
 import jax
 import numpy as np
 
-from tests.helpers import tiny_config
 from dcgan_jax.training import checkpoints
-from dcgan_jax import train
-from dcgan_jax.training import state as train_state
-from tests.helpers import digit_batches, run_steps
+from dcgan_jax.training.state import create_train_state
+from tests.helpers import digit_batches, run_steps, tiny_config
 
 
 def test_save_restore_round_trip_is_identical(tmp_path):
@@ -20,7 +18,7 @@ def test_save_restore_round_trip_is_identical(tmp_path):
     manager.wait_until_finished()
 
     reader, restored_config = checkpoints.open_workdir(str(tmp_path))
-    restored = checkpoints.restore_state(reader, train_state.create_train_state(restored_config))
+    restored = checkpoints.restore_state(reader, create_train_state(restored_config))
     assert jax.tree.structure(restored) == jax.tree.structure(state)
     for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(restored)):
         assert np.asarray(a).dtype == np.asarray(b).dtype
@@ -30,7 +28,7 @@ def test_save_restore_round_trip_is_identical(tmp_path):
 
 def test_only_the_latest_checkpoints_are_kept(tmp_path):
     config = tiny_config()
-    state = train_state.create_train_state(config)
+    state = create_train_state(config)
     manager = checkpoints.create_manager(str(tmp_path), keep=2)
     for step in (1, 2, 3):
         checkpoints.save(manager, step, state.replace(step=np.int32(step)), config)

@@ -1,4 +1,5 @@
-"""Multi-process training (dcgan_jax/distributed.py): 2 processes on localhost equal 1 process with 4 devices."""
+"""Multi-process training (dcgan_jax/training/distributed.py): 2 processes on localhost equal 1 process with 4
+devices."""
 
 import glob
 import json
@@ -8,19 +9,15 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
-from dcgan_jax.training import checkpoints, distributed
-from dcgan_jax.training import state as train_state
 from dcgan_jax.errors import UserError
+from dcgan_jax.training import checkpoints, distributed
+from dcgan_jax.training.state import create_train_state
+from tests.helpers import REPO, TINY_FLAGS, max_abs_diff
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Small steps; adam_eps=1 and seed 1 keep float32 summation-order noise from flipping Adam updates (multidevice_checks).
-TINY = ("--config.g_width=8", "--config.d_width=8", "--config.batch_size=16", "--config.latent_dim=16",
-        "--config.num_fixed_samples=16", "--config.log_every_steps=2", "--config.sample_every_steps=2",
-        "--config.checkpoint_every_steps=2", "--config.adam_eps=1.0", "--config.learning_rate=0.01",
-        "--config.seed=1")
+# adam_eps=1 and seed 1 keep float32 summation-order noise from flipping Adam updates (multidevice_checks.py).
+TINY = TINY_FLAGS + ("--config.adam_eps=1.0", "--config.learning_rate=0.01", "--config.seed=1")
 
 
 def _free_port() -> int:
@@ -56,14 +53,8 @@ def _launch(workdir, num_processes, devices_per_process, *flags, timeout=900):
 
 def _final_params(workdir):
     manager, config = checkpoints.open_workdir(workdir)
-    state = checkpoints.restore_state(manager, train_state.create_train_state(config))
+    state = checkpoints.restore_state(manager, create_train_state(config))
     return int(state.step), state
-
-
-def _max_diff(a, b):
-    import jax
-    return max(jax.tree.leaves(jax.tree.map(
-        lambda x, y: float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)))), a, b)))
 
 
 @pytest.mark.slow
@@ -89,18 +80,17 @@ def test_two_processes_equal_one_process_with_four_devices_and_resume(tmp_path):
     step_single, state_single = _final_params(single)
     step_multi, state_multi = _final_params(multi)
     assert step_single == step_multi == 4
-    diff = _max_diff((state_single.g_params, state_single.d_params, state_single.g_batch_stats,
-                      state_single.d_batch_stats), (state_multi.g_params, state_multi.d_params,
-                                                    state_multi.g_batch_stats, state_multi.d_batch_stats))
+    fields = ("g_params", "d_params", "g_batch_stats", "d_batch_stats")
+    diff = max_abs_diff([getattr(state_single, f) for f in fields], [getattr(state_multi, f) for f in fields])
     print(f"max |params(2 processes x 2 devices) - params(1 process x 4 devices)| = {diff:.2e}")
     assert diff < 1e-5, diff
     # The check can fail: 4 steps moved the params well beyond the tolerance.
-    assert _max_diff(state_multi.g_params, _initial_g_params(single)) > 1e-3
+    assert max_abs_diff(state_multi.g_params, _initial_g_params(single)) > 1e-3
 
 
 def _initial_g_params(workdir):
     _, config = checkpoints.open_workdir(workdir)
-    return train_state.create_train_state(config).g_params
+    return create_train_state(config).g_params
 
 
 def test_an_unreachable_coordinator_is_a_one_line_error_in_bounded_time():

@@ -12,12 +12,12 @@ import jax
 import numpy as np
 import pytest
 
-from tests.helpers import REPO, TINY_FLAGS, run_cli, tiny_config
-from dcgan_jax.training import checkpoints
-from dcgan_jax.data import datasets, pipeline, sources
 from dcgan_jax import train
-from dcgan_jax.training import state as train_state
+from dcgan_jax.data import pipeline
 from dcgan_jax.errors import UserError
+from dcgan_jax.training import checkpoints, loop
+from dcgan_jax.training.state import create_train_state
+from tests.helpers import REPO, TINY_FLAGS, run_cli, tiny_config
 
 RUN_FLAGS = TINY_FLAGS + ("--config.num_train_steps=300", "--config.checkpoint_every_steps=10",
                           "--config.sample_every_steps=1000", "--config.log_every_steps=50")
@@ -43,7 +43,7 @@ def _wait_for_checkpoint(workdir, process, timeout=300):
 
 def _final_state(workdir):
     manager, config = checkpoints.open_workdir(workdir)
-    return manager.latest_step(), checkpoints.restore_state(manager, train_state.create_train_state(config))
+    return manager.latest_step(), checkpoints.restore_state(manager, create_train_state(config))
 
 
 @pytest.mark.slow
@@ -104,14 +104,14 @@ def test_injected_nan_stops_the_run_and_the_last_good_checkpoint_restores(tmp_pa
         for step, batch in enumerate(real_batches(config, source, start_step, *args, **kwargs), start_step + 1):
             yield np.full_like(batch, np.nan) if step == 7 else batch
 
-    monkeypatch.setattr(input_pipeline, "train_batches", poisoned)
+    monkeypatch.setattr(pipeline, "train_batches", poisoned)
     config = tiny_config(num_train_steps=12, checkpoint_every_steps=4, log_every_steps=1)
-    with pytest.raises(train.DivergenceError, match=r"non-finite loss or params at step 7.*last good checkpoint "
-                                                    r"is step 4"):
+    with pytest.raises(loop.DivergenceError, match=r"non-finite loss or params at step 7.*last good checkpoint "
+                                                   r"is step 4"):
         train.train_and_evaluate(config, str(tmp_path))
     manager, _ = checkpoints.open_workdir(str(tmp_path))
     assert manager.all_steps() == [4]
-    state = checkpoints.restore_state(manager, train_state.create_train_state(config))
+    state = checkpoints.restore_state(manager, create_train_state(config))
     assert int(state.step) == 4
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state))
 

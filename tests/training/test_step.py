@@ -11,14 +11,10 @@ import numpy as np
 import optax
 import pytest
 
-from tests.helpers import tiny_config
-from dcgan_jax.nn import latent
-from dcgan_jax.training import losses
-from dcgan_jax.nn import models
-from dcgan_jax.training import parallel
-from dcgan_jax import train
-from dcgan_jax.training import state as train_state
-from tests.helpers import digit_batches, max_abs_diff, run_steps
+from dcgan_jax.nn import convolutions, latent, models
+from dcgan_jax.training import losses, parallel, step
+from dcgan_jax.training.state import create_train_state, make_optimizers
+from tests.helpers import digit_batches, max_abs_diff, run_steps, tiny_config
 
 # See multidevice_checks.py: a large Adam eps makes param differences measure gradient differences.
 BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"  # jax._src.dispatch
@@ -31,7 +27,7 @@ def straightforward_step(config):
     config = config.copy_and_resolve_references()
     config.upsample = "transpose"
     generator, discriminator = models.build_models(config)
-    g_tx, d_tx = train.make_optimizers(config)
+    g_tx, d_tx = make_optimizers(config)
 
     def d_apply(params, stats, x):
         logits, new = discriminator.apply({"params": params, "batch_stats": stats}, x, train=True,
@@ -44,7 +40,7 @@ def straightforward_step(config):
         return images, new["batch_stats"]
 
     @jax.jit
-    def step(state, real):
+    def train_step(state, real):
         z = latent.sample_z_for_examples(jax.random.fold_in(state.rng, state.step), jnp.arange(config.batch_size),
                                          config.latent_dim)
         fake, g_stats = g_apply(state.g_params, state.g_batch_stats, z)
@@ -69,12 +65,12 @@ def straightforward_step(config):
                              d_params=d_params, g_batch_stats=g_stats, d_batch_stats=d_stats,
                              g_opt_state=g_opt, d_opt_state=d_opt)
 
-    return step
+    return train_step
 
 
 def use_straightforward_layers(monkeypatch):
     """Swaps the fast layers for the textbook ones: XLA's strided conv for D, flax.linen.BatchNorm."""
-    monkeypatch.setattr(models, "strided_conv_fast", models.strided_conv_reference)
+    monkeypatch.setattr(models, "strided_conv_fast", convolutions.strided_conv_reference)
     monkeypatch.setattr(models.batchnorm, "BatchNorm", nn.BatchNorm)
 
 
@@ -83,12 +79,12 @@ def test_optimized_step_equals_straightforward_formulation(monkeypatch):
     batches = digit_batches(config, 3)
     fast, _ = run_steps(config, batches)
     use_straightforward_layers(monkeypatch)
-    step = straightforward_step(config)
-    reference = train_state.create_train_state(config)
+    reference_step = straightforward_step(config)
+    reference = create_train_state(config)
     for batch in batches:
-        reference = step(reference, jnp.asarray(batch))
+        reference = reference_step(reference, jnp.asarray(batch))
     assert max_abs_diff(fast, jax.device_get(reference)) < 1e-5
-    assert max_abs_diff(fast.g_params, train_state.create_train_state(config).g_params) > 1e-3  # it did train
+    assert max_abs_diff(fast.g_params, create_train_state(config).g_params) > 1e-3  # it did train
 
 
 def test_metrics_are_finite_and_the_state_advances():
@@ -127,15 +123,15 @@ def test_the_step_compiles_once(parallelism):
     """Later steps reuse the first step's program (a state layout that differs after step 1 would recompile)."""
     config = tiny_config()
     runner = parallel.Parallel(parallelism)
-    step = runner.compile(step.make_train_step(config, config.batch_size // runner.num_devices))
-    state = runner.replicate(train_state.create_train_state(config))
+    train_step = runner.compile(step.make_train_step(config, config.batch_size // runner.num_devices))
+    state = runner.replicate(create_train_state(config))
     batches = digit_batches(config, 3)
     compiles = []
     jax.monitoring.register_event_duration_secs_listener(
         lambda event, duration, **kwargs: compiles.append(event) if event == BACKEND_COMPILE_EVENT else None)
     for i, batch in enumerate(batches):
         host_batch = np.asarray(batch).reshape((runner.num_devices, -1) + batch.shape[1:])
-        state, metrics = step(state, runner.shard_batch(host_batch))
+        state, metrics = train_step(state, runner.shard_batch(host_batch))
         jax.block_until_ready(metrics)
         if i == 0:
             assert compiles, "the listener saw no compilation of the first step"

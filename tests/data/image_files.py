@@ -1,0 +1,54 @@
+"""Images written the way each local source expects them (folders, LSUN LMDBs), and configs that read them."""
+
+import io
+import os
+
+import lmdb
+import numpy as np
+from PIL import Image
+
+from dcgan_jax import defaults
+
+
+def data_config(**overrides):
+    """The base config, decoding in this process unless a test asks for the worker pool."""
+    config = defaults.get_config()
+    config.num_data_workers = 1
+    unknown = sorted(set(overrides) - set(config))
+    if unknown:  # ConfigDict.update would add them silently
+        raise KeyError(f"data_config: no config fields {unknown}")
+    config.update(overrides)
+    return config
+
+
+def random_images(count, height, width, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (count, height, width, 3), dtype=np.uint8)
+
+
+def write_folder(folder, images, fmt="PNG", ext=".png"):
+    os.makedirs(os.path.join(folder, "nested"), exist_ok=True)
+    for i, pixels in enumerate(images):  # half of them one level down: the folder is searched recursively
+        sub = "nested" if i % 2 else ""
+        Image.fromarray(pixels).save(os.path.join(folder, sub, f"img{i:03d}{ext}"), fmt)
+
+
+def write_lsun_lmdb(path, values):
+    """LSUN's layout: 40-hex-digit keys -> encoded images. Returns the keys in LMDB (sorted) order."""
+    keys = sorted(f"{(i * 7919 + 13) % 100003:040x}".encode() for i in range(len(values)))
+    env = lmdb.open(path, map_size=1 << 28)
+    with env.begin(write=True) as txn:
+        for key, value in zip(keys, values):
+            txn.put(key, value)
+    env.close()
+    return keys
+
+
+def webp(pixels, lossless=True):
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "WEBP", lossless=lossless)
+    return buffer.getvalue()
+
+
+def pixel_values(batch):
+    """Model-range batches back to integer pixel values (int64, so differences do not wrap)."""
+    return np.round((batch + 1.0) * 127.5).astype(np.int64)
