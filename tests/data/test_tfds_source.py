@@ -11,7 +11,7 @@ from dcgan_jax.data import datasets, images, pipeline, tfds_source
 from dcgan_jax.errors import UserError
 from tests.data.image_files import data_config
 
-tfds = pytest.importorskip("tensorflow_datasets")
+tfds = pytest.importorskip("tensorflow_datasets", reason="TFDS is the optional tfds extra: pip install -e .[tfds]")
 
 
 def _tfds_configs():

@@ -18,6 +18,7 @@ from tests.helpers import digit_batches, max_abs_diff, run_steps, tiny_config
 
 # See multidevice_checks.py: a large Adam eps makes param differences measure gradient differences.
 BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"  # jax._src.dispatch
+CACHE_REQUEST_EVENT = "/jax/compilation_cache/compile_requests_use_cache"  # jax._src.compiler
 COMPARABLE = dict(adam_eps=1.0, learning_rate=0.01, seed=1)
 
 
@@ -126,9 +127,11 @@ def test_the_step_compiles_once(parallelism):
     train_step = runner.compile(step.make_train_step(config, config.batch_size // runner.num_devices))
     state = runner.replicate(create_train_state(config))
     batches = digit_batches(config, 3)
-    compiles = []
+    compiles = []  # programs compiled, or requested from the persistent compilation cache (tests/conftest.py)
     jax.monitoring.register_event_duration_secs_listener(
         lambda event, duration, **kwargs: compiles.append(event) if event == BACKEND_COMPILE_EVENT else None)
+    jax.monitoring.register_event_listener(
+        lambda event, **kwargs: compiles.append(event) if event == CACHE_REQUEST_EVENT else None)
     for i, batch in enumerate(batches):
         host_batch = np.asarray(batch).reshape((runner.num_devices, -1) + batch.shape[1:])
         state, metrics = train_step(state, runner.shard_batch(host_batch))
