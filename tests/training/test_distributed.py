@@ -28,7 +28,9 @@ def _free_port() -> int:
 
 def _launch(workdir, num_processes, devices_per_process, *flags, timeout=900):
     """Runs `dcgan_jax.main` as `num_processes` processes; returns their CompletedProcess-like (rc, out, err)."""
-    env = dict(os.environ, JAX_PLATFORMS="cpu",
+    # No persistent compilation cache here: a process that loads its programs from it reaches the first collective
+    # long before a peer that compiles, and gloo's 30 s rendezvous deadline can pass.
+    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_ENABLE_COMPILATION_CACHE="false",
                XLA_FLAGS=f"--xla_force_host_platform_device_count={devices_per_process}")
     multi = (f"--coordinator_address=127.0.0.1:{_free_port()}", f"--num_processes={num_processes}",
              "--coordinator_timeout_s=300") if num_processes > 1 else ()
@@ -53,7 +55,7 @@ def _launch(workdir, num_processes, devices_per_process, *flags, timeout=900):
 
 def _final_params(workdir):
     manager, config = checkpoints.open_workdir(workdir)
-    state = checkpoints.restore_state(manager, create_train_state(config))
+    state = checkpoints.restore_state(manager, jax.eval_shape(lambda: create_train_state(config)))
     return int(state.step), state
 
 
