@@ -25,7 +25,8 @@ def columns_as_frames(rows: List[np.ndarray]) -> List[np.ndarray]:
 
 
 def check_output(output: str) -> str:
-    """The lower-case extension of a picture's output path, which must be .png or .gif."""
+    """The lower-case extension of a picture's output path (a str or a pathlib.Path), which must be .png or .gif."""
+    output = os.fspath(output)
     extension = os.path.splitext(output)[1].lower()
     if extension not in FORMATS:
         raise UserError(f"output {output!r} must end in .png (grid) or .gif (animation)")

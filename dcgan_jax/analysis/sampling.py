@@ -32,7 +32,9 @@ def sample(run, num_samples: int, seed: int = 0, batch_size: int = 256,
 
 
 def check_samples_output(output: str) -> str:
-    """The lower-case extension of a samples file, which must be .png (a grid) or .npz (arrays)."""
+    """The lower-case extension of a samples file (a str or a pathlib.Path), which must be .png (a grid) or .npz
+    (arrays)."""
+    output = os.fspath(output)
     extension = os.path.splitext(output)[1].lower()
     if extension not in (".png", ".npz"):
         raise UserError(f"--output={output!r} must end in .png (grid) or .npz (arrays)")

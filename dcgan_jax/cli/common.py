@@ -1,6 +1,7 @@
 """What every command-line entry point shares: absl start-up and one-line errors for the user's mistakes."""
 
 import contextlib
+import functools
 import sys
 from typing import Callable
 
@@ -11,6 +12,7 @@ from dcgan_jax.errors import UserError
 
 def run_main(main: Callable) -> Callable:
     """Wraps an absl main so a UserError (or a config the user mistyped) prints one line and exits 1."""
+    @functools.wraps(main)  # keeps main's module: `start` prints that module's help
     def wrapped(argv):
         if logging.get_verbosity() <= logging.INFO:  # orbax logs every save at INFO and warns on read-only
             logging.set_verbosity(logging.ERROR)     # checkpoint dirs; -v=1 brings it back
@@ -37,9 +39,11 @@ def _one_line(error: BaseException) -> str:
     if "Failed loading config file" in text or "earlier failure to load" in text:
         return f"cannot load --config: {text.strip().splitlines()[-1].strip()}"
     # ml_collections reports an unknown --config.field as AttributeError("'field'\nDid you mean ...").
-    text = " ".join(text.replace("\\n", " ").replace("\\'", "").strip("'\"").split())
+    # Only those are quoted reprs; absl's own messages ("Unknown command line flag 'x'") keep their quotes.
+    text = " ".join(text.replace("\\n", " ").split())
     if isinstance(error, (AttributeError, KeyError)):
-        return f"unknown config field in the command line: {text}"
+        field = text.replace("\\'", "").strip("'\"")
+        return f"unknown config field in the command line: {field}"
     return text
 
 
@@ -57,8 +61,27 @@ def flag_errors():
         sys.exit(2)
 
 
+HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "-helpshort", "--helpfull", "-helpfull")
+
+
+def print_help(module_name: str, full: bool = False) -> None:
+    """The command's docstring and its flags (`full`: every flag, those of the libraries too), on stdout."""
+    module = sys.modules.get(module_name)
+    print(((module.__doc__ if module else None) or "").strip() or f"USAGE: {sys.argv[0]} [flags]")
+    flag_help = flags.FLAGS.get_help() if full else flags.FLAGS.module_help(module_name)
+    print(f"\nflags:\n{flag_help.strip()}" if flag_help.strip() else "")
+    if not full:
+        print("\nTry --helpfull to list every flag.")
+
+
 def start(main: Callable) -> None:
-    """Parses the flags (absl's errors as one line, not a usage dump) and runs `main`."""
+    """Parses the flags (absl's errors as one line, not a usage dump) and runs `main`; --help prints the command's
+    docstring and flags and exits 0 (absl's own --help exists only under app.run, and exits 1)."""
+    args = sys.argv[1:sys.argv.index("--")] if "--" in sys.argv else sys.argv[1:]
+    asked = [a for a in args if a in HELP_FLAGS]
+    if asked:
+        print_help(getattr(main, "__module__", ""), full=any("helpfull" in a for a in asked))
+        sys.exit(0)
     with flag_errors():
         argv = flags.FLAGS(sys.argv)  # the program name and any positional arguments, which `run_main` refuses
     app.run(lambda _: main(argv), argv=sys.argv[:1])

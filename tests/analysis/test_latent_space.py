@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from dcgan_jax.analysis import latent_space, sampling
+from dcgan_jax.analysis import figures, latent_space, sampling
 from dcgan_jax.errors import UserError
-from dcgan_jax.nn import latent
 from dcgan_jax.training.run import open_run
 
 
@@ -29,10 +29,13 @@ def test_interpolate_rows_start_and_end_at_the_endpoints(run, z):
     for row, (a, b) in zip(picture.rows, ((0, 1), (2, 3))):
         np.testing.assert_array_equal(row[0], sampling.images(run, z[a])[0])
         np.testing.assert_array_equal(row[-1], sampling.images(run, z[b])[0])
-    with pytest.raises(UserError, match="pairs"):
-        latent_space.interpolate(run, z[:3])
-    with pytest.raises(UserError, match="finite"):
-        latent_space.interpolate(run, z[:2], start=float("nan"))
+
+
+def test_linear_interpolation_midpoint(run, z):
+    picture = latent_space.interpolate(run, z[:2], num_steps=3, method="linear", start=-1.0, stop=3.0)
+    # alphas -1, 1, 3: the middle column is G(z1), the ends extrapolate
+    np.testing.assert_array_equal(picture.rows[0][1], sampling.images(run, z[1])[0])
+    np.testing.assert_array_equal(picture.rows[0][0], sampling.images(run, 2 * z[0] - z[1])[0])
 
 
 def test_walk_passes_through_every_point(run, z):
@@ -40,8 +43,6 @@ def test_walk_passes_through_every_point(run, z):
     assert _shapes(picture) == [(4, 32, 32, 1)] * 2 and len(picture.frames) == 7
     for k in range(3):
         np.testing.assert_array_equal(picture.frames[3 * k], sampling.images(run, z[k])[0])
-    with pytest.raises(UserError, match="at least 2"):
-        latent_space.walk(run, z[:1])
 
 
 def test_vary_dim_and_vary_all_sweep_coordinates(run, z):
@@ -51,8 +52,6 @@ def test_vary_dim_and_vary_all_sweep_coordinates(run, z):
     swept = z[1].copy()
     swept[3] = values[2]
     np.testing.assert_array_equal(picture.rows[1][2], sampling.images(run, swept)[0])
-    with pytest.raises(UserError, match="dim="):
-        latent_space.vary_dim(run, z[:1], dim=run.config.latent_dim, values=values)
     assert _shapes(latent_space.vary_all(run, z[0], values, max_dims=5)) == [(4, 32, 32, 1)] * 5
     assert len(latent_space.vary_all(run, z[0], values).rows) == run.config.latent_dim
 
@@ -63,8 +62,6 @@ def test_arithmetic_draws_mean_a_minus_mean_b_plus_mean_c(run, z):
     result = z[0:3].mean(0) - z[3:6].mean(0) + z[6:9].mean(0)
     np.testing.assert_array_equal(picture.rows[3][0], sampling.images(run, result)[0])
     np.testing.assert_array_equal(picture.rows[0][3], sampling.images(run, z[0:3].mean(0))[0])
-    with pytest.raises(UserError, match="non-empty"):
-        latent_space.arithmetic(run, z[0:3], z[:0], z[6:9])
 
 
 def test_turn_moves_along_the_group_direction(run, z):
@@ -76,11 +73,32 @@ def test_turn_moves_along_the_group_direction(run, z):
     np.testing.assert_array_equal(picture.rows[1][0], sampling.images(run, z[5])[0])
 
 
-def test_pick_z_is_the_sample_pool(run):
-    pool = latent.z_for_seed(2, 6, run.config.latent_dim, run.config.z_distribution)
-    np.testing.assert_array_equal(sampling.pick_z(run.config, [5, 1], seed=2), pool[[5, 1]])
-    np.testing.assert_array_equal(sampling.pick_z(run.config, [1], pool=pool * 2), pool[[1]] * 2)
-    with pytest.raises(UserError, match="out of range"):
-        sampling.pick_z(run.config, [6], pool=pool)
-    with pytest.raises(UserError, match="non-negative"):
-        sampling.pick_z(run.config, [-1])
+def test_pictures_write_as_grids_and_gifs(run, z, tmp_path):
+    picture = latent_space.walk(run, z[:3], steps_between=2)
+    figures.write_picture(picture, str(tmp_path / "walk.png"))
+    figures.write_picture(picture, str(tmp_path / "walk.gif"))
+    assert np.asarray(Image.open(tmp_path / "walk.png")).shape == (2 * 34 + 2, 3 * 34 + 2)
+    with Image.open(tmp_path / "walk.gif") as gif:  # the walk's own frames: the images of the whole path
+        assert gif.n_frames == 5 and gif.size == (32, 32)
+
+
+ERRORS = [  # (function, arguments given run and z, message): every mistake is a one-line UserError
+    ("interpolate", lambda run, z: latent_space.interpolate(run, z[:3]), "pairs"),
+    ("interpolate", lambda run, z: latent_space.interpolate(run, z[:1]), "pairs"),
+    ("interpolate", lambda run, z: latent_space.interpolate(run, z[:2], start=float("nan")), "finite"),
+    ("interpolate", lambda run, z: latent_space.interpolate(run, z[:2], num_steps=0), "num_steps"),
+    ("interpolate", lambda run, z: latent_space.interpolate(run, z[:2], method="cubic"), "cubic"),
+    ("walk", lambda run, z: latent_space.walk(run, z[:1]), "at least 2"),
+    ("walk", lambda run, z: latent_space.walk(run, z[:3], steps_between=0), "steps_between"),
+    ("vary_dim", lambda run, z: latent_space.vary_dim(run, z[:1], dim=-1, values=[0.0]), "dim=-1"),
+    ("vary_dim", lambda run, z: latent_space.vary_dim(run, z[:1], dim=16, values=[0.0]), "dim=16"),
+    ("arithmetic", lambda run, z: latent_space.arithmetic(run, z[0:3], z[:0], z[6:9]), "non-empty"),
+    ("sweep", lambda run, z: latent_space.sweep(3, 0.0, float("inf")), "finite"),
+]
+
+
+@pytest.mark.parametrize("index", range(len(ERRORS)), ids=[f"{f}-{m}" for f, _, m in ERRORS])
+def test_mistakes_are_user_errors(run, z, index):
+    _, call, message = ERRORS[index]
+    with pytest.raises(UserError, match=message):
+        call(run, z)

@@ -6,6 +6,7 @@ from PIL import Image
 
 from dcgan_jax.analysis import sampling
 from dcgan_jax.errors import UserError
+from dcgan_jax.nn import latent
 from dcgan_jax.training.run import open_run
 
 
@@ -38,7 +39,48 @@ def test_save_samples_and_z_files(run, tmp_path):
     assert np.asarray(Image.open(tmp_path / "s.png")).shape == (2 * 34 + 2, 2 * 34 + 2)
     with pytest.raises(UserError, match=r"\.png"):
         sampling.save_samples(str(tmp_path / "s.jpg"), images, z)
-    with pytest.raises(UserError, match="needs"):
-        sampling.load_z_file(str(tmp_path / "s.npz"), run.config.latent_dim + 1)
     with pytest.raises(UserError, match="positive"):
         sampling.sample(run, 0)
+    with pytest.raises(UserError, match="positive"):
+        sampling.sample(run, 4, batch_size=0)
+
+
+def test_samples_are_the_images_of_the_seeds_z(run):
+    images, z = sampling.sample(run, 3, seed=4)
+    np.testing.assert_array_equal(z, latent.z_for_seed(4, 3, run.config.latent_dim, run.config.z_distribution))
+    np.testing.assert_array_equal(images, sampling.images(run, z))
+    np.testing.assert_array_equal(sampling.images(run, z[1]), images[1:2])  # one z (d,) is a batch of one
+
+
+def test_pick_z_is_the_sample_pool(run):
+    pool = latent.z_for_seed(2, 6, run.config.latent_dim, run.config.z_distribution)
+    np.testing.assert_array_equal(sampling.pick_z(run.config, [5, 1], seed=2), pool[[5, 1]])
+    np.testing.assert_array_equal(sampling.pick_z(run.config, range(3), seed=2), pool[:3])
+    np.testing.assert_array_equal(sampling.pick_z(run.config, [1, 0]), sampling.sample(run, 2)[1][[1, 0]])
+    np.testing.assert_array_equal(sampling.pick_z(run.config, [1], pool=pool * 2), pool[[1]] * 2)
+    with pytest.raises(UserError, match="out of range"):
+        sampling.pick_z(run.config, [6], pool=pool)
+    with pytest.raises(UserError, match="non-negative"):
+        sampling.pick_z(run.config, [-1])
+    with pytest.raises(UserError, match="non-empty"):
+        sampling.pick_z(run.config, [])
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"z": np.zeros((3, 17))}, r"shape \(3, 17\); this generator needs \(N, 16\)"),
+    ({"z": np.zeros(16)}, r"shape \(16,\)"),
+    ({"z": np.zeros((2, 3, 16))}, r"shape \(2, 3, 16\)"),
+    ({"images": np.zeros((3, 32, 32, 1))}, "not an .npz with a `z` array"),
+])
+def test_load_z_file_errors(run, tmp_path, arrays, message):
+    np.savez(tmp_path / "z.npz", **arrays)
+    with pytest.raises(UserError, match=message):
+        sampling.load_z_file(str(tmp_path / "z.npz"), run.config.latent_dim)
+
+
+def test_load_z_file_that_is_not_an_npz(tmp_path):
+    (tmp_path / "z.npz").write_text("not numpy")
+    with pytest.raises(UserError, match="not an .npz"):
+        sampling.load_z_file(str(tmp_path / "z.npz"), 16)
+    with pytest.raises(UserError, match="not an .npz"):
+        sampling.load_z_file(str(tmp_path / "missing.npz"), 16)

@@ -1,106 +1,122 @@
-"""The explore CLI on a checkpoint trained here for a few steps, and the nearest-neighbour search."""
+"""The explore CLI turns flags into the arguments of the analysis functions (tests/analysis/ test those functions):
+every mode draws the picture its Python call draws; bad flags are one-line errors."""
 
-import jax
+import json
+import types
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import run_cli, tiny_config
-from dcgan_jax.data import datasets, pipeline, sources
-from dcgan_jax.nn import latent
-from dcgan_jax.analysis import neighbors
-from dcgan_jax import train
-from dcgan_jax.training import state as train_state
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("explore_run"))
-    train.train_and_evaluate(tiny_config(num_train_steps=5, checkpoint_every_steps=5), path)
-    return path
-
-
-def test_nearest_training_neighbour_of_a_training_image_is_itself():
-    source = datasets.load_source(tiny_config())
-    queries = source.read_many(np.array([0, 17, 400, 1000]))
-    for featurize in (neighbors.pixel_features, lambda x: neighbors.pixel_features(x)[:, ::3]):
-        idx, dist = neighbors.nearest_in_source(queries, source, featurize, k=2, chunk_size=300)
-        np.testing.assert_array_equal(idx[:, 0], [0, 17, 400, 1000])
-        np.testing.assert_allclose(dist[:, 0], 0.0, atol=1e-4)  # sqrt of float64 cancellation error
-        assert (dist[:, 1] > 0).all()
-
-
-def test_nearest_matches_brute_force():
-    rng = np.random.default_rng(0)
-    refs, queries = rng.normal(size=(200, 9)), rng.normal(size=(5, 9))
-    idx, dist = neighbors.nearest(queries, refs, k=4)
-    brute = np.linalg.norm(queries[:, None] - refs[None], axis=-1)
-    np.testing.assert_array_equal(idx, np.argsort(brute, axis=1)[:, :4])
-    np.testing.assert_allclose(dist, np.sort(brute, axis=1)[:, :4], rtol=1e-9)
-
-
-def test_d_feature_neighbours_of_training_images(workdir):
-    from dcgan_jax.training import checkpoints
-    manager, config = checkpoints.open_workdir(workdir)
-    state = checkpoints.restore_state(manager, train_state.create_train_state(config))
-    featurize = neighbors.discriminator_featurizer(config, {"params": state.d_params,
-                                                            "batch_stats": state.d_batch_stats})
-    source = datasets.load_source(config)
-    idx, dist = neighbors.nearest_in_source(source.read_many(np.array([3, 50])), source, featurize, k=1)
-    np.testing.assert_array_equal(idx[:, 0], [3, 50])
-    np.testing.assert_allclose(dist[:, 0], 0.0, atol=1e-3)
-
-
-def _explore(workdir, tmp_path, mode, ext, *flags):
-    output = str(tmp_path / f"{mode}{ext}")
-    result = run_cli("dcgan_jax.explore", f"--workdir={workdir}", f"--mode={mode}", f"--output={output}", *flags)
-    assert result.returncode == 0, result.stderr
-    return output, result
-
+from dcgan_jax import visualize
+from dcgan_jax.analysis import figures, filters, latent_space, neighbors, progress, sampling
+from dcgan_jax.training.run import open_run
+from tests.helpers import run_cli
 
 CELL = 32 + 2  # a 32px image plus the grid padding
 
+# mode, flags, the same picture from Python (run, workdir, z pool -> Picture), its grid in cells (rows, cols)
+MODES = [
+    ("interpolate", ("--indices=0,1,2,3", "--num_steps=5", "--method=slerp"),
+     lambda run, workdir, z: latent_space.interpolate(run, z[:4], 5, "slerp"), (2, 5)),
+    ("walk", ("--indices=0,1,2", "--steps_between=3"),
+     lambda run, workdir, z: latent_space.walk(run, z[:3], 3), (2, 4)),
+    ("vary_dim", ("--indices=4", "--dim=3", "--num_steps=4"),
+     lambda run, workdir, z: latent_space.vary_dim(run, z[4:5], 3, latent_space.sweep(4, -1.0, 1.0)), (1, 4)),
+    ("vary_all", ("--num_steps=3",),
+     lambda run, workdir, z: latent_space.vary_all(run, z[0], latent_space.sweep(3, -1.0, 1.0)), (16, 3)),
+    ("arithmetic", ("--groups=0,1,2;3,4,5;6,7,8", "--num_noise=4"),
+     lambda run, workdir, z: latent_space.arithmetic(run, z[0:3], z[3:6], z[6:9], num_noise=4), (4, 5)),
+    ("turn", ("--groups=0,1;2,3", "--indices=5,6", "--num_steps=6"),
+     lambda run, workdir, z: latent_space.turn(run, z[5:7], z[0:2], z[2:4], latent_space.sweep(6, -1.0, 1.0)), (2, 6)),
+    ("drop_filters", ("--mask_box=0,0,16,32", "--probe_samples=20", "--indices=0,1,2"),
+     lambda run, workdir, z: filters.drop_filters(run, z[:3], mask=filters.box_mask(32, (0, 0, 16, 32)),
+                                                  probe_samples=20), (2, 3)),
+    ("nearest", ("--indices=0,1", "--k=2", "--max_train_images=300"),
+     lambda run, workdir, z: neighbors.nearest_figure(run, z[:2], k=2, max_train_images=300), (2, 7)),
+]
 
-@pytest.mark.slow
-@pytest.mark.parametrize("mode, flags, rows, cols", [
-    ("interpolate", ("--indices=0,1,2,3", "--num_steps=5", "--method=slerp"), 2, 5),
-    ("walk", ("--indices=0,1,2", "--steps_between=3"), 2, 4),
-    ("vary_dim", ("--indices=4", "--dim=3", "--num_steps=4"), 1, 4),
-    ("vary_all", ("--num_steps=3",), 16, 3),
-    ("arithmetic", ("--groups=0,1,2;3,4,5;6,7,8", "--num_noise=4"), 4, 5),
-    ("turn", ("--groups=0,1;2,3", "--indices=5,6", "--num_steps=6"), 2, 6),
-    ("drop_filters", ("--mask_box=0,0,16,32", "--probe_samples=20", "--indices=0,1,2"), 2, 3),
-    ("nearest", ("--indices=0,1", "--k=2", "--max_train_images=300"), 2, 7),
-])
-def test_every_mode_writes_a_grid(workdir, tmp_path, mode, flags, rows, cols):
-    output, result = _explore(workdir, tmp_path, mode, ".png", *flags)
-    grid = np.asarray(Image.open(output))
-    assert grid.shape[:2] == (rows * CELL + 2, cols * CELL + 2), result.stdout
-
-
-def test_gif_output_and_z_file_input(workdir, tmp_path):
-    cfg = tiny_config()
-    z = np.asarray(latent.sample_z_for_examples(jax.random.PRNGKey(7), np.arange(3), cfg.latent_dim))
-    np.savez(tmp_path / "z.npz", z=z, images=np.zeros((3, 32, 32, 1), np.uint8))
-    output, _ = _explore(workdir, tmp_path, "interpolate", ".gif", f"--z_file={tmp_path}/z.npz", "--indices=0,2",
-                         "--num_steps=6", "--start=-0.5", "--stop=1.5")
-    with Image.open(output) as gif:
-        assert gif.n_frames == 6 and gif.size == (CELL + 2, CELL + 2)
-    output, _ = _explore(workdir, tmp_path, "training_gif", ".gif")
-    with Image.open(output) as gif:
-        assert gif.n_frames == 3  # grids at steps 2, 4 and 5 (the last step)
-
-
-@pytest.mark.parametrize("flags, message", [
+BAD_FLAGS = [
     (("--mode=zoom",), "not a mode"),
     (("--mode=walk", "--output=x.jpg"), ".png"),
     (("--mode=arithmetic", "--groups=0,1"), "3 non-empty"),
     (("--mode=interpolate", "--indices=0,x"), "comma-separated integers"),
+    (("--mode=interpolate", "--indices=0,1,2"), "pairs"),
     (("--mode=drop_filters",), "--maps, --mask_box or --mask_file"),
-])
-def test_bad_flags_are_one_line_errors(workdir, tmp_path, flags, message):
-    flags = flags if any(f.startswith("--output") for f in flags) else flags + (f"--output={tmp_path}/x.png",)
-    result = run_cli("dcgan_jax.explore", f"--workdir={workdir}", *flags)
+    (("--mode=vary_dim", "--num_steps=0"), "--num_steps=0"),
+    (("--mode=interpolate", "--step=3"), "no checkpoint at step 3"),
+]
+
+
+@pytest.fixture(scope="module")
+def commands(trained_run, tmp_path_factory):
+    """Every mode and every bad command line above, run by explore's main in one process (tests/cli/explore_driver.py):
+    {name: (output path, result)}."""
+    out = tmp_path_factory.mktemp("explore")
+    lines = {}
+    for mode, flags, _, _ in MODES:
+        lines[mode] = (str(out / f"{mode}.png"), [f"--mode={mode}", f"--output={out}/{mode}.png", *flags])
+    lines["training_gif"] = (str(out / "training.gif"), ["--mode=training_gif", f"--output={out}/training.gif",
+                                                         "--gif_levels=16"])
+    for i, (flags, _) in enumerate(BAD_FLAGS):
+        output = () if any(f.startswith("--output") for f in flags) else (f"--output={out}/bad{i}.png",)
+        lines[f"bad{i}"] = (None, [*flags, *output])
+    names = list(lines)
+    (out / "commands.json").write_text(json.dumps([[f"--workdir={trained_run}", *lines[n][1]] for n in names]))
+    result = run_cli("tests.cli.explore_driver", str(out / "results.json"), str(out / "commands.json"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    return {name: (lines[name][0], types.SimpleNamespace(**r)) for name, r in zip(names, results)}
+
+
+@pytest.fixture(scope="module")
+def run(trained_run):
+    return open_run(trained_run)
+
+
+@pytest.mark.parametrize("mode, flags, expected, cells", MODES, ids=[m[0] for m in MODES])
+def test_every_mode_draws_its_python_picture(commands, run, trained_run, mode, flags, expected, cells):
+    output, result = commands[mode]
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {mode} to {output}" in result.stdout
+    grid = np.asarray(Image.open(output))
+    assert grid.shape == (cells[0] * CELL + 2, cells[1] * CELL + 2)
+    picture = expected(run, trained_run, sampling.pick_z(run.config, range(9)))
+    np.testing.assert_array_equal(grid, visualize.table_grid(picture.rows)[..., 0])
+    for note in picture.notes:  # drop_filters' maps, nearest's distances
+        assert note in result.stdout
+
+
+def test_training_gif(commands, trained_run):
+    output, result = commands["training_gif"]
+    assert result.returncode == 0, result.stderr
+    frames = progress.training_progress(trained_run).frames
+    with Image.open(output) as gif:  # grids at steps 2, 4 and 5 (the last step)
+        assert gif.n_frames == len(frames) == 3 and gif.size == frames[0].shape[1::-1]
+        assert len(np.unique(np.asarray(gif.convert("L")))) <= 16  # --gif_levels
+
+
+@pytest.mark.parametrize("index", range(len(BAD_FLAGS)), ids=[" ".join(f) for f, _ in BAD_FLAGS])
+def test_bad_flags_are_one_line_errors(commands, index):
+    message = BAD_FLAGS[index][1]
+    _, result = commands[f"bad{index}"]
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
-    assert lines and lines[-1].startswith("error:") and message in lines[-1] and "Traceback" not in result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.stderr
+
+
+def test_gif_of_a_z_file(trained_run, run, tmp_path):
+    """The real entry point: an interpolation GIF between rows of an .npz that `sample` wrote, extrapolated."""
+    images, z = sampling.sample(run, 3, seed=5)
+    sampling.save_samples(str(tmp_path / "z.npz"), images, z)
+    output = str(tmp_path / "interp.gif")
+    result = run_cli("dcgan_jax.explore", f"--workdir={trained_run}", "--mode=interpolate", f"--output={output}",
+                     f"--z_file={tmp_path}/z.npz", "--indices=0,2", "--num_steps=6", "--start=-0.5", "--stop=1.5")
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = figures.columns_as_frames(latent_space.interpolate(run, z[[0, 2]], 6, start=-0.5, stop=1.5).rows)
+    with Image.open(output) as gif:
+        assert gif.n_frames == 6 and gif.size == (CELL + 2, CELL + 2)
+        for k, frame in enumerate(expected):
+            gif.seek(k)
+            np.testing.assert_array_equal(np.asarray(gif.convert("L")), frame[..., 0])
+

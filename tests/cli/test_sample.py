@@ -1,4 +1,5 @@
-"""The sampling CLI: PNG and .npz outputs; the same seed gives the same images whatever the count or batch size."""
+"""The sampling CLI: PNG and .npz outputs hold the images of the Python API (`analysis.sampling`), whose properties
+(same seed, same images whatever the count or batch size) tests/analysis/test_sampling.py checks without flags."""
 
 import json
 import shutil
@@ -7,55 +8,47 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import run_cli, tiny_config
-from dcgan_jax import train
-from dcgan_jax.training import state as train_state
+from dcgan_jax.analysis import sampling
+from dcgan_jax.training.run import open_run
+from tests.helpers import one_line_error, run_cli
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("sample_run"))
-    train.train_and_evaluate(tiny_config(num_train_steps=4), path)
-    return path
+def run(trained_run):
+    return open_run(trained_run)
 
 
-def test_png_grid(workdir, tmp_path):
+def test_png_grid(trained_run, tmp_path):
     output = str(tmp_path / "grid.png")
-    result = run_cli("dcgan_jax.sample", f"--workdir={workdir}", "--num_samples=9", f"--output={output}")
+    result = run_cli("dcgan_jax.sample", f"--workdir={trained_run}", "--num_samples=9", f"--output={output}")
     assert result.returncode == 0, result.stderr[-2000:]
+    assert f"wrote 9 samples to {output}" in result.stdout
     grid = np.asarray(Image.open(output))
     assert grid.shape == (3 * 34 + 2, 3 * 34 + 2)  # 3x3 grid of 32 px images with 2 px padding, grayscale
 
 
-def test_npz_is_independent_of_count_and_batch_size(workdir, tmp_path):
-    small, large = str(tmp_path / "small.npz"), str(tmp_path / "large.npz")
-    assert run_cli("dcgan_jax.sample", f"--workdir={workdir}", "--num_samples=5", "--batch_size=2",
-                   f"--output={small}", "--seed=7").returncode == 0
-    assert run_cli("dcgan_jax.sample", f"--workdir={workdir}", "--num_samples=12", "--batch_size=12",
-                   f"--output={large}", "--seed=7").returncode == 0
-    a, b = np.load(small), np.load(large)
-    assert a["images"].dtype == np.uint8 and a["images"].shape == (5, 32, 32, 1)
-    np.testing.assert_array_equal(a["z"], b["z"][:5])
-    np.testing.assert_array_equal(a["images"], b["images"][:5])
-
-
-def test_batch_stats_mode_depends_on_batch_mates(workdir, tmp_path):
-    outs = []
-    for batch_size in (2, 6):
-        out = str(tmp_path / f"bs{batch_size}.npz")
-        result = run_cli("dcgan_jax.sample", f"--workdir={workdir}", "--num_samples=6", f"--batch_size={batch_size}",
-                         f"--output={out}", "--batch_stats")
-        assert result.returncode == 0, result.stderr[-2000:]
-        outs.append(np.load(out)["images"])
-    assert np.any(outs[0] != outs[1])
+@pytest.mark.parametrize("batch_stats", [False, True], ids=["running_stats", "batch_stats"])
+def test_npz_holds_the_python_apis_samples(trained_run, run, tmp_path, batch_stats):
+    output = str(tmp_path / "s.npz")
+    result = run_cli("dcgan_jax.sample", f"--workdir={trained_run}", "--num_samples=6", "--batch_size=2", "--seed=7",
+                     "--step=4", f"--output={output}", *(["--batch_stats"] if batch_stats else []))
+    assert result.returncode == 0, result.stderr[-2000:]
+    with np.load(output) as saved:
+        images, z = saved["images"], saved["z"]
+    assert images.dtype == np.uint8 and images.shape == (6, 32, 32, 1) and z.shape == (6, run.config.latent_dim)
+    expected, expected_z = sampling.sample(open_run(trained_run, step=4), 6, seed=7, batch_size=2,
+                                           batch_stats=batch_stats)
+    np.testing.assert_array_equal(z, expected_z)
+    np.testing.assert_array_equal(images, expected)
+    latest, _ = sampling.sample(run, 6, seed=7, batch_size=2, batch_stats=batch_stats)
+    assert np.any(latest != images)  # --step=4 was honoured, not the latest step 5
 
 
 def test_errors_are_one_line(tmp_path):
     result = run_cli("dcgan_jax.sample", f"--workdir={tmp_path}/empty", "--output=x.png")
-    assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert "no checkpoints" in result.stderr and len(result.stderr.strip().splitlines()) == 1
-    result = run_cli("dcgan_jax.sample", f"--workdir={tmp_path}", "--output=x.jpg")
-    assert result.returncode != 0 and ".png" in result.stderr
+    one_line_error(result, "no checkpoints")
+    assert len(result.stderr.strip().splitlines()) == 1
+    one_line_error(run_cli("dcgan_jax.sample", f"--workdir={tmp_path}", "--output=x.jpg"), ".png", ".npz")
 
 
 def _with_saved_upsample(workdir, tmp_path, value):
@@ -69,16 +62,15 @@ def _with_saved_upsample(workdir, tmp_path, value):
     return copy
 
 
-def test_checkpoints_from_older_versions(workdir, tmp_path):
-    """A retired upsample form (same math) still samples; a config that cannot build the models is one line."""
-    old = _with_saved_upsample(workdir, tmp_path, "subpixel_gemm")
-    result = run_cli("dcgan_jax.sample", f"--workdir={old}", "--num_samples=4", f"--output={tmp_path}/old.png")
-    assert result.returncode == 0, result.stderr[-2000:]
+def test_a_retired_upsample_form_samples_the_same_images(trained_run, run, tmp_path):
+    old = open_run(str(_with_saved_upsample(trained_run, tmp_path, "subpixel_gemm")))
+    np.testing.assert_array_equal(sampling.sample(old, 4)[0], sampling.sample(run, 4)[0])  # same math
 
-    bad = _with_saved_upsample(workdir, tmp_path, "bogus")
+
+def test_a_config_that_cannot_build_the_models_is_one_line(trained_run, tmp_path):
+    bad = _with_saved_upsample(trained_run, tmp_path, "bogus")
     before = {p: p.read_bytes() for p in bad.rglob("*") if p.is_file()}
     result = run_cli("dcgan_jax.sample", f"--workdir={bad}", f"--output={tmp_path}/bad.png")
-    assert result.returncode != 0 and "Traceback" not in result.stderr
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error:") and "upsample='bogus'" in last and "cannot build the models" in last
+    one_line_error(result, "upsample='bogus'", "cannot build the models")
     assert {p: p.read_bytes() for p in bad.rglob("*") if p.is_file()} == before
+    assert not (tmp_path / "bad.png").exists()
