@@ -9,12 +9,13 @@ import subprocess
 import sys
 import time
 
+import jax
 import pytest
 
 from dcgan_jax.errors import UserError
 from dcgan_jax.training import checkpoints, distributed
 from dcgan_jax.training.state import create_train_state
-from tests.helpers import REPO, TINY_FLAGS, max_abs_diff
+from tests.helpers import REPO, TINY_FLAGS, max_abs_diff, xla_flags
 
 # adam_eps=1 and seed 1 keep float32 summation-order noise from flipping Adam updates (multidevice_checks.py).
 TINY = TINY_FLAGS + ("--config.adam_eps=1.0", "--config.learning_rate=0.01", "--config.seed=1")
@@ -31,7 +32,7 @@ def _launch(workdir, num_processes, devices_per_process, *flags, timeout=900):
     # No persistent compilation cache here: a process that loads its programs from it reaches the first collective
     # long before a peer that compiles, and gloo's 30 s rendezvous deadline can pass.
     env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_ENABLE_COMPILATION_CACHE="false",
-               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices_per_process}")
+               XLA_FLAGS=xla_flags(devices_per_process))
     multi = (f"--coordinator_address=127.0.0.1:{_free_port()}", f"--num_processes={num_processes}",
              "--coordinator_timeout_s=300") if num_processes > 1 else ()
     procs = [subprocess.Popen([sys.executable, "-m", "dcgan_jax.main", f"--workdir={workdir}", *TINY, *flags,

@@ -17,14 +17,14 @@ from dcgan_jax.data import pipeline
 from dcgan_jax.errors import UserError
 from dcgan_jax.training import checkpoints, loop
 from dcgan_jax.training.state import create_train_state
-from tests.helpers import REPO, TINY_FLAGS, run_cli, tiny_config
+from tests.helpers import REPO, TINY_FLAGS, run_cli, tiny_config, xla_flags
 
 RUN_FLAGS = TINY_FLAGS + ("--config.num_train_steps=150", "--config.checkpoint_every_steps=10",
                           "--config.sample_every_steps=1000", "--config.log_every_steps=50")
 
 
 def _start(workdir, *extra):
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags(1))
     return subprocess.Popen([sys.executable, "-m", "dcgan_jax.main", f"--workdir={workdir}", *RUN_FLAGS, *extra],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
