@@ -14,10 +14,13 @@ from tests.helpers import TEST_XLA_FLAGS  # noqa: E402  (imports JAX; its XLA fl
 
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
 
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from dcgan_jax import train  # noqa: E402
 from dcgan_jax.evaluation import classifier  # noqa: E402
+from dcgan_jax.nn import latent, models  # noqa: E402
 from tests.helpers import eval_config, tiny_config  # noqa: E402
 
 
@@ -41,3 +44,13 @@ def fid_classifier(tmp_path_factory):
     Its config.eval.classifier.dir is the dir; copy the config before changing it."""
     config = eval_config(tmp_path_factory.mktemp("fid_classifier"))
     return config, classifier.train_and_save(config)
+
+
+@pytest.fixture(scope="session")
+def untrained_generator():
+    """(tiny config, G variables at init, 12 z): for tests of G-layer tools that need no training."""
+    config = tiny_config()
+    g_vars, _ = models.init_variables(jax.random.PRNGKey(0), config)
+    z = np.asarray(latent.sample_z(jax.random.PRNGKey(1), 12, config.latent_dim))
+    return config, g_vars, z
+

@@ -1,20 +1,15 @@
 """Finding the feature maps of a G layer that fire inside an image region (the paper's Sec. 6.1)."""
 
-import jax
 import numpy as np
 import pytest
 
 from dcgan_jax.analysis import filters
-from dcgan_jax.nn import generate, latent, models
-from tests.helpers import tiny_config
+from dcgan_jax.nn import generate
 
 
-@pytest.fixture(scope="module")
-def setup():
-    config = tiny_config()
-    g_vars, _ = models.init_variables(jax.random.PRNGKey(0), config)
-    z = np.asarray(latent.sample_z(jax.random.PRNGKey(1), 12, config.latent_dim))
-    return config, g_vars, z
+@pytest.fixture
+def setup(untrained_generator):
+    return untrained_generator
 
 
 def test_mask_at_layer_averages_cells():

@@ -1,19 +1,14 @@
 """Generator-side tools: images in batches, layer activations, and images with feature maps dropped."""
 
-import jax
 import numpy as np
 import pytest
 
-from dcgan_jax.nn import generate, latent, models
-from tests.helpers import tiny_config
+from dcgan_jax.nn import generate, models
 
 
-@pytest.fixture(scope="module")
-def setup():
-    config = tiny_config()
-    g_vars, _ = models.init_variables(jax.random.PRNGKey(0), config)
-    z = np.asarray(latent.sample_z(jax.random.PRNGKey(1), 12, config.latent_dim))
-    return config, g_vars, z
+@pytest.fixture
+def setup(untrained_generator):
+    return untrained_generator
 
 
 def test_layer_widths_match_the_activations(setup):
