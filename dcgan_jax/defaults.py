@@ -11,11 +11,16 @@ from typing import Any, Mapping
 
 import ml_collections
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-# The shipped configs: the top-level configs/ of a checkout, installed as dcgan_jax/configs/ by a regular install.
-CONFIGS_DIR = next((d for d in (os.path.join(_PACKAGE_DIR, "configs"), os.path.join(os.path.dirname(_PACKAGE_DIR),
-                                                                                     "configs")) if os.path.isdir(d)),
-                   os.path.join(_PACKAGE_DIR, "configs"))
+
+def _configs_dir() -> str:
+    """The shipped configs: installed as dcgan_jax/configs/ by a regular install, the top-level configs/ of a
+    checkout (editable install)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    installed = os.path.join(package, "configs")
+    return installed if os.path.isdir(installed) else os.path.join(os.path.dirname(package), "configs")
+
+
+CONFIGS_DIR = _configs_dir()
 
 
 def get_config() -> ml_collections.ConfigDict:

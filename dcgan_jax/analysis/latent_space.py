@@ -61,8 +61,11 @@ def vary_dim(run: Run, z: np.ndarray, dim: int, values: Sequence[float], batch_s
 
 
 def vary_all(run: Run, z: np.ndarray, values: Sequence[float], max_dims: int = 0, batch_size: int = 256) -> Picture:
-    """One row per coordinate of z (d,) (the first `max_dims`, 0 = all), each swept through `values`."""
-    grid = np.asarray(latent.vary_all(np.asarray(z).reshape(-1)[:run.config.latent_dim], np.asarray(values)))
+    """One row per coordinate of one z (d,) (the first `max_dims`, 0 = all), each swept through `values`."""
+    z = np.asarray(z, np.float32)
+    if z.shape != (run.config.latent_dim,):
+        raise UserError(f"vary_all sweeps one latent point of shape ({run.config.latent_dim},), got {z.shape}")
+    grid = np.asarray(latent.vary_all(z, np.asarray(values)))
     grid = grid[:max_dims or None]  # (dims, len(values), d)
     pictures = images(run, grid.reshape(-1, grid.shape[-1]), batch_size)
     return Picture(list(pictures.reshape(grid.shape[:2] + pictures.shape[1:])))

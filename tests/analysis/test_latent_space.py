@@ -54,6 +54,8 @@ def test_vary_dim_and_vary_all_sweep_coordinates(run, z):
     np.testing.assert_array_equal(picture.rows[1][2], sampling.images(run, swept)[0])
     assert _shapes(latent_space.vary_all(run, z[0], values, max_dims=5)) == [(4, 32, 32, 1)] * 5
     assert len(latent_space.vary_all(run, z[0], values).rows) == run.config.latent_dim
+    with pytest.raises(UserError, match="one latent point"):
+        latent_space.vary_all(run, z[:2], values)
 
 
 def test_arithmetic_draws_mean_a_minus_mean_b_plus_mean_c(run, z):
