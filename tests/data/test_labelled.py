@@ -31,7 +31,7 @@ def test_load_labelled_digits():
 
 
 def test_load_labelled_tfds_resizes_and_reports_errors(monkeypatch):
-    tfds = pytest.importorskip("tensorflow_datasets")
+    tfds = pytest.importorskip("tensorflow_datasets", reason="TFDS is the optional tfds extra: pip install -e .[tfds]")
     rng = np.random.default_rng(0)
     fake = (rng.integers(0, 256, (3, 28, 28, 1)).astype(np.uint8), np.array([3, 1, 4]))
     calls = {}
