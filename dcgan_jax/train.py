@@ -10,12 +10,12 @@ asks for one and hands it to the loop, which knows nothing of evaluation.
 import ml_collections
 
 from dcgan_jax.evaluation import fid
-from dcgan_jax.training import loop
+from dcgan_jax.training import loop, validation
 from dcgan_jax.training.state import TrainState
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     """Trains (or resumes) in `workdir`; FID/KID every config.eval.every_steps steps when it is > 0."""
-    loop.validate_config(config)
+    validation.validate_config(config)
     evaluator = fid.make_training_evaluator(config, workdir) if config.eval.every_steps else None
     return loop.train(config, workdir, evaluator)

@@ -8,54 +8,19 @@ import os
 from typing import Any, Callable, Dict, Optional
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from dcgan_jax.data import datasets, pipeline
 from dcgan_jax.errors import UserError
-from dcgan_jax.nn import generate, latent, models
-from dcgan_jax.training import checkpoints, losses, parallel, preemption, reporting
+from dcgan_jax.nn import generate, latent
+from dcgan_jax.training import checkpoints, parallel, preemption, reporting, validation
+from dcgan_jax.training import workdir as workdir_lib
 from dcgan_jax.training.state import TrainState, create_train_state
 from dcgan_jax.training.step import make_train_step
 
 # (step, G variables) -> scores, e.g. {'fid': ...}; called every config.eval.every_steps (dcgan_jax/evaluation).
 Evaluator = Callable[[int, Any], Dict[str, float]]
-
-
-def validate_config(config: ml_collections.ConfigDict) -> None:
-    """Config values the code cannot run with, as one UserError naming the field and the fix."""
-    try:
-        models.build_models(config)
-        losses.check_loss(config.loss)
-        latent.sample_z(jax.random.PRNGKey(0), 1, 1, config.z_distribution)
-        parallel.Parallel(config.parallelism)
-        jnp.dtype(config.compute_dtype)
-    except (ValueError, TypeError) as e:
-        raise UserError(f"invalid config: {e}") from None
-    if config.eval.every_steps < 0:
-        raise UserError(f"invalid config: eval.every_steps={config.eval.every_steps} must be >= 0 (0 disables)")
-    for field in ("batch_size", "num_train_steps", "latent_dim", "g_width", "d_width", "log_every_steps",
-                  "sample_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
-        if int(config[field]) <= 0:
-            raise UserError(f"invalid config: {field}={config[field]} must be a positive integer")
-    if config.batch_size % jax.device_count():
-        raise UserError(f"invalid config: batch_size={config.batch_size} is not divisible by the "
-                        f"{jax.device_count()} devices; use a multiple of {jax.device_count()}")
-    if not 0.0 <= config.label_smoothing < 1.0:
-        raise UserError(f"invalid config: label_smoothing={config.label_smoothing} must be in [0, 1)")
-
-
-def prepare_workdir(workdir: str) -> None:
-    """Creates workdir and checks it is writable, before any work is done."""
-    try:
-        os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
-        probe = os.path.join(workdir, f".write_test.{jax.process_index()}")  # every host checks; no two share a name
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as e:
-        raise UserError(f"workdir {workdir!r} is not writable ({e.strerror}); pass a writable --workdir") from None
 
 
 def fixed_z(config: ml_collections.ConfigDict) -> np.ndarray:
@@ -117,8 +82,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, evaluator: Optional[E
 
     `evaluator` (if given) runs every config.eval.every_steps steps on the current G; its scores are logged.
     """
-    validate_config(config)
-    prepare_workdir(workdir)
+    validation.validate_config(config)
+    workdir_lib.prepare_workdir(workdir)
     manager = checkpoints.create_manager(workdir, config.keep_checkpoints)
     # Restoring needs only shapes; a fresh state only when there is nothing to resume.
     state = checkpoints.restore_for_training(manager, jax.eval_shape(lambda: create_train_state(config)), config,
