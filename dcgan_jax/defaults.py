@@ -44,12 +44,17 @@ def get_config() -> ml_collections.ConfigDict:
     config.z_distribution = "uniform"  # the paper: uniform in [-1, 1]; or 'normal'
     config.g_width = 64
     config.d_width = 64
-    config.upsample = "subpixel"       # "subpixel" (fast exact forms, dcgan_jax/nn/convolutions.py) or "transpose"
-                                       # (XLA's own transposed convolution); the same math
+    config.conv_impl = "auto"          # the strided convolutions of G and D: 'fast' (exact custom forms,
+                                       # dcgan_jax/nn/convolutions.py), 'xla' (XLA's own and their gradients) or
+                                       # 'auto' (per backend, the one benchmarks/conv_forms.py measured fastest:
+                                       # 'fast' on CPU, 'xla' on backends not measured); the same math
+    config.upsample = "subpixel"       # "subpixel" (G's form follows conv_impl) or "transpose" (always XLA's own
+                                       # transposed convolution); the same math
     config.bn_momentum = 0.9           # running average decay (PyTorch's momentum 0.1)
     config.bn_epsilon = 1e-5
     config.sync_batchnorm = True       # batch statistics over the global batch (all devices) in training
-    config.compute_dtype = "float32"   # 'bfloat16' on GPU/TPU; params and optimizer states stay float32
+    config.compute_dtype = "float32"   # 'bfloat16' on GPU/TPU: activations and convolutions; params, optimizer
+                                       # states, batchnorm statistics, logits and losses stay float32
 
     # Optimization (the paper: Adam, lr 2e-4, beta1 0.5, batch 128).
     config.loss = "non_saturating"     # 'non_saturating', 'minimax', 'least_squares' or 'hinge'

@@ -114,3 +114,27 @@ transposed_conv_fast = _linear_op(transposed_conv_subpixel, _input_grad_of(trans
 # that of the space-to-depth form; XLA's own forward and kernel gradient are the fastest.
 strided_conv_fast = _linear_op(strided_conv_reference, _input_grad_of(strided_conv_space_to_depth),
                                _kernel_grad_of(strided_conv_reference))
+
+
+# ---------------------------------------------------------------- which forms, per backend
+
+CONV_IMPLS = ("auto", "xla", "fast")
+# Backends where benchmarks/conv_forms.py measured the fast forms faster than XLA's own, layer by layer, for the 64 px
+# model (README "Speed": on CPU every strided layer, 1.3-60x). A backend not listed here was not measured and gets
+# XLA's own convolutions, which its compiler tunes for itself (cuDNN on GPUs, the MXU tiling on TPUs).
+FAST_FORMS_MEASURED_ON = frozenset({"cpu"})
+STRIDED_CONVS = {"fast": strided_conv_fast, "xla": strided_conv_reference}
+TRANSPOSED_CONVS = {"fast": transposed_conv_fast, "xla": transposed_conv_reference}
+
+
+def resolve_conv_impl(conv_impl: str, backend: str = "") -> str:
+    """'fast' or 'xla' for the config's `conv_impl` on `backend` ('' = JAX's default backend).
+
+    'auto' is 'fast' on the backends in `FAST_FORMS_MEASURED_ON`, 'xla' elsewhere. Both compute the same function
+    (tests/nn/test_convolutions.py), so a run trained with one samples with the other.
+    """
+    if conv_impl not in CONV_IMPLS:
+        raise ValueError(f"conv_impl={conv_impl!r} is not supported; use one of {CONV_IMPLS}")
+    if conv_impl != "auto":
+        return conv_impl
+    return "fast" if (backend or jax.default_backend()) in FAST_FORMS_MEASURED_ON else "xla"

@@ -14,8 +14,8 @@ import ml_collections
 import numpy as np
 
 from dcgan_jax.nn import batchnorm
-from dcgan_jax.nn.convolutions import (KERNEL, strided_conv_fast, transposed_conv_fast,
-                                       transposed_conv_reference)
+from dcgan_jax.nn import convolutions
+from dcgan_jax.nn.convolutions import KERNEL
 
 SUPPORTED_IMAGE_SIZES = (32, 64, 128)
 dcgan_init = nn.initializers.normal(stddev=0.02)
@@ -29,20 +29,23 @@ def num_resolution_changes(image_size: int) -> int:
 
 
 class Downsample(nn.Module):
-    """D's strided 4x4 convolution (bias-free), halving the resolution."""
+    """D's strided 4x4 convolution (bias-free), halving the resolution. `conv_impl`: 'fast' or 'xla' (resolved)."""
 
     features: int
     dtype: Any = jnp.float32
+    conv_impl: str = "fast"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         kernel = self.param("kernel", dcgan_init, (KERNEL, KERNEL, x.shape[-1], self.features), jnp.float32)
-        return strided_conv_fast(x.astype(self.dtype), kernel.astype(self.dtype))
+        return convolutions.STRIDED_CONVS[self.conv_impl](x.astype(self.dtype), kernel.astype(self.dtype))
 
 
-UPSAMPLERS: Mapping[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
-    "subpixel": transposed_conv_fast,  # the sub-pixel form, with the fastest exact gradients
-    "transpose": transposed_conv_reference,  # XLA's transposed convolution and its gradients
+# G's upsampling: "subpixel" follows conv_impl (the sub-pixel form with the fastest exact gradients, or XLA's own);
+# "transpose" is always XLA's transposed convolution and its gradients.
+UPSAMPLERS: Mapping[str, Callable[[str], Callable[[jax.Array, jax.Array], jax.Array]]] = {
+    "subpixel": lambda conv_impl: convolutions.TRANSPOSED_CONVS[conv_impl],
+    "transpose": lambda conv_impl: convolutions.transposed_conv_reference,
 }
 
 
@@ -52,11 +55,12 @@ class Upsample(nn.Module):
     features: int
     method: str = "subpixel"
     dtype: Any = jnp.float32
+    conv_impl: str = "fast"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         kernel = self.param("kernel", dcgan_init, (KERNEL, KERNEL, x.shape[-1], self.features), jnp.float32)
-        return UPSAMPLERS[self.method](x.astype(self.dtype), kernel.astype(self.dtype))
+        return UPSAMPLERS[self.method](self.conv_impl)(x.astype(self.dtype), kernel.astype(self.dtype))
 
 
 class Project(nn.Module):
@@ -87,6 +91,7 @@ class Generator(nn.Module):
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
     dtype: Any = jnp.float32
+    conv_impl: str = "fast"  # 'fast' or 'xla': convolutions.resolve_conv_impl of the config's conv_impl
 
     @nn.compact
     def __call__(self, z: jax.Array, train: bool = True,
@@ -102,7 +107,7 @@ class Generator(nn.Module):
                 h = h * jnp.asarray(layer_masks[i], h.dtype)
             self.sow("intermediates", f"layer{i}", h)
             features = self.num_channels if i == n_up - 1 else self.width * 2 ** (n_up - 2 - i)
-            h = Upsample(features, self.upsample, dtype=self.dtype, name=f"up{i}")(h)
+            h = Upsample(features, self.upsample, self.dtype, self.conv_impl, name=f"up{i}")(h)
         return jnp.tanh(h.astype(jnp.float32))
 
 
@@ -115,6 +120,7 @@ class Discriminator(nn.Module):
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
     dtype: Any = jnp.float32
+    conv_impl: str = "fast"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
@@ -122,7 +128,7 @@ class Discriminator(nn.Module):
         n_down = num_resolution_changes(self.image_size)
         h = x.astype(self.dtype)
         for i in range(n_down):
-            h = Downsample(self.width * 2 ** i, dtype=self.dtype, name=f"conv{i}")(h)
+            h = Downsample(self.width * 2 ** i, self.dtype, self.conv_impl, name=f"conv{i}")(h)
             if i > 0:  # the paper: no batchnorm on the discriminator's input layer
                 h = _batch_norm(train, self.axis_name, self.bn_momentum, self.bn_epsilon, self.dtype, f"bn{i}")(h)
             h = nn.leaky_relu(h, 0.2)
@@ -141,8 +147,9 @@ def build_models(config: ml_collections.ConfigDict, axis_name: Optional[str] = N
     if upsample not in UPSAMPLERS:
         raise ValueError(f"upsample={config.upsample!r} is not supported; use one of {sorted(UPSAMPLERS)}")
     dtype = jnp.dtype(config.compute_dtype)
+    conv_impl = convolutions.resolve_conv_impl(config.conv_impl)  # 'auto' -> per backend
     bn = dict(axis_name=axis_name if config.sync_batchnorm else None, bn_momentum=config.bn_momentum,
-              bn_epsilon=config.bn_epsilon, dtype=dtype)
+              bn_epsilon=config.bn_epsilon, dtype=dtype, conv_impl=conv_impl)
     generator = Generator(config.image_size, config.num_channels, config.g_width, upsample, **bn)
     discriminator = Discriminator(config.image_size, config.d_width, **bn)
     return generator, discriminator

@@ -10,7 +10,7 @@ import pytest
 from flax import traverse_util
 
 from dcgan_jax import defaults
-from dcgan_jax.nn import models
+from dcgan_jax.nn import convolutions, models
 
 
 def _config(image_size, num_channels, **overrides):
@@ -115,21 +115,67 @@ def test_project_is_a_4x4_transposed_conv_of_a_1x1_input():
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("conv_impl", ["fast", "xla"])
 @pytest.mark.parametrize("method", sorted(models.UPSAMPLERS))
-def test_upsample_equals_flax_conv_transpose(method):
+def test_upsample_equals_flax_conv_transpose(method, conv_impl):
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 4, 4, 6))
     module = nn.ConvTranspose(5, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)), use_bias=False)
     variables = module.init(jax.random.PRNGKey(1), x)
-    ours = models.Upsample(5, method).apply(variables, x)
+    ours = models.Upsample(5, method, conv_impl=conv_impl).apply(variables, x)
     np.testing.assert_allclose(ours, module.apply(variables, x), rtol=1e-5, atol=1e-5)
 
 
-def test_downsample_equals_flax_conv():
+@pytest.mark.parametrize("conv_impl", ["fast", "xla"])
+def test_downsample_equals_flax_conv(conv_impl):
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 16))
     module = nn.Conv(8, (4, 4), (2, 2), ((1, 1), (1, 1)), use_bias=False)
     variables = module.init(jax.random.PRNGKey(1), x)
-    np.testing.assert_allclose(models.Downsample(8).apply(variables, x), module.apply(variables, x),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(models.Downsample(8, conv_impl=conv_impl).apply(variables, x),
+                               module.apply(variables, x), rtol=1e-5, atol=1e-5)
+
+
+def _outputs_and_grads(config, g_vars, d_vars, z):
+    """G's images, D's logits on them, and the gradients of a scalar of both w.r.t. G's and D's params (training
+    mode: batch statistics), for the models `config` builds."""
+    generator, discriminator = models.build_models(config)
+
+    def loss(g_params, d_params):
+        images, _ = generator.apply({**g_vars, "params": g_params}, z, mutable=["batch_stats"])
+        logits, _ = discriminator.apply({**d_vars, "params": d_params}, images, mutable=["batch_stats"])
+        return jnp.sum(jnp.sin(logits)) + jnp.mean(images ** 2), (images, logits)
+
+    grads, (images, logits) = jax.grad(loss, argnums=(0, 1), has_aux=True)(g_vars["params"], d_vars["params"])
+    return images, logits, grads
+
+
+def test_conv_impl_xla_and_fast_give_the_same_outputs_and_gradients():
+    """The whole G and D (32 px, all four strided layers of each) with XLA's convolutions and with the fast forms."""
+    config = _config(32, 3, conv_impl="xla")
+    g_vars, d_vars = models.init_variables(jax.random.PRNGKey(0), config)
+    z = jax.random.uniform(jax.random.PRNGKey(1), (4, 12), minval=-1, maxval=1)
+    xla = _outputs_and_grads(config, g_vars, d_vars, z)
+    fast = _outputs_and_grads(_config(32, 3, conv_impl="fast"), g_vars, d_vars, z)
+    for got, expected in zip(jax.tree.leaves(fast), jax.tree.leaves(xla)):
+        scale = float(jnp.max(jnp.abs(expected)))
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * scale + 1e-7)
+    # The check can fail: every kernel has a non-zero gradient, so a wrong form shows.
+    assert all(float(jnp.max(jnp.abs(g))) > 0 for g in jax.tree.leaves(xla[2]))
+
+
+def test_conv_impl_auto_resolves_per_backend(monkeypatch):
+    assert convolutions.resolve_conv_impl("auto", "cpu") == "fast"  # measured: README "Speed"
+    assert convolutions.resolve_conv_impl("auto", "gpu") == "xla"   # not measured: XLA's own
+    assert convolutions.resolve_conv_impl("auto", "tpu") == "xla"
+    for backend in ("cpu", "gpu", "tpu"):
+        assert convolutions.resolve_conv_impl("xla", backend) == "xla"
+        assert convolutions.resolve_conv_impl("fast", backend) == "fast"
+    # build_models resolves 'auto' for JAX's default backend.
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    generator, discriminator = models.build_models(_config(32, 1))
+    assert generator.conv_impl == discriminator.conv_impl == "xla"
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+    assert models.build_models(_config(32, 1))[0].conv_impl == "fast"
+    assert models.build_models(_config(32, 1, conv_impl="xla"))[0].conv_impl == "xla"
 
 
 @pytest.mark.parametrize("image_size", [32, 64])
@@ -147,3 +193,5 @@ def test_unsupported_channels_and_upsampling_are_clear_errors():
         models.build_models(_config(32, 2))
     with pytest.raises(ValueError, match="upsample='nearest' is not supported"):
         models.build_models(_config(32, 1, upsample="nearest"))
+    with pytest.raises(ValueError, match="conv_impl='cudnn' is not supported; use one of"):
+        models.build_models(_config(32, 1, conv_impl="cudnn"))

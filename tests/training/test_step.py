@@ -11,7 +11,7 @@ import numpy as np
 import optax
 import pytest
 
-from dcgan_jax.nn import convolutions, latent, models
+from dcgan_jax.nn import latent, models
 from dcgan_jax.training import losses, parallel, step
 from dcgan_jax.training.state import create_train_state, make_optimizers
 from tests.helpers import digit_batches, max_abs_diff, run_steps, tiny_config
@@ -26,7 +26,7 @@ def straightforward_step(config):
     """The step as the reference implementations write it: XLA's convolutions with their own gradients, flax's
     BatchNorm, G run again for its update. Trace it while `use_straightforward_layers` is in effect."""
     config = config.copy_and_resolve_references()
-    config.upsample = "transpose"
+    config.conv_impl = "xla"  # XLA's strided and transposed convolutions with their own gradients
     generator, discriminator = models.build_models(config)
     g_tx, d_tx = make_optimizers(config)
 
@@ -70,13 +70,12 @@ def straightforward_step(config):
 
 
 def use_straightforward_layers(monkeypatch):
-    """Swaps the fast layers for the textbook ones: XLA's strided conv for D, flax.linen.BatchNorm."""
-    monkeypatch.setattr(models, "strided_conv_fast", convolutions.strided_conv_reference)
+    """Swaps the fast batchnorm for flax.linen.BatchNorm (the convolutions: conv_impl='xla')."""
     monkeypatch.setattr(models.batchnorm, "BatchNorm", nn.BatchNorm)
 
 
 def test_optimized_step_equals_straightforward_formulation(monkeypatch):
-    config = tiny_config(**COMPARABLE)
+    config = tiny_config(**COMPARABLE, conv_impl="fast")
     batches = digit_batches(config, 3)
     fast, _ = run_steps(config, batches)
     use_straightforward_layers(monkeypatch)
