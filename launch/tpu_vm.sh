@@ -5,7 +5,7 @@
 #   TPU_NAME=dcgan-v4-32 ACCELERATOR=v4-32 ZONE=us-central2-b launch/tpu_vm.sh --config.num_train_steps=50000
 #
 # Creates the TPU VM if it does not exist (reuses it otherwise), copies this repository to every worker, installs
-# it with jax[tpu], then starts training on all workers at once (--worker=all). jax finds the slice's hosts and
+# it with its `tpu` and `tfds` extras (jax[tpu], TFDS), then starts training on all workers at once (--worker=all). jax finds the slice's hosts and
 # this host's rank by itself (dcgan_jax/distributed.py). Extra arguments go to `python -m dcgan_jax.main`.
 # WORKDIR must be shared by all workers (a gcsfuse mount or an NFS/Filestore path): checkpoints are written
 # collectively into it; only worker 0 writes logs, samples and config.json. Rerunning resumes.
@@ -42,7 +42,7 @@ rm -f "${archive}"
 "${tpu[@]}" ssh "${TPU_NAME}" --worker=all --command="
   set -e
   mkdir -p ~/${REMOTE_DIR} && tar -C ~/${REMOTE_DIR} -xzf ~/dcgan_jax.tar.gz
-  cd ~/${REMOTE_DIR} && python3 -m pip install -q -U 'jax[tpu]' && python3 -m pip install -q -e .
+  cd ~/${REMOTE_DIR} && python3 -m pip install -q -U -e '.[tpu,tfds]'
 "
 
 echo "training on all workers of ${TPU_NAME}"

@@ -61,12 +61,12 @@ def strided_conv_space_to_depth(x: jax.Array, kernel: jax.Array) -> jax.Array:
                                         dimension_numbers=_DIMS)
 
 
-def _input_grad_of(form: Callable) -> Callable:
+def input_grad_of(form: Callable) -> Callable:
     """(x, kernel, cotangent) -> the input gradient of `form(x, kernel)`."""
     return lambda x, kernel, cotangent: jax.vjp(lambda x_: form(x_, kernel), x)[1](cotangent)[0]
 
 
-def _kernel_grad_of(form: Callable) -> Callable:
+def kernel_grad_of(form: Callable) -> Callable:
     """(x, kernel, cotangent) -> the kernel gradient of `form(x, kernel)`."""
     return lambda x, kernel, cotangent: jax.vjp(lambda k: form(x, k), kernel)[1](cotangent)[0]
 
@@ -76,12 +76,12 @@ def _swap_roles(kernel: jax.Array) -> jax.Array:
     return jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
 
 
-def _transposed_conv_kernel_grad(x: jax.Array, kernel: jax.Array, cotangent: jax.Array) -> jax.Array:
+def transposed_conv_kernel_grad_strided(x: jax.Array, kernel: jax.Array, cotangent: jax.Array) -> jax.Array:
     """The kernel gradient of the 2x transposed conv, as that of the strided conv mapping `cotangent` back to x's shape.
 
     Both sum x[p, q, i] * cotangent[2p + u - 1, 2q + v - 1, o] over the batch and positions, with the taps flipped.
     """
-    swapped_grad = _kernel_grad_of(strided_conv_reference)(cotangent, _swap_roles(kernel), x)
+    swapped_grad = kernel_grad_of(strided_conv_reference)(cotangent, _swap_roles(kernel), x)
     return _swap_roles(swapped_grad)
 
 
@@ -108,12 +108,12 @@ def _linear_op(forward: Callable, input_grad: Callable, kernel_grad: Callable) -
 
 # G's upsampling: the sub-pixel forward is 2-3x faster than XLA's transposed convolution; XLA's input gradient of the
 # latter is an ordinary strided convolution (the fastest form), and its kernel gradient is fastest as a strided conv's.
-transposed_conv_fast = _linear_op(transposed_conv_subpixel, _input_grad_of(transposed_conv_reference),
-                                  _transposed_conv_kernel_grad)
+transposed_conv_fast = _linear_op(transposed_conv_subpixel, input_grad_of(transposed_conv_reference),
+                                  transposed_conv_kernel_grad_strided)
 # D's downsampling: XLA's input gradient of a strided convolution (an lhs-dilated convolution) is 2-3x slower than
 # that of the space-to-depth form; XLA's own forward and kernel gradient are the fastest.
-strided_conv_fast = _linear_op(strided_conv_reference, _input_grad_of(strided_conv_space_to_depth),
-                               _kernel_grad_of(strided_conv_reference))
+strided_conv_fast = _linear_op(strided_conv_reference, input_grad_of(strided_conv_space_to_depth),
+                               kernel_grad_of(strided_conv_reference))
 
 
 # ---------------------------------------------------------------- which forms, per backend

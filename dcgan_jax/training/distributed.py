@@ -8,6 +8,7 @@ single process needs none of this: it sees all of its host's devices (e.g. 8 GPU
 import glob
 import importlib.util
 import os
+import shutil
 import sys
 import threading
 from typing import Optional
@@ -86,3 +87,27 @@ def _exit_with(message: str) -> None:
 
 def _cpu_only() -> bool:
     return os.environ.get("JAX_PLATFORMS", "").strip().lower() == "cpu"
+
+
+# The install command that gives a CUDA-enabled jaxlib (pyproject.toml's `cuda` extra: jax[cuda12]).
+CUDA_INSTALL = 'pip install -e ".[cuda]"'
+
+
+def nvidia_gpu_visible() -> bool:
+    """Whether this host has an NVIDIA driver (whatever JAX makes of it)."""
+    return os.path.exists("/proc/driver/nvidia/version") or shutil.which("nvidia-smi") is not None
+
+
+def backend_report() -> str:
+    """The lines a run starts with: backend, device kind and count, process count; and, when an NVIDIA GPU is
+    visible but JAX runs on the CPU (a CPU-only jaxlib, the plain `pip install` default), a warning naming the
+    install command that fixes it. CPU chosen on purpose (JAX_PLATFORMS=cpu) is not warned about."""
+    import jax
+    backend = jax.default_backend()
+    kinds = ", ".join(sorted({d.device_kind for d in jax.devices()}))
+    lines = [f"backend {backend}: {jax.device_count()} x {kinds} device(s), {jax.local_device_count()} on this "
+             f"process, {jax.process_count()} process(es)"]
+    if backend == "cpu" and not _cpu_only() and nvidia_gpu_visible():
+        lines.append(f"warning: an NVIDIA GPU is visible but JAX runs on the CPU (a CPU-only jaxlib is installed); "
+                     f"install the CUDA one with: {CUDA_INSTALL}")
+    return "\n".join(lines)

@@ -14,7 +14,7 @@ import numpy as np
 from dcgan_jax.data import datasets, pipeline
 from dcgan_jax.errors import UserError
 from dcgan_jax.nn import generate, latent
-from dcgan_jax.training import checkpoints, parallel, preemption, reporting, validation
+from dcgan_jax.training import checkpoints, distributed, parallel, preemption, reporting, validation
 from dcgan_jax.training import workdir as workdir_lib
 from dcgan_jax.training.state import TrainState, create_train_state
 from dcgan_jax.training.step import make_train_step
@@ -52,8 +52,8 @@ def _train_loop(config, workdir, runner, manager, reporter, train_step, batches,
         for step in range(start_step + 1, config.num_train_steps + 1):
             device_state, metrics = train_step(device_state, runner.shard_batch(next(batches)))
             last = step == config.num_train_steps
-            stopping = stop.requested()
             log, save = step % config.log_every_steps == 0 or last, step % config.checkpoint_every_steps == 0
+            stopping = stop.requested(at_sync_step=log or save)  # hosts compare flags only where they sync anyway
             if log or save or stopping or last:  # fetching metrics waits for the step: only when needed
                 host_metrics = {k: float(v) for k, v in jax.device_get(runner.unreplicate(metrics)).items()}
                 _check_finite(host_metrics, step, manager)
@@ -92,6 +92,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, evaluator: Optional[E
         state = create_train_state(config)
     start_step = int(state.step)
     reporter = reporting.Reporter(workdir, config, start_step)
+    reporter.message(distributed.backend_report())  # backend, devices, processes; a CPU-only jaxlib on a GPU host
     if start_step:
         reporter.message(f"resumed from step {start_step} in {checkpoints.checkpoint_dir(workdir)}")
     if jax.process_index() == 0:

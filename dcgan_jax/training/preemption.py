@@ -1,6 +1,10 @@
 """Preemption: on SIGTERM or SIGINT, finish the current step, save a checkpoint and exit cleanly.
 
-A second signal exits at once. With several processes, any host's signal stops all of them at the same step.
+A second signal exits at once. With several processes, any host's signal stops all of them at the same step: the
+hosts compare their flags only at steps where they already wait for each other (log and checkpoint steps fetch
+results of the step's collectives), so the steps in between run no cross-host collective outside the compiled step
+and each host keeps queueing steps ahead of its devices. A signal is acted on at the next such step, at most
+`log_every_steps` later (checkpoints are also due then).
 """
 
 import os
@@ -10,6 +14,7 @@ from typing import Optional
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -40,9 +45,13 @@ class StopRequest:
         print(f"received {name}: finishing this step and saving a checkpoint (send it again to exit at once)",
               file=sys.stderr, flush=True)
 
-    def requested(self) -> bool:
+    def requested(self, at_sync_step: bool) -> bool:
+        """Whether to stop after this step. One process: as soon as a signal arrived. Several: only at a step where
+        the hosts synchronize anyway (`at_sync_step`, the same on every host), where all of them learn whether any
+        host was signalled; on other steps False, with no cross-host communication."""
         local = self.signal_name is not None
         if jax.process_count() == 1:
             return local
-        from jax.experimental import multihost_utils
+        if not at_sync_step:
+            return False
         return bool(np.any(multihost_utils.process_allgather(np.asarray(local))))

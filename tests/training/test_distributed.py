@@ -4,9 +4,11 @@ devices."""
 import glob
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import jax
@@ -68,6 +70,8 @@ def test_two_processes_equal_one_process_with_four_devices_and_resume(tmp_path):
     first = _launch(multi, 2, 2, "--config.num_train_steps=2")
     resumed = _launch(multi, 2, 2, "--config.num_train_steps=4", "--config.parallelism=shard_map")
 
+    # The run names its backend, devices and processes first.
+    assert "backend cpu: 4 x cpu device(s), 2 on this process, 2 process(es)" in first[0][1], first[0][1]
     # One writer: only process 0 prints progress; one config.json, one metrics row per logged step, one grid each.
     for run in (first, resumed):
         assert "step 2/" in run[0][1] or "step 4/" in run[0][1]
@@ -89,6 +93,40 @@ def test_two_processes_equal_one_process_with_four_devices_and_resume(tmp_path):
     assert diff < 1e-5, diff
     # The check can fail: 4 steps moved the params well beyond the tolerance.
     assert max_abs_diff(state_multi.g_params, _initial_g_params(single)) > 1e-3
+
+
+@pytest.mark.slow
+def test_a_signal_on_one_host_stops_every_host_at_the_same_logged_step_with_a_checkpoint(tmp_path):
+    """SIGTERM to process 1 only: the hosts compare their stop flags at logged steps (no per-step collective), so
+    both stop after the same step, process 0 included, and the checkpoint of that step is saved."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_ENABLE_COMPILATION_CACHE="false", XLA_FLAGS=xla_flags(1))
+    flags = [f"--workdir={tmp_path}", *TINY, "--config.num_train_steps=100000", "--config.log_every_steps=4",
+             "--config.sample_every_steps=100000", "--config.checkpoint_every_steps=100000",
+             f"--coordinator_address=127.0.0.1:{_free_port()}", "--num_processes=2", "--coordinator_timeout_s=300"]
+    procs = [subprocess.Popen([sys.executable, "-m", "dcgan_jax.main", *flags, f"--process_id={i}"], cwd=REPO,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
+    killer = threading.Timer(600, lambda: [p.kill() for p in procs])
+    killer.start()
+    try:
+        lines = []
+        for line in procs[0].stdout:  # process 0 prints the progress; signal process 1 once steps are running
+            lines.append(line)
+            if line.startswith("step 8/"):
+                procs[1].send_signal(signal.SIGTERM)
+                break
+        out0, err0 = procs[0].communicate()
+        out1, err1 = procs[1].communicate()
+    finally:
+        killer.cancel()
+    out0 = "".join(lines) + out0
+    assert procs[0].returncode == 0 and procs[1].returncode == 0, err0[-2000:] + err1[-2000:]
+    assert "received SIGTERM" in err1 and "received" not in err0
+    stopped = [line for line in out0.splitlines() if line.startswith("stopped by another host at step ")]
+    assert len(stopped) == 1, out0[-2000:]
+    step = int(stopped[0].split("at step ")[1].split(";")[0])
+    assert step > 8 and step % 4 == 0, step  # after the signal, at a logged step
+    assert int(json.loads(open(tmp_path / "metrics.jsonl").readlines()[-1])["step"]) == step
+    assert _final_params(tmp_path)[0] == step  # both hosts saved that step together
 
 
 def _initial_g_params(workdir):
@@ -133,3 +171,29 @@ def test_cluster_detection(monkeypatch):
     assert distributed.detect_cluster() == "slurm"
     monkeypatch.setenv("SLURM_NTASKS", "1")  # one task (e.g. one process driving a node's 8 GPUs): no cluster
     assert distributed.detect_cluster() is None
+
+
+def test_backend_report_names_devices_and_warns_about_a_cpu_only_jaxlib_on_a_gpu_host(monkeypatch):
+    monkeypatch.delenv("JAX_PLATFORMS", raising=False)
+    monkeypatch.setattr(distributed, "nvidia_gpu_visible", lambda: False)
+    lines = distributed.backend_report().splitlines()
+    assert lines == [f"backend cpu: {jax.device_count()} x cpu device(s), {jax.local_device_count()} on this "
+                     f"process, 1 process(es)"]
+    monkeypatch.setattr(distributed, "nvidia_gpu_visible", lambda: True)  # a GPU host, JAX still on the CPU
+    lines = distributed.backend_report().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("warning: an NVIDIA GPU is visible but JAX runs on the CPU")
+    assert lines[1].endswith('install the CUDA one with: pip install -e ".[cuda]"')
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")  # the CPU asked for: no warning
+    assert len(distributed.backend_report().splitlines()) == 1
+
+
+def test_nvidia_gpu_detection(monkeypatch, tmp_path):
+    monkeypatch.setattr(distributed.os.path, "exists", lambda path: False)
+    monkeypatch.setattr(distributed.shutil, "which", lambda name: None)
+    assert not distributed.nvidia_gpu_visible()
+    monkeypatch.setattr(distributed.shutil, "which", lambda name: "/usr/bin/nvidia-smi" if name == "nvidia-smi"
+                        else None)
+    assert distributed.nvidia_gpu_visible()
+    monkeypatch.setattr(distributed.shutil, "which", lambda name: None)
+    monkeypatch.setattr(distributed.os.path, "exists", lambda path: path == "/proc/driver/nvidia/version")
+    assert distributed.nvidia_gpu_visible()
