@@ -39,6 +39,21 @@ def get_config() -> ml_collections.ConfigDict:
     config.max_in_memory_mb = 4096  # TFDS splits in TFRecord format up to this size (preprocessed) load into memory;
                                     # larger: `python -m dcgan_jax.prepare` once (dcgan_jax/data/tfds_source.py)
 
+    # Near-duplicate removal, `prepare --dedup` (dcgan_jax/nn/dedup.py; the paper's Sec. 4.1.1 on LSUN bedrooms).
+    config.dedup = ml_collections.ConfigDict()
+    config.dedup.thumbnail_size = 32     # the autoencoder sees size x size x 3 center crops (the paper: 32)
+    config.dedup.code_dim = 128          # code bits (the paper: 3072-128-3072)
+    config.dedup.dropout = 0.1           # on the autoencoder's input
+    config.dedup.steps = 3000            # Adam steps of the autoencoder (LSUN bedrooms: raise to ~20_000)
+    config.dedup.batch_size = 256
+    config.dedup.learning_rate = 1e-3
+    config.dedup.max_shift = 2           # denoising corruption: shifts up to this many thumbnail pixels,
+    config.dedup.colour_jitter = 0.07    # ... per-channel gains in 1 +- this,
+    config.dedup.noise_std = 0.05        # ... and gaussian pixel noise, all of the kind near duplicates show
+    config.dedup.max_hamming = 12        # codes this many bits apart or closer are duplicates (0 = exact, the paper)
+    config.dedup.num_tables = 32         # LSH tables and the code bits each is keyed on (max_hamming > 0):
+    config.dedup.key_bits = 20           # a pair 12 of 128 bits apart is missed with probability 0.018
+
     # Model (dcgan_jax/nn/models.py). g_width: channels of G's last hidden layer (the 4x4 layer has g_width*2**(n-1)).
     config.latent_dim = 100
     config.z_distribution = "uniform"  # the paper: uniform in [-1, 1]; or 'normal'

@@ -1,11 +1,13 @@
 """Shared test helpers: tiny configs, running the CLIs in subprocesses, running train steps directly."""
 
+import io
 import os
 import subprocess
 import sys
 
 import jax
 import numpy as np
+from PIL import Image, ImageDraw
 
 from dcgan_jax import defaults
 from dcgan_jax.data import datasets, pipeline
@@ -105,3 +107,38 @@ def max_abs_diff(tree_a, tree_b):
     diffs = jax.tree.map(lambda a, b: float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)))),
                          tree_a, tree_b)
     return max(jax.tree.leaves(diffs))
+
+
+def _scene(rng, size=68):
+    """A random 'photo': a smooth colour field with a few filled rectangles and ellipses."""
+    img = Image.fromarray(rng.uniform(0, 255, (4, 4, 3)).astype(np.uint8)).resize((size, size), Image.BICUBIC)
+    draw = ImageDraw.Draw(img)
+    for _ in range(rng.integers(2, 6)):
+        x0, y0 = (int(v) for v in rng.integers(0, size - 10, 2))
+        w, h = (int(v) for v in rng.integers(8, 30, 2))
+        shape = draw.rectangle if rng.random() < 0.5 else draw.ellipse
+        shape([x0, y0, x0 + w, y0 + h], fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+    return np.asarray(img)
+
+
+def planted_duplicates(distinct, copies, seed=0):
+    """(uint8 images N x 64 x 64 x 3, originals): `distinct` random scenes, then `copies` near duplicates of random
+    ones, in turn re-encoded as JPEG (quality 75), shifted by up to 2 px, or recoloured (per-channel gain +-7%);
+    originals[j] is the index copy `distinct + j` was made from."""
+    rng = np.random.default_rng(seed)
+    big = [_scene(rng) for _ in range(distinct)]
+    crop = lambda a, dx=0, dy=0: a[2 + dy:66 + dy, 2 + dx:66 + dx]  # noqa: E731
+    images, originals = [crop(b) for b in big], []
+    for j in range(copies):
+        src = int(rng.integers(0, distinct))
+        if j % 3 == 0:
+            buffer = io.BytesIO()
+            Image.fromarray(images[src]).save(buffer, "JPEG", quality=75)
+            copy = np.asarray(Image.open(buffer))
+        elif j % 3 == 1:
+            copy = crop(big[src], *(int(v) for v in rng.integers(-2, 3, 2)))
+        else:
+            copy = np.clip(images[src] * rng.uniform(0.93, 1.07, 3), 0, 255).astype(np.uint8)
+        images.append(copy)
+        originals.append(src)
+    return np.stack(images), originals
