@@ -1,12 +1,42 @@
-"""Images/s of this project's compiled D+G train step against a PyTorch DCGAN reference, measured side by side.
+"""Images/s and model FLOP utilization of this project's compiled D+G train step against a PyTorch DCGAN reference
+on the same device, measured side by side.
 
-  python benchmarks/train_step.py [--image_size=64] [--batch_size=64] [--steps=6] [--blocks=3] [--json]
+  python benchmarks/train_step.py [--batch_sizes=64,128,512] [--dtypes=float32,bfloat16] [--steps=5] [--blocks=3]
+      [--torch_device=auto] [--torch_variants=eager,channels_last_bf16,compile] [--peak_tflops=X] [--json]
 
-The reference is the pytorch/examples DCGAN (nz=100, ngf=ndf=64, 4x4 stride-2 padding-1 (transposed) convs, batchnorm,
-ReLU/LeakyReLU(0.2), BCE, Adam 2e-4/0.5; a D step on a real and a fake batch, then a G step), written here. The JAX
-step is `training.step.make_train_step` compiled by `parallel.Parallel` with the same architecture (g_width=d_width=64).
-The two are timed in alternating blocks (JAX, torch, JAX, torch, ...) so that load from other processes hits both
-alike; the reported figures are the medians over blocks. Both use all cores (torch threads = core count).
+JAX: `training.step.make_train_step` compiled by `training.parallel.Parallel` on `--devices` devices (default 1:
+the same one device PyTorch gets), pytorch/examples architecture (64 px RGB, nz=100, g_width=d_width=64), once per
+`--dtypes` entry (`compute_dtype`; params, optimizer states and losses stay float32).
+
+PyTorch: the pytorch/examples DCGAN (4x4 stride-2 padding-1 (transposed) convs, batchnorm, ReLU/LeakyReLU(0.2), BCE,
+Adam 2e-4/0.5; a D step on a real and a fake batch, then a G step), written here, on `--torch_device` (default: CUDA
+when JAX runs on a GPU, else the CPU), in three variants:
+  eager               float32, NCHW (cuDNN autotuning on, as `torch.backends.cudnn.benchmark`);
+  channels_last_bf16  eager, channels_last memory format, `torch.autocast` bfloat16;
+  compile             `torch.compile` of G and D (channels_last, bfloat16 autocast, `--torch_compile_dtype`) with
+                      fused Adam where the device has it. A variant that cannot be built or run here (torch.compile
+                      needs a C++ compiler on CPU, for one) is reported unavailable with the reason.
+
+All runners are timed in alternating blocks (each runner `--steps` steps per block, in turn) so that load from other
+processes hits them alike; figures are medians over blocks, synchronized at the end of each block only (no
+per-step host sync, as a training loop that logs every N steps). "compile" is the wall time of the first step
+(tracing and compilation included; for eager PyTorch just its first step).
+
+Model FLOPs of one step (`step_flops`, per image; the conv and matmul layers only: batchnorm, activations, losses
+and Adam are memory-bound and negligible in FLOPs). With F(l) = 2 x MACs of layer l's forward pass (a transposed
+conv: input pixels x 16 taps x C_in x C_out; a stride-2 conv: output pixels x 16 x C_in x C_out; G's projection
+z -> 4x4xC a matmul; D's last 4x4 valid conv), each gradient (input or kernel) of a layer costs F(l) again, and the
+step computes, as it actually runs:
+  G forward once (its vjp is reused)                      sum_G F
+  D update on the real and on the fake batch              2 x (sum_D F [forward] + sum_D F [kernel grads]
+                                                               + sum_{D, l > 0} F [input grads; images need none])
+  G update: D forward on the fakes, input grads to them   sum_D F + sum_D F
+  G backward: kernel grads, input grads below the output  sum_G F + sum_{G, l > 0} F  [z needs no gradient]
+(about 3 x (forward FLOPs of G) + 8 x (forward FLOPs of D)). The same count is used for PyTorch (which also
+computes D's kernel gradients in the G update: work the step does not need). MFU = model FLOPs x steps/s / (peak
+FLOP/s of the devices used); the peak is dense bfloat16 for bfloat16 runs and dense TF32 for float32 runs on GPUs
+(cuDNN convolutions use TF32 by default in both frameworks), from `PEAK_TFLOPS` by device kind or `--peak_tflops`;
+a CPU's peak is not known (MFU is reported as null unless `--peak_tflops` is given).
 """
 
 import argparse
@@ -18,86 +48,152 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+# Dense peak TFLOP/s per device: (TF32 / float32-as-run, bfloat16), by a substring of JAX's device_kind.
+# Vendor datasheets (NVIDIA H100/H200 SXM, H100 PCIe, A100, L4; Google Cloud TPU v4, v5e, v5p, v6e); TPUs run float32
+# matmuls at DEFAULT precision as bfloat16 passes, so both columns are the bfloat16 peak there.
+PEAK_TFLOPS = {
+    "H200": (494.7, 989.4), "H100 PCIe": (378.0, 756.0), "H100": (494.7, 989.4), "A100": (156.0, 312.0),
+    "L4": (60.0, 121.0), "TPU v4": (275.0, 275.0), "TPU v5 lite": (197.0, 197.0), "TPU v5p": (459.0, 459.0),
+    "TPU v6 lite": (918.0, 918.0),
+}
+TORCH_VARIANTS = ("eager", "channels_last_bf16", "compile")
+NZ, NGF, NDF, NC = 100, 64, 64, 3  # pytorch/examples
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image_size", type=int, default=64, choices=(32, 64, 128))
-    parser.add_argument("--batch_size", type=int, default=64, help="global batch (split over --devices for JAX)")
-    parser.add_argument("--devices", type=int, default=1, help="simulated CPU devices for JAX (XLA_FLAGS)")
+    parser.add_argument("--batch_sizes", default="64,128,512", help="comma-separated global batch sizes")
+    parser.add_argument("--devices", type=int, default=1,
+                        help="JAX devices (the first N; on CPU, N simulated devices via XLA_FLAGS)")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per block")
-    parser.add_argument("--blocks", type=int, default=3, help="alternating JAX/torch blocks; medians are reported")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps of each before the first block")
-    parser.add_argument("--upsample", default="subpixel", choices=("subpixel", "transpose"),
-                        help="G's upsampling (dcgan_jax.nn.models.UPSAMPLERS); 'transpose' is the straightforward form")
-    parser.add_argument("--dtype", default="float32", help="JAX compute_dtype (torch runs float32)")
+    parser.add_argument("--blocks", type=int, default=3, help="alternating blocks of every runner; medians reported")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps of each runner after its first")
+    parser.add_argument("--dtypes", default="float32,bfloat16", help="JAX compute_dtype(s), comma-separated")
+    parser.add_argument("--conv_impl", default="auto", choices=("auto", "xla", "fast"))
+    parser.add_argument("--upsample", default="subpixel", choices=("subpixel", "transpose"))
     parser.add_argument("--parallelism", default="pmap", choices=("pmap", "shard_map"))
-    parser.add_argument("--torch_compile", action="store_true", help="torch.compile the reference's models")
-    parser.add_argument("--skip_torch", action="store_true", help="time the JAX step only (ratio is null)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    return parser.parse_args(argv)
+    parser.add_argument("--torch_device", default="auto", help="'auto' (cuda when JAX is on a GPU, else cpu), cpu, cuda")
+    parser.add_argument("--torch_variants", default=",".join(TORCH_VARIANTS),
+                        help=f"comma-separated subset of {TORCH_VARIANTS}")
+    parser.add_argument("--torch_compile_dtype", default="bfloat16", choices=("float32", "bfloat16"),
+                        help="autocast dtype of the torch.compile variant")
+    parser.add_argument("--skip_torch", action="store_true", help="time the JAX step only")
+    parser.add_argument("--peak_tflops", type=float, default=0.0,
+                        help="peak TFLOP/s of one device for MFU (default: from PEAK_TFLOPS by device kind)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    args = parser.parse_args(argv)
+    try:
+        args.batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b]
+    except ValueError:
+        parser.exit(2, f"error: --batch_sizes={args.batch_sizes!r} must be comma-separated integers\n")
+    args.dtypes = [d for d in args.dtypes.split(",") if d]
+    args.torch_variants = [] if args.skip_torch else [v for v in args.torch_variants.split(",") if v]
+    unknown = sorted(set(args.torch_variants) - set(TORCH_VARIANTS))
+    if unknown:
+        parser.exit(2, f"error: unknown --torch_variants {unknown}; use a subset of {TORCH_VARIANTS}\n")
+    return args
+
+
+# ---------------------------------------------------------------- FLOPs
+
+
+def layer_flops(image_size: int, nz: int = NZ, ngf: int = NGF, ndf: int = NDF, nc: int = NC):
+    """Forward FLOPs (2 x MACs) per image of each conv/matmul layer: ([G layers, z side first], [D layers, image
+    side first, the logit conv last])."""
+    n = {32: 3, 64: 4, 128: 5}[image_size]
+    g, width, size = [2 * nz * 16 * ngf * 2 ** (n - 1)], ngf * 2 ** (n - 1), 4  # projection: a 4x4 transposed conv
+    for i in range(n):
+        out = nc if i == n - 1 else width // 2
+        g.append(2 * size * size * 16 * width * out)  # input pixels x 16 taps
+        width, size = out, size * 2
+    d, width, size = [], nc, image_size
+    for i in range(n):
+        out, size = ndf * 2 ** i, size // 2
+        d.append(2 * size * size * 16 * width * out)  # output pixels x 16 taps
+        width = out
+    d.append(2 * 16 * width)  # the 4x4 valid logit conv
+    return g, d
+
+
+def step_flops(image_size: int) -> int:
+    """Model FLOPs per image of one D+G step, as the step computes it (see the module docstring)."""
+    g, d = layer_flops(image_size)
+    g_forward, d_forward = sum(g), sum(d)
+    d_update = 2 * (d_forward + d_forward + sum(d[1:]))
+    g_update = d_forward + d_forward + sum(g) + sum(g[1:])
+    return g_forward + d_update + g_update
+
+
+def peak_flops(device_kind: str, dtype: str, override_tflops: float):
+    """Peak FLOP/s of one device, or None when unknown (a CPU)."""
+    if override_tflops:
+        return override_tflops * 1e12
+    for name, (tf32, bf16) in PEAK_TFLOPS.items():
+        if name.lower() in device_kind.lower():
+            return (bf16 if dtype == "bfloat16" else tf32) * 1e12
+    return None
 
 
 # ---------------------------------------------------------------- JAX
 
 
-def jax_config(args):
-    from dcgan_jax import defaults
-    config = defaults.get_config()
-    config.update(image_size=args.image_size, num_channels=3, latent_dim=100, g_width=64, d_width=64,
-                  batch_size=args.batch_size, upsample=args.upsample, compute_dtype=args.dtype,
-                  parallelism=args.parallelism)
-    return config
-
-
-def make_jax_runner(args):
-    """(step(), compile_seconds): `step()` runs one train step and waits for it."""
+def make_jax_runner(args, batch_size: int, dtype: str):
+    """(step, sync): `step()` dispatches one train step, `sync()` waits for the last one."""
     import jax
     import numpy as np
+    from dcgan_jax import defaults
     from dcgan_jax.training import parallel
     from dcgan_jax.training.state import create_train_state
     from dcgan_jax.training.step import make_train_step
 
-    config = jax_config(args)
-    runner = parallel.Parallel(config.parallelism)
-    per_device = config.batch_size // runner.num_devices
+    config = defaults.get_config()
+    config.update(image_size=args.image_size, num_channels=NC, latent_dim=NZ, g_width=NGF, d_width=NDF,
+                  batch_size=batch_size, upsample=args.upsample, conv_impl=args.conv_impl, compute_dtype=dtype,
+                  parallelism=args.parallelism)
+    runner = parallel.Parallel(config.parallelism, jax.devices()[:args.devices])
+    per_device = batch_size // runner.num_devices
     step_fn = runner.compile(make_train_step(config, per_device))
-    state = runner.replicate(create_train_state(config))
-    rng = np.random.default_rng(0)
-    shape = (len(runner.local_devices), per_device, config.image_size, config.image_size, 3)
-    batch = runner.shard_batch(rng.uniform(-1, 1, shape).astype(np.float32))
-    holder = {"state": state}
+    holder = {"state": runner.replicate(create_train_state(config)), "metrics": None}
+    shape = (len(runner.local_devices), per_device, config.image_size, config.image_size, NC)
+    batch = runner.shard_batch(np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32))
 
     def step():
-        holder["state"], metrics = step_fn(holder["state"], batch)
-        jax.block_until_ready(metrics)
+        holder["state"], holder["metrics"] = step_fn(holder["state"], batch)
 
-    start = time.perf_counter()
-    step()
-    return step, time.perf_counter() - start
+    def sync():
+        jax.block_until_ready((holder["state"], holder["metrics"]))
+    return step, sync
 
 
 # ---------------------------------------------------------------- PyTorch reference
 
 
-def make_torch_runner(args):
-    """`step()` running one D+G step of the pytorch/examples DCGAN, written here."""
+def torch_device(args) -> str:
+    import jax
+    if args.torch_device != "auto":
+        return args.torch_device
+    return "cuda" if jax.default_backend() == "gpu" else "cpu"
+
+
+def make_torch_runner(args, batch_size: int, variant: str, device: str):
+    """(step, sync) of one D+G step of the pytorch/examples DCGAN, written here, in `variant`."""
     import torch
     from torch import nn
 
-    torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
-    nz, ngf, ndf, nc, size, batch = 100, 64, 64, 3, args.image_size, args.batch_size
-    n = {32: 3, 64: 4, 128: 5}[size]  # 2x resolution changes between 4x4 and the image
-
-    g_layers, width = [nn.ConvTranspose2d(nz, ngf * 2 ** (n - 1), 4, 1, 0, bias=False)], ngf * 2 ** (n - 1)
+    if device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True
+    size, n = args.image_size, {32: 3, 64: 4, 128: 5}[args.image_size]
+    g_layers, width = [nn.ConvTranspose2d(NZ, NGF * 2 ** (n - 1), 4, 1, 0, bias=False)], NGF * 2 ** (n - 1)
     for i in range(n):
-        out = nc if i == n - 1 else width // 2
+        out = NC if i == n - 1 else width // 2
         g_layers += [nn.BatchNorm2d(width), nn.ReLU(True), nn.ConvTranspose2d(width, out, 4, 2, 1, bias=False)]
         width = out
     netg = nn.Sequential(*g_layers, nn.Tanh())
-    d_layers, width = [], nc
+    d_layers, width = [], NC
     for i in range(n):
-        out = ndf * 2 ** i
+        out = NDF * 2 ** i
         d_layers.append(nn.Conv2d(width, out, 4, 2, 1, bias=False))
         if i > 0:
             d_layers.append(nn.BatchNorm2d(out))
@@ -107,93 +203,164 @@ def make_torch_runner(args):
     for module in list(netg.modules()) + list(netd.modules()):
         if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(module.weight, 0.0, 0.02)
-    opt_g = torch.optim.Adam(netg.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(netd.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    if args.torch_compile:
+    memory_format = torch.contiguous_format if variant == "eager" else torch.channels_last
+    netg, netd = netg.to(device, memory_format=memory_format), netd.to(device, memory_format=memory_format)
+
+    def adam(params):
+        if variant == "compile":
+            try:
+                return torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999), fused=True)
+            except (RuntimeError, ValueError):  # no fused kernel for this device
+                pass
+        return torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999))
+    opt_g, opt_d = adam(list(netg.parameters())), adam(list(netd.parameters()))
+    if variant == "compile":
         netg, netd = torch.compile(netg), torch.compile(netd)
+    autocast_dtype = {"eager": None, "channels_last_bf16": torch.bfloat16,
+                      "compile": torch.bfloat16 if args.torch_compile_dtype == "bfloat16" else None}[variant]
+    device_type = "cuda" if device.startswith("cuda") else "cpu"
     criterion = nn.BCEWithLogitsLoss()
-    real = torch.rand(batch, nc, size, size) * 2 - 1
-    ones, zeros = torch.ones(batch), torch.zeros(batch)
+    real = (torch.rand(batch_size, NC, size, size, device=device) * 2 - 1).contiguous(memory_format=memory_format)
+    ones, zeros = torch.ones(batch_size, device=device), torch.zeros(batch_size, device=device)
+
+    def autocast():
+        return torch.autocast(device_type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
 
     def step():
-        netd.zero_grad()
-        err_real = criterion(netd(real), ones)
+        netd.zero_grad(set_to_none=True)
+        with autocast():
+            err_real = criterion(netd(real).float(), ones)
         err_real.backward()
-        fake = netg(torch.rand(batch, nz, 1, 1) * 2 - 1)
-        err_fake = criterion(netd(fake.detach()), zeros)
+        with autocast():
+            fake = netg(torch.rand(batch_size, NZ, 1, 1, device=device) * 2 - 1)
+            err_fake = criterion(netd(fake.detach()).float(), zeros)
         err_fake.backward()
         opt_d.step()
-        netg.zero_grad()
-        err_g = criterion(netd(fake), ones)
+        netg.zero_grad(set_to_none=True)
+        with autocast():
+            err_g = criterion(netd(fake).float(), ones)
         err_g.backward()
         opt_g.step()
-        err_g.item()  # as the reference logs it every step
 
-    step()
-    return step
+    def sync():
+        if device_type == "cuda":
+            torch.cuda.synchronize(device)
+    return step, sync
 
 
 # ---------------------------------------------------------------- timing
 
 
-def time_block(step, steps: int) -> float:
-    """Seconds per step over `steps` back-to-back steps."""
+def _first_step(step, sync) -> float:
+    start = time.perf_counter()
+    step()
+    sync()
+    return time.perf_counter() - start
+
+
+def time_block(step, sync, steps: int) -> float:
+    """Seconds per step over `steps` back-to-back steps, synchronized at the end."""
     start = time.perf_counter()
     for _ in range(steps):
         step()
+    sync()
     return (time.perf_counter() - start) / steps
 
 
+def run_batch(args, batch_size: int, device: str) -> dict:
+    """Every runner at one batch size: img/s, compile, MFU, and the ratio of each JAX run to each PyTorch run."""
+    import jax
+    runners, results = {}, {}
+    for dtype in args.dtypes:
+        runners[f"jax_{dtype}"] = make_jax_runner(args, batch_size, dtype)
+    for variant in args.torch_variants:
+        try:
+            runners[f"torch_{variant}"] = make_torch_runner(args, batch_size, variant, device)
+        except Exception as e:  # noqa: BLE001  (reported, not fatal: the other variants still run)
+            results[f"torch_{variant}"] = {"unavailable": f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"}
+    for name, (step, sync) in list(runners.items()):
+        try:
+            results[name] = {"compile_seconds": _first_step(step, sync)}
+            for _ in range(args.warmup):
+                step()
+            sync()
+        except Exception as e:  # noqa: BLE001  (torch.compile fails at its first call without a C++ compiler)
+            if name.startswith("jax"):
+                raise
+            results[name] = {"unavailable": f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"}
+            del runners[name]
+    times = {name: [] for name in runners}
+    for _ in range(args.blocks):  # ABC..ABC..: the same background load hits every runner
+        for name, (step, sync) in runners.items():
+            times[name].append(time_block(step, sync, args.steps))
+    flops = step_flops(args.image_size) * batch_size
+    kind = jax.devices()[0].device_kind
+    for name, block_times in times.items():
+        seconds = statistics.median(block_times)
+        dtype = "float32" if name in ("jax_float32", "torch_eager") or (
+            name == "torch_compile" and args.torch_compile_dtype == "float32") else "bfloat16"
+        devices = args.devices if name.startswith("jax") else 1
+        peak = peak_flops(kind if name.startswith("jax") or device.startswith("cuda") else "cpu", dtype,
+                          args.peak_tflops)
+        results[name].update(images_per_sec=batch_size / seconds, seconds_per_step=[round(t, 4) for t in block_times],
+                             mfu=flops / seconds / (peak * devices) if peak else None)
+    ratios = {f"{j}/{t}": results[j]["images_per_sec"] / results[t]["images_per_sec"]
+              for j in times if j.startswith("jax") for t in times if t.startswith("torch")}
+    return {"batch_size": batch_size, "runs": results, "ratios": ratios, "model_gflops_per_step": flops / 1e9}
+
+
 def run(args) -> dict:
-    jax_step, compile_seconds = make_jax_runner(args)
-    torch_step = None if args.skip_torch else make_torch_runner(args)
-    for _ in range(args.warmup):
-        jax_step()
-        if torch_step:
-            torch_step()
-    jax_times, torch_times = [], []
-    for _ in range(args.blocks):  # ABAB: the same background load hits both
-        jax_times.append(time_block(jax_step, args.steps))
-        if torch_step:
-            torch_times.append(time_block(torch_step, args.steps))
-    jax_ips = args.batch_size / statistics.median(jax_times)
-    torch_ips = args.batch_size / statistics.median(torch_times) if torch_step else None
-    return {
-        "jax_images_per_sec": jax_ips,
-        "torch_images_per_sec": torch_ips,
-        "ratio": jax_ips / torch_ips if torch_ips else None,
-        "compile_seconds": compile_seconds,
-        # JAX/torch per adjacent pair of blocks: both saw about the same machine state
-        "paired_ratios": [round(t / j, 3) for j, t in zip(jax_times, torch_times)],
-        "jax_seconds_per_step": [round(t, 4) for t in jax_times],
-        "torch_seconds_per_step": [round(t, 4) for t in torch_times],
-        "image_size": args.image_size, "batch_size": args.batch_size, "devices": args.devices,
-        "upsample": args.upsample, "dtype": args.dtype, "torch_compile": args.torch_compile,
-        "cpu_count": os.cpu_count(),
-    }
+    import jax
+    device = torch_device(args)
+    if args.torch_variants:
+        import torch
+        torch.set_num_threads(os.cpu_count() or 1)
+    load_before = os.getloadavg()
+    batches = [run_batch(args, b, device) for b in args.batch_sizes]
+    return {"backend": jax.default_backend(), "device_kind": jax.devices()[0].device_kind, "jax_devices": args.devices,
+            "torch_device": device, "image_size": args.image_size, "conv_impl": args.conv_impl,
+            "upsample": args.upsample, "steps": args.steps, "blocks": args.blocks, "cpu_count": os.cpu_count(),
+            "loadavg_before": load_before, "loadavg_after": os.getloadavg(), "batches": batches,
+            "model_gflops_per_image": step_flops(args.image_size) / 1e9}
+
+
+def print_tables(result) -> None:
+    print(f"{result['image_size']}px, JAX on {result['jax_devices']} {result['backend']} device(s) "
+          f"({result['device_kind']}), PyTorch on {result['torch_device']}, conv_impl={result['conv_impl']}; "
+          f"{result['model_gflops_per_image']:.2f} model GFLOPs per image per step; load average "
+          f"{tuple(round(x, 2) for x in result['loadavg_before'])} -> "
+          f"{tuple(round(x, 2) for x in result['loadavg_after'])}")
+    for batch in result["batches"]:
+        jax_runs = [n for n, r in batch["runs"].items() if n.startswith("jax") and "images_per_sec" in r]
+        print(f"\nbatch {batch['batch_size']}\n| run | img/s | first step (compile) s | MFU | "
+              + " | ".join(f"{j} / this" for j in jax_runs) + " | s/step per block |")
+        print("|---" * (5 + len(jax_runs)) + "|")
+        for name, r in batch["runs"].items():
+            if "unavailable" in r:
+                print(f"| {name} | unavailable: {r['unavailable']} |")
+                continue
+            mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "n/a (peak unknown)"
+            cells = [f"{batch['ratios'][f'{j}/{name}']:.2f}" if f"{j}/{name}" in batch["ratios"] else ""
+                     for j in jax_runs]
+            print(f"| {name} | {r['images_per_sec']:.1f} | {r['compile_seconds']:.1f} | {mfu} | "
+                  + " | ".join(cells) + f" | {r['seconds_per_step']} |")
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if args.devices > 1:  # before jax is imported anywhere
+    # JAX would take 75% of a GPU's memory at start-up, leaving PyTorch too little on the same GPU.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    if args.devices > 1:  # before jax is imported anywhere (only used when the backend is the CPU)
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                    f" --xla_force_host_platform_device_count={args.devices}").strip()
-    if args.batch_size % args.devices:
-        sys.exit(f"--batch_size={args.batch_size} must be divisible by --devices={args.devices}")
+    bad = [b for b in args.batch_sizes if b % args.devices]
+    if bad:
+        sys.exit(f"error: --batch_sizes {bad} must be divisible by --devices={args.devices}")
     result = run(args)
     if args.json:
         print(json.dumps(result))
-        return
-    import jax
-    print(f"{args.image_size}px, batch {args.batch_size}, {jax.device_count()} {jax.default_backend()} device(s), "
-          f"upsample={args.upsample}, dtype={args.dtype}")
-    print(f"JAX   : {result['jax_images_per_sec']:8.1f} img/s  (blocks, s/step: {result['jax_seconds_per_step']}; "
-          f"first-step compile {result['compile_seconds']:.1f} s)")
-    if result["torch_images_per_sec"]:
-        label = "torch.compile" if args.torch_compile else "eager"
-        print(f"torch : {result['torch_images_per_sec']:8.1f} img/s  ({label}; blocks, s/step: "
-              f"{result['torch_seconds_per_step']})")
-        print(f"ratio JAX/torch: {result['ratio']:.2f}  (per block pair: {result['paired_ratios']})")
+    else:
+        print_tables(result)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
-"""benchmarks/train_step.py runs end to end at a tiny size and reports its JSON figures (no timing assertions)."""
+"""The benchmarks run end to end at a tiny size and report their figures (no timing assertions); the train-step
+benchmark's FLOP count against PyTorch's own counter."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -7,26 +9,105 @@ import sys
 
 import pytest
 
-SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "train_step.py")
+from tests.helpers import REPO
+
+SCRIPT = os.path.join(REPO, "benchmarks", "train_step.py")
+CONV_FORMS = os.path.join(REPO, "benchmarks", "conv_forms.py")
+
+
+def _load(path):
+    spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.mark.slow
 def test_train_step_benchmark_reports_positive_figures():
     pytest.importorskip("torch", reason="the PyTorch reference needs the 'bench' extra: pip install -e .[bench]")
     result = subprocess.run(
-        [sys.executable, SCRIPT, "--image_size=32", "--batch_size=8", "--steps=2", "--blocks=1", "--warmup=0",
-         "--json"], capture_output=True, text=True, timeout=600, check=False)
+        [sys.executable, SCRIPT, "--image_size=32", "--batch_sizes=8", "--steps=1", "--blocks=1", "--warmup=0",
+         "--dtypes=float32", "--torch_variants=eager,channels_last_bf16", "--peak_tflops=1", "--json"],
+        capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    for key in ("jax_images_per_sec", "torch_images_per_sec", "ratio", "compile_seconds"):
-        assert report[key] > 0, key
-    assert report["ratio"] == pytest.approx(report["jax_images_per_sec"] / report["torch_images_per_sec"])
-    assert (report["image_size"], report["batch_size"], report["upsample"]) == (32, 8, "subpixel")
-    assert len(report["jax_seconds_per_step"]) == len(report["torch_seconds_per_step"]) == 1
+    assert (report["image_size"], report["backend"], report["torch_device"]) == (32, "cpu", "cpu")
+    (batch,) = report["batches"]
+    runs = batch["runs"]
+    assert batch["batch_size"] == 8 and set(runs) == {"jax_float32", "torch_eager", "torch_channels_last_bf16"}
+    for run in runs.values():
+        assert run["images_per_sec"] > 0 and run["compile_seconds"] > 0 and len(run["seconds_per_step"]) == 1
+        # MFU from the given peak (1 TFLOP/s): model FLOPs x steps/s / peak.
+        assert run["mfu"] == pytest.approx(batch["model_gflops_per_step"] * 1e9 * run["images_per_sec"] / 8 / 1e12)
+    for torch_run in ("torch_eager", "torch_channels_last_bf16"):
+        assert batch["ratios"][f"jax_float32/{torch_run}"] == pytest.approx(
+            runs["jax_float32"]["images_per_sec"] / runs[torch_run]["images_per_sec"])
+    assert len(report["loadavg_before"]) == 3
+
+
+def test_a_torch_variant_that_cannot_run_is_reported_unavailable(monkeypatch):
+    torch = pytest.importorskip("torch", reason="the PyTorch reference needs the 'bench' extra")
+    bench = _load(SCRIPT)
+
+    def no_compiler(module, *args, **kwargs):
+        raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    args = bench.parse_args(["--image_size=32", "--dtypes=", "--torch_variants=compile", "--steps=1", "--blocks=1"])
+    result = bench.run_batch(args, 4, "cpu")
+    assert result["runs"] == {"torch_compile": {"unavailable": "RuntimeError: InvalidCxxCompiler: No working C++ "
+                                                                "compiler found"}}
+    assert result["ratios"] == {}
+
+
+def test_model_flops_match_pytorchs_flop_counter():
+    """The forward FLOPs per layer against torch.utils.flop_counter on the reference's own layers, and the step's
+    count against its formula: 3 x G forward + 8 x D forward, less the input gradients nobody needs."""
+    torch = pytest.importorskip("torch", reason="needs the 'bench' extra")
+    from torch.utils.flop_counter import FlopCounterMode
+    bench = _load(SCRIPT)
+    g_flops, d_flops = bench.layer_flops(64)
+    n, widths = 4, [bench.NGF * 8, bench.NGF * 4, bench.NGF * 2, bench.NGF, bench.NC]
+    g_layers = [torch.nn.ConvTranspose2d(bench.NZ, widths[0], 4, 1, 0, bias=False)] + [
+        torch.nn.ConvTranspose2d(widths[i], widths[i + 1], 4, 2, 1, bias=False) for i in range(n)]
+    d_widths = [bench.NC, bench.NDF, bench.NDF * 2, bench.NDF * 4, bench.NDF * 8]
+    d_layers = [torch.nn.Conv2d(d_widths[i], d_widths[i + 1], 4, 2, 1, bias=False) for i in range(n)] + [
+        torch.nn.Conv2d(d_widths[-1], 1, 4, 1, 0, bias=False)]
+    counted = []
+    x = torch.zeros(1, bench.NZ, 1, 1)
+    for layer in g_layers:
+        with FlopCounterMode(display=False) as counter:
+            x = layer(x)
+        counted.append(counter.get_total_flops())
+    assert counted == g_flops and tuple(x.shape) == (1, 3, 64, 64)
+    counted = []
+    for layer in d_layers:
+        with FlopCounterMode(display=False) as counter:
+            x = layer(x)
+        counted.append(counter.get_total_flops())
+    assert counted == d_flops and tuple(x.shape) == (1, 1, 1, 1)
+    expected = 3 * sum(g_flops) + 8 * sum(d_flops) - g_flops[0] - 2 * d_flops[0]
+    assert bench.step_flops(64) == expected
+    assert bench.peak_flops("NVIDIA H100 80GB HBM3", "bfloat16", 0) == 989.4e12
+    assert bench.peak_flops("NVIDIA H100 PCIe", "float32", 0) == 378.0e12
+    assert bench.peak_flops("cpu", "float32", 0) is None and bench.peak_flops("cpu", "float32", 2.5) == 2.5e12
+
+
+@pytest.mark.slow
+def test_conv_forms_benchmark_times_every_form_of_the_chosen_layers():
+    result = subprocess.run([sys.executable, CONV_FORMS, "--batch_size=2", "--repeats=1", "--only=up3,conv0",
+                             "--json"], capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    forms = {(row["layer"], row["part"], row["form"]) for row in report["forms"]}
+    assert len(forms) == 7 + 6 and ("G up3", "kernel grad", "strided") in forms
+    assert ("D conv0", "input grad", "space_to_depth") in forms
+    assert all(row["ms"] > 0 for row in report["forms"])
+    assert [t["layer"] for t in report["totals"]] == ["G up3", "D conv0"]
+    assert report["faster"] in ("xla", "fast") and report["backend"] == "cpu"
 
 
 def test_bad_device_count_is_a_one_line_error():
-    result = subprocess.run([sys.executable, SCRIPT, "--batch_size=7", "--devices=2", "--json"],
+    result = subprocess.run([sys.executable, SCRIPT, "--batch_sizes=7", "--devices=2", "--json"],
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode != 0
     assert "divisible" in result.stderr and "Traceback" not in result.stderr
