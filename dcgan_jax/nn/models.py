@@ -111,8 +111,15 @@ class Generator(nn.Module):
         return jnp.tanh(h.astype(jnp.float32))
 
 
+def d_activation(x: jax.Array) -> jax.Array:
+    """D's nonlinearity (the paper: LeakyReLU, slope 0.2)."""
+    return nn.leaky_relu(x, 0.2)
+
+
 class Discriminator(nn.Module):
-    """images (N, S, S, C) -> logits (N,). Strided 4x4 convs, widths d_width ... d_width * 2**(n-1), then 4x4 valid."""
+    """images (N, S, S, C) -> logits (N,). Strided 4x4 convs, widths d_width ... d_width * 2**(n-1), then 4x4 valid.
+
+    `activation` is replaceable so analyses can change how gradients pass it (guided backpropagation)."""
 
     image_size: int = 64
     width: int = 64
@@ -121,6 +128,7 @@ class Discriminator(nn.Module):
     bn_epsilon: float = 1e-5
     dtype: Any = jnp.float32
     conv_impl: str = "fast"
+    activation: Callable[[jax.Array], jax.Array] = d_activation
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
@@ -131,7 +139,7 @@ class Discriminator(nn.Module):
             h = Downsample(self.width * 2 ** i, self.dtype, self.conv_impl, name=f"conv{i}")(h)
             if i > 0:  # the paper: no batchnorm on the discriminator's input layer
                 h = _batch_norm(train, self.axis_name, self.bn_momentum, self.bn_epsilon, self.dtype, f"bn{i}")(h)
-            h = nn.leaky_relu(h, 0.2)
+            h = self.activation(h)
             self.sow("intermediates", f"layer{i}", h)
         h = nn.Conv(1, (KERNEL, KERNEL), padding="VALID", use_bias=False, kernel_init=dcgan_init,
                     dtype=self.dtype, name="logit")(h)
