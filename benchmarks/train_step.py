@@ -36,7 +36,8 @@ step computes, as it actually runs:
 computes D's kernel gradients in the G update: work the step does not need). MFU = model FLOPs x steps/s / (peak
 FLOP/s of the devices used); the peak is dense bfloat16 for bfloat16 runs and dense TF32 for float32 runs on GPUs
 (cuDNN convolutions use TF32 by default in both frameworks), from `PEAK_TFLOPS` by device kind or `--peak_tflops`;
-a CPU's peak is not known (MFU is reported as null unless `--peak_tflops` is given).
+a CPU's peak is not known (MFU is reported as null unless `--peak_tflops` is given; the achieved model FLOP/s are
+always reported).
 """
 
 import argparse
@@ -303,6 +304,7 @@ def run_batch(args, batch_size: int, device: str) -> dict:
         peak = peak_flops(kind if name.startswith("jax") or device.startswith("cuda") else "cpu", dtype,
                           args.peak_tflops)
         results[name].update(images_per_sec=batch_size / seconds, seconds_per_step=[round(t, 4) for t in block_times],
+                             model_tflops_per_sec=flops / seconds / 1e12,
                              mfu=flops / seconds / (peak * devices) if peak else None)
     ratios = {f"{j}/{t}": results[j]["images_per_sec"] / results[t]["images_per_sec"]
               for j in times if j.startswith("jax") for t in times if t.startswith("torch")}
@@ -339,7 +341,8 @@ def print_tables(result) -> None:
             if "unavailable" in r:
                 print(f"| {name} | unavailable: {r['unavailable']} |")
                 continue
-            mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "n/a (peak unknown)"
+            achieved = f"{1000 * r['model_tflops_per_sec']:.0f} GFLOP/s"
+            mfu = f"{100 * r['mfu']:.1f}% ({achieved})" if r["mfu"] is not None else f"n/a: peak unknown ({achieved})"
             cells = [f"{batch['ratios'][f'{j}/{name}']:.2f}" if f"{j}/{name}" in batch["ratios"] else ""
                      for j in jax_runs]
             print(f"| {name} | {r['images_per_sec']:.1f} | {r['compile_seconds']:.1f} | {mfu} | "

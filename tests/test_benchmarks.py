@@ -39,6 +39,7 @@ def test_train_step_benchmark_reports_positive_figures():
         assert run["images_per_sec"] > 0 and run["compile_seconds"] > 0 and len(run["seconds_per_step"]) == 1
         # MFU from the given peak (1 TFLOP/s): model FLOPs x steps/s / peak.
         assert run["mfu"] == pytest.approx(batch["model_gflops_per_step"] * 1e9 * run["images_per_sec"] / 8 / 1e12)
+        assert run["model_tflops_per_sec"] == pytest.approx(run["mfu"])  # the same at a peak of 1 TFLOP/s
     for torch_run in ("torch_eager", "torch_channels_last_bf16"):
         assert batch["ratios"][f"jax_float32/{torch_run}"] == pytest.approx(
             runs["jax_float32"]["images_per_sec"] / runs[torch_run]["images_per_sec"])
