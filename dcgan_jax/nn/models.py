@@ -17,7 +17,7 @@ from dcgan_jax.nn import batchnorm
 from dcgan_jax.nn import convolutions
 from dcgan_jax.nn.convolutions import KERNEL
 
-SUPPORTED_IMAGE_SIZES = (32, 64, 128)
+SUPPORTED_IMAGE_SIZES = (16, 32, 64, 128, 256)  # 4 x 2**n: G doubles from 4x4, D halves down to 4x4
 dcgan_init = nn.initializers.normal(stddev=0.02)
 
 
