@@ -3,7 +3,8 @@
 
 Latent points are exemplars: --indices picks rows of a pool of z, which is `python -m dcgan_jax.sample --seed=S`'s
 z (row i = the z of that command's sample i), or the `z` array of an .npz written by `sample --output=x.npz`
-(--z_file). Modes: interpolate, walk, vary_dim, vary_all, arithmetic, turn, drop_filters, nearest, training_gif.
+(--z_file). Modes: interpolate, walk, vary_dim, vary_all, arithmetic, turn, drop_filters, nearest,
+guided_backprop (what D's last-layer features respond to, trained vs random D), training_gif.
 Each mode is a function of dcgan_jax/analysis/ (the README section "Exploring the latent space"); this module only
 turns flags into its arguments.
 """
@@ -12,14 +13,14 @@ from typing import List
 
 from absl import flags
 
-from dcgan_jax.analysis import figures, filters, latent_space, neighbors, progress, sampling
+from dcgan_jax.analysis import figures, filters, guided_backprop, latent_space, neighbors, progress, sampling
 from dcgan_jax.analysis.figures import Picture
 from dcgan_jax.cli import common
 from dcgan_jax.errors import UserError
 from dcgan_jax.training.run import Run, open_run
 
 MODES = ("interpolate", "walk", "vary_dim", "vary_all", "arithmetic", "turn", "drop_filters", "nearest",
-         "training_gif")
+         "guided_backprop", "training_gif")
 _DEFAULT_INDICES = {"interpolate": "0,1", "walk": "0,1,2,3,4,5,6,7,8", "vary_dim": "0", "vary_all": "0",
                     "turn": "0,1,2,3", "drop_filters": "0,1,2,3,4,5,6,7", "nearest": "0,1,2,3,4,5,6,7"}
 _DEFAULT_RANGE = {"interpolate": (0.0, 1.0), "vary_dim": (-1.0, 1.0), "vary_all": (-1.0, 1.0), "turn": (-1.0, 1.0)}
@@ -50,8 +51,11 @@ _PROBE = flags.DEFINE_enum("probe", "logistic", ["logistic", "ratio"], "drop_fil
 _PROBE_SAMPLES = flags.DEFINE_integer("probe_samples", 150, "drop_filters: samples the probe is fit on (paper 150).")
 _MAX_MAPS = flags.DEFINE_integer("max_maps", 0, "drop_filters: drop at most this many maps (0: every positive one).")
 _K = flags.DEFINE_integer("k", 3, "nearest: neighbours shown per space.")
-_SPLIT = flags.DEFINE_string("split", "train", "nearest: the data split searched.")
+_SPLIT = flags.DEFINE_string("split", "train", "nearest, guided_backprop: the data split searched.")
 _MAX_TRAIN = flags.DEFINE_integer("max_train_images", 0, "nearest: search only the first N images (0: all).")
+_NUM_FEATURES = flags.DEFINE_integer("num_features", 6, "guided_backprop: D's first N last-layer features (paper 6).")
+_TOP_K = flags.DEFINE_integer("top_k", 8, "guided_backprop: the images exciting each feature most, per row.")
+_NUM_IMAGES = flags.DEFINE_integer("num_images", 2000, "guided_backprop: training images searched (evenly spaced).")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 256, "Generator / D batch size (does not change the images).")
 _ZOOM = flags.DEFINE_integer("zoom", 1, "Integer upscaling of the output picture (nearest neighbour).")
 _DURATION = flags.DEFINE_integer("duration_ms", 200, "GIF: milliseconds per frame.")
@@ -130,7 +134,9 @@ def _check_flags() -> str:
                              ("batch_size", _BATCH_SIZE.value, 1), ("zoom", _ZOOM.value, 1),
                              ("duration_ms", _DURATION.value, 1), ("num_noise", _NUM_NOISE.value, 0),
                              ("probe_samples", _PROBE_SAMPLES.value, 1), ("max_maps", _MAX_MAPS.value, 0),
-                             ("max_train_images", _MAX_TRAIN.value, 0), ("max_dims", _MAX_DIMS.value, 0)):
+                             ("max_train_images", _MAX_TRAIN.value, 0), ("max_dims", _MAX_DIMS.value, 0),
+                             ("num_features", _NUM_FEATURES.value, 1), ("top_k", _TOP_K.value, 1),
+                             ("num_images", _NUM_IMAGES.value, 1)):
         if value < low:
             raise UserError(f"--{name}={value} must be >= {low}")
     if _GIF_LEVELS.value and not 2 <= _GIF_LEVELS.value <= 256:
@@ -144,6 +150,9 @@ def main(argv):
     mode = _check_flags()
     if mode == "training_gif":
         result = progress.training_progress(_WORKDIR.value)
+    elif mode == "guided_backprop":
+        result = guided_backprop.guided_backprop(open_run(_WORKDIR.value, _STEP.value), _NUM_FEATURES.value,
+                                                 _TOP_K.value, _NUM_IMAGES.value, _SPLIT.value)
     else:
         result = picture(open_run(_WORKDIR.value, _STEP.value), mode)
     for note in result.notes:

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from dcgan_jax import visualize
-from dcgan_jax.analysis import figures, filters, latent_space, neighbors, progress, sampling
+from dcgan_jax.analysis import figures, filters, guided_backprop, latent_space, neighbors, progress, sampling
 from dcgan_jax.training.run import open_run
 from tests.helpers import run_cli
 
@@ -34,6 +34,8 @@ MODES = [
                                                   probe_samples=20), (2, 3)),
     ("nearest", ("--indices=0,1", "--k=2", "--max_train_images=300"),
      lambda run, workdir, z: neighbors.nearest_figure(run, z[:2], k=2, max_train_images=300), (2, 7)),
+    ("guided_backprop", ("--num_features=3", "--top_k=4", "--num_images=64"),
+     lambda run, workdir, z: guided_backprop.guided_backprop(run, 3, 4, 64), (7, 4)),
 ]
 
 BAD_FLAGS = [
