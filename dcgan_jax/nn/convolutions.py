@@ -119,9 +119,9 @@ strided_conv_fast = _linear_op(strided_conv_reference, input_grad_of(strided_con
 # ---------------------------------------------------------------- which forms, per backend
 
 CONV_IMPLS = ("auto", "xla", "fast")
-# Backends where benchmarks/conv_forms.py measured the fast forms faster than XLA's own, layer by layer, for the 64 px
-# model (README "Speed": on CPU every strided layer, 1.3-60x). A backend not listed here was not measured and gets
-# XLA's own convolutions, which its compiler tunes for itself (cuDNN on GPUs, the MXU tiling on TPUs).
+# Backends where benchmarks/conv_forms.py measured the fast forms faster than XLA's own over the 64 px model's strided
+# layers (README "Performance": 13x on CPU). A backend not listed here was not measured and gets XLA's own
+# convolutions, which its compiler tunes for itself (cuDNN on GPUs, the TPU compiler's tiling).
 FAST_FORMS_MEASURED_ON = frozenset({"cpu"})
 STRIDED_CONVS = {"fast": strided_conv_fast, "xla": strided_conv_reference}
 TRANSPOSED_CONVS = {"fast": transposed_conv_fast, "xla": transposed_conv_reference}
