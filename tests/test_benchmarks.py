@@ -112,3 +112,15 @@ def test_bad_device_count_is_a_one_line_error():
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode != 0
     assert "divisible" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_multiprocess_stop_check_benchmark_reports_both_costs():
+    script = os.path.join(REPO, "benchmarks", "multiprocess_step.py")
+    result = subprocess.run([sys.executable, script, "--stop_check", "--calls=5", "--json"], capture_output=True,
+                            text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["processes"] == 2 and len(report["per_process"]) == 2
+    for timing in report["per_process"]:
+        assert timing["allgather_ms"] > 0 and timing["no_sync_step_ms"] >= 0
