@@ -5,8 +5,8 @@
 #   TPU_NAME=dcgan-v4-32 ACCELERATOR=v4-32 ZONE=us-central2-b launch/tpu_vm.sh --config.num_train_steps=50000
 #
 # Creates the TPU VM if it does not exist (reuses it otherwise), copies this repository to every worker, installs
-# it with its `tpu` and `tfds` extras (jax[tpu], TFDS), then starts training on all workers at once (--worker=all). jax finds the slice's hosts and
-# this host's rank by itself (dcgan_jax/distributed.py). Extra arguments go to `python -m dcgan_jax.main`.
+# it with its `tpu` and `tfds` extras (jax[tpu]; TFDS for TFDS datasets), then starts training on all workers at
+# once (--worker=all). jax finds the slice's hosts and this host's rank by itself (dcgan_jax/training/distributed.py). Extra arguments go to `python -m dcgan_jax.main`.
 # WORKDIR must be shared by all workers (a gcsfuse mount or an NFS/Filestore path): checkpoints are written
 # collectively into it; only worker 0 writes logs, samples and config.json. Rerunning resumes.
 set -euo pipefail
