@@ -31,7 +31,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.data_dir = ""            # TFDS data_dir ('' = TFDS default, ~/tensorflow_datasets)
     config.data_path = ""           # LMDB directory, image folder or prepared cache
     config.split = "train"
-    config.image_size = 32          # 32, 64 or 128
+    config.image_size = 32          # 16, 32, 64, 128 or 256 (4 x 2**n, n = 2..6 resolution changes)
     config.num_channels = 1         # 1 (grayscale) or 3 (RGB)
     config.shuffle_seed_offset = 1  # data order = f(seed + offset, step): exact resume
     config.num_data_workers = 0     # decoding processes; 0 = all cores
@@ -55,6 +55,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.dedup.key_bits = 20           # a pair 12 of 128 bits apart is missed with probability 0.018
 
     # Model (dcgan_jax/nn/models.py). g_width: channels of G's last hidden layer (the 4x4 layer has g_width*2**(n-1)).
+    # Widths per size: the paper's 64 px nets (g_width=128, d_width=64) have 1024 channels at G's 4x4 layer and 512 at
+    # D's last; to keep those ends at other sizes, g_width = 1024 / 2**(n-1) and d_width = 512 / 2**(n-1):
+    # 16 px 512/256, 32 px 256/128, 64 px 128/64, 128 px 64/32, 256 px 32/16 (configs/digits.py: 32/32 at 32 px,
+    # small enough for a CPU; the benchmark's --image_size takes every size).
     config.latent_dim = 100
     config.z_distribution = "uniform"  # the paper: uniform in [-1, 1]; or 'normal'
     config.g_width = 64
@@ -117,7 +121,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval.probe.labels_per_class = 0        # labelled training examples per class (0 = all; SVHN paper: 100)
     config.eval.probe.validation_fraction = 0.1   # of the train split, held out to choose the SVM's C
     config.eval.probe.svm_c_values = (1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)  # the paper: 1e-4...1e-2
-    config.eval.probe.svm_max_iter = 5000
+    config.eval.probe.solver = "jax"              # 'jax' (evaluation/svm.py, on the run's backend) or 'liblinear'
+    config.eval.probe.svm_tol = 1e-2              # jax: stop at ||grad|| <= svm_tol ||grad at 0|| (liblinear's primal)
+    config.eval.probe.svm_max_newton = 50         # jax: Newton steps per C at most
+    config.eval.probe.svm_max_cg = 100            # jax: conjugate-gradient steps per Newton step at most
+    config.eval.probe.block_rows = 2048           # jax: features are held on the device in blocks of this many rows
+    config.eval.probe.svm_max_iter = 5000         # liblinear: dual coordinate-descent iterations at most
     config.eval.probe.recompute_batch_stats = True  # D's batchnorm statistics re-estimated on the labelled images
     return config
 

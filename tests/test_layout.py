@@ -15,14 +15,16 @@ PACKAGE = os.path.join(REPO, "dcgan_jax")
 ALLOWED = {
     "errors": set(),
     "defaults": set(),
-    "data": {"errors"},
+    "progress_bars": set(),
+    "data": {"errors", "progress_bars"},
     "visualize": {"errors", "data"},
     "nn": {"errors", "data"},
     "training": {"errors", "defaults", "data", "nn", "visualize"},
-    "evaluation": {"errors", "defaults", "data", "nn"},
-    "analysis": {"errors", "defaults", "data", "nn", "visualize", "training"},
+    "evaluation": {"errors", "defaults", "progress_bars", "data", "nn"},
+    "analysis": {"errors", "defaults", "progress_bars", "data", "nn", "visualize", "training"},
     "train": {"errors", "defaults", "training", "evaluation"},
-    "cli": {"errors", "defaults", "data", "nn", "visualize", "training", "evaluation", "analysis", "train"},
+    "cli": {"errors", "defaults", "progress_bars", "data", "nn", "visualize", "training", "evaluation", "analysis",
+            "train"},
     "__init__": set(),
 }
 ENTRY_POINTS = ("main", "sample", "explore", "evaluate", "prepare")  # `python -m dcgan_jax.X` shims over cli/X.py
