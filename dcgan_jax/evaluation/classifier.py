@@ -17,6 +17,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from dcgan_jax import progress_bars
 from dcgan_jax.data.images import as_model_input, to_model_range
 from dcgan_jax.data.labelled import load_labelled
 from dcgan_jax.errors import UserError
@@ -84,10 +85,14 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, config: ml_collecti
 
     rng = np.random.default_rng(seed)
     batch_size = min(config.eval.classifier.batch_size, len(x))
-    for _ in range(config.eval.classifier.steps):
-        idx = rng.choice(len(x), batch_size, replace=False)
-        batch = _shift_batch(x[idx], rng, config.eval.classifier.max_shift)
-        params, opt_state, _ = step(params, opt_state, jnp.asarray(batch), jnp.asarray(labels[idx]))
+    with progress_bars.bar(total=config.eval.classifier.steps, desc="FID classifier", unit="step") as bar:
+        for i in range(config.eval.classifier.steps):
+            idx = rng.choice(len(x), batch_size, replace=False)
+            batch = _shift_batch(x[idx], rng, config.eval.classifier.max_shift)
+            params, opt_state, loss = step(params, opt_state, jnp.asarray(batch), jnp.asarray(labels[idx]))
+            bar.update(1)
+            if bar.disable is False and i % 50 == 0:  # fetching the loss waits for the step: only now and then
+                bar.set_postfix(loss=f"{float(loss):.3f}")
     return model, params
 
 

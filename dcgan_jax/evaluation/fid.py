@@ -7,6 +7,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from dcgan_jax import progress_bars
 from dcgan_jax.data import datasets
 from dcgan_jax.data.sources import read_batch
 from dcgan_jax.errors import UserError
@@ -45,9 +46,21 @@ def eval_z(config: ml_collections.ConfigDict, num: int) -> np.ndarray:
 def generator_scores(config: ml_collections.ConfigDict, g_variables: Any, extractor: Extractor,
                      real_features: np.ndarray, z: np.ndarray) -> Dict[str, float]:
     """FID/KID of G's images for `z` against precomputed real features."""
-    fake = generate.generate(config, g_variables, z, config.eval.batch_size)
-    return distances.fid_and_kid(real_features, extractor(fake), config.eval.kid_subsets,
+    fake_features = in_chunks(lambda chunk: extractor(generate.generate(config, g_variables, chunk,
+                                                                        config.eval.batch_size)),
+                              z, 16 * config.eval.batch_size, "generated images")
+    return distances.fid_and_kid(real_features, fake_features, config.eval.kid_subsets,
                                  config.eval.kid_subset_size, config.seed)
+
+
+def in_chunks(fn: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray, chunk: int, desc: str) -> np.ndarray:
+    """`fn` over consecutive chunks of `inputs` (each a few device batches), concatenated, with a progress bar."""
+    parts = []
+    with progress_bars.bar(total=len(inputs), desc=desc, unit="img") as bar:
+        for start in range(0, len(inputs), chunk):
+            parts.append(fn(inputs[start:start + chunk]))
+            bar.update(len(parts[-1]))
+    return np.concatenate(parts) if parts else fn(inputs)
 
 
 def make_training_evaluator(config: ml_collections.ConfigDict, workdir: str = ""
@@ -82,7 +95,7 @@ def fid_table(config: ml_collections.ConfigDict, g_trained: Any, g_init: Any, st
         raise UserError(f"eval.num_samples={config.eval.num_samples} must be at least 2")
     extractor, describe = make_feature_extractor(config)
     reals = real_images(config, config.eval.split, config.eval.num_samples)
-    real_features = extractor(reals)
+    real_features = in_chunks(extractor, reals, 16 * config.eval.batch_size, "real images")
     z = eval_z(config, config.eval.num_samples)
     train_reals = real_images(config, config.split, config.eval.num_samples, seed_offset=1)
     rows = [{"images": f"generator (step {step})", **generator_scores(config, g_trained, extractor,

@@ -99,7 +99,7 @@ def extract_blocks(extract: Callable[[np.ndarray], np.ndarray], images: np.ndarr
                 chunk = np.concatenate([chunk, np.zeros((block_rows - len(chunk), chunk.shape[1]), np.float32)])
             blocks.append(jax.device_put(chunk))
             bar.update(min(block_rows, len(images) - start))
-    return svm.Blocks(tuple(blocks), len(images))
+    return svm.Blocks(blocks, len(images))
 
 
 def classify(config: ml_collections.ConfigDict, d_trained: Any, d_init: Any, dataset: str = "",

@@ -15,7 +15,7 @@ loop over blocks, and one pass over the blocks gives both X v and X^T (D X v).
 """
 
 import functools
-from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -23,8 +23,9 @@ import numpy as np
 
 
 class Blocks(NamedTuple):
-    """A (rows, dim) float32 matrix as device blocks of `block_rows` rows (the last one zero-padded)."""
-    blocks: Tuple[jax.Array, ...]
+    """A (rows, dim) float32 matrix as device blocks of `block_rows` rows (the last one zero-padded). The list is
+    mutable on purpose: `standardize` replaces its blocks in place, so no holder keeps the raw copy alive."""
+    blocks: List[jax.Array]
     rows: int
 
     @property
@@ -51,7 +52,7 @@ def blocks_from_host(x: np.ndarray, block_rows: int) -> Blocks:
         if len(chunk) < block_rows:
             chunk = np.concatenate([chunk, np.zeros((block_rows - len(chunk), chunk.shape[1]), np.float32)])
         blocks.append(jax.device_put(chunk))
-    return Blocks(tuple(blocks), len(x))
+    return Blocks(blocks, len(x))
 
 
 def blocks_to_host(x: Blocks) -> np.ndarray:
@@ -64,8 +65,9 @@ def _row_mask(x: Blocks) -> jax.Array:
 
 def standardize(x: Blocks, mean: Optional[jax.Array] = None, scale: Optional[jax.Array] = None
                 ) -> Tuple[Blocks, jax.Array, jax.Array]:
-    """(x - mean) / scale per feature, block by block (at most one extra block in memory); mean and scale (population
-    std, 1 where a feature is constant, as scikit-learn's StandardScaler) are x's own unless given."""
+    """(x - mean) / scale per feature, IN PLACE (x.blocks' entries are replaced one by one, so at most one extra
+    block is in memory); mean and scale (population std, 1 where a feature is constant, as scikit-learn's
+    StandardScaler) are x's own unless given. Returns (x, mean, scale)."""
     if mean is None:
         mask = _row_mask(x).reshape(len(x.blocks), -1)
         total = sum(_masked_sum(b, m) for b, m in zip(x.blocks, mask))
@@ -73,10 +75,9 @@ def standardize(x: Blocks, mean: Optional[jax.Array] = None, scale: Optional[jax
         squares = sum(_masked_square(b, m, mean) for b, m in zip(x.blocks, mask))
         std = jnp.sqrt(squares / x.rows)
         scale = jnp.where(std > 1e-6 * jnp.maximum(1.0, jnp.abs(mean)), std, 1.0)
-    blocks = list(x.blocks)
-    for i in range(len(blocks)):
-        blocks[i] = _scale_block(blocks[i], mean, scale)
-    return Blocks(tuple(blocks), x.rows), mean, scale
+    for i in range(len(x.blocks)):
+        x.blocks[i] = _scale_block(x.blocks[i], mean, scale)
+    return x, mean, scale
 
 
 @jax.jit
