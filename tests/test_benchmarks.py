@@ -13,6 +13,7 @@ from tests.helpers import REPO
 
 SCRIPT = os.path.join(REPO, "benchmarks", "train_step.py")
 CONV_FORMS = os.path.join(REPO, "benchmarks", "conv_forms.py")
+EVALUATE = os.path.join(REPO, "benchmarks", "evaluate.py")
 
 
 def _load(path):
@@ -124,3 +125,21 @@ def test_multiprocess_stop_check_benchmark_reports_both_costs():
     assert report["processes"] == 2 and len(report["per_process"]) == 2
     for timing in report["per_process"]:
         assert timing["allgather_ms"] > 0 and timing["no_sync_step_ms"] >= 0
+
+
+def test_evaluate_benchmark_reports_both_solvers_extraction_and_the_synthetic_fit():
+    result = subprocess.run(
+        [sys.executable, EVALUATE, "--d_width=4", "--c_values=1e-2", "--rows=400", "--test_rows=200", "--dim=96",
+         "--rank=8", "--mean_scale=1", "--json"], capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    digits = report["digits"]
+    assert digits["dim"] == (4 + 8 + 16) * 16 and (digits["train"], digits["test"]) == (1437, 360)
+    assert digits["extraction_images_per_sec"] > 0 and set(digits["solvers"]) == {"jax", "liblinear"}
+    for run in digits["solvers"].values():
+        assert run["seconds"] > 0 and run["C"] == 1e-2 and 0.5 < run["test_accuracy"] <= 1
+    synthetic = report["synthetic"]
+    assert (synthetic["rows"], synthetic["dim"], synthetic["classes"]) == (400, 96, 10)
+    assert synthetic["svm_seconds"] > 0 and synthetic["test_accuracy"] > 0.3  # chance: 0.1
+    assert len(report["loadavg_before"]) == 3 and report["peak_rss_gb"] > 0
+    assert "liblinear" in result.stdout and "synthetic: 400 x 96" in result.stdout

@@ -10,7 +10,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from dcgan_jax import visualize
+from dcgan_jax import progress_bars, visualize
 from dcgan_jax.data.images import to_uint8
 from dcgan_jax.errors import UserError
 from dcgan_jax.nn import generate, latent
@@ -28,7 +28,13 @@ def sample(run, num_samples: int, seed: int = 0, batch_size: int = 256,
     if num_samples <= 0 or batch_size <= 0:
         raise UserError(f"--num_samples={num_samples} and --batch_size={batch_size} must be positive")
     z = latent.z_for_seed(seed, num_samples, run.config.latent_dim, run.config.z_distribution)
-    return images(run, z, batch_size, batch_stats), z
+    chunk = 16 * batch_size  # whole batches, so batch_stats mode sees the same batches; a progress bar per chunk
+    parts = []
+    with progress_bars.bar(total=num_samples, desc="sampling", unit="img") as bar:
+        for start in range(0, num_samples, chunk):
+            parts.append(images(run, z[start:start + chunk], batch_size, batch_stats))
+            bar.update(len(parts[-1]))
+    return np.concatenate(parts), z
 
 
 def check_samples_output(output: str) -> str:

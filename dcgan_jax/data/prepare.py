@@ -20,6 +20,7 @@ from typing import Iterator, Tuple
 import ml_collections
 import numpy as np
 
+from dcgan_jax import progress_bars
 from dcgan_jax.data import datasets, sources, tfds_source, workers
 from dcgan_jax.data.sources import PREPARED_IMAGES, PREPARED_INFO
 from dcgan_jax.errors import UserError
@@ -63,11 +64,12 @@ def write_cache(config: ml_collections.ConfigDict, output: str) -> dict:
     partial = os.path.join(output, PREPARED_IMAGES + ".partial")
     written = left_out = 0
     start = last_print = time.time()
-    with open(partial, "wb") as f:
+    with open(partial, "wb") as f, progress_bars.bar(total=total or None, desc="prepare", unit="img") as bar:
         for images, dropped in chunks:
             f.write(np.ascontiguousarray(images, np.uint8).tobytes())
             written, left_out = written + len(images), left_out + dropped
-            if time.time() - last_print > 10:
+            bar.update(len(images) + dropped)
+            if not progress_bars.enabled() and time.time() - last_print > 10:  # logs: a line every 10 s instead
                 last_print = time.time()
                 rate = written / (last_print - start)
                 of = f"/{total:,}" if total else ""
