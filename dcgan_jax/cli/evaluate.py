@@ -31,13 +31,16 @@ _CLASSIFIER_DIR = flags.DEFINE_string("classifier_dir", None, "Where the FID cla
 _CLASSIFIER_STEPS = flags.DEFINE_integer("classifier_steps", None, "train_classifier (and a first fid): training "
                                          "steps of the FID classifier (default: eval.classifier.steps).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir for the labelled dataset.")
+_SVM_SOLVER = flags.DEFINE_enum("svm_solver", None, ["jax", "liblinear"], "classify: the linear SVM's solver "
+                                "(default: eval.probe.solver, 'jax'; 'liblinear' is scikit-learn's LinearSVC).")
 
 
 def _apply_flags(config):
     """The run's config with the evaluation flags that were given."""
     overrides = {"eval.num_samples": _NUM_SAMPLES.value, "eval.feature_extractor": _EXTRACTOR.value,
                  "eval.inception_weights": _INCEPTION_WEIGHTS.value, "eval.classifier.dir": _CLASSIFIER_DIR.value,
-                 "eval.classifier.steps": _CLASSIFIER_STEPS.value, "data_dir": _DATA_DIR.value}
+                 "eval.classifier.steps": _CLASSIFIER_STEPS.value, "data_dir": _DATA_DIR.value,
+                 "eval.probe.solver": _SVM_SOLVER.value}
     for dotted, value in overrides.items():
         if value is not None:
             *groups, field = dotted.split(".")

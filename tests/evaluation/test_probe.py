@@ -1,8 +1,10 @@
 """The paper's D-feature linear probe: the L2-SVM and its choice of C."""
 
 import numpy as np
+import pytest
 
-from dcgan_jax.evaluation import probe
+from dcgan_jax.errors import UserError
+from dcgan_jax.evaluation import probe, svm
 from tests.helpers import tiny_config
 
 
@@ -26,3 +28,19 @@ def test_linear_svm_breaks_ties_toward_the_smaller_c():
     result = probe.linear_svm(x[::2], labels[::2], x[1::2], labels[1::2], settings)
     assert result["val_accuracy"] == 1.0 and result["test_accuracy"] == 1.0
     assert result["C"] == min(settings.svm_c_values)
+
+
+def test_extract_blocks_holds_the_extractors_rows_in_padded_device_blocks():
+    images = np.arange(10 * 2 * 2, dtype=np.float32).reshape(10, 2, 2, 1)
+    blocks = probe.extract_blocks(lambda x: x.reshape(len(x), -1) * 2, images, 4, "test")
+    assert blocks.rows == 10 and len(blocks.blocks) == 3 and blocks.blocks[-1].shape == (4, 4)
+    np.testing.assert_array_equal(svm.blocks_to_host(blocks), images.reshape(10, -1) * 2)
+    np.testing.assert_array_equal(np.asarray(blocks.blocks[-1])[2:], 0)
+
+
+def test_an_unknown_solver_is_a_user_error():
+    settings = tiny_config().eval.probe
+    settings.solver = "newton"
+    x = np.random.default_rng(0).normal(size=(20, 3))
+    with pytest.raises(UserError, match="'jax' or 'liblinear'"):
+        probe.linear_svm(x, np.arange(20) % 2, x, np.arange(20) % 2, settings)
