@@ -2,12 +2,13 @@
 
 import contextlib
 import functools
+import os
 import sys
 from typing import Callable
 
 from absl import app, flags, logging
 
-from dcgan_jax.errors import UserError
+from dcgan_jax.errors import AbandonedWork, UserError
 
 
 def run_main(main: Callable) -> Callable:
@@ -22,6 +23,10 @@ def run_main(main: Callable) -> Callable:
             sys.exit(2)
         try:
             return main(argv)
+        except AbandonedWork as e:  # library threads may still run or hang: end now
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            os._exit(1)
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(1)

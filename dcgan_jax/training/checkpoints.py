@@ -1,21 +1,29 @@
 """Orbax checkpoints of the train state, with the resolved config stored beside each step.
 
 Orbax writes a step into a temporary directory and renames it when complete, so a step interrupted mid-write is
-never listed or read. The config saved with the state lets tools (sample, explore, evaluate) rebuild the models;
+never listed or read. Saves are synchronous: an asynchronous save that fails (full disk, read-only volume) surfaces
+only later, as a wall of tracebacks from orbax's background threads, and those non-daemon threads can keep the
+process alive; a DCGAN checkpoint (tens of MB) takes well under a second to write, once per
+checkpoint_every_steps steps. The config saved with the state lets tools (sample, explore, evaluate) rebuild the models;
 `run.open_run` opens a trained run for them.
 """
 
+import contextlib
+import io
 import json
 import os
+import shutil
+import sys
 from typing import Any, Optional
 
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+from absl import logging
 from flax import serialization
 
 from dcgan_jax import defaults
-from dcgan_jax.errors import UserError
+from dcgan_jax.errors import AbandonedWork, UserError
 from dcgan_jax.nn import models
 
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -29,7 +37,7 @@ def create_manager(workdir: str, keep: int = 3, read_only: bool = False) -> ocp.
     """A manager for workdir/checkpoints that keeps the latest `keep` steps."""
     options = ocp.CheckpointManagerOptions(
         preservation_policy=ocp.checkpoint_managers.LatestN(keep), create=not read_only, read_only=read_only,
-        cleanup_tmp_directories=not read_only)
+        cleanup_tmp_directories=not read_only, enable_async_checkpointing=False)
     return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=("state", "config"))
 
 
@@ -79,20 +87,46 @@ def _unreadable(manager: ocp.CheckpointManager, step: int, where: str, error: Ex
     return UserError(f"checkpoint {where} is unreadable ({type(error).__name__}: {reason}); {hint}")
 
 
+def _state_bytes(state: Any) -> int:
+    return sum(int(getattr(leaf, "nbytes", 0)) for leaf in jax.tree.leaves(state))
+
+
+def check_room(directory: str, state: Any, step: int) -> None:
+    """Refuses, before writing, a checkpoint the disk cannot hold (twice the state's bytes, for orbax's temporary
+    copy), or a directory that cannot be written: the one-line error a failed write would otherwise bury."""
+    needed, free = 2 * _state_bytes(state), shutil.disk_usage(directory).free
+    if free < needed:
+        raise UserError(f"not enough disk space for the checkpoint of step {step}: {free / 2**20:.0f} MiB free in "
+                        f"{directory}, about {needed / 2**20:.0f} MiB needed; free space and rerun (training resumes "
+                        f"from the last complete checkpoint)")
+    if not os.access(directory, os.W_OK):
+        raise UserError(f"cannot write checkpoints to {directory} (permission denied); fix its permissions and rerun")
+
+
 def save_or_fail(manager: ocp.CheckpointManager, step: int, state: Any, config: ml_collections.ConfigDict,
                  wait: bool = False) -> None:
-    """`save` (and optionally wait), turning a failed write (disk full, permissions) into a one-line error.
-
-    A failed write leaves only an orbax temporary directory, which is never read; earlier steps stay intact.
+    """`save`, turning a failed write (disk full, permissions, file size limits) into one line and ending the
+    process (AbandonedWork): orbax's writer threads print tracebacks and may not finish, so what they print while
+    the write fails is dropped, and nothing waits for them. A failed write leaves only an orbax temporary
+    directory, which is never read; earlier steps stay intact. (`wait` is kept for callers; saves are synchronous.)
     """
+    del wait
+    check_room(str(manager.directory), state, step)
+    printed, verbosity = io.StringIO(), logging.get_verbosity()
+    logging.set_verbosity(logging.FATAL)  # orbax logs the failure with its traceback from its threads
     try:
-        save(manager, step, state, config)
-        if wait:
+        with contextlib.redirect_stderr(printed):
+            save(manager, step, state, config)
             manager.wait_until_finished()
     except Exception as e:
-        raise UserError(f"could not write the checkpoint of step {step} to {manager.directory} "
-                        f"({type(e).__name__}: {' '.join(str(e).split())[:200]}); free space or fix permissions "
-                        f"and rerun: training resumes from the last complete checkpoint") from None
+        complete = [s for s in manager.all_steps() if s != step]
+        kept = f"step {max(complete)} is the last complete checkpoint (intact)" if complete else "no earlier checkpoint"
+        raise AbandonedWork(f"could not write the checkpoint of step {step} to {manager.directory} "
+                            f"({type(e).__name__}: {' '.join(str(e).split())[:160]}); {kept}; free space or fix "
+                            f"permissions and rerun: training resumes from the last complete checkpoint") from None
+    finally:
+        logging.set_verbosity(verbosity)
+    sys.stderr.write(printed.getvalue())
 
 
 def restore_state(manager: ocp.CheckpointManager, template: Any, step: Optional[int] = None) -> Any:
