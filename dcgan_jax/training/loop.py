@@ -57,9 +57,13 @@ def _train_loop(config, workdir, runner, manager, reporter, train_step, batches,
             if log or save or stopping or last:  # fetching metrics waits for the step: only when needed
                 host_metrics = {k: float(v) for k, v in jax.device_get(runner.unreplicate(metrics)).items()}
                 _check_finite(host_metrics, step, manager)
-                if log:
-                    reporter.scalars(step, host_metrics)
-            sample = (step % config.sample_every_steps == 0 or last) and jax.process_index() == 0  # one writer
+            if save or stopping or last:  # first: a failure writing logs or samples must not cost the checkpoint
+                checkpoints.save_or_fail(manager, step, jax.device_get(runner.unreplicate(device_state)), config,
+                                         wait=stopping)
+            if log:
+                reporter.scalars(step, host_metrics)
+            sample = ((step % config.sample_every_steps == 0 or last) and config.num_fixed_samples > 0
+                      and jax.process_index() == 0)  # one writer; num_fixed_samples=0: no grids
             evaluate_now = evaluator is not None and step % config.eval.every_steps == 0
             if sample or evaluate_now:
                 g_vars = jax.device_get(runner.unreplicate(device_state)).g_variables
@@ -67,9 +71,6 @@ def _train_loop(config, workdir, runner, manager, reporter, train_step, batches,
                     reporter.samples(step, generate.generate(config, g_vars, sample_z))
                 if evaluate_now:
                     reporter.evaluation(step, evaluator(step, g_vars))
-            if save or stopping or last:
-                checkpoints.save_or_fail(manager, step, jax.device_get(runner.unreplicate(device_state)), config,
-                                           wait=stopping)
             if stopping:
                 reporter.message(f"stopped by {stop.signal_name or 'another host'} at step {step}; checkpoint "
                                  f"saved in {checkpoints.checkpoint_dir(workdir)}; rerun the same command to resume")
@@ -84,6 +85,13 @@ def train(config: ml_collections.ConfigDict, workdir: str, evaluator: Optional[E
     """
     validation.validate_config(config)
     workdir_lib.prepare_workdir(workdir)
+    with workdir_lib.locked(workdir):
+        return _train_locked(config, workdir, evaluator)
+
+
+def _train_locked(config, workdir, evaluator):
+    """`train` once the workdir is ours. Every check (checkpoint, step count, data) comes before the first write
+    to the workdir (config.json, TensorBoard, metrics.jsonl), so a run that cannot start changes nothing."""
     manager = checkpoints.create_manager(workdir, config.keep_checkpoints)
     # Restoring needs only shapes; a fresh state only when there is nothing to resume.
     state = checkpoints.restore_for_training(manager, jax.eval_shape(lambda: create_train_state(config)), config,
@@ -91,6 +99,15 @@ def train(config: ml_collections.ConfigDict, workdir: str, evaluator: Optional[E
     if manager.latest_step() is None:
         state = create_train_state(config)
     start_step = int(state.step)
+    if start_step > config.num_train_steps:
+        raise UserError(f"the checkpoint in {checkpoints.checkpoint_dir(workdir)} is already at step {start_step}, "
+                        f"past num_train_steps={config.num_train_steps}; pass a larger --config.num_train_steps to "
+                        f"train on, or another --workdir")
+    source = datasets.load_source(config)
+    if start_step == config.num_train_steps:
+        print(f"already trained to step {start_step} in {workdir}: nothing to do", flush=True)
+        return jax.device_get(state)
+
     reporter = reporting.Reporter(workdir, config, start_step)
     reporter.message(distributed.backend_report())  # backend, devices, processes; a CPU-only jaxlib on a GPU host
     if start_step:
@@ -98,8 +115,6 @@ def train(config: ml_collections.ConfigDict, workdir: str, evaluator: Optional[E
     if jax.process_index() == 0:
         with open(os.path.join(workdir, "config.json"), "w") as f:
             f.write(config.to_json(indent=2))
-
-    source = datasets.load_source(config)
     runner = parallel.Parallel(config.parallelism)
     train_step = runner.compile(make_train_step(config, config.batch_size // runner.num_devices))
     batches = pipeline.train_batches(config, source, start_step, len(runner.local_devices))
@@ -110,6 +125,6 @@ def train(config: ml_collections.ConfigDict, workdir: str, evaluator: Optional[E
         device_state = _train_loop(config, workdir, runner, manager, reporter, train_step, batches, evaluator,
                                    device_state)
     finally:
-        manager.wait_until_finished()  # an error must not lose the checkpoint being written in the background
+        manager.wait_until_finished()
     reporter.close()
     return jax.device_get(runner.unreplicate(device_state))

@@ -64,6 +64,28 @@ class SummaryWriter:
             self._writer.close()
 
 
+def trim_metrics(path: str, last_step: int) -> None:
+    """Drops the rows of steps after `last_step` (logged by a run that died before its next checkpoint, and about to
+    be replayed by the resumed run), so metrics.jsonl and the loss curve hold every step once. Atomic: the trimmed
+    file replaces the old one by a rename."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        lines = f.readlines()
+    kept = [line for line in lines if line.strip() and _row_step(line) <= last_step]
+    if len(kept) != len(lines):
+        with open(path + ".tmp", "w") as f:
+            f.writelines(kept)
+        os.replace(path + ".tmp", path)
+
+
+def _row_step(line: str) -> float:
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):  # a row cut short by a crash: dropped
+        return float("inf")
+
+
 class Reporter:
     """Console lines with img/s and ETA, TensorBoard scalars/images, metrics.jsonl rows, sample grid PNGs."""
 
@@ -74,6 +96,7 @@ class Reporter:
         self.last_time, self.last_step = time.time(), start_step
         self.writer = None
         if self.enabled:
+            trim_metrics(self.metrics_path, start_step)
             self.writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
 
     def scalars(self, step: int, metrics: Dict[str, float]) -> None:

@@ -1,6 +1,11 @@
-"""The run's folder: created and checked writable before any work is done."""
+"""The run's folder: created and checked writable before any work is done, and locked while a run uses it."""
 
+import contextlib
+import fcntl
 import os
+import socket
+import time
+from typing import Callable, Iterator
 
 import jax
 
@@ -17,3 +22,40 @@ def prepare_workdir(workdir: str) -> None:
         os.remove(probe)
     except OSError as e:
         raise UserError(f"workdir {workdir!r} is not writable ({e.strerror}); pass a writable --workdir") from None
+
+
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def locked(workdir: str, say: Callable[[str], None] = print) -> Iterator[None]:
+    """Holds workdir/.lock (an flock) for the run, so a second run on the same workdir stops with one line instead
+    of overwriting the first's checkpoints and interleaving its metrics.
+
+    The kernel drops an flock when its process dies, so a killed run's lock is taken over by the next run; the file
+    still names the dead holder (a clean exit empties it), which the taker reports in one line. Only process 0 of a
+    multi-process run locks: the others share its workdir by design.
+    """
+    if jax.process_index() != 0:
+        yield
+        return
+    path = os.path.join(workdir, LOCK_FILE)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+            raise UserError(f"workdir {workdir} is in use by {holder}; wait for that run to end (or stop it), or "
+                            f"pass another --workdir") from None
+        previous = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+        if previous:
+            say(f"took over the lock of {previous}, which ended without releasing it")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()} (since {time.ctime()})".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)  # a clean exit leaves no holder named
+    finally:
+        os.close(fd)  # releases the flock
