@@ -7,14 +7,12 @@ against the held-out split (dcgan_jax/evaluation/fid.py). Both print a table and
 
 import json
 
-import jax
 from absl import flags
 
 from dcgan_jax.cli import common
 from dcgan_jax.errors import UserError
 from dcgan_jax.evaluation import classifier, fid, probe, tables
 from dcgan_jax.training.run import open_run
-from dcgan_jax.training.state import create_train_state
 
 _WORKDIR = flags.DEFINE_string("workdir", "workdir", "A training workdir (holds checkpoints/).")
 _TASK = flags.DEFINE_enum("task", "fid", ["classify", "fid", "train_classifier"], "What to evaluate.")
@@ -57,13 +55,6 @@ def _apply_flags(config):
     return config
 
 
-def _initial_state(config):
-    """The run's step-0 state (the untrained baselines) as one program compiled at XLA's lowest optimization level:
-    it runs once, and compiling its initializers op by op (eagerly) or optimized takes 10-20 s on a CPU."""
-    lowered = jax.jit(lambda: create_train_state(config)).lower()
-    return lowered.compile(compiler_options={"xla_backend_optimization_level": 0})()
-
-
 @common.run_main
 def main(argv):
     del argv
@@ -76,12 +67,12 @@ def main(argv):
         return
     if task == "classify":
         dataset = _DATASET.value or config.dataset
-        rows = probe.classify(config, run.d_variables, _initial_state(config).d_variables, dataset,
+        rows = probe.classify(config, run.d_variables, run.initial_state.d_variables, dataset,
                               _LABELS_PER_CLASS.value)
         header = (f"linear L2-SVM on {dataset} ({rows[0]['train_examples']} labelled train, "
                   f"{rows[0]['test_examples']} test), D at step {run.step}")
     else:
-        rows, describe = fid.fid_table(config, run.g_variables, _initial_state(config).g_variables, run.step)
+        rows, describe = fid.fid_table(config, run.g_variables, run.initial_state.g_variables, run.step)
         header = f"FID/KID vs {rows[0]['num_real']} '{config.eval.split}' images of {config.dataset}; {describe}"
     print(header)
     print(tables.format_table(rows))

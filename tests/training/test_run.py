@@ -51,8 +51,10 @@ def test_variables_are_the_states(trained_run):
 
 def test_the_initial_state_is_the_runs_random_init(trained_run):
     run = open_run(trained_run)
-    initial = run.initial_state
-    _assert_trees_equal(initial, create_train_state(run.config))
+    initial = run.initial_state  # compiled in one program: the eager build's values up to float rounding
+    eager = create_train_state(run.config)
+    assert jax.tree.structure(initial) == jax.tree.structure(eager)
+    assert max_abs_diff(initial, eager) < 1e-6
     assert int(initial.step) == 0
     assert max_abs_diff(initial.g_params, run.state.g_params) > 0  # training moved the params
 
