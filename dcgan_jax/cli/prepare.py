@@ -3,8 +3,11 @@
   python -m dcgan_jax.prepare --config=configs/lsun.py --config.dataset=lsun_lmdb \\
       --config.data_path=/data/bedroom_train_lmdb --output=/data/lsun_bedroom_64
   python -m dcgan_jax.main --config=configs/lsun.py --config.dataset=prepared --config.data_path=/data/lsun_bedroom_64
+
+--dedup removes near duplicates first, as the paper did for LSUN bedrooms (Sec. 4.1.1).
 """
 
+import os
 import time
 
 from absl import flags
@@ -13,9 +16,14 @@ from ml_collections import config_flags
 from dcgan_jax import defaults
 from dcgan_jax.cli import common
 from dcgan_jax.data import prepare
+from dcgan_jax.nn import dedup
+from dcgan_jax.training import validation
 from dcgan_jax.errors import UserError
 
-_OUTPUT = flags.DEFINE_string("output", None, "Directory to write the cache to (created; an old cache is replaced).")
+_OUTPUT = flags.DEFINE_string("output", None, "Directory to write the cache to (created; an old cache there is "
+                              "replaced once the new one is complete).")
+_DEDUP = flags.DEFINE_bool("dedup", False, "Drop near duplicates (the paper's LSUN deduplication: a denoising "
+                           "autoencoder's binarized codes, config.dedup.*, dcgan_jax/nn/dedup.py).")
 with common.flag_errors():
     _CONFIG = config_flags.DEFINE_config_file("config", defaults.config_path("digits"), "Config naming the data "
                                               "(dataset, data_path, data_dir, split, image_size, num_channels).",
@@ -30,8 +38,13 @@ def main(argv):
     with common.flag_errors():
         config = _CONFIG.value
         config.dataset
+    validation.validate_config(config)  # a cache training would refuse is not worth writing
     start = time.time()
-    info = prepare.write_cache(config, _OUTPUT.value)
+    find = (lambda images: dedup.find_duplicates(images, config.dedup, config.seed)) if _DEDUP.value else None
+    info = prepare.write_cache(config, _OUTPUT.value, dedup=find)
+    if _DEDUP.value:
+        print(f"removed {info['removed_duplicates']:,} near duplicates; their list (and the image each duplicates) "
+              f"is in {os.path.join(_OUTPUT.value, info['duplicates_file'])}", flush=True)
     print(f"wrote {info['shape'][0]:,} images of {config.image_size}x{config.image_size}x{config.num_channels} to "
           f"{_OUTPUT.value} in {time.time() - start:.0f}s ({info['left_out_unreadable']} unreadable left out); "
           f"train with --config.dataset=prepared --config.data_path={_OUTPUT.value}", flush=True)

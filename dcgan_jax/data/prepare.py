@@ -13,9 +13,10 @@ left out and counted.
 
 import json
 import os
+import shutil
 import sys
 import time
-from typing import Iterator, Tuple
+from typing import Callable, Dict, Iterator, Optional, Tuple
 
 import ml_collections
 import numpy as np
@@ -52,19 +53,56 @@ def _source_chunks(config: ml_collections.ConfigDict) -> Tuple[int, Iterator[Tup
     return len(source), readable()
 
 
-def write_cache(config: ml_collections.ConfigDict, output: str) -> dict:
-    """Preprocesses every image of the configured source into `output`; returns the info written."""
+# (images of the cache, N x H x W x C uint8, memory-mapped) -> {removed index: the kept index it duplicates}
+FindDuplicates = Callable[[np.ndarray], Dict[int, int]]
+DUPLICATES_FILE = "duplicates.json"
+
+
+def write_cache(config: ml_collections.ConfigDict, output: str, dedup: Optional[FindDuplicates] = None) -> dict:
+    """Preprocesses every image of the configured source into `output`; returns the info written.
+
+    Nothing in `output` changes until the new cache is complete: the source is opened (and checked) first, the
+    cache is written into a sibling directory, and only then swapped in by two renames, so a failed or interrupted
+    run (missing source, full disk, Ctrl-C) leaves an existing cache as it was, and a cache can be rebuilt from
+    itself. `dedup` (`prepare --dedup`) drops near duplicates before the swap; their list is kept in the cache.
+    """
+    output = os.path.abspath(output)
+    if os.path.exists(output) and not (os.path.isdir(output) and _is_cache_or_empty(output)):
+        raise UserError(f"--output {output} exists and is not a prepared cache; pass a new directory (an old cache "
+                        f"there is replaced only when the new one is complete)")
+    total, chunks = _source_chunks(config)  # a missing or unreadable source fails here, before any write
+    partial = f"{output}.partial-{os.getpid()}"
     try:
-        os.makedirs(output, exist_ok=True)
-        if os.path.exists(os.path.join(output, PREPARED_INFO)):
-            os.remove(os.path.join(output, PREPARED_INFO))
+        info = _write(config, partial, total, chunks, dedup)
+        _swap(partial, output)
     except OSError as e:
-        raise UserError(f"cannot write the cache to {output!r} ({e.strerror}); pass a writable --output") from None
-    total, chunks = _source_chunks(config)
-    partial = os.path.join(output, PREPARED_IMAGES + ".partial")
+        raise UserError(f"cannot write the cache to {output} ({e.strerror or e}); free space or pass a writable "
+                        f"--output (an existing cache there is unchanged)") from None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return info
+
+
+def _is_cache_or_empty(path: str) -> bool:
+    names = set(os.listdir(path))
+    return not names or PREPARED_INFO in names or names <= {PREPARED_IMAGES, PREPARED_IMAGES + ".partial"}
+
+
+def _swap(new: str, output: str) -> None:
+    """Puts the complete cache `new` at `output`; an old cache there is renamed aside first, then deleted."""
+    old = f"{output}.old-{os.getpid()}"
+    if os.path.exists(output):
+        os.rename(output, old)
+    os.rename(new, output)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write(config, directory: str, total: int, chunks, dedup: Optional[FindDuplicates]) -> dict:
+    os.makedirs(directory)
+    images_path = os.path.join(directory, PREPARED_IMAGES)
     written = left_out = 0
     start = last_print = time.time()
-    with open(partial, "wb") as f, progress_bars.bar(total=total or None, desc="prepare", unit="img") as bar:
+    with open(images_path, "wb") as f, progress_bars.bar(total=total or None, desc="prepare", unit="img") as bar:
         for images, dropped in chunks:
             f.write(np.ascontiguousarray(images, np.uint8).tobytes())
             written, left_out = written + len(images), left_out + dropped
@@ -76,11 +114,38 @@ def write_cache(config: ml_collections.ConfigDict, output: str) -> dict:
                 print(f"prepared {written:,}{of} images ({rate:,.0f} images/s)", flush=True)
     if written == 0:
         raise UserError(f"no readable image in {config.dataset} ({config.data_path or config.data_dir})")
-    os.replace(partial, os.path.join(output, PREPARED_IMAGES))
-    info = {"shape": [written, config.image_size, config.image_size, config.num_channels], "dtype": "uint8",
+    shape = [written, config.image_size, config.image_size, config.num_channels]
+    info = {"shape": shape, "dtype": "uint8",
             "dataset": config.dataset, "data_path": config.data_path, "data_dir": config.data_dir,
             "split": config.split, "left_out_unreadable": left_out,
             "preprocessing": "shorter side resized to image_size (bicubic), center crop, L or RGB"}
-    with open(os.path.join(output, PREPARED_INFO), "w") as f:
+    if dedup is not None:
+        removed = dedup(np.memmap(images_path, np.uint8, "r", shape=tuple(shape)))
+        info["shape"][0] = _compact(images_path, shape, set(removed))
+        info["removed_duplicates"], info["duplicates_file"] = len(removed), DUPLICATES_FILE
+        with open(os.path.join(directory, DUPLICATES_FILE), "w") as f:
+            json.dump({"about": "indices in the cache before deduplication (source order, unreadable images left "
+                               "out): removed index -> the kept index it duplicates",
+                       "removed": {str(k): v for k, v in sorted(removed.items())}}, f, indent=1)
+    with open(os.path.join(directory, PREPARED_INFO), "w") as f:
         json.dump(info, f, indent=2)
     return info
+
+
+def _compact(path: str, shape, removed) -> int:
+    """Drops the rows in `removed` from the raw image file, in place (each kept row moves to a lower or equal
+    offset, so no row is overwritten before it is read); returns the rows kept."""
+    row = int(np.prod(shape[1:]))
+    kept = 0
+    with open(path, "r+b") as f:
+        for index in range(shape[0]):
+            if index in removed:
+                continue
+            if kept != index:
+                f.seek(index * row)
+                data = f.read(row)
+                f.seek(kept * row)
+                f.write(data)
+            kept += 1
+        f.truncate(kept * row)
+    return kept

@@ -209,14 +209,30 @@ class PreparedSource:
         if not os.path.exists(info_path):
             raise UserError(f"no prepared cache at {path!r} (no {PREPARED_INFO}); write one with `python -m "
                             f"dcgan_jax.prepare --config=... --output={path}`")
-        with open(info_path) as f:
-            self.info = json.load(f)
-        shape = tuple(self.info["shape"])
+        again = f"write it again with `python -m dcgan_jax.prepare --config=... --output={path}`"
+        try:
+            with open(info_path) as f:
+                self.info = json.load(f)
+            shape = tuple(int(n) for n in self.info["shape"])
+            if len(shape) != 4 or min(shape) < 1:
+                raise ValueError(f"shape {shape}")
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise UserError(f"prepared cache {path!r}: {PREPARED_INFO} is unreadable or damaged ({e}); "
+                            f"{again}") from None
         if (image_size, num_channels) != (None, None) and shape[1:] != (image_size, image_size, num_channels):
             raise UserError(f"prepared cache {path!r} holds {shape[1]}x{shape[2]}x{shape[3]} images, the config "
                             f"asks for {image_size}x{image_size}x{num_channels}; set --config.image_size="
                             f"{shape[1]} --config.num_channels={shape[3]} or prepare again")
-        self.images = np.memmap(os.path.join(path, PREPARED_IMAGES), np.uint8, "r", shape=shape)
+        data = os.path.join(path, PREPARED_IMAGES)
+        expected = int(np.prod(shape))
+        try:
+            size = os.path.getsize(data)
+            if size != expected:
+                raise ValueError(f"{size:,} bytes where {PREPARED_INFO} says {expected:,}: truncated or replaced")
+            self.images = np.memmap(data, np.uint8, "r", shape=shape)
+        except (OSError, ValueError) as e:
+            raise UserError(f"prepared cache {path!r}: {PREPARED_IMAGES} is missing, unreadable or damaged "
+                            f"({getattr(e, 'strerror', None) or e}); {again}") from None
 
     def __len__(self) -> int:
         return len(self.images)

@@ -1,0 +1,95 @@
+"""Writing a prepared cache never destroys one: every failure (missing source, the cache as its own source, a full
+disk, a folder that is not a cache) leaves what was at --output byte for byte, with no partial files; a damaged
+cache is a one-line error naming the file."""
+
+import errno
+import hashlib
+import json
+import os
+
+import numpy as np
+import pytest
+
+from dcgan_jax.data import datasets, prepare
+from dcgan_jax.errors import UserError
+from tests.data.image_files import data_config, random_images, write_folder
+
+
+def _digest(path):
+    digest = hashlib.sha256()
+    for name in sorted(os.listdir(path)):
+        digest.update(name.encode())
+        with open(os.path.join(path, name), "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()
+
+
+@pytest.fixture
+def cache(tmp_path):
+    """(config of a folder of 6 images, the path of a cache written from it)."""
+    write_folder(str(tmp_path / "folder"), random_images(6, 40, 36, seed=3))
+    config = data_config(dataset="image_folder", data_path=str(tmp_path / "folder"), image_size=32, num_channels=3)
+    prepare.write_cache(config, str(tmp_path / "cache"))
+    return config, tmp_path / "cache"
+
+
+def _siblings(path):
+    return sorted(p for p in os.listdir(path.parent) if p.startswith(path.name))
+
+
+def _fails_and_keeps(config, output, fragment):
+    before = _digest(output) if output.is_dir() else None
+    with pytest.raises(UserError, match=fragment):
+        prepare.write_cache(config, str(output))
+    assert (_digest(output) if output.is_dir() else None) == before
+    assert _siblings(output) == [output.name]  # no partial or old copies left beside it
+
+
+def test_a_missing_source_leaves_the_old_cache(cache, tmp_path):
+    config, output = cache
+    config.data_path = str(tmp_path / "nope")
+    _fails_and_keeps(config, output, "nope")
+
+
+def test_a_full_disk_leaves_the_old_cache(cache, monkeypatch):
+    config, output = cache
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(prepare.progress_bars, "bar", full)  # the first write into the new cache fails
+    _fails_and_keeps(config, output, "No space left on device")
+
+
+def test_a_folder_that_is_not_a_cache_is_refused(cache, tmp_path):
+    config, _ = cache
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    _fails_and_keeps(config, precious, "is not a prepared cache")
+    with pytest.raises(UserError, match="is not a prepared cache"):
+        prepare.write_cache(config, str(tmp_path / "folder" / os.listdir(tmp_path / "folder")[0]))
+
+
+def test_a_cache_can_be_rebuilt_from_itself(cache):
+    config, output = cache
+    images = datasets.load_source(data_config(dataset="prepared", data_path=str(output), image_size=32, num_channels=3)).read_many(np.arange(6))
+    config.dataset, config.data_path = "prepared", str(output)
+    info = prepare.write_cache(config, str(output))
+    assert info["shape"] == [6, 32, 32, 3] and _siblings(output) == [output.name]
+    again = datasets.load_source(data_config(dataset="prepared", data_path=str(output), image_size=32, num_channels=3)).read_many(np.arange(6))
+    np.testing.assert_array_equal(again, images)
+
+
+@pytest.mark.parametrize("damage, fragment", [
+    (lambda c: os.remove(c / "info.json"), "no prepared cache"),
+    (lambda c: (c / "info.json").write_text("{not json"), "info.json is unreadable or damaged"),
+    (lambda c: (c / "info.json").write_text(json.dumps({"shape": [6, 32]})), "info.json is unreadable or damaged"),
+    (lambda c: os.remove(c / "images.u8"), "images.u8 is missing, unreadable or damaged"),
+    (lambda c: os.truncate(c / "images.u8", 1000), "truncated or replaced"),
+])
+def test_a_damaged_cache_is_one_line_naming_the_file(cache, damage, fragment):
+    _, output = cache
+    damage(output)
+    with pytest.raises(UserError, match=fragment) as error:
+        datasets.load_source(data_config(dataset="prepared", data_path=str(output), image_size=32, num_channels=3))
+    assert "\n" not in str(error.value) and str(output) in str(error.value)
