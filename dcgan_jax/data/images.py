@@ -31,9 +31,25 @@ def as_uint8(images: np.ndarray) -> np.ndarray:
     return images if images.dtype == np.uint8 else to_uint8(images)
 
 
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """An image of any PIL mode as 8-bit L or RGB(A)-compatible: 16-bit and 32-bit integer greys are rescaled to
+    0..255 (PIL's own conversion clips them, turning a 16-bit PNG white), and transparency is composited onto
+    white (dropping alpha would show whatever colour the transparent pixels happen to hold)."""
+    if image.mode.startswith("I"):  # 'I;16', 'I;16B', ... (16-bit PNG/TIFF greys) and 'I' (32-bit)
+        pixels = np.asarray(image).astype(np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or pixels.max() > 255 else 255.0
+        return Image.fromarray(np.clip(np.round(pixels * (255.0 / top)), 0, 255).astype(np.uint8), "L")
+    if image.mode == "F":  # float images: [0, 1]
+        return Image.fromarray(np.clip(np.round(np.asarray(image) * 255.0), 0, 255).astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    return image
+
+
 def resize_and_center_crop(image: Image.Image, size: int, num_channels: int) -> np.ndarray:
     """The reference preprocessing: resize the shorter side to `size` (bicubic), center-crop, convert channels."""
-    image = image.convert("L" if num_channels == 1 else "RGB")
+    image = _eight_bit(image).convert("L" if num_channels == 1 else "RGB")
     width, height = image.size
     scale = size / min(width, height)
     new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))

@@ -113,18 +113,32 @@ class EncodedSource:
         return images, skipped
 
 
+def _image_paths(folder: str) -> List[str]:
+    """Image files under `folder`, relative and sorted. Symlinked folders are followed, but each real folder is
+    read once: a symlink loop (a -> ..) or two links to one folder would otherwise repeat its images."""
+    seen, paths = set(), []
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if os.path.realpath(os.path.join(root, d)) not in seen)
+        paths.extend(os.path.relpath(os.path.join(root, n), folder) for n in names
+                     if n.lower().endswith(IMAGE_EXTENSIONS))
+    return sorted(paths)
+
+
 class ImageFolderSource(EncodedSource):
-    """Every jpg/jpeg/png/webp/bmp file under a folder (recursive, symlinks followed), in sorted path order."""
+    """Every jpg/jpeg/png/webp/bmp file under a folder (recursive, symlinks followed, each real folder once), in
+    sorted path order."""
 
     def __init__(self, folder: str, image_size: int, num_channels: int):
         if not os.path.isdir(folder):
             raise UserError(f"image folder {folder!r} does not exist; set --config.data_path to a folder of "
                             f"jpg/png/webp images (searched recursively), e.g. CelebA's img_align_celeba/")
         self.folder = folder
-        self.paths = sorted(
-            os.path.relpath(os.path.join(root, name), folder)
-            for root, _, names in os.walk(folder, followlinks=True)
-            for name in names if name.lower().endswith(IMAGE_EXTENSIONS))
+        self.paths = _image_paths(folder)
         super().__init__(f"image folder {folder!r}", len(self.paths), image_size, num_channels)
 
     def raw(self, index: int) -> bytes:
