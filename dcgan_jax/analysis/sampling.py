@@ -65,6 +65,8 @@ def load_z_file(path: str, latent_dim: int) -> np.ndarray:
         raise UserError(f"z file {path!r} is not an .npz with a `z` array ({e})") from None
     if z.ndim != 2 or z.shape[1] != latent_dim:
         raise UserError(f"z file {path!r} holds z of shape {z.shape}; this generator needs (N, {latent_dim})")
+    if not np.issubdtype(z.dtype, np.number) or not np.isfinite(z).all():
+        raise UserError(f"z file {path!r} holds non-finite or non-numeric values (nan/inf); write it again")
     return z.astype(np.float32)
 
 

@@ -2,6 +2,7 @@
 
 import contextlib
 import functools
+import math
 import os
 import sys
 from typing import Callable
@@ -64,6 +65,48 @@ def flag_errors():
     except (flags.Error,) + FLAG_ERRORS as e:
         print(f"error: {_one_line(e)}", file=sys.stderr)
         sys.exit(2)
+
+
+def require_nonempty(*names: str) -> None:
+    """Refuses `--name=` (empty) at flag parsing: an empty --workdir would otherwise mean the current directory."""
+    for name in names:
+        flags.register_validator(name, lambda value: value is None or bool(str(value).strip()),
+                                 message=f"--{name} is empty; give a path (e.g. --{name}=runs/digits)")
+
+
+def at_least(low: float, *names: str) -> None:
+    """Refuses values of the numeric flags `names` below `low` at flag parsing (None, an unset default, passes)."""
+    for name in names:
+        flags.register_validator(name, lambda value, low=low: value is None or value >= low,
+                                 message=f"--{name} must be >= {low:g}")
+
+
+def finite(*names: str) -> None:
+    """Refuses nan and inf for the float flags `names` at flag parsing (None, an unset default, passes)."""
+    for name in names:
+        flags.register_validator(name, lambda value: value is None or math.isfinite(value),
+                                 message=f"--{name} must be a finite number")
+
+
+def output_file(path: str, flag: str = "output") -> str:
+    """A file path the command can write: not empty, not an existing directory, under no path that is a file;
+    missing parent folders are created."""
+    if not path or not path.strip():
+        raise UserError(f"--{flag} is empty; give a file name")
+    if os.path.isdir(path):
+        raise UserError(f"--{flag}={path} is a directory; give a file name inside it, e.g. "
+                        f"--{flag}={os.path.join(path, 'out' + (os.path.splitext(path)[1] or '.png'))}")
+    parent = os.path.dirname(os.path.abspath(path))
+    blocker = parent
+    while blocker and not os.path.exists(blocker):
+        blocker = os.path.dirname(blocker)
+    if blocker and not os.path.isdir(blocker):
+        raise UserError(f"--{flag}={path}: {blocker} is a file, not a folder; choose another path")
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--{flag}={path}: cannot create {parent} ({e.strerror})") from None
+    return path
 
 
 HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "-helpshort", "--helpfull", "-helpfull")

@@ -15,6 +15,7 @@ from dcgan_jax.evaluation import classifier, fid, probe, tables
 from dcgan_jax.training.run import open_run
 
 _WORKDIR = flags.DEFINE_string("workdir", "workdir", "A training workdir (holds checkpoints/).")
+common.require_nonempty("workdir")
 _TASK = flags.DEFINE_enum("task", "fid", ["classify", "fid", "train_classifier"], "What to evaluate.")
 _DATASET = flags.DEFINE_string("dataset", "", "classify: labelled dataset ('digits', 'mnist', 'cifar10', "
                                "'svhn_cropped', ...); fid/train_classifier: the classifier's dataset. Default: the "
@@ -31,6 +32,9 @@ _CLASSIFIER_STEPS = flags.DEFINE_integer("classifier_steps", None, "train_classi
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir for the labelled dataset.")
 _SVM_SOLVER = flags.DEFINE_enum("svm_solver", None, ["jax", "liblinear"], "classify: the linear SVM's solver "
                                 "(default: eval.probe.solver, 'jax'; 'liblinear' is scikit-learn's LinearSVC).")
+common.at_least(0, "step", "labels_per_class")
+common.at_least(1, "classifier_steps")
+common.at_least(2, "num_samples")
 
 
 def _apply_flags(config):

@@ -26,6 +26,7 @@ _DEFAULT_INDICES = {"interpolate": "0,1", "walk": "0,1,2,3,4,5,6,7,8", "vary_dim
 _DEFAULT_RANGE = {"interpolate": (0.0, 1.0), "vary_dim": (-1.0, 1.0), "vary_all": (-1.0, 1.0), "turn": (-1.0, 1.0)}
 
 _WORKDIR = flags.DEFINE_string("workdir", "workdir", "A training workdir (holds checkpoints/ and samples/).")
+common.require_nonempty("workdir")
 _MODE = flags.DEFINE_string("mode", "interpolate", f"One of {', '.join(MODES)}.")
 _OUTPUT = flags.DEFINE_string("output", "explore.png", "Output file: .png (grid) or .gif (animation).")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
@@ -60,6 +61,8 @@ _BATCH_SIZE = flags.DEFINE_integer("batch_size", 256, "Generator / D batch size 
 _ZOOM = flags.DEFINE_integer("zoom", 1, "Integer upscaling of the output picture (nearest neighbour).")
 _DURATION = flags.DEFINE_integer("duration_ms", 200, "GIF: milliseconds per frame.")
 _GIF_LEVELS = flags.DEFINE_integer("gif_levels", 0, "GIF: quantize to this many gray/colour levels (0: 256).")
+common.finite("start", "stop", "noise_scale")
+common.at_least(0, "step", "noise_scale")
 
 
 def parse_ints(text: str, flag: str) -> List[int]:
@@ -126,6 +129,7 @@ def _check_flags() -> str:
     mode = _MODE.value
     if mode not in MODES:
         raise UserError(f"--mode={mode!r} is not a mode; use one of {', '.join(MODES)}")
+    common.output_file(_OUTPUT.value)
     try:
         figures.check_output(_OUTPUT.value)
     except UserError:

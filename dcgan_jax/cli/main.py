@@ -14,12 +14,16 @@ from dcgan_jax.cli import common
 from dcgan_jax.training import distributed
 
 _WORKDIR = flags.DEFINE_string("workdir", "workdir", "Directory for checkpoints, samples, logs and the config.")
+common.require_nonempty("workdir")
 # Several processes (hosts): see dcgan_jax/training/distributed.py and launch/. SLURM and Cloud TPU are detected.
 _COORDINATOR = flags.DEFINE_string("coordinator_address", "", "host:port of process 0, for a multi-process run.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", 0, "Number of processes of a multi-process run.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", -1, "This process's index in [0, num_processes).")
 _COORDINATOR_TIMEOUT = flags.DEFINE_integer("coordinator_timeout_s", 300,
                                             "Seconds to wait for all processes to join before failing.")
+common.at_least(0, "num_processes")
+common.at_least(-1, "process_id")
+common.at_least(1, "coordinator_timeout_s")
 with common.flag_errors():  # --config.* overrides are applied here, at definition
     _CONFIG = config_flags.DEFINE_config_file("config", defaults.config_path("digits"),
                                               "Training configuration file.", lock_config=True)

@@ -11,17 +11,21 @@ from dcgan_jax.cli import common
 from dcgan_jax.training.run import open_run
 
 _WORKDIR = flags.DEFINE_string("workdir", "workdir", "A training workdir (holds checkpoints/).")
+common.require_nonempty("workdir")
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 64, "How many images.")
 _OUTPUT = flags.DEFINE_string("output", "samples.png", "Output file: .png (grid) or .npz (images and z).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the z draws.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 256, "Generator batch size (does not change the images).")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
 _BATCH_STATS = flags.DEFINE_bool("batch_stats", False, "Normalize with each batch's statistics, not running ones.")
+common.at_least(1, "num_samples", "batch_size")
+common.at_least(0, "step")
 
 
 @common.run_main
 def main(argv):
     del argv
+    common.output_file(_OUTPUT.value)
     sampling.check_samples_output(_OUTPUT.value)  # before any work
     run_ = open_run(_WORKDIR.value, _STEP.value)
     images, z = sampling.sample(run_, _NUM_SAMPLES.value, _SEED.value, _BATCH_SIZE.value, _BATCH_STATS.value)
