@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from typing import Any, Optional
 
 import jax
@@ -79,12 +80,12 @@ def restore_for_training(manager: ocp.CheckpointManager, template: Any, config: 
         raise _unreadable(manager, step, where, e) from None
 
 
-def _unreadable(manager: ocp.CheckpointManager, step: int, where: str, error: Exception) -> UserError:
+def _unreadable(manager: ocp.CheckpointManager, step: int, where: str, error: Exception) -> AbandonedWork:
     older = [s for s in manager.all_steps() if s < step]
     hint = (f"move it out of the way to resume from step {max(older)}" if older
             else "move it out of the way to start afresh")
     reason = " ".join(str(error).split())[:200]
-    return UserError(f"checkpoint {where} is unreadable ({type(error).__name__}: {reason}); {hint}")
+    return AbandonedWork(f"checkpoint {where} is unreadable ({type(error).__name__}: {reason}); {hint}")
 
 
 def _state_bytes(state: Any) -> int:
@@ -112,10 +113,8 @@ def save_or_fail(manager: ocp.CheckpointManager, step: int, state: Any, config: 
     """
     del wait
     check_room(str(manager.directory), state, step)
-    printed, verbosity = io.StringIO(), logging.get_verbosity()
-    logging.set_verbosity(logging.FATAL)  # orbax logs the failure with its traceback from its threads
     try:
-        with contextlib.redirect_stderr(printed):
+        with quiet_orbax():
             save(manager, step, state, config)
             manager.wait_until_finished()
     except Exception as e:
@@ -124,6 +123,22 @@ def save_or_fail(manager: ocp.CheckpointManager, step: int, state: Any, config: 
         raise AbandonedWork(f"could not write the checkpoint of step {step} to {manager.directory} "
                             f"({type(e).__name__}: {' '.join(str(e).split())[:160]}); {kept}; free space or fix "
                             f"permissions and rerun: training resumes from the last complete checkpoint") from None
+
+
+@contextlib.contextmanager
+def quiet_orbax():
+    """Runs an orbax read or write with what it prints held back: when the files are damaged or the disk is full,
+    orbax's threads log the failure with tracebacks and tensorstore's callbacks print more, a wall of text around
+    the one line the caller reports. On success whatever was printed passes through."""
+    printed, verbosity = io.StringIO(), logging.get_verbosity()
+    logging.set_verbosity(logging.FATAL)
+    try:
+        with contextlib.redirect_stderr(printed):
+            try:
+                yield
+            except Exception:
+                time.sleep(0.5)  # tensorstore's callbacks keep printing for a moment after the failure
+                raise
     finally:
         logging.set_verbosity(verbosity)
     sys.stderr.write(printed.getvalue())
@@ -133,14 +148,16 @@ def restore_state(manager: ocp.CheckpointManager, template: Any, step: Optional[
     """The state saved at `step` (default: latest), in the structure of `template`."""
     step = manager.latest_step() if step is None else step
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, serialization.to_state_dict(template))
-    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
+    with quiet_orbax():
+        restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
     return serialization.from_state_dict(template, restored["state"])
 
 
 def restore_config(manager: ocp.CheckpointManager, step: Optional[int] = None) -> ml_collections.ConfigDict:
     """The config saved with `step` (default: latest), mapped onto today's fields (`defaults.from_saved`)."""
     step = manager.latest_step() if step is None else step
-    restored = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
+    with quiet_orbax():
+        restored = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
     return defaults.from_saved(restored["config"])
 
 

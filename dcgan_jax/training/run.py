@@ -11,7 +11,7 @@ from typing import Any, Dict, Optional
 import jax
 import ml_collections
 
-from dcgan_jax.errors import UserError
+from dcgan_jax.errors import AbandonedWork, UserError
 from dcgan_jax.training import checkpoints
 from dcgan_jax.training.state import TrainState, create_train_state
 
@@ -58,6 +58,6 @@ def open_run(workdir: str, step: Optional[int] = None) -> Run:
         state = checkpoints.restore_state(manager, jax.eval_shape(lambda: create_train_state(config)), step)
     except Exception as e:  # orbax raises many types for damaged files
         where = f"{checkpoints.checkpoint_dir(workdir)}/{step}"
-        raise UserError(f"checkpoint {where} is unreadable ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
+        raise AbandonedWork(f"checkpoint {where} is unreadable ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
                         f"pick another with --step ({available}) or retrain") from None
     return Run(workdir, config, step, state)

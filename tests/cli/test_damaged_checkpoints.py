@@ -1,0 +1,66 @@
+"""Damaged checkpoints as a class, in every entry point that reads one: truncated, emptied or missing state files,
+a missing or broken saved config. Each command ends with one `error:` line naming the checkpoint and the way out,
+a non-zero exit, no traceback (orbax's and tensorstore's threads print walls of them), and the workdir unchanged."""
+
+import glob
+import hashlib
+import os
+import shutil
+
+import pytest
+
+from tests.helpers import TINY_FLAGS, one_line_error, run_cli
+
+
+def _digest(path):
+    digest = hashlib.sha256()
+    for root, dirs, files in sorted(os.walk(path)):
+        dirs.sort()
+        for name in sorted(files):
+            if name != ".lock":
+                full = os.path.join(root, name)
+                digest.update(os.path.relpath(full, path).encode())
+                with open(full, "rb") as f:
+                    digest.update(f.read())
+    return digest.hexdigest()
+
+
+def _files(pattern):
+    return [f for f in glob.glob(pattern, recursive=True) if os.path.isfile(f)]
+
+
+DAMAGES = {
+    "truncated data": lambda c: [os.truncate(f, 10) for f in _files(f"{c}/state/ocdbt.process_0/d/*")],
+    "emptied state": lambda c: [os.truncate(f, 0) for f in _files(f"{c}/state/**/*")],
+    "no state": lambda c: shutil.rmtree(f"{c}/state"),
+    "no config": lambda c: shutil.rmtree(f"{c}/config"),
+    "broken config": lambda c: open(f"{c}/config/metadata", "w").write("{broken"),
+}
+COMMANDS = {
+    "sample": lambda out: ("dcgan_jax.sample", f"--output={out}/s.png"),
+    "explore": lambda out: ("dcgan_jax.explore", f"--output={out}/e.png"),
+    "evaluate": lambda out: ("dcgan_jax.evaluate", "--task=fid"),
+    "main": lambda out: ("dcgan_jax.main", *TINY_FLAGS, "--config.num_train_steps=6"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_damaged_checkpoint_is_one_line_and_changes_nothing(trained_run, tmp_path, command, damage):
+    workdir = tmp_path / "run"
+    shutil.copytree(trained_run, workdir)
+    DAMAGES[damage](str(workdir / "checkpoints" / "5"))
+    before = _digest(workdir)
+    module, *args = COMMANDS[command](tmp_path)
+    result = run_cli(module, f"--workdir={workdir}", *args)
+    line = one_line_error(result, "checkpoints/5")
+    assert "unreadable" in line or "move it out of the way" in line, line
+    assert _digest(workdir) == before
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".png")]
+
+
+@pytest.mark.parametrize("command", ["sample", "explore", "evaluate"])
+def test_a_workdir_without_checkpoints_says_to_train_first(tmp_path, command):
+    module, *args = COMMANDS[command](tmp_path)
+    result = run_cli(module, f"--workdir={tmp_path / 'empty'}", *args)
+    one_line_error(result, "train first")
