@@ -5,7 +5,7 @@ from typing import List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from dcgan_jax import visualize
+from dcgan_jax import memory, visualize
 from dcgan_jax.errors import UserError
 
 FORMATS = (".png", ".gif")
@@ -36,8 +36,15 @@ def check_output(output: str) -> str:
 def write_picture(picture: Picture, output: str, zoom: int = 1, duration_ms: int = 200, gif_levels: int = 0) -> None:
     """A .png grid of the rows, or a .gif of the frames; `zoom` upscales by an integer (nearest neighbour)."""
     scale = lambda image: visualize.zoom(image, zoom)
-    if check_output(output) == ".png":
+    png = check_output(output) == ".png"
+    frames = None if png else (picture.frames if picture.frames is not None else columns_as_frames(picture.rows))
+    pixels = visualize.table_grid(picture.rows).nbytes if png else sum(f.nbytes for f in frames)
+    if 2 * pixels * zoom ** 2 > memory.budget_bytes():  # the zoomed copy and its encoding
+        largest = max(int((memory.budget_bytes() / (2 * pixels)) ** 0.5), 1)
+        raise UserError(f"the picture at --zoom={zoom} needs about {2 * pixels * zoom ** 2 / 2**30:.1f} GiB of "
+                        f"memory and {memory.available_bytes() / 2**30:.1f} GiB is available: use --zoom={largest} "
+                        f"or less")
+    if png:
         visualize.save_image(output, scale(visualize.table_grid(picture.rows)))
     else:
-        frames = picture.frames if picture.frames is not None else columns_as_frames(picture.rows)
         visualize.save_gif(output, [scale(f) for f in frames], duration_ms, levels=gif_levels)

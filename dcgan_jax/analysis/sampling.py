@@ -10,7 +10,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from dcgan_jax import progress_bars, visualize
+from dcgan_jax import memory, progress_bars, visualize
 from dcgan_jax.data.images import to_uint8
 from dcgan_jax.errors import UserError
 from dcgan_jax.nn import generate, latent
@@ -27,6 +27,9 @@ def sample(run, num_samples: int, seed: int = 0, batch_size: int = 256,
     """(uint8 images, z) of `num_samples` samples drawn from `seed`."""
     if num_samples <= 0 or batch_size <= 0:
         raise UserError(f"--num_samples={num_samples} and --batch_size={batch_size} must be positive")
+    size, channels = run.config.image_size, run.config.num_channels
+    memory.check_fits(num_samples, 2 * size * size * channels + 4 * run.config.latent_dim, f"{num_samples:,} samples",
+                      "ask for fewer with --num_samples and write several files (--seed) for more")
     z = latent.z_for_seed(seed, num_samples, run.config.latent_dim, run.config.z_distribution)
     chunk = 16 * batch_size  # whole batches, so batch_stats mode sees the same batches; a progress bar per chunk
     parts = []
@@ -79,4 +82,6 @@ def pick_z(config, indices: Sequence[int], seed: int = 0, pool: Optional[np.ndar
         if max(indices) >= len(pool):
             raise UserError(f"index {max(indices)} is out of range: the z pool holds {len(pool)} z")
         return np.asarray(pool)[indices]
+    memory.check_fits(max(indices) + 1, 4 * config.latent_dim, f"a z pool up to index {max(indices):,}",
+                      "use smaller --indices")
     return latent.z_for_seed(seed, max(indices) + 1, config.latent_dim, config.z_distribution)[indices]
