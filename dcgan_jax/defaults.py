@@ -92,6 +92,16 @@ def get_config() -> ml_collections.ConfigDict:
     config.sample_every_steps = 500
     config.checkpoint_every_steps = 1000
     config.keep_checkpoints = 3
+    config.keep_every_steps = 0        # also keep every this-many-steps checkpoint, to go back to (0: none); with
+                                       # eval.every_steps the lowest-FID checkpoint is kept too (evaluated steps save)
+    config.init_from = ""              # 'DIR' or 'DIR:STEP': a new run starts from that run's checkpoint (latest if
+                                       # no STEP): its params, batchnorm statistics and Adam moments, at step 0
+    # Collapse: D winning completely for a while (dcgan_jax/training/collapse.py).
+    config.collapse = ml_collections.ConfigDict()
+    config.collapse.patience = 5       # logged steps in a row with D winning completely -> a warning (0: never)
+    config.collapse.d_fake = 0.01      # ... D winning completely: D(G(z)) below this
+    config.collapse.loss_factor = 3.0  # ... and g_loss above this times its running median
+    config.collapse.stop = False       # stop at that warning (exit 1), keeping the checkpoints from before
     config.num_fixed_samples = 64      # the fixed-z grid saved under workdir/samples/
 
     # Evaluation (dcgan_jax/evaluation/): during training every `every_steps`, and by `python -m dcgan_jax.evaluate`.

@@ -34,19 +34,28 @@ def checkpoint_dir(workdir: str) -> str:
     return os.path.join(os.path.abspath(workdir), CHECKPOINT_SUBDIR)
 
 
-def create_manager(workdir: str, keep: int = 3, read_only: bool = False) -> ocp.CheckpointManager:
-    """A manager for workdir/checkpoints that keeps the latest `keep` steps."""
+def create_manager(workdir: str, keep: int = 3, read_only: bool = False, keep_every: int = 0,
+                   keep_best: bool = False) -> ocp.CheckpointManager:
+    """A manager for workdir/checkpoints keeping the latest `keep` steps, every `keep_every`-th step (milestones to
+    go back to, 0: none) and, with `keep_best`, the checkpoint of the lowest FID saved with one (`save(metrics=)`)."""
+    policies = [ocp.checkpoint_managers.LatestN(keep)]
+    if keep_every:
+        policies.append(ocp.checkpoint_managers.EveryNSteps(keep_every))
+    if keep_best:
+        policies.append(ocp.checkpoint_managers.BestN(get_metric_fn=lambda metrics: -metrics["fid"], n=1,
+                                                      keep_checkpoints_without_metrics=False))
     options = ocp.CheckpointManagerOptions(
-        preservation_policy=ocp.checkpoint_managers.LatestN(keep), create=not read_only, read_only=read_only,
-        cleanup_tmp_directories=not read_only, enable_async_checkpointing=False)
+        preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies), create=not read_only,
+        read_only=read_only, cleanup_tmp_directories=not read_only, enable_async_checkpointing=False)
     return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=("state", "config"))
 
 
-def save(manager: ocp.CheckpointManager, step: int, state: Any, config: ml_collections.ConfigDict) -> None:
-    """Saves asynchronously; call `manager.wait_until_finished()` before the process exits."""
+def save(manager: ocp.CheckpointManager, step: int, state: Any, config: ml_collections.ConfigDict,
+         metrics: Optional[dict] = None) -> None:
+    """Saves `state` with the config (and `metrics`, e.g. {'fid': ...}, which the best-FID policy ranks)."""
     manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(serialization.to_state_dict(state)),
-        config=ocp.args.JsonSave(json.loads(config.to_json()))), force=True)
+        config=ocp.args.JsonSave(json.loads(config.to_json()))), metrics=metrics, force=True)
 
 
 # Fields that change the shapes of the saved params: resuming with other values cannot work.
@@ -105,7 +114,7 @@ def check_room(directory: str, state: Any, step: int) -> None:
 
 
 def save_or_fail(manager: ocp.CheckpointManager, step: int, state: Any, config: ml_collections.ConfigDict,
-                 wait: bool = False) -> None:
+                 wait: bool = False, metrics: Optional[dict] = None) -> None:
     """`save`, turning a failed write (disk full, permissions, file size limits) into one line and ending the
     process (AbandonedWork): orbax's writer threads print tracebacks and may not finish, so what they print while
     the write fails is dropped, and nothing waits for them. A failed write leaves only an orbax temporary
@@ -115,7 +124,7 @@ def save_or_fail(manager: ocp.CheckpointManager, step: int, state: Any, config: 
     check_room(str(manager.directory), state, step)
     try:
         with quiet_orbax():
-            save(manager, step, state, config)
+            save(manager, step, state, config, metrics)
             manager.wait_until_finished()
     except Exception as e:
         complete = [s for s in manager.all_steps() if s != step]

@@ -14,7 +14,7 @@ import numpy as np
 from dcgan_jax.data import datasets, pipeline
 from dcgan_jax.errors import UserError
 from dcgan_jax.nn import generate, latent
-from dcgan_jax.training import checkpoints, distributed, parallel, preemption, reporting, validation
+from dcgan_jax.training import checkpoints, collapse, distributed, parallel, preemption, reporting, validation
 from dcgan_jax.training import workdir as workdir_lib
 from dcgan_jax.training.state import TrainState, create_train_state
 from dcgan_jax.training.step import make_train_step
@@ -44,9 +44,31 @@ def _check_finite(metrics: Dict[str, float], step: int, manager) -> None:
                               f"lower learning_rate or change the seed, then rerun")
 
 
+def _host_g(runner, device_state):
+    return jax.device_get(runner.unreplicate(device_state)).g_variables
+
+
+def _check_collapse(config, detector, step, metrics, manager, reporter) -> None:
+    """Warns (or, with config.collapse.stop, stops) once D has won completely for collapse.patience logged steps."""
+    began = detector.update(step, metrics)
+    if began is None:
+        return
+    before = [s for s in manager.all_steps() if s < began]
+    kept = (f"the last checkpoint before it is step {max(before)} in {manager.directory}" if before
+            else "no checkpoint predates it")
+    text = (f"D has won completely since step {began} (D(G(z)) < {config.collapse.d_fake} and g_loss > "
+            f"{config.collapse.loss_factor}x its running level for {config.collapse.patience} logged steps): G is "
+            f"no longer learning; {kept}; restart from it (--config.init_from=DIR:STEP) with a lower learning rate "
+            f"or label smoothing")
+    if config.collapse.stop:
+        raise UserError(f"stopped: {text}")
+    reporter.message(f"warning: {text}")
+
+
 def _train_loop(config, workdir, runner, manager, reporter, train_step, batches, evaluator, device_state):
     """Steps from the state's step to num_train_steps, or until a stop signal; returns the device state."""
     sample_z = fixed_z(config)
+    detector = collapse.CollapseDetector.from_config(config)
     start_step = int(jax.device_get(runner.unreplicate(device_state.step)))
     with preemption.StopRequest() as stop:
         for step in range(start_step + 1, config.num_train_steps + 1):
@@ -57,20 +79,19 @@ def _train_loop(config, workdir, runner, manager, reporter, train_step, batches,
             if log or save or stopping or last:  # fetching metrics waits for the step: only when needed
                 host_metrics = {k: float(v) for k, v in jax.device_get(runner.unreplicate(metrics)).items()}
                 _check_finite(host_metrics, step, manager)
-            if save or stopping or last:  # first: a failure writing logs or samples must not cost the checkpoint
+            evaluate_now = evaluator is not None and step % config.eval.every_steps == 0
+            scores = evaluator(step, _host_g(runner, device_state)) if evaluate_now else None
+            if save or stopping or last or evaluate_now:  # before logs and samples: their failure must not cost it
                 checkpoints.save_or_fail(manager, step, jax.device_get(runner.unreplicate(device_state)), config,
-                                         wait=stopping)
+                                         wait=stopping, metrics={"fid": scores["fid"]} if scores else None)
             if log:
                 reporter.scalars(step, host_metrics)
-            sample = ((step % config.sample_every_steps == 0 or last) and config.num_fixed_samples > 0
-                      and jax.process_index() == 0)  # one writer; num_fixed_samples=0: no grids
-            evaluate_now = evaluator is not None and step % config.eval.every_steps == 0
-            if sample or evaluate_now:
-                g_vars = jax.device_get(runner.unreplicate(device_state)).g_variables
-                if sample:
-                    reporter.samples(step, generate.generate(config, g_vars, sample_z))
-                if evaluate_now:
-                    reporter.evaluation(step, evaluator(step, g_vars))
+                _check_collapse(config, detector, step, host_metrics, manager, reporter)
+            if scores:
+                reporter.evaluation(step, scores)
+            if ((step % config.sample_every_steps == 0 or last) and config.num_fixed_samples > 0
+                    and jax.process_index() == 0):  # one writer; num_fixed_samples=0: no grids
+                reporter.samples(step, generate.generate(config, _host_g(runner, device_state), sample_z))
             if stopping:
                 reporter.message(f"stopped by {stop.signal_name or 'another host'} at step {step}; checkpoint "
                                  f"saved in {checkpoints.checkpoint_dir(workdir)}; rerun the same command to resume")
@@ -89,15 +110,42 @@ def train(config: ml_collections.ConfigDict, workdir: str, evaluator: Optional[E
         return _train_locked(config, workdir, evaluator)
 
 
+def _initial_from(config: ml_collections.ConfigDict, fresh: TrainState) -> TrainState:
+    """config.init_from ('DIR' or 'DIR:STEP'): that checkpoint's params, batchnorm statistics and Adam moments, at
+    step 0 and with this run's own rng, so a new run (fine-tuning, a restart from before a collapse) goes on from
+    any kept checkpoint of any run."""
+    source, _, step = config.init_from.rpartition(":")
+    if not (source and step.isdigit()):
+        source, step = config.init_from, ""
+    if os.path.basename(os.path.normpath(source)) == checkpoints.CHECKPOINT_SUBDIR:
+        source = os.path.dirname(os.path.normpath(source))
+    manager, saved = checkpoints.open_workdir(source)
+    step = int(step) if step else manager.latest_step()
+    if step not in manager.all_steps():
+        raise UserError(f"init_from: no checkpoint at step {step} in {checkpoints.checkpoint_dir(source)}; "
+                        f"available: {sorted(manager.all_steps())}")
+    where = os.path.join(checkpoints.checkpoint_dir(source), str(step))
+    checkpoints.check_compatible(saved, config, where)
+    try:
+        restored = checkpoints.restore_state(manager, jax.eval_shape(lambda: fresh), step)
+    except Exception as e:  # orbax raises many types for damaged files
+        raise UserError(f"init_from: checkpoint {where} is unreadable ({type(e).__name__})") from None
+    print(f"initialized from {where}", flush=True)
+    return restored.replace(step=fresh.step, rng=fresh.rng)
+
+
 def _train_locked(config, workdir, evaluator):
     """`train` once the workdir is ours. Every check (checkpoint, step count, data) comes before the first write
     to the workdir (config.json, TensorBoard, metrics.jsonl), so a run that cannot start changes nothing."""
-    manager = checkpoints.create_manager(workdir, config.keep_checkpoints)
+    manager = checkpoints.create_manager(workdir, config.keep_checkpoints, keep_every=config.keep_every_steps,
+                                         keep_best=bool(evaluator is not None and config.eval.every_steps))
     # Restoring needs only shapes; a fresh state only when there is nothing to resume.
     state = checkpoints.restore_for_training(manager, jax.eval_shape(lambda: create_train_state(config)), config,
                                              workdir)
     if manager.latest_step() is None:
         state = create_train_state(config)
+        if config.init_from:
+            state = _initial_from(config, state)
     start_step = int(state.step)
     if start_step > config.num_train_steps:
         raise UserError(f"the checkpoint in {checkpoints.checkpoint_dir(workdir)} is already at step {start_step}, "

@@ -60,11 +60,11 @@ RANGES = {
         "eval.probe.block_rows", "eval.probe.svm_max_cg", "eval.probe.svm_max_iter", "eval.probe.svm_max_newton",
         "eval.probe.svm_tol")},
     **{f: "non_negative" for f in (
-        "num_fixed_samples", "num_data_workers", "prefetch_batches", "dedup.max_hamming", "dedup.max_shift",
+        "num_fixed_samples", "num_data_workers", "prefetch_batches", "keep_every_steps", "collapse.patience", "dedup.max_hamming", "dedup.max_shift",
         "dedup.colour_jitter", "dedup.noise_std", "eval.every_steps", "eval.classifier.max_shift",
         "eval.probe.labels_per_class")},
     **{f: "unit" for f in ("beta1", "beta2", "bn_momentum", "label_smoothing", "dedup.dropout")},
-    "eval.probe.validation_fraction": "open_unit",
+    "eval.probe.validation_fraction": "open_unit", "collapse.d_fake": "open_unit", "collapse.loss_factor": "positive",
     "image_size": "positive", "num_channels": "positive",
     "seed": "any_integer", "shuffle_seed_offset": "any_integer",  # any integer seeds a PRNG
 }
