@@ -1,5 +1,6 @@
 """Shared test helpers: tiny configs, running the CLIs in subprocesses, running train steps directly."""
 
+import hashlib
 import io
 import os
 import subprocess
@@ -101,6 +102,21 @@ def run_steps(config, batches, devices=None, parallelism="pmap", step_body=None)
         device_state, metrics = compiled(device_state, runner.shard_batch(host_batch))
         history.append({k: float(v) for k, v in jax.device_get(runner.unreplicate(metrics)).items()})
     return jax.device_get(runner.unreplicate(device_state)), history
+
+
+def tree_digest(path, skip=(".lock",)):
+    """A digest of every file under `path` (relative names and contents; `skip`: names left out, e.g. the lock a
+    run takes), to check that a failed command changed nothing."""
+    digest = hashlib.sha256()
+    for root, dirs, files in sorted(os.walk(path)):
+        dirs.sort()
+        for name in sorted(files):
+            if name not in skip:
+                full = os.path.join(root, name)
+                digest.update(os.path.relpath(full, path).encode())
+                with open(full, "rb") as f:
+                    digest.update(f.read())
+    return digest.hexdigest()
 
 
 def max_abs_diff(tree_a, tree_b):

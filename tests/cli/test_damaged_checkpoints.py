@@ -3,26 +3,12 @@ a missing or broken saved config. Each command ends with one `error:` line namin
 a non-zero exit, no traceback (orbax's and tensorstore's threads print walls of them), and the workdir unchanged."""
 
 import glob
-import hashlib
 import os
 import shutil
 
 import pytest
 
-from tests.helpers import TINY_FLAGS, one_line_error, run_cli
-
-
-def _digest(path):
-    digest = hashlib.sha256()
-    for root, dirs, files in sorted(os.walk(path)):
-        dirs.sort()
-        for name in sorted(files):
-            if name != ".lock":
-                full = os.path.join(root, name)
-                digest.update(os.path.relpath(full, path).encode())
-                with open(full, "rb") as f:
-                    digest.update(f.read())
-    return digest.hexdigest()
+from tests.helpers import tree_digest, TINY_FLAGS, one_line_error, run_cli
 
 
 def _files(pattern):
@@ -50,12 +36,12 @@ def test_a_damaged_checkpoint_is_one_line_and_changes_nothing(trained_run, tmp_p
     workdir = tmp_path / "run"
     shutil.copytree(trained_run, workdir)
     DAMAGES[damage](str(workdir / "checkpoints" / "5"))
-    before = _digest(workdir)
+    before = tree_digest(workdir)
     module, *args = COMMANDS[command](tmp_path)
     result = run_cli(module, f"--workdir={workdir}", *args)
     line = one_line_error(result, "checkpoints/5")
     assert "unreadable" in line or "move it out of the way" in line, line
-    assert _digest(workdir) == before
+    assert tree_digest(workdir) == before
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".png")]
 
 

@@ -2,28 +2,15 @@
 `error:` line and a non-zero exit, promptly (no hang on orbax's writer threads), with earlier checkpoints intact;
 rerunning once there is room resumes from the last complete checkpoint."""
 
-import hashlib
 import os
 import subprocess
 import sys
 
 import pytest
 
-from tests.helpers import REPO, TINY_FLAGS, one_line_error, run_cli, xla_flags
+from tests.helpers import tree_digest, REPO, TINY_FLAGS, one_line_error, run_cli, xla_flags
 
 FLAGS = (*TINY_FLAGS, "--config.num_fixed_samples=4")
-
-
-def _tree_digest(path):
-    digest = hashlib.sha256()
-    for root, dirs, files in sorted(os.walk(path)):
-        dirs.sort()
-        for name in sorted(files):
-            full = os.path.join(root, name)
-            digest.update(os.path.relpath(full, path).encode())
-            with open(full, "rb") as f:
-                digest.update(f.read())
-    return digest.hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +29,13 @@ def two_steps(tmp_path_factory):
 def test_a_failed_write_is_one_line_and_keeps_earlier_checkpoints(two_steps, tmp_path, mode, fragments):
     workdir = tmp_path / "run"
     subprocess.run(["cp", "-r", str(two_steps), str(workdir)], check=True)
-    before = _tree_digest(workdir / "checkpoints" / "2")
+    before = tree_digest(workdir / "checkpoints" / "2")
     env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags(1), PYTHONPATH=REPO)
     result = subprocess.run([sys.executable, os.path.join(REPO, "tests", "training", "checkpoint_failure_driver.py"),
                              mode, str(workdir), *FLAGS, "--config.num_train_steps=4"],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=300)  # a hang fails here
     one_line_error(result, *fragments)
-    assert _tree_digest(workdir / "checkpoints" / "2") == before
+    assert tree_digest(workdir / "checkpoints" / "2") == before
     assert not (workdir / "checkpoints" / "4").exists()
 
     rerun = run_cli("dcgan_jax.main", f"--workdir={workdir}", *FLAGS, "--config.num_train_steps=4")

@@ -2,7 +2,6 @@
 one run at a time (a lock naming its holder; a killed holder's lock taken over), nothing written before every
 check passed, the checkpoint of a step saved before its samples, metrics.jsonl holding each step once."""
 
-import hashlib
 import json
 import os
 import shutil
@@ -15,23 +14,9 @@ import pytest
 from dcgan_jax import train
 from dcgan_jax.errors import UserError
 from dcgan_jax.training import reporting
-from tests.helpers import REPO, TINY_FLAGS, one_line_error, run_cli, tiny_config
+from tests.helpers import tree_digest, REPO, TINY_FLAGS, one_line_error, run_cli, tiny_config
 
 FLAGS = (*TINY_FLAGS, "--config.num_fixed_samples=4")
-
-
-def _digest(path):
-    """A digest of every file in `path` except the lock (names and contents)."""
-    digest = hashlib.sha256()
-    for root, dirs, files in sorted(os.walk(path)):
-        dirs.sort()
-        for name in sorted(files):
-            if name != ".lock":
-                full = os.path.join(root, name)
-                digest.update(os.path.relpath(full, path).encode())
-                with open(full, "rb") as f:
-                    digest.update(f.read())
-    return digest.hexdigest()
 
 
 @pytest.fixture
@@ -77,18 +62,18 @@ def test_a_second_run_stops_naming_the_holder_and_a_dead_holders_lock_is_taken_o
     ({"num_train_steps": 3}, "already at step 5, past num_train_steps=3"),
 ])
 def test_a_run_that_cannot_start_changes_nothing(copied_run, overrides, fragment):
-    before = _digest(copied_run)
+    before = tree_digest(copied_run)
     config = tiny_config(keep_checkpoints=3, **{"num_train_steps": 6, **overrides})
     with pytest.raises(UserError, match=fragment.replace("(", r"\(")):
         train.train_and_evaluate(config, str(copied_run))
-    assert _digest(copied_run) == before
+    assert tree_digest(copied_run) == before
 
 
 def test_nothing_to_do_writes_nothing(copied_run, capsys):
-    before = _digest(copied_run)
+    before = tree_digest(copied_run)
     state = train.train_and_evaluate(tiny_config(keep_checkpoints=3, num_train_steps=5), str(copied_run))
     assert int(state.step) == 5 and "nothing to do" in capsys.readouterr().out
-    assert _digest(copied_run) == before
+    assert tree_digest(copied_run) == before
 
 
 def test_no_fixed_samples_means_no_grids(tmp_path):
