@@ -59,11 +59,12 @@ PEAK_TFLOPS = {
 }
 TORCH_VARIANTS = ("eager", "channels_last_bf16", "compile")
 NZ, NGF, NDF, NC = 100, 64, 64, 3  # pytorch/examples
+IMAGE_SIZES = (16, 32, 64, 128, 256)  # models.SUPPORTED_IMAGE_SIZES (jax is imported only after XLA_FLAGS are set)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--image_size", type=int, default=64, choices=(32, 64, 128))
+    parser.add_argument("--image_size", type=int, default=64, choices=IMAGE_SIZES)
     parser.add_argument("--batch_sizes", default="64,128,512", help="comma-separated global batch sizes")
     parser.add_argument("--devices", type=int, default=1,
                         help="JAX devices (the first N; on CPU, N simulated devices via XLA_FLAGS)")
@@ -102,7 +103,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def layer_flops(image_size: int, nz: int = NZ, ngf: int = NGF, ndf: int = NDF, nc: int = NC):
     """Forward FLOPs (2 x MACs) per image of each conv/matmul layer: ([G layers, z side first], [D layers, image
     side first, the logit conv last])."""
-    n = {32: 3, 64: 4, 128: 5}[image_size]
+    n = IMAGE_SIZES.index(image_size) + 2  # 2x changes between 4x4 and the image
     g, width, size = [2 * nz * 16 * ngf * 2 ** (n - 1)], ngf * 2 ** (n - 1), 4  # projection: a 4x4 transposed conv
     for i in range(n):
         out = nc if i == n - 1 else width // 2
@@ -185,7 +186,7 @@ def make_torch_runner(args, batch_size: int, variant: str, device: str):
     torch.manual_seed(0)
     if device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
-    size, n = args.image_size, {32: 3, 64: 4, 128: 5}[args.image_size]
+    size, n = args.image_size, IMAGE_SIZES.index(args.image_size) + 2
     g_layers, width = [nn.ConvTranspose2d(NZ, NGF * 2 ** (n - 1), 4, 1, 0, bias=False)], NGF * 2 ** (n - 1)
     for i in range(n):
         out = NC if i == n - 1 else width // 2

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from dcgan_jax.nn import models
 from tests.helpers import REPO
 
 SCRIPT = os.path.join(REPO, "benchmarks", "train_step.py")
@@ -61,17 +62,20 @@ def test_a_torch_variant_that_cannot_run_is_reported_unavailable(monkeypatch):
     assert result["ratios"] == {}
 
 
-def test_model_flops_match_pytorchs_flop_counter():
+@pytest.mark.parametrize("size", [16, 64, 256])
+def test_model_flops_match_pytorchs_flop_counter(size):
     """The forward FLOPs per layer against torch.utils.flop_counter on the reference's own layers, and the step's
     count against its formula: 3 x G forward + 8 x D forward, less the input gradients nobody needs."""
     torch = pytest.importorskip("torch", reason="needs the 'bench' extra")
     from torch.utils.flop_counter import FlopCounterMode
     bench = _load(SCRIPT)
-    g_flops, d_flops = bench.layer_flops(64)
-    n, widths = 4, [bench.NGF * 8, bench.NGF * 4, bench.NGF * 2, bench.NGF, bench.NC]
+    assert bench.IMAGE_SIZES == models.SUPPORTED_IMAGE_SIZES  # the benchmark accepts every size the models do
+    g_flops, d_flops = bench.layer_flops(size)
+    n = models.num_resolution_changes(size)
+    widths = [bench.NGF * 2 ** (n - 1 - i) for i in range(n)] + [bench.NC]
     g_layers = [torch.nn.ConvTranspose2d(bench.NZ, widths[0], 4, 1, 0, bias=False)] + [
         torch.nn.ConvTranspose2d(widths[i], widths[i + 1], 4, 2, 1, bias=False) for i in range(n)]
-    d_widths = [bench.NC, bench.NDF, bench.NDF * 2, bench.NDF * 4, bench.NDF * 8]
+    d_widths = [bench.NC] + [bench.NDF * 2 ** i for i in range(n)]
     d_layers = [torch.nn.Conv2d(d_widths[i], d_widths[i + 1], 4, 2, 1, bias=False) for i in range(n)] + [
         torch.nn.Conv2d(d_widths[-1], 1, 4, 1, 0, bias=False)]
     counted = []
@@ -80,7 +84,7 @@ def test_model_flops_match_pytorchs_flop_counter():
         with FlopCounterMode(display=False) as counter:
             x = layer(x)
         counted.append(counter.get_total_flops())
-    assert counted == g_flops and tuple(x.shape) == (1, 3, 64, 64)
+    assert counted == g_flops and tuple(x.shape) == (1, 3, size, size)
     counted = []
     for layer in d_layers:
         with FlopCounterMode(display=False) as counter:
@@ -88,7 +92,7 @@ def test_model_flops_match_pytorchs_flop_counter():
         counted.append(counter.get_total_flops())
     assert counted == d_flops and tuple(x.shape) == (1, 1, 1, 1)
     expected = 3 * sum(g_flops) + 8 * sum(d_flops) - g_flops[0] - 2 * d_flops[0]
-    assert bench.step_flops(64) == expected
+    assert bench.step_flops(size) == expected
     assert bench.peak_flops("NVIDIA H100 80GB HBM3", "bfloat16", 0) == 989.4e12
     assert bench.peak_flops("NVIDIA H100 PCIe", "float32", 0) == 378.0e12
     assert bench.peak_flops("cpu", "float32", 0) is None and bench.peak_flops("cpu", "float32", 2.5) == 2.5e12
