@@ -103,6 +103,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.collapse.loss_factor = 3.0  # ... and g_loss above this times its running median
     config.collapse.stop = False       # stop at that warning (exit 1), keeping the checkpoints from before
     config.num_fixed_samples = 64      # the fixed-z grid saved under workdir/samples/
+    config.sample_random_z = True      # also a grid of fresh z (a function of seed and step) in samples/random/
 
     # Evaluation (dcgan_jax/evaluation/): during training every `every_steps`, and by `python -m dcgan_jax.evaluate`.
     config.eval = ml_collections.ConfigDict()

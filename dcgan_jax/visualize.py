@@ -86,10 +86,14 @@ def caption(image: np.ndarray, text: str, height: int = 14) -> np.ndarray:
 _STEP_FILE = re.compile(r"step_(\d+)\.png$")
 
 
-def training_grids(workdir: str) -> List[Tuple[int, np.ndarray]]:
-    """(step, grid) of the fixed-z sample grids that training saved in workdir/samples/, in step order."""
+GRID_FOLDERS = {"fixed": "samples", "random": os.path.join("samples", "random")}  # z: the run's fixed z, or fresh
+
+
+def training_grids(workdir: str, z: str = "fixed") -> List[Tuple[int, np.ndarray]]:
+    """(step, grid) of the sample grids that training saved, in step order: `z='fixed'` the same z at every step
+    (workdir/samples/), 'random' fresh z at each (workdir/samples/random/)."""
     found = []
-    for path in glob.glob(os.path.join(workdir, "samples", "step_*.png")):
+    for path in glob.glob(os.path.join(workdir, GRID_FOLDERS[z], "step_*.png")):
         match = _STEP_FILE.search(os.path.basename(path))
         if match:
             image = np.asarray(Image.open(path))
@@ -97,9 +101,9 @@ def training_grids(workdir: str) -> List[Tuple[int, np.ndarray]]:
     return sorted(found, key=lambda item: item[0])
 
 
-def training_progress_frames(workdir: str) -> List[np.ndarray]:
-    """One captioned frame per saved sample grid: how the fixed-z samples evolve over training."""
-    return [caption(grid, f"step {step}") for step, grid in training_grids(workdir)]
+def training_progress_frames(workdir: str, z: str = "fixed") -> List[np.ndarray]:
+    """One captioned frame per saved sample grid: how the samples (of fixed or fresh z) evolve over training."""
+    return [caption(grid, f"step {step}") for step, grid in training_grids(workdir, z)]
 
 
 def quantize(image: np.ndarray, levels: int) -> np.ndarray:

@@ -56,6 +56,8 @@ _SPLIT = flags.DEFINE_string("split", "train", "nearest, guided_backprop: the da
 _MAX_TRAIN = flags.DEFINE_integer("max_train_images", 0, "nearest: search only the first N images (0: all).")
 _NUM_FEATURES = flags.DEFINE_integer("num_features", 6, "guided_backprop: D's first N last-layer features (paper 6).")
 _TOP_K = flags.DEFINE_integer("top_k", 8, "guided_backprop: the images exciting each feature most, per row.")
+_GRIDS = flags.DEFINE_enum("grids", "fixed", ["fixed", "random"], "training_gif: the grids of the run's fixed z, or "
+                           "of fresh z at each step (both saved during training).")
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 2000, "guided_backprop: training images searched (evenly spaced).")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 256, "Generator / D batch size (does not change the images).")
 _ZOOM = flags.DEFINE_integer("zoom", 1, "Integer upscaling of the output picture (nearest neighbour).")
@@ -153,7 +155,7 @@ def main(argv):
     del argv
     mode = _check_flags()
     if mode == "training_gif":
-        result = progress.training_progress(_WORKDIR.value)
+        result = progress.training_progress(_WORKDIR.value, z=_GRIDS.value)
     elif mode == "guided_backprop":
         result = guided_backprop.guided_backprop(open_run(_WORKDIR.value, _STEP.value), _NUM_FEATURES.value,
                                                  _TOP_K.value, _NUM_IMAGES.value, _SPLIT.value)

@@ -29,6 +29,12 @@ def fixed_z(config: ml_collections.ConfigDict) -> np.ndarray:
     return np.asarray(latent.sample_z(rng, config.num_fixed_samples, config.latent_dim, config.z_distribution))
 
 
+def random_z(config: ml_collections.ConfigDict, step: int) -> np.ndarray:
+    """Fresh z for the random-z grid of `step`: a function of (seed, step), so reruns draw the same."""
+    rng = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x52), step)
+    return np.asarray(latent.sample_z(rng, config.num_fixed_samples, config.latent_dim, config.z_distribution))
+
+
 class DivergenceError(UserError):
     """Non-finite losses or params: training stops and the last good checkpoint is kept."""
 
@@ -91,7 +97,10 @@ def _train_loop(config, workdir, runner, manager, reporter, train_step, batches,
                 reporter.evaluation(step, scores)
             if ((step % config.sample_every_steps == 0 or last) and config.num_fixed_samples > 0
                     and jax.process_index() == 0):  # one writer; num_fixed_samples=0: no grids
-                reporter.samples(step, generate.generate(config, _host_g(runner, device_state), sample_z))
+                g_vars = _host_g(runner, device_state)
+                reporter.samples(step, generate.generate(config, g_vars, sample_z))
+                if config.sample_random_z:
+                    reporter.samples(step, generate.generate(config, g_vars, random_z(config, step)), z="random")
             if stopping:
                 reporter.message(f"stopped by {stop.signal_name or 'another host'} at step {step}; checkpoint "
                                  f"saved in {checkpoints.checkpoint_dir(workdir)}; rerun the same command to resume")

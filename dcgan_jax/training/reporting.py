@@ -126,12 +126,15 @@ class Reporter:
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(row) + "\n")
 
-    def samples(self, step: int, images: np.ndarray) -> None:
+    def samples(self, step: int, images: np.ndarray, z: str = "fixed") -> None:
+        """A grid of `images` (of the run's fixed z, or of fresh `z='random'`) as a PNG and in TensorBoard."""
         if not self.enabled:
             return
         grid = visualize.make_grid(images)
-        visualize.save_image(os.path.join(self.workdir, "samples", f"step_{step:08d}.png"), grid)
-        self.writer.image("samples", grid, step)
+        folder = os.path.join(self.workdir, visualize.GRID_FOLDERS[z])
+        os.makedirs(folder, exist_ok=True)
+        visualize.save_image(os.path.join(folder, f"step_{step:08d}.png"), grid)
+        self.writer.image("samples" if z == "fixed" else "samples_random_z", grid, step)
         self.writer.flush()
 
     def message(self, text: str) -> None:

@@ -9,6 +9,8 @@ from PIL import Image
 from dcgan_jax import visualize
 from dcgan_jax.analysis import figures, progress
 from dcgan_jax.errors import UserError
+from dcgan_jax.training import loop
+from tests.helpers import tiny_config
 
 
 def test_training_progress_uses_the_saved_grids(trained_run, tmp_path):
@@ -38,3 +40,23 @@ def test_the_png_shows_at_most_max_shown_grids(trained_run, tmp_path):
 def test_a_run_without_grids_says_to_train_first(tmp_path):
     with pytest.raises(UserError, match="no sample grids"):
         progress.training_progress(str(tmp_path))
+
+
+def test_random_z_grids_are_saved_beside_the_fixed_ones_and_animate_too(trained_run):
+    """Seed 001's two animations: fixed z (each sample sharpening) and fresh z at each step (the distribution)."""
+    fixed, random = visualize.training_grids(trained_run), visualize.training_grids(trained_run, "random")
+    assert [s for s, _ in random] == [s for s, _ in fixed] == [2, 4, 5]
+    for (_, a), (_, b) in zip(fixed, random):
+        assert a.shape == b.shape and not np.array_equal(a, b)  # other z, same G
+    picture = progress.training_progress(trained_run, z="random")
+    assert len(picture.frames) == 3
+    with pytest.raises(UserError, match="must be one of fixed, random"):
+        progress.training_progress(trained_run, z="other")
+
+
+def test_random_z_is_a_function_of_seed_and_step():
+    config = tiny_config()
+    np.testing.assert_array_equal(loop.random_z(config, 4), loop.random_z(config, 4))
+    assert not np.array_equal(loop.random_z(config, 4), loop.random_z(config, 6))
+    assert not np.array_equal(loop.random_z(config, 4), loop.fixed_z(config))
+    assert loop.random_z(config, 4).shape == (config.num_fixed_samples, config.latent_dim)

@@ -60,6 +60,8 @@ def commands(trained_run, tmp_path_factory):
         lines[mode] = (str(out / f"{mode}.png"), [f"--mode={mode}", f"--output={out}/{mode}.png", *flags])
     lines["training_gif"] = (str(out / "training.gif"), ["--mode=training_gif", f"--output={out}/training.gif",
                                                          "--gif_levels=16"])
+    lines["training_gif_random"] = (str(out / "random.gif"), ["--mode=training_gif", "--grids=random",
+                                                               f"--output={out}/random.gif"])
     for i, (flags, _) in enumerate(BAD_FLAGS):
         output = () if any(f.startswith("--output") for f in flags) else (f"--output={out}/bad{i}.png",)
         lines[f"bad{i}"] = (None, [*flags, *output])
@@ -96,6 +98,16 @@ def test_training_gif(commands, trained_run):
     with Image.open(output) as gif:  # grids at steps 2, 4 and 5 (the last step)
         assert gif.n_frames == len(frames) == 3 and gif.size == frames[0].shape[1::-1]
         assert len(np.unique(np.asarray(gif.convert("L")))) <= 16  # --gif_levels
+
+
+def test_training_gif_of_the_random_z_grids(commands, trained_run):
+    output, result = commands["training_gif_random"]
+    assert result.returncode == 0, result.stderr
+    frames = progress.training_progress(trained_run, z="random").frames
+    with Image.open(output) as gif:
+        assert gif.n_frames == len(frames) == 3
+        gif.seek(2)
+        np.testing.assert_array_equal(np.asarray(gif.convert("L")), frames[2][..., 0])
 
 
 @pytest.mark.parametrize("index", range(len(BAD_FLAGS)), ids=[" ".join(f) for f, _ in BAD_FLAGS])
