@@ -28,7 +28,9 @@ def test_short_digits_run_trains_writes_outputs_and_resumes(tmp_path):
     assert [r["step"] for r in rows] == [10, 20, 30]
     assert all(np.isfinite(v) for r in rows for v in r.values())
     grids = sorted(os.listdir(os.path.join(workdir, "samples")))
-    assert grids == ["step_00000010.png", "step_00000020.png", "step_00000030.png"]
+    assert grids == ["random", "step_00000010.png", "step_00000020.png", "step_00000030.png"]
+    assert sorted(os.listdir(os.path.join(workdir, "samples", "random"))) == grids[1:]  # the fresh-z grids
+    grids = grids[1:]
     first, last = (np.asarray(Image.open(os.path.join(workdir, "samples", g)), np.float32) for g in grids[::2])
     assert np.abs(first - last).mean() > 1.0  # the samples changed as G trained
     for name in ("config.json", "loss_curve.png", "tensorboard"):
