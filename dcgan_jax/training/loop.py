@@ -162,7 +162,8 @@ def _train_locked(config, workdir, evaluator):
                         f"train on, or another --workdir")
     source = datasets.load_source(config)
     if start_step == config.num_train_steps:
-        print(f"already trained to step {start_step} in {workdir}: nothing to do", flush=True)
+        if jax.process_index() == 0:
+            print(f"already trained to step {start_step} in {workdir}: nothing to do", flush=True)
         return jax.device_get(state)
 
     reporter = reporting.Reporter(workdir, config, start_step)
