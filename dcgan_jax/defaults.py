@@ -86,6 +86,22 @@ def get_config() -> ml_collections.ConfigDict:
     config.adam_eps = 1e-8
     config.seed = 0
     config.parallelism = "pmap"        # 'pmap' or 'shard_map' (same step body, 1-D device mesh)
+    config.ema_decay = 0.0             # > 0: keep a moving average of G's weights and batchnorm statistics with this
+                                       # decay (e.g. 0.999; ramped up from 0.1 early on, dcgan_jax/training/ema.py);
+                                       # samples, evaluations and every tool then use it. 0: off
+
+    # How D is trained beyond the plain step (dcgan_jax/training/d_training.py); the defaults are the paper's step.
+    config.d_training = ml_collections.ConfigDict()
+    config.d_training.pretrain_steps = 0     # the first this-many steps update D only (G untouched)
+    config.d_training.steps_per_g_step = 1   # k: D updates per G update (a step is one D update; G updates on every
+                                             # k-th); num_train_steps counts D updates
+    config.d_training.label_noise = 0.0      # n: D's targets drawn per example, real from U[1-s-n, 1-s] (s:
+                                             # label_smoothing), fake from U[0, n]; not with loss='hinge'
+    config.d_training.label_flip = 0.0       # each of D's examples takes the other side's target with this
+                                             # probability (< 0.5); not with loss='hinge'
+    config.d_training.instance_noise = 0.0   # std of gaussian noise added to every image D sees, real and fake
+                                             # (images are in [-1, 1]; e.g. 0.1)
+    config.d_training.instance_noise_decay_steps = 0  # ... decayed linearly to 0 at this step (0: constant)
 
     # Outputs.
     config.log_every_steps = 50

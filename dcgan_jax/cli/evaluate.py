@@ -76,7 +76,8 @@ def main(argv):
         header = (f"linear L2-SVM on {dataset} ({rows[0]['train_examples']} labelled train, "
                   f"{rows[0]['test_examples']} test), D at step {run.step}")
     else:
-        rows, describe = fid.fid_table(config, run.g_variables, run.initial_state.g_variables, run.step)
+        rows, describe = fid.fid_table(config, run.g_variables, run.initial_state.g_variables, run.step,
+                                       run.trained_g_variables if run.state.ema is not None else None)
         header = f"FID/KID vs {rows[0]['num_real']} '{config.eval.split}' images of {config.dataset}; {describe}"
     print(header)
     print(tables.format_table(rows))

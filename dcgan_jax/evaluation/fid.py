@@ -1,7 +1,7 @@
 """FID/KID of a generator against held-out real images, with the project's classifier or InceptionV3 features:
 the `evaluate --task=fid` table and the evaluator the training loop calls."""
 
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import jax
 import ml_collections
@@ -86,8 +86,10 @@ def make_training_evaluator(config: ml_collections.ConfigDict, workdir: str = ""
     return evaluate
 
 
-def fid_table(config: ml_collections.ConfigDict, g_trained: Any, g_init: Any, step: int) -> Tuple[Table, str]:
-    """FID/KID of the trained G, the untrained G and real training images, against config.eval.split.
+def fid_table(config: ml_collections.ConfigDict, g_trained: Any, g_init: Any, step: int,
+              g_without_ema: Optional[Any] = None) -> Tuple[Table, str]:
+    """FID/KID of the trained G, the untrained G and real training images, against config.eval.split. With
+    `g_without_ema` (a run keeping a moving average: `g_trained` is the average), the trained G itself is a row too.
 
     Returns (rows, a description of the feature extractor).
     """
@@ -98,12 +100,14 @@ def fid_table(config: ml_collections.ConfigDict, g_trained: Any, g_init: Any, st
     real_features = in_chunks(extractor, reals, 16 * config.eval.batch_size, "real images")
     z = eval_z(config, config.eval.num_samples)
     train_reals = real_images(config, config.split, config.eval.num_samples, seed_offset=1)
-    rows = [{"images": f"generator (step {step})", **generator_scores(config, g_trained, extractor,
-                                                                     real_features, z)},
+    trained = [(f"generator (step {step})", g_trained)] if g_without_ema is None else [
+        (f"generator, EMA {config.ema_decay} (step {step})", g_trained),
+        (f"generator without EMA (step {step})", g_without_ema)]
+    rows = [*({"images": name, **generator_scores(config, g, extractor, real_features, z)} for name, g in trained),
             {"images": "generator (untrained)", **generator_scores(config, g_init, extractor, real_features, z)},
             {"images": f"real '{config.split}' images (floor)",
              **distances.fid_and_kid(real_features, extractor(train_reals), config.eval.kid_subsets,
                                      config.eval.kid_subset_size, config.seed)}]
-    for row, n in zip(rows, (len(z), len(z), len(train_reals))):
+    for row, n in zip(rows, [len(z)] * (len(rows) - 1) + [len(train_reals)]):
         row.update(num_images=n, num_real=len(reals))
     return rows, describe

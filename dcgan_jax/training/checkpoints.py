@@ -26,6 +26,7 @@ from flax import serialization
 from dcgan_jax import defaults
 from dcgan_jax.errors import AbandonedWork, UserError
 from dcgan_jax.nn import models
+from dcgan_jax.training.state import set_ema
 
 CHECKPOINT_SUBDIR = "checkpoints"
 
@@ -54,7 +55,7 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any, config: ml_colle
          metrics: Optional[dict] = None) -> None:
     """Saves `state` with the config (and `metrics`, e.g. {'fid': ...}, which the best-FID policy ranks)."""
     manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(serialization.to_state_dict(state)),
+        state=ocp.args.StandardSave(_saved_entries(state)),
         config=ocp.args.JsonSave(json.loads(config.to_json()))), metrics=metrics, force=True)
 
 
@@ -83,10 +84,11 @@ def restore_for_training(manager: ocp.CheckpointManager, template: Any, config: 
     except Exception as e:  # orbax raises many types for damaged files
         raise _unreadable(manager, step, where, e) from None
     check_compatible(saved_config, config, where)
-    try:
-        return restore_state(manager, template, step)
+    try:  # in the layout it was saved with; then EMA on or off as the config says (turned on: it starts from G)
+        restored = restore_state(manager, set_ema(template, bool(saved_config.ema_decay)), step)
     except Exception as e:
         raise _unreadable(manager, step, where, e) from None
+    return set_ema(restored, bool(config.ema_decay))
 
 
 def _unreadable(manager: ocp.CheckpointManager, step: int, where: str, error: Exception) -> AbandonedWork:
@@ -153,13 +155,20 @@ def quiet_orbax():
     sys.stderr.write(printed.getvalue())
 
 
+def _saved_entries(state: Any) -> dict:
+    """The state's entries as saved: those that are None (an off option, e.g. no EMA) are left out, so checkpoints
+    without them keep the layout of earlier versions."""
+    return {k: v for k, v in serialization.to_state_dict(state).items() if v is not None}
+
+
 def restore_state(manager: ocp.CheckpointManager, template: Any, step: Optional[int] = None) -> Any:
-    """The state saved at `step` (default: latest), in the structure of `template`."""
+    """The state saved at `step` (default: latest), in the structure of `template` (its None entries stay None)."""
     step = manager.latest_step() if step is None else step
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, serialization.to_state_dict(template))
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _saved_entries(template))
     with quiet_orbax():
         restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
-    return serialization.from_state_dict(template, restored["state"])
+    absent = {k: None for k, v in serialization.to_state_dict(template).items() if v is None}
+    return serialization.from_state_dict(template, {**absent, **restored["state"]})
 
 
 def restore_config(manager: ocp.CheckpointManager, step: Optional[int] = None) -> ml_collections.ConfigDict:

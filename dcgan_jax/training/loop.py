@@ -16,7 +16,7 @@ from dcgan_jax.errors import UserError
 from dcgan_jax.nn import generate, latent
 from dcgan_jax.training import checkpoints, collapse, distributed, parallel, preemption, reporting, validation
 from dcgan_jax.training import workdir as workdir_lib
-from dcgan_jax.training.state import TrainState, create_train_state
+from dcgan_jax.training.state import TrainState, create_train_state, set_ema
 from dcgan_jax.training.step import make_train_step
 
 # (step, G variables) -> scores, e.g. {'fid': ...}; called every config.eval.every_steps (dcgan_jax/evaluation).
@@ -51,7 +51,7 @@ def _check_finite(metrics: Dict[str, float], step: int, manager) -> None:
 
 
 def _host_g(runner, device_state):
-    return jax.device_get(runner.unreplicate(device_state)).g_variables
+    return jax.device_get(runner.unreplicate(device_state)).sampling_g_variables
 
 
 def _check_collapse(config, detector, step, metrics, manager, reporter) -> None:
@@ -136,11 +136,12 @@ def _initial_from(config: ml_collections.ConfigDict, fresh: TrainState) -> Train
     where = os.path.join(checkpoints.checkpoint_dir(source), str(step))
     checkpoints.check_compatible(saved, config, where)
     try:
-        restored = checkpoints.restore_state(manager, jax.eval_shape(lambda: fresh), step)
+        restored = checkpoints.restore_state(manager, set_ema(jax.eval_shape(lambda: fresh), bool(saved.ema_decay)),
+                                             step)
     except Exception as e:  # orbax raises many types for damaged files
         raise UserError(f"init_from: checkpoint {where} is unreadable ({type(e).__name__})") from None
     print(f"initialized from {where}", flush=True)
-    return restored.replace(step=fresh.step, rng=fresh.rng)
+    return set_ema(restored, bool(config.ema_decay)).replace(step=fresh.step, rng=fresh.rng)
 
 
 def _train_locked(config, workdir, evaluator):

@@ -27,6 +27,12 @@ class Run:
 
     @property
     def g_variables(self) -> Dict[str, Any]:
+        """G as samples and evaluations use it: its moving average when the run kept one (config.ema_decay)."""
+        return self.state.sampling_g_variables
+
+    @property
+    def trained_g_variables(self) -> Dict[str, Any]:
+        """The trained G itself (the same as `g_variables` without EMA)."""
         return self.state.g_variables
 
     @property

@@ -9,6 +9,7 @@ import ml_collections
 import optax
 
 from dcgan_jax.nn import models
+from dcgan_jax.training import ema as ema_lib
 
 
 @flax.struct.dataclass
@@ -23,11 +24,19 @@ class TrainState:
     g_opt_state: Any
     d_opt_state: Any
     rng: jax.Array  # raw uint32 key data; per-step keys are fold_in(rng, step)
+    # {'params', 'batch_stats'}: the moving average of G (config.ema_decay > 0), else None. None is not saved, so
+    # checkpoints of runs without it (and of versions before it) have the same layout.
+    ema: Any = None
 
     @property
     def g_variables(self) -> Dict[str, Any]:
-        """G's flax variables, as `Generator.apply` takes them."""
+        """The trained G's flax variables, as `Generator.apply` takes them."""
         return {"params": self.g_params, "batch_stats": self.g_batch_stats}
+
+    @property
+    def sampling_g_variables(self) -> Dict[str, Any]:
+        """The G that samples and evaluations use: the moving average when the run keeps one, else the trained G."""
+        return dict(self.ema) if self.ema is not None else self.g_variables
 
     @property
     def d_variables(self) -> Dict[str, Any]:
@@ -51,4 +60,13 @@ def create_train_state(config: ml_collections.ConfigDict) -> TrainState:
                       g_params=g_vars["params"], g_batch_stats=g_vars["batch_stats"],
                       d_params=d_vars["params"], d_batch_stats=d_vars["batch_stats"],
                       g_opt_state=g_tx.init(g_vars["params"]), d_opt_state=d_tx.init(d_vars["params"]),
-                      rng=train_rng)
+                      rng=train_rng, ema=ema_lib.start(g_vars["params"], g_vars["batch_stats"])
+                      if config.ema_decay else None)
+
+
+def set_ema(state: TrainState, on: bool) -> TrainState:
+    """The state with a moving average of G (started from G itself when it had none) or without one. Works on
+    abstract states too: restoring a checkpoint uses the layout the checkpoint was saved with, then this one."""
+    if not on:
+        return state.replace(ema=None)
+    return state if state.ema is not None else state.replace(ema=ema_lib.start(state.g_params, state.g_batch_stats))

@@ -9,7 +9,7 @@ import optax
 from jax import lax
 
 from dcgan_jax.nn import latent, models
-from dcgan_jax.training import losses
+from dcgan_jax.training import d_training, ema, losses
 from dcgan_jax.training.parallel import AXIS, varying
 from dcgan_jax.training.state import TrainState, make_optimizers
 
@@ -33,9 +33,9 @@ def make_train_step(config: ml_collections.ConfigDict, per_device_batch: int
 
     def train_step(state: TrainState, real: jax.Array) -> Tuple[TrainState, Metrics]:
         step_rng = jax.random.fold_in(state.rng, state.step)
-        first_example = lax.axis_index(AXIS) * per_device_batch
-        z = latent.sample_z_for_examples(step_rng, first_example + jnp.arange(per_device_batch),
-                                         config.latent_dim, config.z_distribution)
+        example_ids = lax.axis_index(AXIS) * per_device_batch + jnp.arange(per_device_batch)
+        z = latent.sample_z_for_examples(step_rng, example_ids, config.latent_dim, config.z_distribution)
+        real_targets, fake_targets = d_training.d_targets(config, step_rng, example_ids)
 
         # G runs forward once; its vjp is reused for the G update after D's update.
         def g_forward(g_params):
@@ -44,12 +44,16 @@ def make_train_step(config: ml_collections.ConfigDict, per_device_batch: int
             return fake, updates["batch_stats"]
 
         fake, g_vjp, g_batch_stats = jax.vjp(g_forward, varying(state.g_params), has_aux=True)
+        # D's inputs. Instance noise, when on, is added to both; being added, it passes G's gradient unchanged, so
+        # the gradient with respect to the noisy fakes is the one G's vjp takes.
+        d_real, d_fake = d_training.add_instance_noise(config, step_rng, state.step, example_ids, real, fake)
 
         # D sees the real and the fake batch in separate calls, as the reference implementations do.
         def d_loss_fn(d_params):
-            real_logits, batch_stats = apply_d(d_params, state.d_batch_stats, real)
-            fake_logits, batch_stats = apply_d(d_params, batch_stats, fake)
-            loss = losses.discriminator_loss(real_logits, fake_logits, config.loss, config.label_smoothing)
+            real_logits, batch_stats = apply_d(d_params, state.d_batch_stats, d_real)
+            fake_logits, batch_stats = apply_d(d_params, batch_stats, d_fake)
+            loss = losses.discriminator_loss(real_logits, fake_logits, config.loss, config.label_smoothing,
+                                             real_targets, fake_targets)
             return loss, (batch_stats, real_logits, fake_logits)
 
         (d_loss, (d_batch_stats, real_logits, fake_logits)), d_grads = jax.value_and_grad(
@@ -58,26 +62,41 @@ def make_train_step(config: ml_collections.ConfigDict, per_device_batch: int
         d_updates, d_opt_state = d_tx.update(d_grads, state.d_opt_state, state.d_params)
         d_params = optax.apply_updates(state.d_params, d_updates)
 
-        def g_loss_fn(fake_images):
-            logits, batch_stats = apply_d(d_params, d_batch_stats, fake_images)
-            return losses.generator_loss(logits, config.loss), batch_stats
+        def update_g(d_batch_stats):
+            def g_loss_fn(fake_images):
+                logits, batch_stats = apply_d(d_params, d_batch_stats, fake_images)
+                return losses.generator_loss(logits, config.loss), batch_stats
 
-        (g_loss, d_batch_stats), fake_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(fake)
-        (g_grads,) = g_vjp(fake_grads.astype(fake.dtype))
-        g_grads = pmean(g_grads)
-        g_updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state, state.g_params)
-        g_params = optax.apply_updates(state.g_params, g_updates)
-
-        new_state = state.replace(
-            step=state.step + 1, g_params=g_params, d_params=d_params,
+            (g_loss, d_batch_stats), fake_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(d_fake)
+            (g_grads,) = g_vjp(fake_grads.astype(fake.dtype))
+            g_grads = pmean(g_grads)
+            g_updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state, state.g_params)
+            g_params = optax.apply_updates(state.g_params, g_updates)
             # Already identical across devices with synced batchnorm; averaged otherwise (per-device statistics).
-            g_batch_stats=pmean(g_batch_stats), d_batch_stats=pmean(d_batch_stats),
-            g_opt_state=g_opt_state, d_opt_state=d_opt_state)
+            return (g_params, pmean(g_batch_stats), g_opt_state, d_batch_stats, g_loss,
+                    optax.tree.norm(g_grads))
+
+        def keep_g(d_batch_stats):  # a D-only step: G, its statistics and its Adam state untouched
+            return (state.g_params, state.g_batch_stats, state.g_opt_state, d_batch_stats,
+                    losses.generator_loss(fake_logits, config.loss), jnp.float32(0.0))
+
+        if d_training.is_plain(config):
+            g_params, g_batch_stats, g_opt_state, d_batch_stats, g_loss, g_grad_norm = update_g(d_batch_stats)
+        else:
+            g_params, g_batch_stats, g_opt_state, d_batch_stats, g_loss, g_grad_norm = lax.cond(
+                d_training.g_updates_at(config, state.step), update_g, keep_g, d_batch_stats)
+
+        new_step = state.step + 1
+        new_ema = None if state.ema is None else ema.update(
+            state.ema, {"params": g_params, "batch_stats": g_batch_stats}, ema.decay_at(config.ema_decay, new_step))
+        new_state = state.replace(
+            step=new_step, g_params=g_params, d_params=d_params, g_batch_stats=g_batch_stats,
+            d_batch_stats=pmean(d_batch_stats), g_opt_state=g_opt_state, d_opt_state=d_opt_state, ema=new_ema)
         metrics = pmean({
             "d_loss": d_loss, "g_loss": g_loss,
             "d_real": jnp.mean(jax.nn.sigmoid(real_logits)), "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)),
         })
-        metrics["g_grad_norm"] = optax.tree.norm(g_grads)
+        metrics["g_grad_norm"] = g_grad_norm
         metrics["d_grad_norm"] = optax.tree.norm(d_grads)
         # One flag for the divergence guard: NaN/inf anywhere in the losses or the new params shows up here.
         metrics["finite"] = pmean(  # averaged so it is replicated (shard_map's out_specs); < 1 if any device fails

@@ -190,3 +190,13 @@ def test_a_short_bfloat16_run_stays_close_to_the_float32_run(fid_classifier):
     assert abs(runs["bfloat16"][1] - runs["float32"][1]) < 1.0
     assert abs(untrained - runs["float32"][1]) > 2.0
     assert np.any(loss_gap > 0)  # bfloat16 did run: not bit-identical to float32
+
+
+@pytest.mark.parametrize("latent_dim,batch_size", [(32, 8), (256, 16), (128, 32)])
+def test_the_keras_cards_z_lengths_and_batch_sizes_train(latent_dim, batch_size):
+    """Seed 002's knobs: z length 32 to 256, batch size 64 down to 8."""
+    config = tiny_config(latent_dim=latent_dim, batch_size=batch_size)
+    final, history = run_steps(config, digit_batches(config, 2), jax.devices()[:1])
+    assert all(h["finite"] == 1.0 for h in history)
+    assert final.g_params["project"]["kernel"].shape[2] == latent_dim
+    assert max_abs_diff(final.g_params, create_train_state(config).g_params) > 0
