@@ -63,6 +63,13 @@ def get_config() -> ml_collections.ConfigDict:
     config.z_distribution = "uniform"  # the paper: uniform in [-1, 1]; or 'normal'
     config.g_width = 64
     config.d_width = 64
+    # Class-conditional G and D (dcgan_jax/nn/models.py): labelled data (digits, TFDS datasets with labels, image
+    # folders with one subfolder per class). G's input is z plus a one-hot class code (nn/latent.py: with_class).
+    config.conditional = ml_collections.ConfigDict()
+    config.conditional.num_classes = 0          # 0: unconditional (the paper); the dataset's number of classes
+    config.conditional.embedding_dim = 50       # G: z is concatenated with a learned class embedding this long
+    config.conditional.d_form = "projection"    # D: 'projection' (class embedding . pooled last features, added to
+                                                # the logit) or 'concat' (class code as extra input channels)
     config.conv_impl = "auto"          # the strided convolutions of G and D: 'fast' (exact custom forms,
                                        # dcgan_jax/nn/convolutions.py), 'xla' (XLA's own and their gradients) or
                                        # 'auto' (per backend, the one benchmarks/conv_forms.py measured fastest:

@@ -83,11 +83,16 @@ def one_line_error(result, *fragments):
 
 
 def digit_batches(config, num_steps):
-    """Global batches [batch, H, W, C] in [-1, 1] of the digits data, as the loop would read them."""
+    """Global batches [batch, H, W, C] in [-1, 1] of the digits data, as the loop would read them; (images, labels)
+    for a class-conditional config."""
     source = datasets.load_source(config)
     seed = config.seed + config.shuffle_seed_offset
-    return [to_model_range(source.read_many(pipeline.global_batch_indices(s, config.batch_size, len(source), seed)))
-            for s in range(num_steps)]
+    batches = []
+    for s in range(num_steps):
+        indices = pipeline.global_batch_indices(s, config.batch_size, len(source), seed)
+        images = to_model_range(source.read_many(indices))
+        batches.append((images, source.labels[indices]) if config.conditional.num_classes else images)
+    return batches
 
 
 def run_steps(config, batches, devices=None, parallelism="pmap", step_body=None):
@@ -98,7 +103,8 @@ def run_steps(config, batches, devices=None, parallelism="pmap", step_body=None)
     device_state = runner.replicate(state.create_train_state(config))
     history = []
     for batch in batches:
-        host_batch = np.asarray(batch).reshape((runner.num_devices, -1) + batch.shape[1:])
+        host_batch = jax.tree.map(lambda x: np.asarray(x).reshape((runner.num_devices, -1) + np.shape(x)[1:]),
+                                  batch)  # images, or (images, labels)
         device_state, metrics = compiled(device_state, runner.shard_batch(host_batch))
         history.append({k: float(v) for k, v in jax.device_get(runner.unreplicate(metrics)).items()})
     return jax.device_get(runner.unreplicate(device_state)), history

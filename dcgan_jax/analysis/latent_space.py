@@ -14,7 +14,7 @@ import numpy as np
 from dcgan_jax.analysis.figures import Picture
 from dcgan_jax.analysis.sampling import images
 from dcgan_jax.errors import UserError
-from dcgan_jax.nn import latent
+from dcgan_jax.nn import latent, models
 from dcgan_jax.training.run import Run
 
 
@@ -63,10 +63,11 @@ def vary_dim(run: Run, z: np.ndarray, dim: int, values: Sequence[float], batch_s
 def vary_all(run: Run, z: np.ndarray, values: Sequence[float], max_dims: int = 0, batch_size: int = 256) -> Picture:
     """One row per coordinate of one z (d,) (the first `max_dims`, 0 = all), each swept through `values`."""
     z = np.asarray(z, np.float32)
-    if z.shape != (run.config.latent_dim,):
-        raise UserError(f"vary_all sweeps one latent point of shape ({run.config.latent_dim},), got {z.shape}")
+    width = models.g_input_dim(run.config)
+    if z.shape != (width,):
+        raise UserError(f"vary_all sweeps one latent point of shape ({width},), got {z.shape}")
     grid = np.asarray(latent.vary_all(z, np.asarray(values)))
-    grid = grid[:max_dims or None]  # (dims, len(values), d)
+    grid = grid[:min(max_dims or run.config.latent_dim, run.config.latent_dim)]  # (dims, len(values), d): z's dims
     pictures = images(run, grid.reshape(-1, grid.shape[-1]), batch_size)
     return Picture(list(pictures.reshape(grid.shape[:2] + pictures.shape[1:])))
 
@@ -75,12 +76,13 @@ def arithmetic(run: Run, a: np.ndarray, b: np.ndarray, c: np.ndarray, num_noise:
                seed: int = 0, batch_size: int = 256) -> Picture:
     """Rows a, b, c (exemplars, then G(mean z)), then G(mean a - mean b + mean c) and noisy variants around it
     (the paper's Fig. 7: uniform noise of half-width 0.25)."""
-    groups = [np.asarray(g).reshape(-1, run.config.latent_dim) for g in (a, b, c)]
+    groups = [np.asarray(g).reshape(-1, models.g_input_dim(run.config)) for g in (a, b, c)]
     if not all(len(g) for g in groups):
         raise UserError("vector arithmetic needs three non-empty groups of latent points")
     rows = [np.concatenate([images(run, g, batch_size), images(run, g.mean(axis=0), batch_size)]) for g in groups]
     result = np.asarray(latent.vector_arithmetic(*groups))
-    noisy = latent.add_noise(jax.random.PRNGKey(seed), result, num_noise, noise_scale)
+    noisy = np.array(latent.add_noise(jax.random.PRNGKey(seed), result, num_noise, noise_scale))
+    noisy[..., run.config.latent_dim:] = result[run.config.latent_dim:]  # a conditional G: noise on z, not the class
     rows.append(np.concatenate([images(run, result, batch_size), images(run, noisy, batch_size)]))
     return Picture(rows)
 

@@ -13,24 +13,49 @@ import numpy as np
 from dcgan_jax import memory, progress_bars, visualize
 from dcgan_jax.data.images import to_uint8
 from dcgan_jax.errors import UserError
-from dcgan_jax.nn import generate, latent
+from dcgan_jax.nn import generate, latent, models
 
 
 def images(run, z: np.ndarray, batch_size: int = 256, batch_stats: bool = False) -> np.ndarray:
-    """uint8 images (N, H, W, C) of `run`'s generator for z (N, latent_dim)."""
-    z = np.asarray(z, np.float32).reshape(-1, run.config.latent_dim)
+    """uint8 images (N, H, W, C) of `run`'s generator for G inputs (N, models.g_input_dim): z, followed by the class
+    code for a class-conditional G (`with_class`)."""
+    z = np.asarray(z, np.float32).reshape(-1, models.g_input_dim(run.config))
     return to_uint8(generate.generate(run.config, run.g_variables, z, batch_size, batch_stats))
 
 
-def sample(run, num_samples: int, seed: int = 0, batch_size: int = 256,
-           batch_stats: bool = False) -> Tuple[np.ndarray, np.ndarray]:
-    """(uint8 images, z) of `num_samples` samples drawn from `seed`."""
+def with_class(config, z: np.ndarray, first_index: int = 0, label: Optional[int] = None) -> np.ndarray:
+    """G's inputs for z of pool rows first_index, first_index + 1, ...: z itself for an unconditional G; for a
+    conditional one, z with the class code of `label`, or (no label) of class i % num_classes for row i, so sample i
+    of `sample` and index i of `explore` show the same class. Rows that already hold a class code keep it unless a
+    label is given."""
+    z = np.asarray(z, np.float32)
+    num_classes = config.conditional.num_classes
+    if not num_classes:
+        if label is not None:
+            raise UserError(f"--class={label}: this run is unconditional (conditional.num_classes=0); leave --class "
+                            f"out, or train a conditional run (e.g. --config=configs/digits_conditional.py)")
+        return z
+    if label is not None and not 0 <= label < num_classes:
+        raise UserError(f"--class={label} must be in 0..{num_classes - 1} (this run has {num_classes} classes)")
+    if z.shape[-1] == models.g_input_dim(config):
+        if label is None:
+            return z
+        z = z[..., :config.latent_dim]
+    labels = latent.balanced_labels(first_index + len(z), num_classes)[first_index:] if label is None else label
+    return latent.with_class(z, labels, num_classes)
+
+
+def sample(run, num_samples: int, seed: int = 0, batch_size: int = 256, batch_stats: bool = False,
+           label: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """(uint8 images, G inputs) of `num_samples` samples drawn from `seed`; for a class-conditional G all of class
+    `label`, or (None) sample i of class i % num_classes."""
     if num_samples <= 0 or batch_size <= 0:
         raise UserError(f"--num_samples={num_samples} and --batch_size={batch_size} must be positive")
     size, channels = run.config.image_size, run.config.num_channels
     memory.check_fits(num_samples, 2 * size * size * channels + 4 * run.config.latent_dim, f"{num_samples:,} samples",
                       "ask for fewer with --num_samples and write several files (--seed) for more")
-    z = latent.z_for_seed(seed, num_samples, run.config.latent_dim, run.config.z_distribution)
+    z = with_class(run.config, latent.z_for_seed(seed, num_samples, run.config.latent_dim, run.config.z_distribution),
+                   0, label)
     chunk = 16 * batch_size  # whole batches, so batch_stats mode sees the same batches; a progress bar per chunk
     parts = []
     with progress_bars.bar(total=num_samples, desc="sampling", unit="img") as bar:
@@ -59,22 +84,34 @@ def save_samples(output: str, images_: np.ndarray, z: np.ndarray) -> None:
         np.savez(output, images=images_, z=z)
 
 
-def load_z_file(path: str, latent_dim: int) -> np.ndarray:
-    """The `z` array of an .npz (e.g. written by `sample --output=x.npz`), checked against the generator."""
+def load_z_file(path: str, latent_dim: int, input_dim: Optional[int] = None) -> np.ndarray:
+    """The `z` array of an .npz (e.g. written by `sample --output=x.npz`), checked against the generator: rows of
+    latent_dim, or of input_dim (z with a class code, a conditional G's input)."""
     try:
         with np.load(path) as data:
             z = data["z"]
     except (OSError, KeyError, ValueError) as e:
         raise UserError(f"z file {path!r} is not an .npz with a `z` array ({e})") from None
-    if z.ndim != 2 or z.shape[1] != latent_dim:
-        raise UserError(f"z file {path!r} holds z of shape {z.shape}; this generator needs (N, {latent_dim})")
+    widths = sorted({latent_dim, input_dim or latent_dim})
+    if z.ndim != 2 or z.shape[1] not in widths:
+        raise UserError(f"z file {path!r} holds z of shape {z.shape}; this generator needs (N, "
+                        f"{' or '.join(map(str, widths))})")
     if not np.issubdtype(z.dtype, np.number) or not np.isfinite(z).all():
         raise UserError(f"z file {path!r} holds non-finite or non-numeric values (nan/inf); write it again")
     return z.astype(np.float32)
 
 
-def pick_z(config, indices: Sequence[int], seed: int = 0, pool: Optional[np.ndarray] = None) -> np.ndarray:
-    """Rows `indices` of a z pool: `pool` if given, else the z of `sample --seed=seed` (row i = sample i)."""
+def pick_z(config, indices: Sequence[int], seed: int = 0, pool: Optional[np.ndarray] = None,
+           label: Optional[int] = None) -> np.ndarray:
+    """Rows `indices` of a z pool: `pool` if given, else the z of `sample --seed=seed` (row i = sample i), as G's
+    inputs (`with_class`: for a conditional G of class `label`, or of row i's class)."""
+    chosen = _pick_rows(config, indices, seed, pool)
+    if not config.conditional.num_classes:
+        return with_class(config, chosen, 0, label)
+    return np.stack([with_class(config, row[None], int(i), label)[0] for row, i in zip(chosen, indices)])
+
+
+def _pick_rows(config, indices: Sequence[int], seed: int, pool: Optional[np.ndarray]) -> np.ndarray:
     indices = [int(i) for i in indices]
     if not indices or min(indices) < 0:
         raise UserError(f"indices {indices} must be a non-empty list of non-negative integers")

@@ -1,8 +1,10 @@
-"""Evaluates a trained DCGAN: `python -m dcgan_jax.evaluate --workdir=DIR --task=classify|fid|train_classifier`.
+"""Evaluates a trained DCGAN: `python -m dcgan_jax.evaluate --workdir=DIR --task=classify|fid|class_accuracy|...`.
 
 classify: the paper's D-feature linear L2-SVM (Sec. 5.1) against raw pixels and the same D at random init
 (dcgan_jax/evaluation/probe.py). fid: FID/KID of the trained generator, the untrained one, and real training images,
-against the held-out split (dcgan_jax/evaluation/fid.py). Both print a table and write it to DIR/eval_<task>.json.
+against the held-out split (dcgan_jax/evaluation/fid.py); with an EMA of G, the trained G without it is a row too.
+class_accuracy: a class-conditional G's samples of each class, labelled by the FID classifier
+(dcgan_jax/evaluation/class_accuracy.py). Each prints a table and writes it to DIR/eval_<task>.json.
 """
 
 import json
@@ -11,12 +13,13 @@ from absl import flags
 
 from dcgan_jax.cli import common
 from dcgan_jax.errors import UserError
-from dcgan_jax.evaluation import classifier, fid, probe, tables
+from dcgan_jax.evaluation import class_accuracy, classifier, fid, probe, tables
 from dcgan_jax.training.run import open_run
 
 _WORKDIR = flags.DEFINE_string("workdir", "workdir", "A training workdir (holds checkpoints/).")
 common.require_nonempty("workdir")
-_TASK = flags.DEFINE_enum("task", "fid", ["classify", "fid", "train_classifier"], "What to evaluate.")
+_TASK = flags.DEFINE_enum("task", "fid", ["classify", "fid", "class_accuracy", "train_classifier"],
+                          "What to evaluate.")
 _DATASET = flags.DEFINE_string("dataset", "", "classify: labelled dataset ('digits', 'mnist', 'cifar10', "
                                "'svhn_cropped', ...); fid/train_classifier: the classifier's dataset. Default: the "
                                "run's dataset.")
@@ -75,6 +78,11 @@ def main(argv):
                               _LABELS_PER_CLASS.value)
         header = (f"linear L2-SVM on {dataset} ({rows[0]['train_examples']} labelled train, "
                   f"{rows[0]['test_examples']} test), D at step {run.step}")
+    elif task == "class_accuracy":
+        per_class = max(1, config.eval.num_samples // max(1, config.conditional.num_classes))
+        rows = class_accuracy.accuracy_table(class_accuracy.confusion(config, run.g_variables, per_class))
+        header = (f"samples of each class labelled by the FID classifier ({classifier.classifier_dir(config)}), "
+                  f"G at step {run.step}")
     else:
         rows, describe = fid.fid_table(config, run.g_variables, run.initial_state.g_variables, run.step,
                                        run.trained_g_variables if run.state.ema is not None else None)

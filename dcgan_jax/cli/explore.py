@@ -17,6 +17,7 @@ from dcgan_jax.analysis import figures, filters, guided_backprop, latent_space, 
 from dcgan_jax.analysis.figures import Picture
 from dcgan_jax.cli import common
 from dcgan_jax.errors import UserError
+from dcgan_jax.nn import models
 from dcgan_jax.training.run import Run, open_run
 
 MODES = ("interpolate", "walk", "vary_dim", "vary_all", "arithmetic", "turn", "drop_filters", "nearest",
@@ -28,6 +29,8 @@ _DEFAULT_RANGE = {"interpolate": (0.0, 1.0), "vary_dim": (-1.0, 1.0), "vary_all"
 _WORKDIR = flags.DEFINE_string("workdir", "workdir", "A training workdir (holds checkpoints/ and samples/).")
 common.require_nonempty("workdir")
 _MODE = flags.DEFINE_string("mode", "interpolate", f"One of {', '.join(MODES)}.")
+_CLASS = flags.DEFINE_integer("class", None, "A class-conditional run: every latent point of this class (default: "
+                              "index i of class i % num_classes, as `sample` draws them).")
 _OUTPUT = flags.DEFINE_string("output", "explore.png", "Output file: .png (grid) or .gif (animation).")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the z pool (as `sample --seed`); also seeds the noise.")
@@ -99,8 +102,9 @@ def _mask(size: int):
 
 def picture(run: Run, mode: str) -> Picture:
     """The mode's picture, with every flag turned into an argument of its analysis function."""
-    pool = sampling.load_z_file(_Z_FILE.value, run.config.latent_dim) if _Z_FILE.value else None
-    pick = lambda indices: sampling.pick_z(run.config, indices, _SEED.value, pool)
+    pool = (sampling.load_z_file(_Z_FILE.value, run.config.latent_dim, models.g_input_dim(run.config))
+            if _Z_FILE.value else None)
+    pick = lambda indices: sampling.pick_z(run.config, indices, _SEED.value, pool, _CLASS.value)  # noqa: E731
     z = pick(parse_ints(_INDICES.value or _DEFAULT_INDICES.get(mode, "0"), "indices"))
     batch = _BATCH_SIZE.value
     if mode == "interpolate":

@@ -18,6 +18,8 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of the z draws.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 256, "Generator batch size (does not change the images).")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
 _BATCH_STATS = flags.DEFINE_bool("batch_stats", False, "Normalize with each batch's statistics, not running ones.")
+_CLASS = flags.DEFINE_integer("class", None, "A class-conditional run: every sample of this class (default: sample i "
+                              "of class i % num_classes).")
 common.at_least(1, "num_samples", "batch_size")
 common.at_least(0, "step")
 
@@ -28,7 +30,8 @@ def main(argv):
     common.output_file(_OUTPUT.value)
     sampling.check_samples_output(_OUTPUT.value)  # before any work
     run_ = open_run(_WORKDIR.value, _STEP.value)
-    images, z = sampling.sample(run_, _NUM_SAMPLES.value, _SEED.value, _BATCH_SIZE.value, _BATCH_STATS.value)
+    images, z = sampling.sample(run_, _NUM_SAMPLES.value, _SEED.value, _BATCH_SIZE.value, _BATCH_STATS.value,
+                                _CLASS.value)
     sampling.save_samples(_OUTPUT.value, images, z)
     print(f"wrote {len(images)} samples to {_OUTPUT.value}")
 

@@ -5,6 +5,7 @@ holds examples s*B .. s*B+B-1 of an endless sequence of per-epoch permutations, 
 an uninterrupted one would, and each host reads only its own slice of every global batch.
 """
 
+import collections
 import functools
 from typing import Iterator, Optional
 
@@ -13,7 +14,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from dcgan_jax.data import workers
+from dcgan_jax.data import datasets, workers
 from dcgan_jax.data.images import to_model_range
 from dcgan_jax.data.sources import Source
 
@@ -57,7 +58,9 @@ def host_indices(config: ml_collections.ConfigDict, num_examples: int, start_ste
 def train_batches(config: ml_collections.ConfigDict, source: Source, start_step: int = 0,
                   num_local_devices: Optional[int] = None, process_index: Optional[int] = None,
                   process_count: Optional[int] = None) -> Iterator[np.ndarray]:
-    """Endless host batches [local_devices, per_device_batch, H, W, C] in [-1, 1], starting at `start_step`.
+    """Endless host batches [local_devices, per_device_batch, H, W, C] in [-1, 1], starting at `start_step`; for a
+    class-conditional run (config.conditional.num_classes > 0), (images, int32 labels [local_devices,
+    per_device_batch]) with the label of the image actually read (an unreadable image's replacement has its own).
 
     Sources that decode (LMDB, folders, TFDS array_record) are read by config.num_data_workers processes
     (0 = all cores, 1 = in this process), config.prefetch_batches batches ahead of the ones already decoding;
@@ -67,13 +70,35 @@ def train_batches(config: ml_collections.ConfigDict, source: Source, start_step:
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
     steps = host_indices(config, len(source), start_step, process_index, process_count)
+    labels = datasets.load_labels(config, source) if config.conditional.num_classes else None
+    pending = collections.deque()  # the index arrays handed to the readers, in order, until their batch is back
+
+    def recorded(index_arrays):
+        for indices in index_arrays:
+            pending.append(indices)
+            yield indices
+
     count = 1 if getattr(source, "cheap", False) else workers.num_workers(config.num_data_workers)
     skipped = set()
-    for images, newly_skipped in workers.read_source(source, steps, count, count + config.prefetch_batches):
+    for images, newly_skipped in workers.read_source(source, recorded(steps), count,
+                                                     count + config.prefetch_batches):
+        indices = pending.popleft()
         for index, reason in newly_skipped:
             if index not in skipped:
                 skipped.add(index)
                 logging.warning("skipped unreadable image %s (%d so far), using the next readable one instead",
                                 reason, len(skipped))
         images = to_model_range(images)
-        yield images.reshape((local_devices, -1) + images.shape[1:])
+        images = images.reshape((local_devices, -1) + images.shape[1:])
+        if labels is None:
+            yield images
+        else:
+            read = [_readable(int(i), skipped, len(source)) for i in indices]
+            yield images, labels[read].reshape(local_devices, -1)
+
+
+def _readable(index: int, skipped: set, num_examples: int) -> int:
+    """The entry a source serves for `index`: the next one not found unreadable (sources.EncodedSource)."""
+    while index in skipped:
+        index = (index + 1) % num_examples
+    return index

@@ -44,12 +44,13 @@ class Source(Protocol):
 
 
 class ArraySource:
-    """An in-memory uint8 array of images, N x H x W x C."""
+    """An in-memory uint8 array of images, N x H x W x C, with their int labels when the dataset has them."""
 
     cheap = True  # read in the training process: no worker pool needed
 
-    def __init__(self, images: np.ndarray):
+    def __init__(self, images: np.ndarray, labels: Optional[np.ndarray] = None):
         self.images = images
+        self.labels = None if labels is None else np.asarray(labels, np.int32)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -144,6 +145,20 @@ class ImageFolderSource(EncodedSource):
     def raw(self, index: int) -> bytes:
         with open(os.path.join(self.folder, self.paths[index]), "rb") as f:
             return f.read()
+
+    @property
+    def class_names(self) -> List[str]:
+        """The subfolders holding images, sorted: class i is the i-th (one subfolder per class)."""
+        return sorted({p.split(os.sep)[0] for p in self.paths if os.sep in p})
+
+    @property
+    def labels(self) -> Optional[np.ndarray]:
+        """Each image's class: the index of its top-level subfolder in `class_names`; None if any image lies
+        directly in the folder (then it is not a folder of classes)."""
+        if any(os.sep not in p for p in self.paths):
+            return None
+        index = {name: i for i, name in enumerate(self.class_names)}
+        return np.asarray([index[p.split(os.sep)[0]] for p in self.paths], np.int32)
 
     def describe(self, index: int) -> str:
         return os.path.join(self.folder, self.paths[index])

@@ -109,6 +109,16 @@ class TfdsRandomSource(sources.EncodedSource):
         state["_data_source"] = None  # reopened in each worker process
         return state
 
+    @property
+    def labels(self) -> Optional[np.ndarray]:
+        """Every record's 'label' (read once, images left encoded), or None when the dataset has none."""
+        if getattr(self, "_labels", None) is None:
+            records = self._records()
+            if "label" not in records[0]:
+                return None
+            self._labels = np.asarray([int(records[i]["label"]) for i in range(len(records))], np.int32)
+        return self._labels
+
     def raw(self, index: int) -> bytes:
         record = self._records()[index]
         value = record[self.image_key or "image"]
@@ -125,10 +135,14 @@ def _encode_png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def stream_encoded(config: ml_collections.ConfigDict, builder) -> Iterator[List[bytes]]:
-    """The split's encoded images in file order, in chunks of STREAM_CHUNK (decoding is left to the workers)."""
+def stream_encoded(config: ml_collections.ConfigDict, builder,
+                   labels_out: Optional[List[int]] = None) -> Iterator[List[bytes]]:
+    """The split's encoded images in file order, in chunks of STREAM_CHUNK (decoding is left to the workers); with
+    `labels_out`, each image's 'label' is appended to it as the image is read."""
     import tensorflow_datasets as tfds
     key = _image_key(builder)
+    if labels_out is not None and "label" not in builder.info.features:
+        labels_out = None  # no labels: load_labels names the datasets that have them
     try:
         dataset = builder.as_dataset(split=config.split, shuffle_files=False,
                                      decoders={key: tfds.decode.SkipDecoding()})
@@ -137,7 +151,11 @@ def stream_encoded(config: ml_collections.ConfigDict, builder) -> Iterator[List[
     except ValueError as e:  # unknown split
         raise UserError(f"TFDS dataset {config.dataset!r}: {e}") from None
     chunk = []
-    for example in tfds.as_numpy(dataset.map(lambda ex: ex[key]).prefetch(4 * STREAM_CHUNK)):
+    pick = (lambda ex: (ex[key], ex["label"])) if labels_out is not None else (lambda ex: ex[key])
+    for example in tfds.as_numpy(dataset.map(pick).prefetch(4 * STREAM_CHUNK)):
+        if labels_out is not None:
+            example, label = example
+            labels_out.append(int(label))
         chunk.append(example if isinstance(example, bytes) else _encode_png(example))
         if len(chunk) == STREAM_CHUNK:
             yield chunk
@@ -146,12 +164,20 @@ def stream_encoded(config: ml_collections.ConfigDict, builder) -> Iterator[List[
         yield chunk
 
 
-def stream_decoded(config: ml_collections.ConfigDict, builder) -> Iterator[Tuple[np.ndarray, int]]:
-    """Preprocessed uint8 chunks of the split in file order, decoded on all cores, with each chunk's failures."""
+def stream_decoded(config: ml_collections.ConfigDict, builder,
+                   labels_out: Optional[List[int]] = None) -> Iterator[Tuple[np.ndarray, int]]:
+    """Preprocessed uint8 chunks of the split in file order, decoded on all cores, with each chunk's failures; with
+    `labels_out`, the labels of the images yielded (those of undecodable ones left out) are appended to it."""
     import functools
     decode = functools.partial(sources.decode_chunk, image_size=config.image_size, num_channels=config.num_channels)
     count = workers.num_workers(config.num_data_workers)
-    for images, failed in workers.ordered_map(decode, stream_encoded(config, builder), count, 2 * count):
+    read = [] if labels_out is not None else None
+    done = 0
+    for images, failed in workers.ordered_map(decode, stream_encoded(config, builder, read), count, 2 * count):
+        if read:
+            chunk = read[done:done + len(images) + len(failed)]
+            done += len(chunk)
+            labels_out.extend(label for i, label in enumerate(chunk) if i not in set(failed))
         yield images, len(failed)
 
 
@@ -173,7 +199,8 @@ def open_tfds(config: ml_collections.ConfigDict, in_memory: bool = True):
     if known is not None and known > limit:
         raise _too_big(config, known * row_bytes)
     chunks, skipped, total = [], 0, 0
-    for images, failed in stream_decoded(config, builder):
+    labels = [] if config.conditional.num_classes else None
+    for images, failed in stream_decoded(config, builder, labels):
         chunks.append(images)
         skipped, total = skipped + failed, total + len(images)
         if total > limit:
@@ -183,7 +210,7 @@ def open_tfds(config: ml_collections.ConfigDict, in_memory: bool = True):
         logging.warning("TFDS %s: skipped %d images that do not decode", config.dataset, skipped)
     if not total:
         raise UserError(f"TFDS dataset {config.dataset!r} split {config.split!r} holds no readable image")
-    return sources.ArraySource(np.concatenate(chunks))
+    return sources.ArraySource(np.concatenate(chunks), np.asarray(labels) if labels else None)
 
 
 def _too_big(config: ml_collections.ConfigDict, num_bytes: Optional[int]) -> UserError:

@@ -38,9 +38,12 @@ def real_images(config: ml_collections.ConfigDict, split: str, num: int, seed_of
 
 
 def eval_z(config: ml_collections.ConfigDict, num: int) -> np.ndarray:
-    """The fixed z of FID samples: the same for every evaluation of a run."""
+    """The fixed G inputs of FID samples: the same for every evaluation of a run (every class equally often for a
+    class-conditional G)."""
     rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0xF1D)
-    return np.asarray(latent.sample_z(rng, num, config.latent_dim, config.z_distribution))
+    z = np.asarray(latent.sample_z(rng, num, config.latent_dim, config.z_distribution))
+    num_classes = config.conditional.num_classes
+    return latent.with_class(z, latent.balanced_labels(num, num_classes), num_classes)
 
 
 def generator_scores(config: ml_collections.ConfigDict, g_variables: Any, extractor: Extractor,

@@ -32,6 +32,30 @@ def z_for_seed(seed: int, num: int, latent_dim: int, distribution: str = "unifor
     return np.asarray(sample_z_for_examples(jax.random.PRNGKey(seed), np.arange(num), latent_dim, distribution))
 
 
+def class_code(labels, num_classes: int):
+    """One-hot class codes (N, num_classes) of integer labels (N,): the part of a conditional G's input, and D's
+    input, that names the class."""
+    return jax.nn.one_hot(jnp.asarray(labels), num_classes, dtype=jnp.float32)
+
+
+def with_class(z: np.ndarray, labels, num_classes: int) -> np.ndarray:
+    """G's input for a class-conditional G: each z (N, latent_dim) followed by the one-hot code of its label (an int
+    for all, or one per z). Unconditional (num_classes = 0): z itself."""
+    z = np.asarray(z, np.float32)
+    if not num_classes:
+        return z
+    labels = np.broadcast_to(np.asarray(labels, np.int64), z.shape[:1])
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"class labels must be in 0..{num_classes - 1}; got {sorted(set(labels.tolist()))}")
+    return np.concatenate([z, np.asarray(class_code(labels, num_classes))], axis=-1)
+
+
+def balanced_labels(num: int, num_classes: int) -> np.ndarray:
+    """0, 1, ..., num_classes - 1, 0, 1, ...: every class equally often (samples and evaluations of a conditional
+    G without a class asked for)."""
+    return np.arange(num) % max(num_classes, 1)
+
+
 INTERPOLATION_METHODS = ("linear", "slerp")
 
 

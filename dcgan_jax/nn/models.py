@@ -80,8 +80,15 @@ def _batch_norm(train: bool, axis_name: Optional[str], momentum: float, epsilon:
                                momentum=momentum, epsilon=epsilon, dtype=dtype, name=name)
 
 
+CLASS_FORMS = ("projection", "concat")
+
+
 class Generator(nn.Module):
-    """z (N, latent_dim) -> images (N, S, S, C) in [-1, 1]. Widths halve from 4x4 up: g_width * 2**(n-1) ... g_width."""
+    """z (N, latent_dim) -> images (N, S, S, C) in [-1, 1]. Widths halve from 4x4 up: g_width * 2**(n-1) ... g_width.
+
+    Class-conditional (num_classes > 0): G's input is z followed by a class code of num_classes entries (one-hot for
+    class c, `latent.with_class`); the code is mapped to a learned embedding (code @ E: E's row c for one-hot c, a
+    mixture for a soft code, so latent tools interpolate between classes too) and concatenated to z."""
 
     image_size: int = 64
     num_channels: int = 3
@@ -92,6 +99,8 @@ class Generator(nn.Module):
     bn_epsilon: float = 1e-5
     dtype: Any = jnp.float32
     conv_impl: str = "fast"  # 'fast' or 'xla': convolutions.resolve_conv_impl of the config's conv_impl
+    num_classes: int = 0
+    embedding_dim: int = 0
 
     @nn.compact
     def __call__(self, z: jax.Array, train: bool = True,
@@ -99,6 +108,11 @@ class Generator(nn.Module):
         """`layer_masks[i]` (shape (C_i,)) multiplies the feature maps of hidden layer i (0 = 4x4) after its ReLU."""
         n_up = num_resolution_changes(self.image_size)
         layer_masks = layer_masks or {}
+        if self.num_classes:
+            z, code = z[:, :-self.num_classes], z[:, -self.num_classes:]
+            table = self.param("class_embedding", nn.initializers.normal(1.0), (self.num_classes, self.embedding_dim),
+                               jnp.float32)
+            z = jnp.concatenate([z, code.astype(jnp.float32) @ table], axis=-1)
         h = Project(self.width * 2 ** (n_up - 1), dtype=self.dtype, name="project")(z)
         for i in range(n_up):
             h = _batch_norm(train, self.axis_name, self.bn_momentum, self.bn_epsilon, self.dtype, f"bn{i}")(h)
@@ -119,7 +133,11 @@ def d_activation(x: jax.Array) -> jax.Array:
 class Discriminator(nn.Module):
     """images (N, S, S, C) -> logits (N,). Strided 4x4 convs, widths d_width ... d_width * 2**(n-1), then 4x4 valid.
 
-    `activation` is replaceable so analyses can change how gradients pass it (guided backpropagation)."""
+    `activation` is replaceable so analyses can change how gradients pass it (guided backpropagation).
+
+    Class-conditional (num_classes > 0) D takes the class code (N, num_classes) too: 'projection' (Miyato & Koyama
+    2018) adds <code @ V, sum over positions of the last features> to the logit; 'concat' appends the code to the
+    image as constant channels. Without a code (feature analyses of a conditional D) the code is all zeros."""
 
     image_size: int = 64
     width: int = 64
@@ -129,11 +147,18 @@ class Discriminator(nn.Module):
     dtype: Any = jnp.float32
     conv_impl: str = "fast"
     activation: Callable[[jax.Array], jax.Array] = d_activation
+    num_classes: int = 0
+    class_form: str = "projection"
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool = True, class_code: Optional[jax.Array] = None) -> jax.Array:
         """Hidden activations are sown into 'intermediates' as `layer{i}` (the paper's classifier features)."""
         n_down = num_resolution_changes(self.image_size)
+        if self.num_classes and class_code is None:
+            class_code = jnp.zeros((x.shape[0], self.num_classes), jnp.float32)
+        if self.num_classes and self.class_form == "concat":
+            planes = jnp.broadcast_to(class_code[:, None, None, :].astype(x.dtype), x.shape[:3] + (self.num_classes,))
+            x = jnp.concatenate([x, planes], axis=-1)
         h = x.astype(self.dtype)
         for i in range(n_down):
             h = Downsample(self.width * 2 ** i, self.dtype, self.conv_impl, name=f"conv{i}")(h)
@@ -141,9 +166,14 @@ class Discriminator(nn.Module):
                 h = _batch_norm(train, self.axis_name, self.bn_momentum, self.bn_epsilon, self.dtype, f"bn{i}")(h)
             h = self.activation(h)
             self.sow("intermediates", f"layer{i}", h)
-        h = nn.Conv(1, (KERNEL, KERNEL), padding="VALID", use_bias=False, kernel_init=dcgan_init,
-                    dtype=self.dtype, name="logit")(h)
-        return h.reshape(h.shape[0]).astype(jnp.float32)
+        logits = nn.Conv(1, (KERNEL, KERNEL), padding="VALID", use_bias=False, kernel_init=dcgan_init,
+                         dtype=self.dtype, name="logit")(h)
+        logits = logits.reshape(h.shape[0]).astype(jnp.float32)
+        if self.num_classes and self.class_form == "projection":
+            table = self.param("class_projection", dcgan_init, (self.num_classes, h.shape[-1]), jnp.float32)
+            pooled = jnp.sum(h.astype(jnp.float32), axis=(1, 2))
+            logits = logits + jnp.sum((class_code.astype(jnp.float32) @ table) * pooled, axis=-1)
+        return logits
 
 
 def build_models(config: ml_collections.ConfigDict, axis_name: Optional[str] = None):
@@ -158,9 +188,19 @@ def build_models(config: ml_collections.ConfigDict, axis_name: Optional[str] = N
     conv_impl = convolutions.resolve_conv_impl(config.conv_impl)  # 'auto' -> per backend
     bn = dict(axis_name=axis_name if config.sync_batchnorm else None, bn_momentum=config.bn_momentum,
               bn_epsilon=config.bn_epsilon, dtype=dtype, conv_impl=conv_impl)
-    generator = Generator(config.image_size, config.num_channels, config.g_width, upsample, **bn)
-    discriminator = Discriminator(config.image_size, config.d_width, **bn)
+    conditional = config.conditional
+    if conditional.num_classes and conditional.d_form not in CLASS_FORMS:
+        raise ValueError(f"conditional.d_form={conditional.d_form!r} is not supported; use one of {CLASS_FORMS}")
+    generator = Generator(config.image_size, config.num_channels, config.g_width, upsample, **bn,
+                          num_classes=conditional.num_classes, embedding_dim=conditional.embedding_dim)
+    discriminator = Discriminator(config.image_size, config.d_width, **bn, num_classes=conditional.num_classes,
+                                  class_form=conditional.d_form)
     return generator, discriminator
+
+
+def g_input_dim(config: ml_collections.ConfigDict) -> int:
+    """The length of G's input vectors: latent_dim, plus num_classes for the class code of a conditional G."""
+    return config.latent_dim + config.conditional.num_classes
 
 
 def g_layer_widths(config: ml_collections.ConfigDict) -> Sequence[int]:
@@ -178,6 +218,6 @@ def init_variables(rng: jax.Array, config: ml_collections.ConfigDict):
     """Fresh {'params', 'batch_stats'} for G and D."""
     generator, discriminator = build_models(config)
     g_rng, d_rng = jax.random.split(rng)
-    z = jnp.zeros((1, config.latent_dim), jnp.float32)
+    z = jnp.zeros((1, g_input_dim(config)), jnp.float32)
     x = jnp.zeros((1, config.image_size, config.image_size, config.num_channels), jnp.float32)
     return generator.init(g_rng, z, train=False), discriminator.init(d_rng, x, train=False)

@@ -23,16 +23,32 @@ from dcgan_jax.training.step import make_train_step
 Evaluator = Callable[[int, Any], Dict[str, float]]
 
 
+def grid_columns(config: ml_collections.ConfigDict) -> Optional[int]:
+    """Columns of the training sample grids: None (square) for an unconditional run; for a conditional one, one row
+    per class with num_fixed_samples // num_classes columns (at least 1)."""
+    num_classes = config.conditional.num_classes
+    return max(1, config.num_fixed_samples // num_classes) if num_classes else None
+
+
+def _grid_inputs(config: ml_collections.ConfigDict, rng: jax.Array, fresh_per_row: bool) -> np.ndarray:
+    num_classes, columns = config.conditional.num_classes, grid_columns(config)
+    if not num_classes:
+        return np.asarray(latent.sample_z(rng, config.num_fixed_samples, config.latent_dim, config.z_distribution))
+    rows = num_classes if fresh_per_row else 1  # fixed grids: the same z in every row, so a column holds one style
+    z = np.asarray(latent.sample_z(rng, rows * columns, config.latent_dim, config.z_distribution))
+    z = np.tile(z, (num_classes // rows, 1))
+    return latent.with_class(z, np.repeat(np.arange(num_classes), columns), num_classes)
+
+
 def fixed_z(config: ml_collections.ConfigDict) -> np.ndarray:
-    """The z of the sample grids saved during training: the same for the whole run (and for reruns)."""
-    rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x5A)
-    return np.asarray(latent.sample_z(rng, config.num_fixed_samples, config.latent_dim, config.z_distribution))
+    """G's inputs for the sample grids saved during training: the same for the whole run (and for reruns)."""
+    return _grid_inputs(config, jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x5A), fresh_per_row=False)
 
 
 def random_z(config: ml_collections.ConfigDict, step: int) -> np.ndarray:
-    """Fresh z for the random-z grid of `step`: a function of (seed, step), so reruns draw the same."""
+    """Fresh G inputs for the random-z grid of `step`: a function of (seed, step), so reruns draw the same."""
     rng = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x52), step)
-    return np.asarray(latent.sample_z(rng, config.num_fixed_samples, config.latent_dim, config.z_distribution))
+    return _grid_inputs(config, rng, fresh_per_row=True)
 
 
 class DivergenceError(UserError):
@@ -98,9 +114,11 @@ def _train_loop(config, workdir, runner, manager, reporter, train_step, batches,
             if ((step % config.sample_every_steps == 0 or last) and config.num_fixed_samples > 0
                     and jax.process_index() == 0):  # one writer; num_fixed_samples=0: no grids
                 g_vars = _host_g(runner, device_state)
-                reporter.samples(step, generate.generate(config, g_vars, sample_z))
+                columns = grid_columns(config)
+                reporter.samples(step, generate.generate(config, g_vars, sample_z), num_cols=columns)
                 if config.sample_random_z:
-                    reporter.samples(step, generate.generate(config, g_vars, random_z(config, step)), z="random")
+                    reporter.samples(step, generate.generate(config, g_vars, random_z(config, step)), z="random",
+                                     num_cols=columns)
             if stopping:
                 reporter.message(f"stopped by {stop.signal_name or 'another host'} at step {step}; checkpoint "
                                  f"saved in {checkpoints.checkpoint_dir(workdir)}; rerun the same command to resume")

@@ -49,7 +49,8 @@ class Parallel:
         options = CPU_COMPILER_OPTIONS if all(d.platform == "cpu" for d in self.devices) else None
         if self.parallelism == "shard_map":
             def per_shard(state, batch):
-                return body(state, batch[0])  # the local block of the [devices, ...] batch has a leading axis of 1
+                # The local block of the [devices, ...] batch (images, or images and labels) has a leading axis of 1.
+                return body(state, jax.tree.map(lambda x: x[0], batch))
 
             mapped = jax.shard_map(per_shard, mesh=self.mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()))
             return jax.jit(mapped, donate_argnums=0, compiler_options=options)

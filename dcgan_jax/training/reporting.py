@@ -12,7 +12,7 @@ import json
 import os
 import socket
 import time
-from typing import Dict
+from typing import Dict, Optional
 
 import jax
 import ml_collections
@@ -126,11 +126,12 @@ class Reporter:
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(row) + "\n")
 
-    def samples(self, step: int, images: np.ndarray, z: str = "fixed") -> None:
-        """A grid of `images` (of the run's fixed z, or of fresh `z='random'`) as a PNG and in TensorBoard."""
+    def samples(self, step: int, images: np.ndarray, z: str = "fixed", num_cols: Optional[int] = None) -> None:
+        """A grid of `images` (of the run's fixed z, or of fresh `z='random'`) as a PNG and in TensorBoard;
+        `num_cols` columns (default: square)."""
         if not self.enabled:
             return
-        grid = visualize.make_grid(images)
+        grid = visualize.make_grid(images, num_cols)
         folder = os.path.join(self.workdir, visualize.GRID_FOLDERS[z])
         os.makedirs(folder, exist_ok=True)
         visualize.save_image(os.path.join(folder, f"step_{step:08d}.png"), grid)

@@ -14,6 +14,7 @@ from dcgan_jax.training.parallel import AXIS, varying
 from dcgan_jax.training.state import TrainState, make_optimizers
 
 Metrics = Dict[str, jax.Array]
+FAKE_CLASS_TAG = 0x7FFF_0003  # fold_in tag of the fake examples' classes (training/d_training.py has 1 and 2)
 
 
 def make_train_step(config: ml_collections.ConfigDict, per_device_batch: int
@@ -26,15 +27,25 @@ def make_train_step(config: ml_collections.ConfigDict, per_device_batch: int
     g_tx, d_tx = make_optimizers(config)
     pmean = lambda tree: lax.pmean(tree, AXIS)
 
-    def apply_d(params, batch_stats, images):
+    num_classes = config.conditional.num_classes
+
+    def apply_d(params, batch_stats, images, class_code):
         logits, updates = discriminator.apply({"params": params, "batch_stats": batch_stats}, images, train=True,
-                                              mutable=["batch_stats"])
+                                              class_code=class_code, mutable=["batch_stats"])
         return logits, updates["batch_stats"]
 
-    def train_step(state: TrainState, real: jax.Array) -> Tuple[TrainState, Metrics]:
+    def train_step(state: TrainState, batch) -> Tuple[TrainState, Metrics]:
+        """`batch`: real images, or (images, int labels) for a class-conditional run."""
         step_rng = jax.random.fold_in(state.rng, state.step)
         example_ids = lax.axis_index(AXIS) * per_device_batch + jnp.arange(per_device_batch)
         z = latent.sample_z_for_examples(step_rng, example_ids, config.latent_dim, config.z_distribution)
+        real, real_code, fake_code = batch, None, None
+        if num_classes:  # fake examples' classes: uniform, a function of (seed, step, example index) like z
+            real, real_labels = batch
+            fake_labels = jax.vmap(lambda i: jax.random.randint(
+                jax.random.fold_in(jax.random.fold_in(step_rng, FAKE_CLASS_TAG), i), (), 0, num_classes))(example_ids)
+            real_code, fake_code = (latent.class_code(y, num_classes) for y in (real_labels, fake_labels))
+            z = jnp.concatenate([z, fake_code], axis=-1)
         real_targets, fake_targets = d_training.d_targets(config, step_rng, example_ids)
 
         # G runs forward once; its vjp is reused for the G update after D's update.
@@ -50,8 +61,8 @@ def make_train_step(config: ml_collections.ConfigDict, per_device_batch: int
 
         # D sees the real and the fake batch in separate calls, as the reference implementations do.
         def d_loss_fn(d_params):
-            real_logits, batch_stats = apply_d(d_params, state.d_batch_stats, d_real)
-            fake_logits, batch_stats = apply_d(d_params, batch_stats, d_fake)
+            real_logits, batch_stats = apply_d(d_params, state.d_batch_stats, d_real, real_code)
+            fake_logits, batch_stats = apply_d(d_params, batch_stats, d_fake, fake_code)
             loss = losses.discriminator_loss(real_logits, fake_logits, config.loss, config.label_smoothing,
                                              real_targets, fake_targets)
             return loss, (batch_stats, real_logits, fake_logits)
@@ -64,7 +75,7 @@ def make_train_step(config: ml_collections.ConfigDict, per_device_batch: int
 
         def update_g(d_batch_stats):
             def g_loss_fn(fake_images):
-                logits, batch_stats = apply_d(d_params, d_batch_stats, fake_images)
+                logits, batch_stats = apply_d(d_params, d_batch_stats, fake_images, fake_code)
                 return losses.generator_loss(logits, config.loss), batch_stats
 
             (g_loss, d_batch_stats), fake_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(d_fake)

@@ -35,6 +35,19 @@ def main():
     assert all(abs(a[k] - b[k]) < 1e-4 for a, b in zip(metrics, sharded_metrics) for k in a)
     print(f"OK pmap == shard_map on 8 devices: max |diff| {diff:.2e}")
 
+    # Every D-training option, the EMA of G and a class-conditional G and D: the same on 1 and 8 devices.
+    options = tiny_config(adam_eps=1.0, learning_rate=0.01, seed=1, ema_decay=0.9)
+    options.d_training.update(dict(pretrain_steps=1, steps_per_g_step=2, label_noise=0.2, label_flip=0.1,
+                                   instance_noise=0.1))
+    options.conditional.num_classes = 10
+    for parallelism in ("pmap", "shard_map"):
+        option_batches = digit_batches(options, 4)
+        on_one, _ = run_steps(options, option_batches, jax.devices()[:1], parallelism=parallelism)
+        on_eight, _ = run_steps(options, option_batches, jax.devices(), parallelism=parallelism)
+        diff = max_abs_diff(on_one, on_eight)
+        assert diff < 1e-5, (parallelism, diff)
+        print(f"OK options, EMA and classes: 1 device == 8 devices ({parallelism}): max |diff| {diff:.2e}")
+
     config.sync_batchnorm = False
     local, local_metrics = run_steps(config, batches, jax.devices())
     assert all(abs(v) < 1e6 for m in local_metrics for v in m.values())

@@ -1,0 +1,10 @@
+"""Class-conditional DCGAN on the embedded digits: G draws the digit it is asked for (`sample --class=3`)."""
+
+from dcgan_jax import defaults
+
+
+def get_config():
+    config = defaults.load_config("digits")
+    config.conditional.num_classes = 10
+    config.num_fixed_samples = 80  # grids of 10 rows (one per digit) x 8
+    return config

@@ -1,0 +1,48 @@
+"""How often a class-conditional G draws the class it is asked for: its samples of each class c, labelled by the
+project's FID classifier (evaluation/classifier.py), are counted correct when the classifier says c."""
+
+from typing import Any, List
+
+import jax
+import ml_collections
+import numpy as np
+
+from dcgan_jax.errors import UserError
+from dcgan_jax.evaluation import classifier
+from dcgan_jax.evaluation.tables import Table
+from dcgan_jax.nn import generate, latent
+
+
+def confusion(config: ml_collections.ConfigDict, g_variables: Any, per_class: int) -> np.ndarray:
+    """(num_classes, classifier classes) counts: row c holds the classifier's labels of `per_class` samples of class
+    c (the eval z, the same for every class and every evaluation of the run)."""
+    num_classes = config.conditional.num_classes
+    if not num_classes:
+        raise UserError("class accuracy needs a class-conditional run (conditional.num_classes > 0); this one is "
+                        "unconditional")
+    model, params, meta = classifier.load_classifier(config)
+    if meta["num_classes"] < num_classes:
+        raise UserError(f"the FID classifier knows {meta['num_classes']} classes, the run {num_classes}; set "
+                        f"eval.classifier.dataset to the run's labelled dataset")
+    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0xC1A5)
+    z = np.asarray(latent.sample_z(key, per_class, config.latent_dim, config.z_distribution))
+    counts = np.zeros((num_classes, meta["num_classes"]), np.int64)
+    for c in range(num_classes):
+        images = generate.generate(config, g_variables, latent.with_class(z, c, num_classes), config.eval.batch_size)
+        predicted = classifier.predict(model, params, images, config.eval.batch_size)[0].argmax(-1)
+        counts[c] = np.bincount(predicted, minlength=meta["num_classes"])
+    return counts
+
+
+def accuracy_table(counts: np.ndarray) -> Table:
+    """One row per class (its accuracy and what its misses were called most), then the mean over classes."""
+    rows: List[dict] = []
+    for c, row in enumerate(counts):
+        misses = row.copy()
+        misses[c] = 0
+        rows.append({"class": c, "accuracy": float(row[c] / row.sum()), "samples": int(row.sum()),
+                     "most_confused_with": int(misses.argmax()) if misses.any() else "-"})
+    diagonal = np.diag(counts[:, :len(counts)])
+    rows.append({"class": "all", "accuracy": float(diagonal.sum() / counts.sum()), "samples": int(counts.sum()),
+                 "most_confused_with": "-"})
+    return rows
