@@ -67,7 +67,9 @@ def get_config() -> ml_collections.ConfigDict:
     # folders with one subfolder per class). G's input is z plus a one-hot class code (nn/latent.py: with_class).
     config.conditional = ml_collections.ConfigDict()
     config.conditional.num_classes = 0          # 0: unconditional (the paper); the dataset's number of classes
-    config.conditional.embedding_dim = 50       # G: z is concatenated with a learned class embedding this long
+    config.conditional.embedding_dim = 10       # G: z is concatenated with a learned class embedding this long
+                                                # (50 let the class drown out z on digits: every sample of a
+                                                # class alike; 10 keeps z in use)
     config.conditional.d_form = "projection"    # D: 'projection' (class embedding . pooled last features, added to
                                                 # the logit) or 'concat' (class code as extra input channels)
     config.conv_impl = "auto"          # the strided convolutions of G and D: 'fast' (exact custom forms,
