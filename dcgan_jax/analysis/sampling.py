@@ -75,10 +75,10 @@ def check_samples_output(output: str) -> str:
     return extension
 
 
-def save_samples(output: str, images_: np.ndarray, z: np.ndarray) -> None:
-    """`.png`: a grid; `.npz`: `images` (uint8, N x H x W x C) and `z`."""
+def save_samples(output: str, images_: np.ndarray, z: np.ndarray, num_cols: Optional[int] = None) -> None:
+    """`.png`: a grid (`num_cols` columns, default square); `.npz`: `images` (uint8, N x H x W x C) and `z`."""
     if check_samples_output(output) == ".png":
-        visualize.save_grid(output, images_)
+        visualize.save_grid(output, images_, num_cols)
     else:
         os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
         np.savez(output, images=images_, z=z)
