@@ -36,6 +36,8 @@ def test_every_tfds_config_loads_through_mocked_tfds(config):
         encoded = tfds.load(config.dataset, split=config.split, shuffle_files=False,
                             decoders={"image": tfds.decode.SkipDecoding()})
         reference = [tf.io.decode_image(ex["image"]).numpy() for ex in encoded]
+        reference_labels = [int(ex["label"]) for ex in tfds.as_numpy(encoded)] if "label" in encoded.element_spec \
+            else None
     assert len(source) == 6
     size, channels = config.image_size, config.num_channels
     wants = [images.preprocess_array(r, size, channels).astype(int) for r in reference]
@@ -47,6 +49,10 @@ def test_every_tfds_config_loads_through_mocked_tfds(config):
         assert errors[i] < 2 and min(e for j, e in enumerate(errors) if j != i) > 10
     config.batch_size = 4
     batch = next(pipeline.train_batches(config, source, 0, 1))
+    if config.conditional.num_classes:  # a conditional config: each image with its label
+        batch, labels = batch
+        indices = pipeline.global_batch_indices(0, 4, 6, config.seed + config.shuffle_seed_offset)
+        np.testing.assert_array_equal(labels[0], np.asarray(reference_labels)[indices])
     assert batch.shape == (1, 4, size, size, channels) and -1 <= batch.min() and batch.max() <= 1
 
 
@@ -66,6 +72,7 @@ def test_tfds_array_record_split_is_read_with_random_access():
         source = tfds_source.TfdsRandomSource("cifar10", "", "train", 32, 3)
         for i in (4, 0, 2):
             np.testing.assert_array_equal(source[i], reference[i]["image"])
+        np.testing.assert_array_equal(source.labels, [reference[i]["label"] for i in range(5)])
 
 
 def test_tfds_errors_say_what_to_do(tmp_path):

@@ -1,6 +1,7 @@
 """Class-conditional DCGAN: G's class embedding and D's projection against their closed forms, labels through the
 data pipeline, the step on 1 and 2 devices, and the class flags of the tools."""
 
+import json
 import os
 
 import jax
@@ -185,6 +186,16 @@ def test_explore_takes_a_class(conditional_run, tmp_path):
     run = open_run(conditional_run)
     z = sampling.pick_z(run.config, [0, 1], label=7)
     assert np.all(z[:, 16:].argmax(1) == 7) and np.all(sampling.pick_z(run.config, [3, 4])[:, 16:].argmax(1) == [3, 4])
+
+
+def test_evaluate_class_accuracy(conditional_run, tmp_path):
+    result = run_cli("dcgan_jax.evaluate", f"--workdir={conditional_run}", "--task=class_accuracy",
+                     "--num_samples=40", f"--classifier_dir={tmp_path}/classifier", "--classifier_steps=20")
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(os.path.join(conditional_run, "eval_class_accuracy.json")) as f:
+        table = json.load(f)
+    assert [r["class"] for r in table["rows"]] == list(range(10)) + ["all"]
+    assert all(r["samples"] == 4 for r in table["rows"][:10]) and 0 <= table["rows"][-1]["accuracy"] <= 1
 
 
 def test_class_on_an_unconditional_run_is_one_line(tmp_path):

@@ -8,11 +8,12 @@ import pytest
 
 from dcgan_jax.data.images import to_uint8
 from dcgan_jax.errors import UserError
+from dcgan_jax.evaluation import fid
 from dcgan_jax.nn import generate
 from dcgan_jax.training import checkpoints, ema, loop, parallel, step, validation
 from dcgan_jax.training.run import open_run
 from dcgan_jax.training.state import create_train_state
-from tests.helpers import digit_batches, max_abs_diff, run_cli, tiny_config
+from tests.helpers import digit_batches, eval_config, max_abs_diff, run_cli, tiny_config
 
 
 def test_decay_ramps_up_then_holds():
@@ -71,6 +72,19 @@ def test_tools_use_the_average(ema_run, tmp_path):
     from_trained = generate.generate(run.config, run.trained_g_variables, saved["z"])
     np.testing.assert_array_equal(saved["images"], to_uint8(from_average))
     assert np.abs(from_average - from_trained).max() > 1e-5  # 4 tiny steps: images near 0, but another G
+    result = run_cli("dcgan_jax.sample", f"--workdir={ema_run}", "--num_samples=4", "--seed=3", "--noema",
+                     f"--output={output}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    np.testing.assert_array_equal(np.load(output)["images"], to_uint8(from_trained))
+
+
+def test_the_fid_table_scores_the_average_and_the_trained_g(ema_run, tmp_path):
+    run = open_run(ema_run)
+    config = eval_config(tmp_path / "classifier", ema_decay=0.5)
+    rows, _ = fid.fid_table(config, run.g_variables, run.initial_state.g_variables, run.step,
+                            run.trained_g_variables)
+    assert [r["images"] for r in rows[:2]] == ["generator, EMA 0.5 (step 4)", "generator without EMA (step 4)"]
+    assert len(rows) == 4 and rows[0]["fid"] != rows[1]["fid"]
 
 
 def test_turning_the_average_on_at_a_resume_starts_it_from_g_and_off_drops_it(tmp_path):
