@@ -60,13 +60,23 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any, config: ml_colle
 
 
 # Fields that change the shapes of the saved params: resuming with other values cannot work.
-ARCHITECTURE_FIELDS = ("image_size", "num_channels", "latent_dim", "g_width", "d_width")
+ARCHITECTURE_FIELDS = ("image_size", "num_channels", "latent_dim", "g_width", "d_width", "conditional.num_classes",
+                       "conditional.embedding_dim", "conditional.d_form")
+
+
+def _field(config: ml_collections.ConfigDict, dotted: str):
+    for part in dotted.split("."):
+        config = config.get(part) if config is not None else None
+    return config
 
 
 def check_compatible(saved: ml_collections.ConfigDict, config: ml_collections.ConfigDict, where: str) -> None:
-    """A one-line error naming every architecture field that differs between a checkpoint and the config."""
-    differ = [f"{k}: checkpoint {saved.get(k)} vs config {config.get(k)}" for k in ARCHITECTURE_FIELDS
-              if saved.get(k) != config.get(k)]
+    """A one-line error naming every architecture field that differs between a checkpoint and the config (the class
+    fields only where a class-conditional model has them)."""
+    conditional = _field(saved, "conditional.num_classes") or _field(config, "conditional.num_classes")
+    fields = [k for k in ARCHITECTURE_FIELDS if conditional or k in ARCHITECTURE_FIELDS[:6]]
+    differ = [f"{k}: checkpoint {_field(saved, k)} vs config {_field(config, k)}" for k in fields
+              if _field(saved, k) != _field(config, k)]
     if differ:
         raise UserError(f"the checkpoint in {where} was trained with another architecture ({'; '.join(differ)}); "
                         f"use a new --workdir, or the checkpoint's values")

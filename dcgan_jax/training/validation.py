@@ -61,7 +61,7 @@ RANGES = {
     **{f: "positive" for f in (
         "batch_size", "num_train_steps", "latent_dim", "g_width", "d_width", "log_every_steps", "sample_every_steps",
         "checkpoint_every_steps", "keep_checkpoints", "learning_rate", "adam_eps", "bn_epsilon", "max_in_memory_mb",
-        "d_training.steps_per_g_step",
+        "d_training.steps_per_g_step", "conditional.embedding_dim",
         "dedup.batch_size", "dedup.code_dim", "dedup.key_bits", "dedup.num_tables", "dedup.steps",
         "dedup.thumbnail_size", "dedup.learning_rate",
         "eval.batch_size", "eval.num_samples", "eval.kid_subsets", "eval.kid_subset_size",
@@ -72,6 +72,7 @@ RANGES = {
     **{f: "non_negative" for f in (
         "num_fixed_samples", "num_data_workers", "prefetch_batches", "keep_every_steps", "collapse.patience",
         "d_training.pretrain_steps", "d_training.instance_noise", "d_training.instance_noise_decay_steps",
+        "conditional.num_classes",
         "dedup.max_hamming", "dedup.max_shift",
         "dedup.colour_jitter", "dedup.noise_std", "eval.every_steps", "eval.classifier.max_shift",
         "eval.probe.labels_per_class")},

@@ -216,3 +216,13 @@ def test_shipped_conditional_configs():
     cifar = defaults.load_config("cifar10_conditional")
     assert digits.conditional.num_classes == cifar.conditional.num_classes == 10
     assert loop.grid_columns(digits) == 8 and loop.grid_columns(cifar) == 10
+
+
+def test_resuming_with_other_classes_names_the_fields(conditional_run, tmp_path):
+    import shutil
+    workdir = str(tmp_path / "run")
+    shutil.copytree(conditional_run, workdir)
+    config = _conditional(num_train_steps=6, num_fixed_samples=0)
+    config.conditional.num_classes, config.conditional.embedding_dim = 5, 6
+    with pytest.raises(UserError, match="conditional.num_classes: checkpoint 10 vs config 5"):
+        loop.train(config, workdir)
