@@ -121,6 +121,12 @@ def _write(config, directory: str, total: int, chunks, dedup: Optional[FindDupli
             "preprocessing": "shorter side resized to image_size (bicubic), center crop, L or RGB"}
     if dedup is not None:
         removed = dedup(np.memmap(images_path, np.uint8, "r", shape=tuple(shape)))
+        limit = config.dedup.max_removed_fraction
+        if len(removed) > limit * written:  # before the swap: an existing cache stays as it was
+            raise UserError(f"--dedup would remove {len(removed):,} of {written:,} images ({len(removed) / written:.0%}"
+                            f", over dedup.max_removed_fraction={limit}): the codes do not tell these images apart; "
+                            f"lower --config.dedup.max_hamming (0: exact collisions) or raise --config.dedup.steps, "
+                            f"or raise max_removed_fraction if the data really is that redundant")
         info["shape"][0] = _compact(images_path, shape, set(removed))
         info["removed_duplicates"], info["duplicates_file"] = len(removed), DUPLICATES_FILE
         with open(os.path.join(directory, DUPLICATES_FILE), "w") as f:

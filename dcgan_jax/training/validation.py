@@ -79,7 +79,7 @@ RANGES = {
     **{f: "unit" for f in ("beta1", "beta2", "bn_momentum", "label_smoothing", "dedup.dropout", "ema_decay",
                            "d_training.label_noise")},
     "d_training.label_flip": "below_half",
-    "eval.probe.validation_fraction": "open_unit", "collapse.d_fake": "open_unit", "collapse.loss_factor": "positive",
+    "eval.probe.validation_fraction": "open_unit", "dedup.max_removed_fraction": "positive", "collapse.d_fake": "open_unit", "collapse.loss_factor": "positive",
     "image_size": "positive", "num_channels": "positive",
     "seed": "any_integer", "shuffle_seed_offset": "any_integer",  # any integer seeds a PRNG
 }

@@ -42,3 +42,14 @@ def test_a_config_training_would_refuse_writes_nothing(tmp_path):
     result = run_cli("dcgan_jax.prepare", "--config.image_size=48", f"--output={tmp_path / 'cache'}")
     one_line_error(result, "image_size=48")
     assert not os.path.exists(tmp_path / "cache")
+
+
+def test_dedup_removing_too_much_stops_and_keeps_the_old_cache(tmp_path):
+    from tests.helpers import tree_digest
+    output = tmp_path / "cache"
+    assert run_cli("dcgan_jax.prepare", f"--output={output}").returncode == 0  # the digits, no dedup
+    before = tree_digest(str(output))
+    result = run_cli("dcgan_jax.prepare", f"--output={output}", "--dedup", "--config.dedup.steps=50",
+                     "--config.dedup.max_hamming=128")  # every code within 128 bits: all but one "duplicates"
+    one_line_error(result, "--dedup would remove", "max_removed_fraction=0.5")
+    assert tree_digest(str(output)) == before and sorted(os.listdir(tmp_path)) == ["cache"]
