@@ -180,6 +180,8 @@ def _train_locked(config, workdir, evaluator):
                         f"past num_train_steps={config.num_train_steps}; pass a larger --config.num_train_steps to "
                         f"train on, or another --workdir")
     source = datasets.load_source(config)
+    if config.conditional.num_classes:
+        datasets.load_labels(config, source)  # data without labels is refused here, before anything is written
     if start_step == config.num_train_steps:
         if jax.process_index() == 0:
             print(f"already trained to step {start_step} in {workdir}: nothing to do", flush=True)

@@ -225,3 +225,16 @@ def test_resuming_with_other_classes_names_the_fields(conditional_run, tmp_path)
     config.conditional.num_classes, config.conditional.embedding_dim = 5, 6
     with pytest.raises(UserError, match="conditional.num_classes: checkpoint 10 vs config 5"):
         loop.train(config, workdir)
+
+
+def test_main_on_unlabelled_data_is_one_line_and_writes_nothing(tmp_path):
+    from tests.helpers import tree_digest
+    for i in range(3):
+        Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")  # a flat folder: no classes
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    before = tree_digest(str(workdir))
+    result = run_cli("dcgan_jax.main", "--config=configs/digits_conditional.py", "--config.dataset=image_folder",
+                     f"--config.data_path={tmp_path}", f"--workdir={workdir}")
+    one_line_error(result, "needs labelled data", "one subfolder per class")
+    assert tree_digest(str(workdir)) == before
