@@ -98,8 +98,8 @@ def drop_filters(run: Run, z: np.ndarray, layer: int = -2, maps: Optional[Sequen
         if not maps:
             if mask is None:
                 raise UserError("drop_filters needs the maps to drop or an image region (mask) to find them from")
-            probe_z = sampling.with_class(config, latent.z_for_seed(seed, probe_samples, config.latent_dim,
-                                                                    config.z_distribution))
+            probe_z = sampling.g_inputs(config, latent.z_for_seed(seed, probe_samples, config.latent_dim,
+                                                                  config.z_distribution))
             order, scores = maps_inside_mask(config, run.g_variables, probe_z, mask, layer, probe, batch_size, seed)
             maps = [int(m) for m in order if scores[m] > 0][:max_maps or None]
             if not maps:

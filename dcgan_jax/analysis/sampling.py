@@ -18,16 +18,16 @@ from dcgan_jax.nn import generate, latent, models
 
 def images(run, z: np.ndarray, batch_size: int = 256, batch_stats: bool = False) -> np.ndarray:
     """uint8 images (N, H, W, C) of `run`'s generator for G inputs (N, models.g_input_dim): z, followed by the class
-    code for a class-conditional G (`with_class`)."""
+    code for a class-conditional G (`g_inputs`)."""
     z = np.asarray(z, np.float32).reshape(-1, models.g_input_dim(run.config))
     return to_uint8(generate.generate(run.config, run.g_variables, z, batch_size, batch_stats))
 
 
-def with_class(config, z: np.ndarray, first_index: int = 0, label: Optional[int] = None) -> np.ndarray:
-    """G's inputs for z of pool rows first_index, first_index + 1, ...: z itself for an unconditional G; for a
-    conditional one, z with the class code of `label`, or (no label) of class i % num_classes for row i, so sample i
-    of `sample` and index i of `explore` show the same class. Rows that already hold a class code keep it unless a
-    label is given."""
+def g_inputs(config, z: np.ndarray, rows: Optional[Sequence[int]] = None, label: Optional[int] = None) -> np.ndarray:
+    """G's inputs for z of pool rows `rows` (default 0, 1, ...): z itself for an unconditional G; for a conditional
+    one, z with the class code of `label`, or (no label) of class i % num_classes for row i, so sample i of `sample`
+    and index i of `explore` show the same class. Rows that already hold a class code keep it unless a label is
+    given."""
     z = np.asarray(z, np.float32)
     num_classes = config.conditional.num_classes
     if not num_classes:
@@ -41,8 +41,8 @@ def with_class(config, z: np.ndarray, first_index: int = 0, label: Optional[int]
         if label is None:
             return z
         z = z[..., :config.latent_dim]
-    labels = latent.balanced_labels(first_index + len(z), num_classes)[first_index:] if label is None else label
-    return latent.with_class(z, labels, num_classes)
+    rows = np.arange(len(z)) if rows is None else np.asarray(rows)
+    return latent.with_class(z, rows % num_classes if label is None else label, num_classes)
 
 
 def sample(run, num_samples: int, seed: int = 0, batch_size: int = 256, batch_stats: bool = False,
@@ -54,8 +54,8 @@ def sample(run, num_samples: int, seed: int = 0, batch_size: int = 256, batch_st
     size, channels = run.config.image_size, run.config.num_channels
     memory.check_fits(num_samples, 2 * size * size * channels + 4 * run.config.latent_dim, f"{num_samples:,} samples",
                       "ask for fewer with --num_samples and write several files (--seed) for more")
-    z = with_class(run.config, latent.z_for_seed(seed, num_samples, run.config.latent_dim, run.config.z_distribution),
-                   0, label)
+    z = g_inputs(run.config, latent.z_for_seed(seed, num_samples, run.config.latent_dim, run.config.z_distribution),
+                 label=label)
     chunk = 16 * batch_size  # whole batches, so batch_stats mode sees the same batches; a progress bar per chunk
     parts = []
     with progress_bars.bar(total=num_samples, desc="sampling", unit="img") as bar:
@@ -104,11 +104,8 @@ def load_z_file(path: str, latent_dim: int, input_dim: Optional[int] = None) -> 
 def pick_z(config, indices: Sequence[int], seed: int = 0, pool: Optional[np.ndarray] = None,
            label: Optional[int] = None) -> np.ndarray:
     """Rows `indices` of a z pool: `pool` if given, else the z of `sample --seed=seed` (row i = sample i), as G's
-    inputs (`with_class`: for a conditional G of class `label`, or of row i's class)."""
-    chosen = _pick_rows(config, indices, seed, pool)
-    if not config.conditional.num_classes:
-        return with_class(config, chosen, 0, label)
-    return np.stack([with_class(config, row[None], int(i), label)[0] for row, i in zip(chosen, indices)])
+    inputs (`g_inputs`: for a conditional G of class `label`, or of row i's class)."""
+    return g_inputs(config, _pick_rows(config, indices, seed, pool), [int(i) for i in indices], label)
 
 
 def _pick_rows(config, indices: Sequence[int], seed: int, pool: Optional[np.ndarray]) -> np.ndarray:

@@ -200,7 +200,7 @@ def test_evaluate_class_accuracy(conditional_run, tmp_path):
 def test_class_on_an_unconditional_run_is_one_line(tmp_path):
     config = tiny_config()
     with pytest.raises(UserError, match="this run is unconditional"):
-        sampling.with_class(config, np.zeros((2, 16)), 0, 3)
+        sampling.g_inputs(config, np.zeros((2, 16)), label=3)
 
 
 def test_class_accuracy_table_from_counts():
