@@ -60,8 +60,8 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any, config: ml_colle
 
 
 # Fields that change the shapes of the saved params: resuming with other values cannot work.
-ARCHITECTURE_FIELDS = ("image_size", "num_channels", "latent_dim", "g_width", "d_width", "conditional.num_classes",
-                       "conditional.embedding_dim", "conditional.d_form")
+ARCHITECTURE_FIELDS = ("image_size", "num_channels", "latent_dim", "g_width", "d_width", "conditional.num_classes")
+CLASS_FIELDS = ("conditional.embedding_dim", "conditional.d_form")  # matter only for a class-conditional model
 
 
 def _field(config: ml_collections.ConfigDict, dotted: str):
@@ -74,7 +74,7 @@ def check_compatible(saved: ml_collections.ConfigDict, config: ml_collections.Co
     """A one-line error naming every architecture field that differs between a checkpoint and the config (the class
     fields only where a class-conditional model has them)."""
     conditional = _field(saved, "conditional.num_classes") or _field(config, "conditional.num_classes")
-    fields = [k for k in ARCHITECTURE_FIELDS if conditional or k in ARCHITECTURE_FIELDS[:6]]
+    fields = ARCHITECTURE_FIELDS + (CLASS_FIELDS if conditional else ())
     differ = [f"{k}: checkpoint {_field(saved, k)} vs config {_field(config, k)}" for k in fields
               if _field(saved, k) != _field(config, k)]
     if differ:
