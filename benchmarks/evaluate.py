@@ -69,12 +69,12 @@ def digits(args):
     else:
         config = defaults.load_config("digits")
         if args.d_width:
-            config.d_width = args.d_width
-        _, d_vars = jax.jit(lambda: models.init_variables(jax.random.PRNGKey(0), config))()
-        source = f"digits config's D at init (d_width {config.d_width})"
-    train_images, train_y = load_labelled("digits", "train", config.image_size, config.num_channels, "")
-    test_images, test_y = load_labelled("digits", "test", config.image_size, config.num_channels, "")
-    extract = lambda x: features.discriminator_features(config, d_vars, x, config.eval.batch_size)
+            config.model.d_width = args.d_width
+        _, d_vars = jax.jit(lambda: models.init_variables(jax.random.PRNGKey(0), config.model))()
+        source = f"digits config's D at init (d_width {config.model.d_width})"
+    train_images, train_y = load_labelled("digits", "train", config.model.image_size, config.model.num_channels, "")
+    test_images, test_y = load_labelled("digits", "test", config.model.image_size, config.model.num_channels, "")
+    extract = lambda x: features.discriminator_features(config.model, d_vars, x, config.eval.batch_size)
     extract(train_images[:config.eval.batch_size])  # compile outside the timing
     start = time.perf_counter()
     train_x, test_x = extract(train_images), extract(test_images)

@@ -73,7 +73,8 @@ def measure(config, source, min_images: int, min_seconds: float = 2.0):
     slows down.
     """
     from dcgan_jax.data import pipeline
-    batches = pipeline.train_batches(config, source, 0, 1, process_index=0, process_count=1)
+    batches = pipeline.train_batches(config.data, source, config.batch_size, config.seed, 0, 1, process_index=0,
+                                     process_count=1)
     next(batches)  # worker start-up is not part of the rate
     start, cpu_start = time.perf_counter(), time.process_time()
     window_start, window_cpu, done, window_done = start, cpu_start, 0, 0
@@ -107,21 +108,21 @@ def main() -> None:
     if not os.path.exists(os.path.join(root, "lmdb", "data.mdb")):
         make_data(root, args.num_images, all_cores)
     config = defaults.get_config()
-    config.image_size, config.num_channels, config.batch_size = args.image_size, 3, args.batch_size
-    config.dataset, config.data_path = "lsun_lmdb", os.path.join(root, "lmdb")
+    config.model.image_size, config.model.num_channels, config.batch_size = args.image_size, 3, args.batch_size
+    config.data.dataset, config.data.data_path = "lsun_lmdb", os.path.join(root, "lmdb")
     prepared = os.path.join(root, f"prepared_{args.image_size}")
     if not os.path.exists(os.path.join(prepared, "info.json")):
-        prepare.write_cache(config, prepared)
+        prepare.write_cache(config.data, args.image_size, 3, prepared)
 
     print(f"{args.image_size} px, batches of {args.batch_size}, {args.num_images} images per pass; "
           f"'all cores' = {all_cores} decoding processes")
     results = {}
     for name, dataset, path in [("LMDB-webp", "lsun_lmdb", "lmdb"), ("folder-jpeg", "image_folder", "folder"),
                                 ("prepared", "prepared", f"prepared_{args.image_size}")]:
-        config.dataset, config.data_path = dataset, os.path.join(root, path)
-        source = datasets.load_source(config)
+        config.data.dataset, config.data.data_path = dataset, os.path.join(root, path)
+        source = datasets.load_source(config.data, args.image_size, 3)
         for label, count in [("1 core", 1), ("all cores", all_cores)]:
-            config.num_data_workers = count
+            config.data.num_data_workers = count
             rate, cpu_rate, windows = measure(config, source, int(1.5 * args.num_images))
             results[name, label] = rate, cpu_rate
             column = 1 if count == 1 else 0  # per CPU-second where the decoding is all in this process

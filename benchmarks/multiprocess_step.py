@@ -28,7 +28,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The tiny test model (tests/helpers.py TINY_FLAGS' sizes): a step of milliseconds, so per-step host overhead shows.
-MODEL_FLAGS = ("--config.g_width=8", "--config.d_width=8", "--config.batch_size=16", "--config.latent_dim=16",
+MODEL_FLAGS = ("--config.model.g_width=8", "--config.model.d_width=8", "--config.batch_size=16", "--config.model.latent_dim=16",
                "--config.num_fixed_samples=16")
 RATE = re.compile(r"^step (\d+)/\d+ .*\| (\d+) img/s")
 

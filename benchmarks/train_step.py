@@ -150,14 +150,16 @@ def make_jax_runner(args, batch_size: int, dtype: str):
     from dcgan_jax.training.step import make_train_step
 
     config = defaults.get_config()
-    config.update(image_size=args.image_size, num_channels=NC, latent_dim=NZ, g_width=NGF, d_width=NDF,
-                  batch_size=batch_size, upsample=args.upsample, conv_impl=args.conv_impl, compute_dtype=dtype,
-                  parallelism=args.parallelism)
+    config.update(batch_size=batch_size, parallelism=args.parallelism)
+    config.model.update(image_size=args.image_size, num_channels=NC, latent_dim=NZ, g_width=NGF, d_width=NDF,
+                        upsample=args.upsample, conv_impl=args.conv_impl, compute_dtype=dtype)
     runner = parallel.Parallel(config.parallelism, jax.devices()[:args.devices])
     per_device = batch_size // runner.num_devices
-    step_fn = runner.compile(make_train_step(config, per_device))
-    holder = {"state": runner.replicate(create_train_state(config)), "metrics": None}
-    shape = (len(runner.local_devices), per_device, config.image_size, config.image_size, NC)
+    step_fn = runner.compile(make_train_step(config.model, config.optim, config.objective, config.d_training,
+                                             per_device))
+    holder = {"state": runner.replicate(create_train_state(config.model, config.optim, config.seed)),
+              "metrics": None}
+    shape = (len(runner.local_devices), per_device, config.model.image_size, config.model.image_size, NC)
     batch = runner.shard_batch(np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32))
 
     def step():

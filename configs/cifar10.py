@@ -5,9 +5,9 @@ from dcgan_jax import defaults
 
 def get_config():
     config = defaults.get_config()
-    config.dataset = "cifar10"
-    config.image_size = 32
-    config.num_channels = 3
+    config.data.dataset = "cifar10"
+    config.model.image_size = 32
+    config.model.num_channels = 3
     config.batch_size = 128
     config.num_train_steps = 50_000
     return config

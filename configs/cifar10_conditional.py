@@ -5,6 +5,6 @@ from dcgan_jax import defaults
 
 def get_config():
     config = defaults.load_config("cifar10")
-    config.conditional.num_classes = 10
+    config.model.conditional.num_classes = 10
     config.num_fixed_samples = 100  # grids of 10 rows (one per class) x 10
     return config

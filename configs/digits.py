@@ -5,11 +5,11 @@ from dcgan_jax import defaults
 
 def get_config():
     config = defaults.get_config()
-    config.dataset = "digits"
-    config.image_size = 32
-    config.num_channels = 1
-    config.g_width = 32
-    config.d_width = 32
+    config.data.dataset = "digits"
+    config.model.image_size = 32
+    config.model.num_channels = 1
+    config.model.g_width = 32
+    config.model.d_width = 32
     config.batch_size = 64
     config.num_train_steps = 2000
     config.log_every_steps = 100

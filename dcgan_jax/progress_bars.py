@@ -1,8 +1,7 @@
 """Progress bars of the long commands (feature extraction, the SVM's C path, sampling, prepare, the FID classifier).
 
 A thin layer over tqdm: bars are drawn on stderr only when stderr is a terminal, so logs, pipes and captured test
-output never receive carriage-return garbage. Not to be confused with dcgan_jax/analysis/progress.py (the
-"training progress" figure).
+output never receive carriage-return garbage.
 """
 
 import sys

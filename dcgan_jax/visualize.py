@@ -12,6 +12,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
+from dcgan_jax import run_files
 from dcgan_jax.data.images import as_uint8
 
 
@@ -83,17 +84,14 @@ def caption(image: np.ndarray, text: str, height: int = 14) -> np.ndarray:
     return np.concatenate([strip, image], axis=0)
 
 
-_STEP_FILE = re.compile(r"step_(\d+)\.png$")
-
-
-GRID_FOLDERS = {"fixed": "samples", "random": os.path.join("samples", "random")}  # z: the run's fixed z, or fresh
+_STEP_FILE = re.compile(r"step_(\d+)\.png$")  # run_files.grid_file's names
 
 
 def training_grids(workdir: str, z: str = "fixed") -> List[Tuple[int, np.ndarray]]:
     """(step, grid) of the sample grids that training saved, in step order: `z='fixed'` the same z at every step
-    (workdir/samples/), 'random' fresh z at each (workdir/samples/random/)."""
+    (workdir/samples/), 'random' fresh z at each (workdir/samples/random/): run_files.GRID_FOLDERS."""
     found = []
-    for path in glob.glob(os.path.join(workdir, GRID_FOLDERS[z], "step_*.png")):
+    for path in glob.glob(os.path.join(workdir, run_files.GRID_FOLDERS[z], "step_*.png")):
         match = _STEP_FILE.search(os.path.basename(path))
         if match:
             image = np.asarray(Image.open(path))

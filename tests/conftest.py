@@ -43,14 +43,15 @@ def fid_classifier(tmp_path_factory):
     """A tiny FID classifier of the digits at 32px (`eval_config`), trained once into a temporary dir: (config, meta).
     Its config.eval.classifier.dir is the dir; copy the config before changing it."""
     config = eval_config(tmp_path_factory.mktemp("fid_classifier"))
-    return config, classifier.train_and_save(config)
+    model = config.model
+    return config, classifier.train_and_save(config.eval.classifier, config.data, model.image_size, model.num_channels)
 
 
 @pytest.fixture(scope="session")
 def untrained_generator():
     """(tiny config, G variables at init, 12 z): for tests of G-layer tools that need no training."""
     config = tiny_config()
-    g_vars, _ = models.init_variables(jax.random.PRNGKey(0), config)
-    z = np.asarray(latent.sample_z(jax.random.PRNGKey(1), 12, config.latent_dim))
+    g_vars, _ = models.init_variables(jax.random.PRNGKey(0), config.model)
+    z = np.asarray(latent.sample_z(jax.random.PRNGKey(1), 12, config.model.latent_dim))
     return config, g_vars, z
 

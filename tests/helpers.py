@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 
 from dcgan_jax import defaults
 from dcgan_jax.data import datasets, pipeline
-from dcgan_jax.data.images import to_model_range
+from dcgan_jax.data.images import as_model_input
 from dcgan_jax.training import parallel, state, step
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,20 +22,29 @@ FIXTURES = os.path.join(REPO, "tests", "fixtures")
 def tiny_config(**overrides):
     """The digits config shrunk so a step takes milliseconds."""
     config = defaults.load_config("digits")
-    config.g_width = 8
-    config.d_width = 8
+    config.model.g_width = 8
+    config.model.d_width = 8
     config.batch_size = 16
-    config.latent_dim = 16
+    config.model.latent_dim = 16
     config.num_fixed_samples = 16
     config.num_train_steps = 4
     config.log_every_steps = 2
     config.sample_every_steps = 2
     config.checkpoint_every_steps = 2
-    unknown = sorted(set(overrides) - set(config))
-    if unknown:  # ConfigDict.update would add them silently (e.g. the flat eval_* names of earlier versions)
-        raise KeyError(f"tiny_config: no config fields {unknown}")
-    config.update(overrides)
+    _override(config, overrides, "")
     return config
+
+
+def _override(node, overrides, where):
+    """Sets `overrides` ({field: value}, or {group: {field: value}} for a group, e.g. model=dict(g_width=16)) in
+    `node`, refusing names the config does not have (ConfigDict.update would add them silently)."""
+    for key, value in overrides.items():
+        if key not in node:
+            raise KeyError(f"tiny_config: no config field {where}{key}")
+        if isinstance(value, dict):
+            _override(node[key], value, f"{where}{key}.")
+        else:
+            node[key] = value
 
 
 def eval_config(classifier_dir, **overrides):
@@ -66,8 +75,8 @@ def run_cli(module: str, *args: str, devices: int = 1, timeout: float = 600, env
                           text=True, timeout=timeout)
 
 
-TINY_FLAGS = ("--config.g_width=8", "--config.d_width=8", "--config.batch_size=16", "--config.latent_dim=16",
-              "--config.num_fixed_samples=16", "--config.log_every_steps=2", "--config.sample_every_steps=2",
+TINY_FLAGS = ("--config.model.g_width=8", "--config.model.d_width=8", "--config.batch_size=16",
+              "--config.model.latent_dim=16", "--config.num_fixed_samples=16", "--config.log_every_steps=2", "--config.sample_every_steps=2",
               "--config.checkpoint_every_steps=2")
 
 
@@ -82,25 +91,33 @@ def one_line_error(result, *fragments):
     return lines[-1]
 
 
+def load_source(config, split=""):
+    """The source a run with `config` trains on (labelled for a class-conditional config)."""
+    model = config.model
+    return datasets.load_source(config.data, model.image_size, model.num_channels, split,
+                                labelled=bool(model.conditional.num_classes))
+
+
 def digit_batches(config, num_steps):
     """Global batches [batch, H, W, C] in [-1, 1] of the digits data, as the loop would read them; (images, labels)
     for a class-conditional config."""
-    source = datasets.load_source(config)
-    seed = config.seed + config.shuffle_seed_offset
+    source = load_source(config)
+    seed = config.seed + config.data.shuffle_seed_offset
     batches = []
     for s in range(num_steps):
         indices = pipeline.global_batch_indices(s, config.batch_size, len(source), seed)
-        images = to_model_range(source.read_many(indices))
-        batches.append((images, source.labels[indices]) if config.conditional.num_classes else images)
+        images = as_model_input(source.read_many(indices))
+        batches.append((images, source.labels[indices]) if config.model.conditional.num_classes else images)
     return batches
 
 
 def run_steps(config, batches, devices=None, parallelism="pmap", step_body=None):
     """Final host state and per-step metrics after training on `batches` with the given devices."""
     runner = parallel.Parallel(parallelism, devices)
-    body = step_body or step.make_train_step(config, config.batch_size // runner.num_devices)
+    body = step_body or step.make_train_step(config.model, config.optim, config.objective, config.d_training,
+                                             config.batch_size // runner.num_devices)
     compiled = runner.compile(body)
-    device_state = runner.replicate(state.create_train_state(config))
+    device_state = runner.replicate(state.create_train_state(config.model, config.optim, config.seed))
     history = []
     for batch in batches:
         host_batch = jax.tree.map(lambda x: np.asarray(x).reshape((runner.num_devices, -1) + np.shape(x)[1:]),

@@ -10,27 +10,34 @@ import pytest
 from tests.helpers import REPO
 
 PACKAGE = os.path.join(REPO, "dcgan_jax")
-# What each part may import from the package (besides itself). Floors, bottom up: errors/defaults, data,
-# visualize/nn, training | evaluation (siblings that never import each other), analysis, train, cli, the shims.
+# What each part may import from the package (besides itself). Floors, bottom up: the leaf modules (errors, the
+# config's defaults, the rng tag table, the workdir's file names, progress bars), memory, data, visualize | nn,
+# config_fields (config knowledge: it builds the models to validate), training | evaluation (siblings that never
+# import each other), analysis, train, cli, the shims.
+LEAVES = {"errors", "defaults", "progress_bars", "rng_tags", "run_files"}
+BASE = LEAVES - {"defaults"}  # what every floor may import: the defaults only the config's own floors
 ALLOWED = {
-    "errors": set(),
-    "defaults": set(),
-    "progress_bars": set(),
-    "memory": {"errors"},
-    "data": {"errors", "progress_bars"},
-    "visualize": {"errors", "data"},
-    "nn": {"errors", "data"},
-    "training": {"errors", "defaults", "data", "nn", "visualize"},
-    "evaluation": {"errors", "defaults", "progress_bars", "data", "nn"},
-    "analysis": {"errors", "defaults", "progress_bars", "memory", "data", "nn", "visualize", "training"},
-    "train": {"errors", "defaults", "training", "evaluation"},
-    "cli": {"errors", "defaults", "progress_bars", "memory", "data", "nn", "visualize", "training", "evaluation", "analysis",
-            "train"},
+    **{leaf: set() for leaf in LEAVES},
+    "memory": BASE,
+    "data": BASE,
+    "visualize": BASE | {"data"},
+    "nn": BASE | {"data"},
+    "config_fields": BASE | {"defaults", "nn"},
+    "training": BASE | {"data", "nn", "visualize", "config_fields"},
+    "evaluation": BASE | {"data", "nn"},
+    "analysis": BASE | {"memory", "data", "nn", "visualize", "training"},
+    "train": BASE | {"defaults", "config_fields", "data", "nn", "training", "evaluation"},
+    "cli": BASE | {"defaults", "config_fields", "memory", "data", "nn", "visualize", "training", "evaluation",
+                   "analysis", "train"},
     "__init__": set(),
 }
 ENTRY_POINTS = ("main", "sample", "explore", "evaluate", "prepare")  # `python -m dcgan_jax.X` shims over cli/X.py
 for name in ENTRY_POINTS:
     ALLOWED[name] = {"cli"}
+# The floors that see the whole config; every other part gets its own group or explicit values.
+WHOLE_CONFIG = {"defaults", "config_fields", "train", "cli"}
+# The names a group of the config goes by when a function below those floors takes one.
+GROUPS = {"data", "model", "optim", "objective", "d_training", "collapse", "ev", "classifier", "probe", "dedup"}
 
 
 def _modules():
@@ -125,3 +132,32 @@ def test_files_stay_small(module):
 def test_no_grab_bag_modules():
     names = {m.rsplit(".", 1)[-1] for m in MODULES}
     assert not names & {"utils", "util", "helpers", "misc", "common_utils"}
+
+
+def _takes_config(function):
+    """The parameters of a function definition that would hand it the whole config: one named `config`, or one
+    annotated ConfigDict whose name is not a group's."""
+    args = function.args
+    for arg in args.posonlyargs + args.args + args.kwonlyargs:
+        annotation = ast.unparse(arg.annotation) if arg.annotation is not None else ""
+        if arg.arg == "config" or (annotation.split(".")[-1] == "ConfigDict" and arg.arg not in GROUPS):
+            yield arg.arg, arg.lineno
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if _part(m) not in WHOLE_CONFIG | set(ENTRY_POINTS)))
+def test_the_whole_config_stops_at_the_top(module):
+    """Below train.py and cli/, functions take a group (config.model, config.data, ...) or explicit values; they
+    neither take the whole config nor reach into a Run's (training/run.py, which restores it, excepted)."""
+    for node in ast.walk(MODULES[module]):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            for name, line in _takes_config(node):
+                assert False, f"{module}:{line}: takes `{name}`, the whole config; pass its group ({sorted(GROUPS)})"
+        if isinstance(node, ast.Attribute) and node.attr == "config" and module != "dcgan_jax.training.run":
+            assert not isinstance(node.value, ast.Name) or node.value.id in ("jax", "tf"), \
+                f"{module}:{node.lineno}: reads {ast.unparse(node)}, the whole config"
+
+
+def test_the_layout_rule_catches_a_module_that_takes_the_whole_config():
+    tree = ast.parse("def f(config, x):\n    pass\ndef g(model: ml_collections.ConfigDict, c: ConfigDict):\n    pass")
+    found = [name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) for name, _ in _takes_config(node)]
+    assert found == ["config", "c"]

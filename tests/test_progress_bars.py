@@ -21,7 +21,7 @@ from tests.helpers import eval_config
 config = eval_config('/tmp/unused')
 config.eval.classifier.steps = 3
 images, labels = load_labelled('digits', 'train', 32, 1, '')
-classifier.train_classifier(images[:64], labels[:64], config)
+classifier.train_classifier(images[:64], labels[:64], config.eval.classifier)
 x = np.random.default_rng(0).normal(size=(60, 5)); y = np.arange(60) % 3; x[:, 0] += 3 * y
 config.eval.probe.svm_c_values = (1e-2, 1e-1)
 print(probe.linear_svm(x, y, x, y, config.eval.probe)['test_accuracy'])

@@ -3,7 +3,7 @@
 import numpy as np
 from PIL import Image
 
-from dcgan_jax import visualize
+from dcgan_jax import run_files, visualize
 
 
 def _frames(count, size=8):
@@ -45,8 +45,8 @@ def test_zoom_and_caption():
 
 def test_training_progress_frames_in_step_order(tmp_path):
     (tmp_path / "samples").mkdir()
-    for step in (1000, 200, 30):
-        Image.fromarray(np.full((10, 12), step % 256, np.uint8)).save(tmp_path / "samples" / f"step_{step:08d}.png")
+    for step in (1000, 200, 30):  # where training writes them
+        Image.fromarray(np.full((10, 12), step % 256, np.uint8)).save(run_files.grid_file(str(tmp_path), "fixed", step))
     (tmp_path / "samples" / "notes.png").write_bytes(b"")  # not a step grid: ignored
     grids = visualize.training_grids(str(tmp_path))
     assert [s for s, _ in grids] == [30, 200, 1000]

@@ -29,7 +29,8 @@ SCRIPT = textwrap.dedent("""
 
     root = sys.argv[1]
     train.train_and_evaluate(tiny_config(num_train_steps=2), os.path.join(root, "digits_run"))
-    images, _ = sampling.sample(open_run(os.path.join(root, "digits_run")), 3)
+    run = open_run(os.path.join(root, "digits_run"))
+    images, _ = sampling.sample(run.config.model, run.sampling_g_variables, 3)
     assert images.shape == (3, 32, 32, 1)
     assert os.listdir(os.path.join(root, "digits_run", "tensorboard"))
 
@@ -44,14 +45,14 @@ SCRIPT = textwrap.dedent("""
             Image.fromarray(picture).save(buffer, "WEBP", lossless=True)
             txn.put(f"{i:04x}".encode(), buffer.getvalue())
     env.close()
-    config = tiny_config(image_size=32, num_channels=3, num_data_workers=2)
+    config = tiny_config(model=dict(image_size=32, num_channels=3), data=dict(num_data_workers=2))
     for dataset, path in (("image_folder", "folder"), ("lsun_lmdb", "lmdb")):
-        config.dataset, config.data_path = dataset, os.path.join(root, path)
-        source = datasets.load_source(config)
+        config.data.dataset, config.data.data_path = dataset, os.path.join(root, path)
+        source = datasets.load_source(config.data, 32, 3)
         assert len(source) == 5 and source[4].shape == (32, 32, 3), dataset
-    prepare.write_cache(config, os.path.join(root, "cache"))
-    config.dataset, config.data_path = "prepared", os.path.join(root, "cache")
-    assert len(datasets.load_source(config)) == 5
+    prepare.write_cache(config.data, 32, 3, os.path.join(root, "cache"))
+    config.data.dataset, config.data.data_path = "prepared", os.path.join(root, "cache")
+    assert len(datasets.load_source(config.data, 32, 3)) == 5
     assert sys.modules["tensorflow"] is None and sys.modules["tensorflow_datasets"] is None
     assert "torch" not in sys.modules
     print("OK without TensorFlow")

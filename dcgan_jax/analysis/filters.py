@@ -2,7 +2,8 @@
 that fire inside an image region, and draw the same z with them zeroed.
 
     run = training.run.open_run("runs/lsun")
-    picture = filters.drop_filters(run, z, layer=-2, mask=filters.box_mask(64, (0, 0, 32, 64)))
+    picture = filters.drop_filters(run.config.model, run.sampling_g_variables, z, layer=-2,
+                                   mask=filters.box_mask(64, (0, 0, 32, 64)))
 """
 
 from typing import Any, Optional, Sequence
@@ -13,10 +14,9 @@ import numpy as np
 from dcgan_jax.analysis.figures import Picture
 from dcgan_jax.analysis import sampling
 from dcgan_jax.analysis.sampling import images
-from dcgan_jax.data.images import to_uint8
+from dcgan_jax.data.images import as_uint8
 from dcgan_jax.errors import UserError
 from dcgan_jax.nn import generate, latent, models
-from dcgan_jax.training.run import Run
 
 
 def mask_at_layer(image_masks: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -28,7 +28,7 @@ def mask_at_layer(image_masks: np.ndarray, height: int, width: int) -> np.ndarra
     return cells.mean(axis=(2, 4))
 
 
-def maps_inside_mask(config: ml_collections.ConfigDict, g_variables: Any, z: np.ndarray, image_masks: np.ndarray,
+def maps_inside_mask(model: ml_collections.ConfigDict, g_variables: Any, z: np.ndarray, image_masks: np.ndarray,
                      layer: int, method: str = "logistic", batch_size: int = 256, seed: int = 0):
     """Feature maps of G's layer `layer` that fire inside user-given image regions, e.g. window boxes.
 
@@ -38,7 +38,7 @@ def maps_inside_mask(config: ml_collections.ConfigDict, g_variables: Any, z: np.
     and scores each map by its weight; the paper dropped every map with a positive weight. 'ratio' scores each map
     by log(mean activation inside / mean activation outside). Returns (maps sorted by decreasing score, scores).
     """
-    acts = generate.activations(config, g_variables, z, layer, batch_size)
+    acts = generate.activations(model, g_variables, z, layer, batch_size)
     n, h, w, c = acts.shape
     image_masks = np.broadcast_to(np.asarray(image_masks, bool), (n,) + np.shape(image_masks)[-2:])
     inside = (mask_at_layer(image_masks, h, w) >= 0.5).reshape(-1)
@@ -84,29 +84,29 @@ def file_mask(path: str, size: int) -> np.ndarray:
     return mask != 0
 
 
-def drop_filters(run: Run, z: np.ndarray, layer: int = -2, maps: Optional[Sequence[int]] = None,
-                 mask: Optional[np.ndarray] = None, probe_samples: int = 150, probe: str = "logistic",
-                 max_maps: int = 0, seed: int = 0, batch_size: int = 256) -> Picture:
-    """Row 1: G(z); row 2: the same z with feature maps of G's hidden `layer` zeroed everywhere.
+def drop_filters(model: ml_collections.ConfigDict, g_variables: Any, z: np.ndarray, layer: int = -2,
+                 maps: Optional[Sequence[int]] = None, mask: Optional[np.ndarray] = None, probe_samples: int = 150,
+                 probe: str = "logistic", max_maps: int = 0, seed: int = 0, batch_size: int = 256) -> Picture:
+    """Row 1: G(z); row 2: the same z with feature maps of G's hidden `layer` zeroed everywhere (G: `g_variables`
+    of `model`, config.model).
 
     The maps are `maps`, or found from `mask` (an image region) by `maps_inside_mask` on `probe_samples` samples of
     `seed`: every map with a positive score (at most `max_maps`, 0 = no limit). The picture's note names them.
     """
-    config = run.config
     try:
-        layer = generate.check_layer(config, layer)
+        layer = generate.check_layer(model, layer)
         if not maps:
             if mask is None:
                 raise UserError("drop_filters needs the maps to drop or an image region (mask) to find them from")
-            probe_z = sampling.g_inputs(config, latent.z_for_seed(seed, probe_samples, config.latent_dim,
-                                                                  config.z_distribution))
-            order, scores = maps_inside_mask(config, run.g_variables, probe_z, mask, layer, probe, batch_size, seed)
+            probe_z = sampling.g_inputs(model, latent.z_for_seed(seed, probe_samples, model.latent_dim,
+                                                                 model.z_distribution))
+            order, scores = maps_inside_mask(model, g_variables, probe_z, mask, layer, probe, batch_size, seed)
             maps = [int(m) for m in order if scores[m] > 0][:max_maps or None]
             if not maps:
                 raise UserError("no feature map fires more inside the mask than outside it; try another region")
-        dropped = generate.generate_without(config, run.g_variables, z, layer, maps, batch_size)
+        dropped = generate.generate_without(model, g_variables, z, layer, maps, batch_size)
     except ValueError as e:
         raise UserError(str(e)) from None
-    note = (f"layer {layer}: dropped {len(maps)} of {models.g_layer_widths(config)[layer]} feature maps: "
+    note = (f"layer {layer}: dropped {len(maps)} of {models.g_layer_widths(model)[layer]} feature maps: "
             f"{','.join(map(str, maps))}")
-    return Picture([images(run, z, batch_size), to_uint8(dropped)], notes=[note])
+    return Picture([images(model, g_variables, z, batch_size), as_uint8(dropped)], notes=[note])

@@ -9,11 +9,12 @@ gives sharp maps. A trained D's features respond to parts of scenes (beds, windo
 random D's maps show no such structure.
 """
 
-from typing import Any, List, Tuple
+from typing import Any, List, Optional, Tuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from dcgan_jax.analysis.figures import Picture
@@ -23,7 +24,6 @@ from dcgan_jax.data.sources import read_batch
 from dcgan_jax.errors import UserError
 from dcgan_jax.nn import models
 from dcgan_jax.nn.batched import map_batches
-from dcgan_jax.training.run import Run
 
 
 @jax.custom_vjp
@@ -93,23 +93,27 @@ def feature_maps(discriminator: nn.Module, variables: Any, images: np.ndarray, n
     return list(to_picture_rows(gradients).reshape(num_features, top_k, *gradients.shape[1:]))
 
 
-def guided_backprop(run: Run, num_features: int = 6, top_k: int = 8, num_images: int = 2000,
-                    split: str = "train") -> Picture:
-    """The paper's Fig. 5: rows of the trained D's first `num_features` last-layer features (each: the guided maps
-    of its top_k images among `num_images` training images), a blank row, then the same for the run's random init."""
-    _, discriminator = models.build_models(run.config)
-    width = models.d_layer_widths(run.config)[-1]
+def guided_backprop(model: ml_collections.ConfigDict, data: ml_collections.ConfigDict, d_variables: Any,
+                    random_d_variables: Any, num_features: int = 6, top_k: int = 8, num_images: int = 2000,
+                    split: str = "train", step: Optional[int] = None) -> Picture:
+    """The paper's Fig. 5: rows of the trained D's (`d_variables`, of training step `step`) first `num_features`
+    last-layer features (each: the guided maps of its top_k images among `num_images` images of the `split` of
+    `data`, config.data), a blank row, then the same for `random_d_variables` (the run's random init,
+    `Run.initial_state.d_variables`). `model`: config.model."""
+    _, discriminator = models.build_models(model)
+    width = models.d_layer_widths(model)[-1]
     if not 1 <= num_features <= width:
         raise UserError(f"num_features={num_features} must be in 1..{width} (D's last conv layer has {width})")
-    source = datasets.load_source(run.config, split)
+    source = datasets.load_source(data, model.image_size, model.num_channels, split)
     count = min(num_images, len(source))
     if not 1 <= top_k <= count:
         raise UserError(f"top_k={top_k} must be in 1..{count} (the images searched)")
     images = read_batch(source, np.linspace(0, len(source) - 1, count).astype(int))
-    trained = feature_maps(discriminator, run.d_variables, images, num_features, top_k)
-    random = feature_maps(discriminator, run.initial_state.d_variables, images, num_features, top_k)
+    trained = feature_maps(discriminator, d_variables, images, num_features, top_k)
+    random = feature_maps(discriminator, random_d_variables, images, num_features, top_k)
     blank = np.full_like(trained[0], 255)
-    notes = [f"rows 1-{num_features}: trained D (step {run.step}), features 0-{num_features - 1} of its last conv "
+    at_step = "" if step is None else f" (step {step})"
+    notes = [f"rows 1-{num_features}: trained D{at_step}, features 0-{num_features - 1} of its last conv "
              f"layer; rows {num_features + 2}-{2 * num_features + 1}: random-init D; each row: the guided-backprop "
              f"maps of the {top_k} images (of {count}) that excite the feature most"]
     return Picture(trained + [blank] + random, notes=notes)

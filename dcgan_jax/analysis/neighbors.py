@@ -17,7 +17,6 @@ from dcgan_jax.data.images import as_model_input
 from dcgan_jax.data.sources import read_batch
 from dcgan_jax.errors import UserError
 from dcgan_jax.nn import features
-from dcgan_jax.training.run import Run
 
 Featurize = Callable[[np.ndarray], np.ndarray]  # uint8 images (N, H, W, C) -> (N, D) float features
 
@@ -27,9 +26,9 @@ def pixel_features(images: np.ndarray) -> np.ndarray:
     return as_model_input(images).reshape(len(images), -1)
 
 
-def discriminator_featurizer(config: ml_collections.ConfigDict, d_variables: Any, batch_size: int = 256) -> Featurize:
+def discriminator_featurizer(model: ml_collections.ConfigDict, d_variables: Any, batch_size: int = 256) -> Featurize:
     """Images -> D features (every D layer max-pooled to 4x4, concatenated), D in inference mode."""
-    return lambda images: features.discriminator_features(config, d_variables, images, batch_size)
+    return lambda images: features.discriminator_features(model, d_variables, images, batch_size)
 
 
 def squared_distances(queries: np.ndarray, references: np.ndarray) -> np.ndarray:
@@ -83,18 +82,20 @@ def nearest_in_source(queries: np.ndarray, source: Any, featurize: Featurize, k:
     return nearest_streaming(query_features, chunks, k)
 
 
-def nearest_figure(run: Run, z: np.ndarray, k: int = 3, split: str = "train", max_train_images: int = 0,
+def nearest_figure(model: ml_collections.ConfigDict, data: ml_collections.ConfigDict, g_variables: Any,
+                   d_variables: Any, z: np.ndarray, k: int = 3, split: str = "train", max_train_images: int = 0,
                    batch_size: int = 256) -> Picture:
-    """Per z: its sample | the k nearest training images in pixel space | the k nearest in D-feature space."""
+    """Per z: its sample (G: `g_variables`) | the k nearest images of the `split` of `data` (config.data) in pixel
+    space | the k nearest in the feature space of D (`d_variables`). `model`: config.model."""
     if k < 1:
         raise UserError(f"k={k} must be >= 1")
-    samples = images(run, z, batch_size)
-    source = datasets.load_source(run.config, split)
+    samples = images(model, g_variables, z, batch_size)
+    source = datasets.load_source(data, model.image_size, model.num_channels, split)
     searched = min(len(source), max_train_images or len(source))
     if k > searched:
         raise UserError(f"k={k} is more than the {searched} images searched")
     spaces = {"pixels": pixel_features,
-              "D features": discriminator_featurizer(run.config, run.d_variables, batch_size)}
+              "D features": discriminator_featurizer(model, d_variables, batch_size)}
     found = {name: nearest_in_source(samples, source, f, k, searched) for name, f in spaces.items()}
     blank = np.full_like(samples[:1], 255)
     rows = [np.concatenate([samples[r:r + 1], blank, read_batch(source, found["pixels"][0][r]), blank,

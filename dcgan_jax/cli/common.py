@@ -9,6 +9,7 @@ from typing import Callable
 
 from absl import app, flags, logging
 
+from dcgan_jax import config_fields
 from dcgan_jax.errors import AbandonedWork, UserError
 
 
@@ -37,7 +38,7 @@ def run_main(main: Callable) -> Callable:
     return wrapped
 
 
-FLAG_ERRORS = (AttributeError, KeyError, TypeError, ValueError, OSError, SyntaxError, ImportError)
+FLAG_ERRORS = (AttributeError, KeyError, TypeError, ValueError, OSError, SyntaxError, ImportError, RuntimeError)
 
 
 def _one_line(error: BaseException) -> str:
@@ -63,7 +64,8 @@ def flag_errors():
     try:
         yield
     except (flags.Error,) + FLAG_ERRORS as e:
-        print(f"error: {_one_line(e)}", file=sys.stderr)
+        moved = config_fields.old_flags(sys.argv[1:])  # a field of an earlier version: say where it lives now
+        print(f"error: {moved or _one_line(e)}", file=sys.stderr)
         sys.exit(2)
 
 

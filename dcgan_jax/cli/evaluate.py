@@ -11,6 +11,7 @@ import json
 
 from absl import flags
 
+from dcgan_jax import config_fields
 from dcgan_jax.cli import common
 from dcgan_jax.errors import UserError
 from dcgan_jax.evaluation import class_accuracy, classifier, fid, probe, tables
@@ -44,15 +45,11 @@ def _apply_flags(config):
     """The run's config with the evaluation flags that were given."""
     overrides = {"eval.num_samples": _NUM_SAMPLES.value, "eval.feature_extractor": _EXTRACTOR.value,
                  "eval.inception_weights": _INCEPTION_WEIGHTS.value, "eval.classifier.dir": _CLASSIFIER_DIR.value,
-                 "eval.classifier.steps": _CLASSIFIER_STEPS.value, "data_dir": _DATA_DIR.value,
+                 "eval.classifier.steps": _CLASSIFIER_STEPS.value, "data.data_dir": _DATA_DIR.value,
                  "eval.probe.solver": _SVM_SOLVER.value}
     for dotted, value in overrides.items():
         if value is not None:
-            *groups, field = dotted.split(".")
-            target = config
-            for group in groups:
-                target = target[group]
-            target[field] = value
+            config_fields.set_field(config, dotted, value)
     if _DATASET.value and _TASK.value != "classify":
         config.eval.classifier.dataset = _DATASET.value
     if config.eval.num_samples < 2:
@@ -68,25 +65,29 @@ def main(argv):
     run = open_run(_WORKDIR.value, _STEP.value)
     config = _apply_flags(run.config)
     task = _TASK.value
+    ev, model, data = config.eval, config.model, config.data
+    classifier_dir = classifier.classifier_dir(ev.classifier, data.dataset, model.image_size, model.num_channels)
     if task == "train_classifier":
-        meta = classifier.train_and_save(config)
-        print(f"saved the FID classifier to {classifier.classifier_dir(config)}: {json.dumps(meta)}")
+        meta = classifier.train_and_save(ev.classifier, data, model.image_size, model.num_channels, config.seed)
+        print(f"saved the FID classifier to {classifier_dir}: {json.dumps(meta)}")
         return
     if task == "classify":
-        dataset = _DATASET.value or config.dataset
-        rows = probe.classify(config, run.d_variables, run.initial_state.d_variables, dataset,
-                              _LABELS_PER_CLASS.value)
+        dataset = _DATASET.value or data.dataset
+        rows = probe.classify(ev.probe, model, data, run.d_variables, run.initial_state.d_variables, config.seed,
+                              ev.batch_size, dataset, _LABELS_PER_CLASS.value)
         header = (f"linear L2-SVM on {dataset} ({rows[0]['train_examples']} labelled train, "
                   f"{rows[0]['test_examples']} test), D at step {run.step}")
     elif task == "class_accuracy":
-        per_class = max(1, config.eval.num_samples // max(1, config.conditional.num_classes))
-        rows = class_accuracy.accuracy_table(class_accuracy.confusion(config, run.g_variables, per_class))
-        header = (f"samples of each class labelled by the FID classifier ({classifier.classifier_dir(config)}), "
-                  f"G at step {run.step}")
-    else:
-        rows, describe = fid.fid_table(config, run.g_variables, run.initial_state.g_variables, run.step,
-                                       run.trained_g_variables if run.state.ema is not None else None)
-        header = f"FID/KID vs {rows[0]['num_real']} '{config.eval.split}' images of {config.dataset}; {describe}"
+        per_class = max(1, ev.num_samples // max(1, model.conditional.num_classes))
+        counts = class_accuracy.confusion(ev, model, data, run.sampling_g_variables, per_class, config.seed)
+        rows = class_accuracy.accuracy_table(counts)
+        header = f"samples of each class labelled by the FID classifier ({classifier_dir}), G at step {run.step}"
+    else:  # the sampling G (its moving average when the run kept one), then the trained G itself
+        with_ema = run.state.ema is not None
+        rows, describe = fid.fid_table(ev, model, data, config.seed, run.sampling_g_variables,
+                                       run.initial_state.g_variables, run.step,
+                                       run.g_variables if with_ema else None, config.optim.ema_decay)
+        header = f"FID/KID vs {rows[0]['num_real']} '{ev.split}' images of {data.dataset}; {describe}"
     print(header)
     print(tables.format_table(rows))
     print(f"wrote {tables.save_table(_WORKDIR.value, task, run.step, header, rows)}")

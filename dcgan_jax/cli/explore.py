@@ -5,7 +5,7 @@ Latent points are exemplars: --indices picks rows of a pool of z, which is `pyth
 z (row i = the z of that command's sample i), or the `z` array of an .npz written by `sample --output=x.npz`
 (--z_file). For a class-conditional run, index i is of class i mod num_classes, or of --class. Modes: interpolate,
 walk, vary_dim, vary_all, arithmetic, turn, drop_filters, nearest, guided_backprop (what D's last-layer features
-respond to, trained vs random D), training_gif.
+respond to, trained vs random D), training_gif. A run with a moving average of G draws it (--noema: the trained G).
 Each mode is a function of dcgan_jax/analysis/ (the README section "Exploring the latent space"); this module only
 turns flags into its arguments.
 """
@@ -14,7 +14,7 @@ from typing import List
 
 from absl import flags
 
-from dcgan_jax.analysis import figures, filters, guided_backprop, latent_space, neighbors, progress, sampling
+from dcgan_jax.analysis import animation, figures, filters, guided_backprop, latent_space, neighbors, sampling
 from dcgan_jax.analysis.figures import Picture
 from dcgan_jax.cli import common
 from dcgan_jax.errors import UserError
@@ -34,6 +34,8 @@ _CLASS = flags.DEFINE_integer("class", None, "A class-conditional run: every lat
                               "index i of class i % num_classes, as `sample` draws them).")
 _OUTPUT = flags.DEFINE_string("output", "explore.png", "Output file: .png (grid) or .gif (animation).")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+_EMA = flags.DEFINE_bool("ema", True, "A run with a moving average of G (config.optim.ema_decay): draw it; --noema "
+                         "draws the trained G itself.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the z pool (as `sample --seed`); also seeds the noise.")
 _Z_FILE = flags.DEFINE_string("z_file", "", "An .npz with a `z` array (e.g. from `sample --output=x.npz`) as pool.")
 _INDICES = flags.DEFINE_string("indices", "", "Comma-separated rows of the z pool (default depends on the mode).")
@@ -103,33 +105,38 @@ def _mask(size: int):
 
 def picture(run: Run, mode: str) -> Picture:
     """The mode's picture, with every flag turned into an argument of its analysis function."""
-    pool = (sampling.load_z_file(_Z_FILE.value, run.config.latent_dim, models.g_input_dim(run.config))
-            if _Z_FILE.value else None)
-    pick = lambda indices: sampling.pick_z(run.config, indices, _SEED.value, pool, _CLASS.value)  # noqa: E731
+    model, batch = run.config.model, _BATCH_SIZE.value
+    if mode == "guided_backprop":
+        return guided_backprop.guided_backprop(model, run.config.data, run.d_variables, run.initial_state.d_variables,
+                                               _NUM_FEATURES.value, _TOP_K.value, _NUM_IMAGES.value, _SPLIT.value,
+                                               step=run.step)
+    g = run.sampling_g_variables if _EMA.value else run.g_variables  # as `sample` picks G
+    pool = sampling.load_z_file(_Z_FILE.value, model.latent_dim, models.g_input_dim(model)) if _Z_FILE.value else None
+    pick = lambda indices: sampling.pick_z(model, indices, _SEED.value, pool, _CLASS.value)  # noqa: E731
     z = pick(parse_ints(_INDICES.value or _DEFAULT_INDICES.get(mode, "0"), "indices"))
-    batch = _BATCH_SIZE.value
     if mode == "interpolate":
         alphas = _sweep(mode)
-        return latent_space.interpolate(run, z, _NUM_STEPS.value, _METHOD.value, alphas[0], alphas[-1], batch)
+        return latent_space.interpolate(model, g, z, _NUM_STEPS.value, _METHOD.value, alphas[0], alphas[-1], batch)
     if mode == "walk":
-        return latent_space.walk(run, z, _STEPS_BETWEEN.value, _METHOD.value, batch)
+        return latent_space.walk(model, g, z, _STEPS_BETWEEN.value, _METHOD.value, batch)
     if mode == "vary_dim":
-        return latent_space.vary_dim(run, z, _DIM.value, _sweep(mode), batch)
+        return latent_space.vary_dim(model, g, z, _DIM.value, _sweep(mode), batch)
     if mode == "vary_all":
-        return latent_space.vary_all(run, z[0], _sweep(mode), _MAX_DIMS.value, batch)
+        return latent_space.vary_all(model, g, z[0], _sweep(mode), _MAX_DIMS.value, batch)
     if mode == "arithmetic":
-        a, b, c = (pick(g) for g in parse_groups(_GROUPS.value, 3))
-        return latent_space.arithmetic(run, a, b, c, _NUM_NOISE.value, _NOISE_SCALE.value, _SEED.value, batch)
+        a, b, c = (pick(group) for group in parse_groups(_GROUPS.value, 3))
+        return latent_space.arithmetic(model, g, a, b, c, _NUM_NOISE.value, _NOISE_SCALE.value, _SEED.value, batch)
     if mode == "turn":
-        group_a, group_b = (pick(g) for g in parse_groups(_GROUPS.value, 2))
-        return latent_space.turn(run, z, group_a, group_b, _sweep(mode), batch)
+        group_a, group_b = (pick(group) for group in parse_groups(_GROUPS.value, 2))
+        return latent_space.turn(model, g, z, group_a, group_b, _sweep(mode), batch)
     if mode == "drop_filters":
-        maps, mask = parse_ints(_MAPS.value, "maps"), _mask(run.config.image_size)
+        maps, mask = parse_ints(_MAPS.value, "maps"), _mask(model.image_size)
         if not maps and mask is None:
             raise UserError("--mode=drop_filters needs --maps, --mask_box or --mask_file")
-        return filters.drop_filters(run, z, _LAYER.value, maps, mask, _PROBE_SAMPLES.value, _PROBE.value,
+        return filters.drop_filters(model, g, z, _LAYER.value, maps, mask, _PROBE_SAMPLES.value, _PROBE.value,
                                     _MAX_MAPS.value, _SEED.value, batch)
-    return neighbors.nearest_figure(run, z, _K.value, _SPLIT.value, _MAX_TRAIN.value, batch)
+    return neighbors.nearest_figure(model, run.config.data, g, run.d_variables, z, _K.value, _SPLIT.value,
+                                    _MAX_TRAIN.value, batch)
 
 
 def _check_flags() -> str:
@@ -160,10 +167,7 @@ def main(argv):
     del argv
     mode = _check_flags()
     if mode == "training_gif":
-        result = progress.training_progress(_WORKDIR.value, z=_GRIDS.value)
-    elif mode == "guided_backprop":
-        result = guided_backprop.guided_backprop(open_run(_WORKDIR.value, _STEP.value), _NUM_FEATURES.value,
-                                                 _TOP_K.value, _NUM_IMAGES.value, _SPLIT.value)
+        result = animation.training_progress(_WORKDIR.value, z=_GRIDS.value)
     else:
         result = picture(open_run(_WORKDIR.value, _STEP.value), mode)
     for note in result.notes:

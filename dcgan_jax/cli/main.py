@@ -9,7 +9,7 @@ import os
 from absl import flags
 from ml_collections import config_flags
 
-from dcgan_jax import defaults, train
+from dcgan_jax import defaults, run_files, train
 from dcgan_jax.cli import common
 from dcgan_jax.training import distributed
 
@@ -35,13 +35,13 @@ def main(argv):
     distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _COORDINATOR_TIMEOUT.value)
     with common.flag_errors():  # the config file is loaded on first use
         config = _CONFIG.value
-        config.dataset
-    print(f"training {config.dataset} at {config.image_size}px for {config.num_train_steps} steps "
+        config.seed
+    print(f"training {config.data.dataset} at {config.model.image_size}px for {config.num_train_steps} steps "
           f"in {os.path.abspath(_WORKDIR.value)}", flush=True)
     state = train.train_and_evaluate(config, _WORKDIR.value)
     if int(state.step) >= config.num_train_steps:
-        print(f"done: samples in {os.path.join(_WORKDIR.value, 'samples')}, checkpoints in "
-              f"{os.path.join(_WORKDIR.value, 'checkpoints')}", flush=True)
+        print(f"done: samples in {run_files.path(_WORKDIR.value, run_files.SAMPLES)}, checkpoints in "
+              f"{run_files.path(_WORKDIR.value, run_files.CHECKPOINTS)}", flush=True)
 
 
 def run() -> None:

@@ -1,4 +1,4 @@
-"""`config.dataset` -> a random-access source of preprocessed uint8 images (kinds: sources.LOCAL_KINDS, or TFDS)."""
+"""`config.data.dataset` -> a random-access source of preprocessed uint8 images (sources.LOCAL_KINDS, or TFDS)."""
 
 import os
 
@@ -16,46 +16,49 @@ def is_tfds(dataset: str) -> bool:
     return dataset not in LOCAL_KINDS
 
 
-def open_local(config: ml_collections.ConfigDict, split: str = "") -> Source:
-    """The source of a non-TFDS dataset kind."""
-    size, channels = config.image_size, config.num_channels
-    if config.dataset == "digits":
-        return ArraySource(*digits.digits_with_labels(size, channels, split or config.split))
-    path = os.path.expanduser(config.data_path)
+def open_local(data: ml_collections.ConfigDict, image_size: int, num_channels: int, split: str = "") -> Source:
+    """The source of a non-TFDS dataset kind (`data`: config.data), preprocessed to image_size / num_channels."""
+    if data.dataset == "digits":
+        return ArraySource(*digits.digits_with_labels(image_size, num_channels, split or data.split))
+    path = os.path.expanduser(data.data_path)
     if not path:
-        raise UserError(f"dataset={config.dataset!r} reads from --config.data_path, which is empty: pass the "
-                        f"{PATH_KINDS[config.dataset]}")
-    if config.dataset == "lsun_lmdb":
-        return LmdbSource(path, size, channels)
-    if config.dataset == "image_folder":
-        return ImageFolderSource(path, size, channels)
-    return PreparedSource(path, size, channels)
+        raise UserError(f"data.dataset={data.dataset!r} reads from --config.data.data_path, which is empty: pass the "
+                        f"{PATH_KINDS[data.dataset]}")
+    if data.dataset == "lsun_lmdb":
+        return LmdbSource(path, image_size, num_channels)
+    if data.dataset == "image_folder":
+        return ImageFolderSource(path, image_size, num_channels)
+    return PreparedSource(path, image_size, num_channels)
 
 
-def load_source(config: ml_collections.ConfigDict, split: str = "") -> Source:
-    """The source `config.dataset` names, preprocessed to config.image_size / config.num_channels.
+def load_source(data: ml_collections.ConfigDict, image_size: int, num_channels: int, split: str = "",
+                labelled: bool = False) -> Source:
+    """The source data.dataset names (`data`: config.data), preprocessed to image_size / num_channels (the model's).
 
-    'digits' (embedded), 'lsun_lmdb' / 'image_folder' / 'prepared' (at config.data_path), else a TFDS name.
+    'digits' (embedded), 'lsun_lmdb' / 'image_folder' / 'prepared' (at data.data_path), else a TFDS name. `split`:
+    '' = data.split. labelled=True: a TFDS split read into memory keeps its labels too (a class-conditional run);
+    the other sources have theirs (or none) either way.
     """
-    if not is_tfds(config.dataset):
-        return open_local(config, split)
-    config = config.copy_and_resolve_references()
-    config.split = split or config.split
-    return tfds_source.open_tfds(config)
+    if not is_tfds(data.dataset):
+        return open_local(data, image_size, num_channels, split)
+    data = data.copy_and_resolve_references()
+    data.split = split or data.split
+    return tfds_source.open_tfds(data, image_size, num_channels, labelled=labelled)
 
 
-def load_labels(config: ml_collections.ConfigDict, source: Source) -> np.ndarray:
-    """The int labels of `source`'s images, for a class-conditional run (config.conditional.num_classes > 0):
-    checked to be in 0..num_classes-1. Datasets without labels are a UserError naming those that have them."""
+def load_labels(source: Source, num_classes: int, dataset: str) -> np.ndarray:
+    """The int labels of `source`'s images (of `dataset`, config.data.dataset), for a class-conditional run with
+    num_classes (config.model.conditional.num_classes) > 0: checked to be in 0..num_classes-1. Datasets without
+    labels are a UserError naming those that have them."""
     labels = getattr(source, "labels", None)
-    num_classes = config.conditional.num_classes
     if labels is None:
-        raise UserError(f"conditional.num_classes={num_classes} needs labelled data, and dataset={config.dataset!r} "
-                        f"has no labels here; use 'digits', a TFDS dataset with a 'label' feature (mnist, cifar10, "
-                        f"...), or dataset='image_folder' with one subfolder per class (no images at its top)")
+        raise UserError(f"model.conditional.num_classes={num_classes} needs labelled data, and data.dataset="
+                        f"{dataset!r} has no labels here; use 'digits', a TFDS dataset with a 'label' feature (mnist, "
+                        f"cifar10, ...), or data.dataset='image_folder' with one subfolder per class (no images at "
+                        f"its top)")
     labels = np.asarray(labels)
     if len(labels) != len(source) or labels.min() < 0 or labels.max() >= num_classes:
-        raise UserError(f"dataset {config.dataset!r} has labels 0..{labels.max()} ({len(np.unique(labels))} "
-                        f"classes), more than conditional.num_classes={num_classes}; set "
-                        f"--config.conditional.num_classes={labels.max() + 1}")
+        raise UserError(f"dataset {dataset!r} has labels 0..{labels.max()} ({len(np.unique(labels))} "
+                        f"classes), more than model.conditional.num_classes={num_classes}; set "
+                        f"--config.model.conditional.num_classes={labels.max() + 1}")
     return labels

@@ -9,26 +9,33 @@ import numpy as np
 from PIL import Image
 
 
-def to_model_range(images: np.ndarray) -> np.ndarray:
-    """uint8 [0, 255] -> float32 [-1, 1], the range of G's tanh."""
-    return images.astype(np.float32) * (2.0 / 255.0) - 1.0
-
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """Model-range images in [-1, 1] -> uint8 [0, 255] (values outside are clipped)."""
-    return np.clip(np.round((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-
-def as_model_input(images: np.ndarray) -> np.ndarray:
-    """uint8 [0, 255] or float [-1, 1] images -> float32 [-1, 1]."""
+def _dtype_checked(images: np.ndarray, what: str) -> np.ndarray:
+    """`images` as a numpy array, refusing integer and bool dtypes other than uint8: they are neither pixels
+    (uint8) nor model-range floats, and reading them as either silently gives wrong images."""
     images = np.asarray(images)
-    return to_model_range(images) if images.dtype == np.uint8 else images.astype(np.float32, copy=False)
+    if images.dtype != np.uint8 and images.dtype.kind in "biu":
+        raise ValueError(f"{what}: images of dtype {images.dtype} are neither uint8 pixels [0, 255] nor floats in "
+                         f"[-1, 1]; convert them to one of the two first")
+    return images
+
+
+def as_model_input(images: np.ndarray, pixel_scale: bool = False) -> np.ndarray:
+    """Images -> float32 in [-1, 1], the range of G's tanh: uint8 [0, 255] is scaled, float images (model range
+    already) are cast. pixel_scale=True: the values are on the 0..255 pixel scale whatever their dtype (e.g. a float
+    mean of uint8 images), and are scaled. Other integer dtypes are a ValueError."""
+    images = _dtype_checked(images, "as_model_input")
+    if images.dtype == np.uint8 or pixel_scale:
+        return images.astype(np.float32) * (2.0 / 255.0) - 1.0
+    return images.astype(np.float32, copy=False)
 
 
 def as_uint8(images: np.ndarray) -> np.ndarray:
-    """uint8 images unchanged, model-range float images converted."""
-    images = np.asarray(images)
-    return images if images.dtype == np.uint8 else to_uint8(images)
+    """Images -> uint8 [0, 255]: uint8 images unchanged, model-range float images in [-1, 1] converted (values
+    outside are clipped). Other integer dtypes are a ValueError."""
+    images = _dtype_checked(images, "as_uint8")
+    if images.dtype == np.uint8:
+        return images
+    return np.clip(np.round((images.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 def _eight_bit(image: Image.Image) -> Image.Image:
@@ -61,10 +68,14 @@ def resize_and_center_crop(image: Image.Image, size: int, num_channels: int) -> 
 
 
 def preprocess_array(pixels: np.ndarray, size: int, num_channels: int) -> np.ndarray:
-    """resize_and_center_crop for a decoded uint8 array (H, W), (H, W, 1) or (H, W, 3)."""
+    """resize_and_center_crop for a decoded uint8 array (H, W), (H, W, 1) or (H, W, 3); one that is already
+    size x size x num_channels is returned as it is (the preprocessing would leave it unchanged)."""
+    pixels = np.asarray(pixels, np.uint8)
+    if pixels.ndim == 3 and pixels.shape == (size, size, num_channels):
+        return pixels
     if pixels.ndim == 3 and pixels.shape[-1] == 1:
         pixels = pixels[..., 0]
-    return resize_and_center_crop(Image.fromarray(np.asarray(pixels, np.uint8)), size, num_channels)
+    return resize_and_center_crop(Image.fromarray(pixels), size, num_channels)
 
 
 def decode_image(data: bytes, size: int, num_channels: int) -> np.ndarray:

@@ -3,10 +3,10 @@
 from typing import Tuple
 
 import numpy as np
-from PIL import Image
 
+from dcgan_jax import rng_tags
 from dcgan_jax.data import digits, tfds_source
-from dcgan_jax.data.images import resize_and_center_crop
+from dcgan_jax.data.images import preprocess_array
 from dcgan_jax.errors import UserError
 
 
@@ -22,24 +22,17 @@ def load_labelled(dataset: str, split: str, image_size: int, num_channels: int,
     except Exception as e:  # unknown name, missing split or not downloaded: all fixed by the user
         raise UserError(f"cannot load labelled TFDS dataset {dataset!r} split {split!r} (data_dir="
                         f"{data_dir or 'default'}): {str(e).splitlines()[0] if str(e) else type(e).__name__}. "
-                        "Labelled data is needed here: pass a labelled dataset (--dataset=mnist, cifar10, ...; "
-                        "for FID: eval.classifier.dataset) or use eval.feature_extractor='inception'") from None
+                        "Labelled data is needed here: pass a labelled dataset (--config.data.dataset=mnist, cifar10, "
+                        "...; for FID: --config.eval.classifier.dataset) or use "
+                        "--config.eval.feature_extractor=inception") from None
     images, labels = tfds.as_numpy(data)
-    resized = np.stack([resize_uint8(image, image_size, num_channels) for image in images])
+    resized = np.stack([preprocess_array(image, image_size, num_channels) for image in images])
     return resized, np.asarray(labels, np.int32)
-
-
-def resize_uint8(image: np.ndarray, image_size: int, num_channels: int) -> np.ndarray:
-    """One HxWxC uint8 image through the training preprocessing (shorter side resize, center crop)."""
-    if image.shape[:2] == (image_size, image_size) and image.shape[-1] == num_channels:
-        return image
-    pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
-    return resize_and_center_crop(pil, image_size, num_channels)
 
 
 def validation_split(num_examples: int, fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
     """(train indices, validation indices): a seeded random `fraction` held out for model selection."""
-    permutation = np.random.default_rng([seed, 0x7A1]).permutation(num_examples)
+    permutation = np.random.default_rng([seed, rng_tags.PROBE_SPLIT]).permutation(num_examples)
     num_val = max(1, int(round(num_examples * fraction)))
     return np.sort(permutation[num_val:]), np.sort(permutation[:num_val])
 
@@ -48,7 +41,7 @@ def select_per_class(labels: np.ndarray, per_class: int, seed: int) -> np.ndarra
     """Indices of `per_class` random examples of every class (all examples when per_class <= 0)."""
     if per_class <= 0:
         return np.arange(len(labels))
-    rng = np.random.default_rng([seed, 0x1AB])
+    rng = np.random.default_rng([seed, rng_tags.PROBE_LABELLED])
     chosen = []
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)

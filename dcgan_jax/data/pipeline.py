@@ -14,8 +14,8 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from dcgan_jax.data import datasets, workers
-from dcgan_jax.data.images import to_model_range
+from dcgan_jax.data import workers
+from dcgan_jax.data.images import as_model_input
 from dcgan_jax.data.sources import Source
 
 
@@ -44,33 +44,34 @@ def host_slice(batch_size: int, process_index: int, process_count: int) -> slice
     return slice(process_index * per_host, (process_index + 1) * per_host)
 
 
-def host_indices(config: ml_collections.ConfigDict, num_examples: int, start_step: int, process_index: int,
+def host_indices(batch_size: int, seed: int, num_examples: int, start_step: int, process_index: int,
                  process_count: int) -> Iterator[np.ndarray]:
-    """This host's rows of the global batch of each step from `start_step` on."""
-    rows = host_slice(config.batch_size, process_index, process_count)
-    seed = config.seed + config.shuffle_seed_offset
+    """This host's rows of the global batch of each step from `start_step` on; `seed` is the data order's
+    (the run's seed + data.shuffle_seed_offset)."""
+    rows = host_slice(batch_size, process_index, process_count)
     step = start_step
     while True:
-        yield global_batch_indices(step, config.batch_size, num_examples, seed)[rows]
+        yield global_batch_indices(step, batch_size, num_examples, seed)[rows]
         step += 1
 
 
-def train_batches(config: ml_collections.ConfigDict, source: Source, start_step: int = 0,
-                  num_local_devices: Optional[int] = None, process_index: Optional[int] = None,
-                  process_count: Optional[int] = None) -> Iterator[np.ndarray]:
-    """Endless host batches [local_devices, per_device_batch, H, W, C] in [-1, 1], starting at `start_step`; for a
-    class-conditional run (config.conditional.num_classes > 0), (images, int32 labels [local_devices,
-    per_device_batch]) with the label of the image actually read (an unreadable image's replacement has its own).
+def train_batches(data: ml_collections.ConfigDict, source: Source, batch_size: int, seed: int, start_step: int = 0,
+                  local_devices: int = 1, labels: Optional[np.ndarray] = None, *,
+                  process_index: Optional[int] = None, process_count: Optional[int] = None) -> Iterator[np.ndarray]:
+    """Endless host batches [local_devices, per_device_batch, H, W, C] in [-1, 1] of the global batch `batch_size`
+    (`data`: config.data; `seed`: the run's), starting at `start_step`; with `labels` (datasets.load_labels, for a
+    class-conditional run), (images, int32 labels [local_devices, per_device_batch]) with the label of the image
+    actually read (an unreadable image's replacement has its own).
 
-    Sources that decode (LMDB, folders, TFDS array_record) are read by config.num_data_workers processes
-    (0 = all cores, 1 = in this process), config.prefetch_batches batches ahead of the ones already decoding;
-    the order of the data never depends on the number of workers.
+    The data order is a function of (seed + data.shuffle_seed_offset, step). Sources that decode (LMDB, folders, TFDS
+    array_record) are read by data.num_data_workers processes (0 = all cores, 1 = in this process),
+    data.prefetch_batches batches ahead of the ones already decoding; the order of the data never depends on the
+    number of workers. process_index / process_count: this host's (default: JAX's).
     """
-    local_devices = num_local_devices or jax.local_device_count()
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
-    steps = host_indices(config, len(source), start_step, process_index, process_count)
-    labels = datasets.load_labels(config, source) if config.conditional.num_classes else None
+    steps = host_indices(batch_size, seed + data.shuffle_seed_offset, len(source), start_step, process_index,
+                         process_count)
     pending = collections.deque()  # the index arrays handed to the readers, in order, until their batch is back
 
     def recorded(index_arrays):
@@ -78,17 +79,17 @@ def train_batches(config: ml_collections.ConfigDict, source: Source, start_step:
             pending.append(indices)
             yield indices
 
-    count = 1 if getattr(source, "cheap", False) else workers.num_workers(config.num_data_workers)
+    count = 1 if getattr(source, "cheap", False) else workers.num_workers(data.num_data_workers)
     skipped = set()
     for images, newly_skipped in workers.read_source(source, recorded(steps), count,
-                                                     count + config.prefetch_batches):
+                                                     count + data.prefetch_batches):
         indices = pending.popleft()
         for index, reason in newly_skipped:
             if index not in skipped:
                 skipped.add(index)
                 logging.warning("skipped unreadable image %s (%d so far), using the next readable one instead",
                                 reason, len(skipped))
-        images = to_model_range(images)
+        images = as_model_input(images)
         images = images.reshape((local_devices, -1) + images.shape[1:])
         if labels is None:
             yield images

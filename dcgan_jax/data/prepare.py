@@ -1,8 +1,9 @@
 """Writes a prepared cache once, so training reads preprocessed images at memory speed instead of decoding them.
 
-  python -m dcgan_jax.prepare --config=configs/lsun.py --config.dataset=lsun_lmdb \\
-      --config.data_path=/data/bedroom_train_lmdb --output=/data/lsun_bedroom_64
-  python -m dcgan_jax.main --config=configs/lsun.py --config.dataset=prepared --config.data_path=/data/lsun_bedroom_64
+  python -m dcgan_jax.prepare --config=configs/lsun.py --config.data.dataset=lsun_lmdb \\
+      --config.data.data_path=/data/bedroom_train_lmdb --output=/data/lsun_bedroom_64
+  python -m dcgan_jax.main --config=configs/lsun.py --config.data.dataset=prepared \\
+      --config.data.data_path=/data/lsun_bedroom_64
 
 The cache is raw uint8 N x H x W x C (images.u8, read with np.memmap) and info.json (its shape and provenance),
 written last, so an interrupted run never leaves a cache that looks complete. Why this format: training draws
@@ -29,17 +30,18 @@ from dcgan_jax.errors import UserError
 CHUNK = 256  # images per decoding task
 
 
-def _source_chunks(config: ml_collections.ConfigDict) -> Tuple[int, Iterator[Tuple[np.ndarray, int]]]:
+def _source_chunks(data: ml_collections.ConfigDict, image_size: int,
+                   num_channels: int) -> Tuple[int, Iterator[Tuple[np.ndarray, int]]]:
     """(number of entries, iterator of (readable preprocessed images, number left out)) in source order."""
-    if datasets.is_tfds(config.dataset):
-        opened = tfds_source.open_tfds(config, in_memory=False)
+    if datasets.is_tfds(data.dataset):
+        opened = tfds_source.open_tfds(data, image_size, num_channels, in_memory=False)
         if not isinstance(opened, sources.EncodedSource):  # a TFRecord split: stream it in file order
-            num = tfds_source.num_examples(opened, config.split) or 0
-            return num, tfds_source.stream_decoded(config, opened)
+            num = tfds_source.num_examples(opened, data.split) or 0
+            return num, tfds_source.stream_decoded(data, opened, image_size, num_channels)
         source = opened
     else:
-        source = datasets.open_local(config)
-    count = 1 if getattr(source, "cheap", False) else workers.num_workers(config.num_data_workers)
+        source = datasets.open_local(data, image_size, num_channels)
+    count = 1 if getattr(source, "cheap", False) else workers.num_workers(data.num_data_workers)
     chunks = [np.arange(i, min(i + CHUNK, len(source))) for i in range(0, len(source), CHUNK)]
 
     def readable() -> Iterator[Tuple[np.ndarray, int]]:
@@ -58,22 +60,27 @@ FindDuplicates = Callable[[np.ndarray], Dict[int, int]]
 DUPLICATES_FILE = "duplicates.json"
 
 
-def write_cache(config: ml_collections.ConfigDict, output: str, dedup: Optional[FindDuplicates] = None) -> dict:
-    """Preprocesses every image of the configured source into `output`; returns the info written.
+def write_cache(data: ml_collections.ConfigDict, image_size: int, num_channels: int, output: str,
+                dedup: Optional[FindDuplicates] = None, max_removed_fraction: float = 0.5) -> dict:
+    """Preprocesses every image of the source `data` (config.data) names, at image_size / num_channels, into
+    `output`; returns the info written.
 
     Nothing in `output` changes until the new cache is complete: the source is opened (and checked) first, the
     cache is written into a sibling directory, and only then swapped in by two renames, so a failed or interrupted
     run (missing source, full disk, Ctrl-C) leaves an existing cache as it was, and a cache can be rebuilt from
     itself. `dedup` (`prepare --dedup`) drops near duplicates before the swap; their list is kept in the cache.
+    Removing more than max_removed_fraction (config.dedup.max_removed_fraction) of the images is a UserError, and
+    then nothing is written.
     """
     output = os.path.abspath(output)
     if os.path.exists(output) and not (os.path.isdir(output) and _is_cache_or_empty(output)):
         raise UserError(f"--output {output} exists and is not a prepared cache; pass a new directory (an old cache "
                         f"there is replaced only when the new one is complete)")
-    total, chunks = _source_chunks(config)  # a missing or unreadable source fails here, before any write
+    total, chunks = _source_chunks(data, image_size, num_channels)  # a missing source fails here, before any write
     partial = f"{output}.partial-{os.getpid()}"
+    shape = [image_size, image_size, num_channels]
     try:
-        info = _write(config, partial, total, chunks, dedup)
+        info = _write(data, shape, partial, total, chunks, dedup, max_removed_fraction)
         _swap(partial, output)
     except OSError as e:
         raise UserError(f"cannot write the cache to {output} ({e.strerror or e}); free space or pass a writable "
@@ -97,7 +104,8 @@ def _swap(new: str, output: str) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _write(config, directory: str, total: int, chunks, dedup: Optional[FindDuplicates]) -> dict:
+def _write(data: ml_collections.ConfigDict, image_shape, directory: str, total: int, chunks,
+           dedup: Optional[FindDuplicates], limit: float) -> dict:
     os.makedirs(directory)
     images_path = os.path.join(directory, PREPARED_IMAGES)
     written = left_out = 0
@@ -113,20 +121,19 @@ def _write(config, directory: str, total: int, chunks, dedup: Optional[FindDupli
                 of = f"/{total:,}" if total else ""
                 print(f"prepared {written:,}{of} images ({rate:,.0f} images/s)", flush=True)
     if written == 0:
-        raise UserError(f"no readable image in {config.dataset} ({config.data_path or config.data_dir})")
-    shape = [written, config.image_size, config.image_size, config.num_channels]
+        raise UserError(f"no readable image in {data.dataset} ({data.data_path or data.data_dir})")
+    shape = [written, *image_shape]
     info = {"shape": shape, "dtype": "uint8",
-            "dataset": config.dataset, "data_path": config.data_path, "data_dir": config.data_dir,
-            "split": config.split, "left_out_unreadable": left_out,
+            "dataset": data.dataset, "data_path": data.data_path, "data_dir": data.data_dir,
+            "split": data.split, "left_out_unreadable": left_out,
             "preprocessing": "shorter side resized to image_size (bicubic), center crop, L or RGB"}
     if dedup is not None:
         removed = dedup(np.memmap(images_path, np.uint8, "r", shape=tuple(shape)))
-        limit = config.dedup.max_removed_fraction
         if len(removed) > limit * written:  # before the swap: an existing cache stays as it was
             raise UserError(f"--dedup would remove {len(removed):,} of {written:,} images ({len(removed) / written:.0%}"
                             f", over dedup.max_removed_fraction={limit}): the codes do not tell these images apart; "
                             f"lower --config.dedup.max_hamming (0: exact collisions) or raise --config.dedup.steps, "
-                            f"or raise max_removed_fraction if the data really is that redundant")
+                            f"or raise --config.dedup.max_removed_fraction if the data really is that redundant")
         info["shape"][0] = _compact(images_path, shape, set(removed))
         info["removed_duplicates"], info["duplicates_file"] = len(removed), DUPLICATES_FILE
         with open(os.path.join(directory, DUPLICATES_FILE), "w") as f:

@@ -25,8 +25,8 @@ PREPARED_IMAGES = "images.u8"
 LSUN_HELP = ("get it with LSUN's script (https://github.com/fyu/lsun: `python download.py -c bedroom`, then "
              "`unzip bedroom_train_lmdb.zip`) and pass the unzipped directory")
 
-# The dataset kinds served by this module, with what config.data_path must hold; 'digits' is embedded, any other
-# config.dataset is a TFDS name (dcgan_jax/data/datasets.py dispatches).
+# The dataset kinds served by this module, with what config.data.data_path must hold; 'digits' is embedded, any
+# other config.data.dataset is a TFDS name (dcgan_jax/data/datasets.py dispatches).
 PATH_KINDS = {"lsun_lmdb": "LSUN LMDB directory (e.g. bedroom_train_lmdb/)",
               "image_folder": "folder of jpg/png/webp images",
               "prepared": "directory written by `python -m dcgan_jax.prepare`"}
@@ -136,7 +136,7 @@ class ImageFolderSource(EncodedSource):
 
     def __init__(self, folder: str, image_size: int, num_channels: int):
         if not os.path.isdir(folder):
-            raise UserError(f"image folder {folder!r} does not exist; set --config.data_path to a folder of "
+            raise UserError(f"image folder {folder!r} does not exist; set --config.data.data_path to a folder of "
                             f"jpg/png/webp images (searched recursively), e.g. CelebA's img_align_celeba/")
         self.folder = folder
         self.paths = _image_paths(folder)
@@ -176,7 +176,7 @@ class LmdbSource(EncodedSource):
     def __init__(self, path: str, image_size: int, num_channels: int):
         if not os.path.exists(os.path.join(path, "data.mdb")) and not os.path.isfile(path):
             raise UserError(f"LSUN LMDB not found at {path!r} (no data.mdb there); {LSUN_HELP} as "
-                            f"--config.data_path")
+                            f"--config.data.data_path")
         self.path = path
         self._env = self._txn = None
         self._pid = None
@@ -250,8 +250,9 @@ class PreparedSource:
                             f"{again}") from None
         if (image_size, num_channels) != (None, None) and shape[1:] != (image_size, image_size, num_channels):
             raise UserError(f"prepared cache {path!r} holds {shape[1]}x{shape[2]}x{shape[3]} images, the config "
-                            f"asks for {image_size}x{image_size}x{num_channels}; set --config.image_size="
-                            f"{shape[1]} --config.num_channels={shape[3]} or prepare again")
+                            f"asks for {image_size}x{image_size}x{num_channels}; set "
+                            f"--config.model.image_size={shape[1]} --config.model.num_channels={shape[3]} or prepare "
+                            f"again")
         data = os.path.join(path, PREPARED_IMAGES)
         expected = int(np.prod(shape))
         try:

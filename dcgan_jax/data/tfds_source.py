@@ -5,8 +5,8 @@ Data order must stay a function of (seed, step), so TFDS is read in one of two w
   `tfds.data_source`, decoded in the worker processes like any other source;
 - prepared as TFRecords (the default, sequential only): the split is streamed once, in file order, decoded on all
   cores and held in memory as preprocessed uint8 (MNIST at 32 px: 61 MB; CelebA at 64 px: 2 GB). A split larger
-  than `config.max_in_memory_mb` is a UserError giving the one-time command that writes a prepared cache instead
-  (`python -m dcgan_jax.prepare`), which streams the split the same way.
+  than `config.data.max_in_memory_mb` is a UserError giving the one-time command that writes a prepared cache
+  instead (`python -m dcgan_jax.prepare`), which streams the split the same way.
 """
 
 import importlib.util
@@ -40,22 +40,22 @@ def require_tfds(what: str) -> None:
                         f"LMDB or a prepared cache")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
-        import tensorflow as tf
-        tf.config.set_visible_devices([], "GPU")
-        tf.config.set_visible_devices([], "TPU")
+        from tensorflow import config as tf_config  # TensorFlow's device settings
+        tf_config.set_visible_devices([], "GPU")
+        tf_config.set_visible_devices([], "TPU")
     except ImportError as e:
         raise UserError(f"{what} needs TensorFlow, which fails to import ({e}); {TFDS_INSTALL}") from None
     except Exception:  # already initialized: nothing to hide
         pass
 
 
-def _builder(config: ml_collections.ConfigDict):
-    require_tfds(f"dataset={config.dataset!r}")
+def _builder(data: ml_collections.ConfigDict):
+    require_tfds(f"data.dataset={data.dataset!r}")
     import tensorflow_datasets as tfds
     try:
-        return tfds.builder(config.dataset, data_dir=config.data_dir or None)
+        return tfds.builder(data.dataset, data_dir=data.data_dir or None)
     except tfds.core.registered.DatasetNotFoundError:
-        raise UserError(f"dataset={config.dataset!r} is neither a TFDS dataset nor one of "
+        raise UserError(f"data.dataset={data.dataset!r} is neither a TFDS dataset nor one of "
                         f"{', '.join(repr(k) for k in sources.LOCAL_KINDS)}") from None
 
 
@@ -67,14 +67,14 @@ def _image_key(builder) -> str:
     return "image" if "image" in keys else keys[0]
 
 
-def _not_prepared(config: ml_collections.ConfigDict, builder) -> UserError:
-    name, where = config.dataset, builder.data_dir_root
+def _not_prepared(data: ml_collections.ConfigDict, builder) -> UserError:
+    name, where = data.dataset, builder.data_dir_root
     hint = ("; its builder needs tensorflow-io, which does not load beside recent TensorFlow: use the official "
-            "LMDB instead (--config.dataset=lsun_lmdb --config.data_path=.../bedroom_train_lmdb)"
+            "LMDB instead (--config.data.dataset=lsun_lmdb --config.data.data_path=.../bedroom_train_lmdb)"
             if name.startswith("lsun") else "")
-    return UserError(f"TFDS dataset {name!r} (split {config.split!r}) is not prepared under {where}: run "
+    return UserError(f"TFDS dataset {name!r} (split {data.split!r}) is not prepared under {where}: run "
                      f"`tfds build {name} --data_dir={where}` once (a dataset needing a manual download says "
-                     f"where to put the files: {where}/downloads/manual), or point --config.data_dir at where "
+                     f"where to put the files: {where}/downloads/manual), or point --config.data.data_dir at where "
                      f"it is{hint}")
 
 
@@ -135,21 +135,21 @@ def _encode_png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def stream_encoded(config: ml_collections.ConfigDict, builder,
+def stream_encoded(data: ml_collections.ConfigDict, builder,
                    labels_out: Optional[List[int]] = None) -> Iterator[List[bytes]]:
-    """The split's encoded images in file order, in chunks of STREAM_CHUNK (decoding is left to the workers); with
-    `labels_out`, each image's 'label' is appended to it as the image is read."""
+    """The encoded images of the split data.split in file order, in chunks of STREAM_CHUNK (decoding is left to the
+    workers); with `labels_out`, each image's 'label' is appended to it as the image is read."""
     import tensorflow_datasets as tfds
     key = _image_key(builder)
     if labels_out is not None and "label" not in builder.info.features:
         labels_out = None  # no labels: load_labels names the datasets that have them
     try:
-        dataset = builder.as_dataset(split=config.split, shuffle_files=False,
+        dataset = builder.as_dataset(split=data.split, shuffle_files=False,
                                      decoders={key: tfds.decode.SkipDecoding()})
     except AssertionError:  # TFDS's "could not find data in ..."
-        raise _not_prepared(config, builder) from None
+        raise _not_prepared(data, builder) from None
     except ValueError as e:  # unknown split
-        raise UserError(f"TFDS dataset {config.dataset!r}: {e}") from None
+        raise UserError(f"TFDS dataset {data.dataset!r}: {e}") from None
     chunk = []
     pick = (lambda ex: (ex[key], ex["label"])) if labels_out is not None else (lambda ex: ex[key])
     for example in tfds.as_numpy(dataset.map(pick).prefetch(4 * STREAM_CHUNK)):
@@ -164,16 +164,17 @@ def stream_encoded(config: ml_collections.ConfigDict, builder,
         yield chunk
 
 
-def stream_decoded(config: ml_collections.ConfigDict, builder,
+def stream_decoded(data: ml_collections.ConfigDict, builder, image_size: int, num_channels: int,
                    labels_out: Optional[List[int]] = None) -> Iterator[Tuple[np.ndarray, int]]:
-    """Preprocessed uint8 chunks of the split in file order, decoded on all cores, with each chunk's failures; with
-    `labels_out`, the labels of the images yielded (those of undecodable ones left out) are appended to it."""
+    """Preprocessed uint8 chunks of the split in file order, decoded on data.num_data_workers cores, with each
+    chunk's failures; with `labels_out`, the labels of the images yielded (those of undecodable ones left out) are
+    appended to it."""
     import functools
-    decode = functools.partial(sources.decode_chunk, image_size=config.image_size, num_channels=config.num_channels)
-    count = workers.num_workers(config.num_data_workers)
+    decode = functools.partial(sources.decode_chunk, image_size=image_size, num_channels=num_channels)
+    count = workers.num_workers(data.num_data_workers)
     read = [] if labels_out is not None else None
     done = 0
-    for images, failed in workers.ordered_map(decode, stream_encoded(config, builder, read), count, 2 * count):
+    for images, failed in workers.ordered_map(decode, stream_encoded(data, builder, read), count, 2 * count):
         if read:
             chunk = read[done:done + len(images) + len(failed)]
             done += len(chunk)
@@ -181,43 +182,44 @@ def stream_decoded(config: ml_collections.ConfigDict, builder,
         yield images, len(failed)
 
 
-def open_tfds(config: ml_collections.ConfigDict, in_memory: bool = True):
-    """A random-access source for the TFDS split; TFRecord splits are loaded into memory (see module doc).
+def open_tfds(data: ml_collections.ConfigDict, image_size: int, num_channels: int, labelled: bool = False,
+              in_memory: bool = True):
+    """A random-access source for the TFDS split data.split (`data`: config.data); TFRecord splits are loaded into
+    memory (see module doc), with their labels when `labelled` (array_record sources read labels on demand).
 
     With in_memory=False, a TFRecord split is returned as the builder instead, for prepare.py to stream.
     """
-    builder = _builder(config)
+    builder = _builder(data)
     from tensorflow_datasets.core import file_adapters
     if builder.info.file_format in file_adapters.FileFormat.with_random_access():
-        return TfdsRandomSource(config.dataset, config.data_dir, config.split, config.image_size,
-                                config.num_channels)
+        return TfdsRandomSource(data.dataset, data.data_dir, data.split, image_size, num_channels)
     if not in_memory:
         return builder
-    row_bytes = config.image_size ** 2 * config.num_channels
-    limit = int(config.max_in_memory_mb * 2 ** 20 // row_bytes)
-    known = num_examples(builder, config.split)
+    row_bytes = image_size ** 2 * num_channels
+    limit = int(data.max_in_memory_mb * 2 ** 20 // row_bytes)
+    known = num_examples(builder, data.split)
     if known is not None and known > limit:
-        raise _too_big(config, known * row_bytes)
+        raise _too_big(data, image_size, known * row_bytes)
     chunks, skipped, total = [], 0, 0
-    labels = [] if config.conditional.num_classes else None
-    for images, failed in stream_decoded(config, builder, labels):
+    labels = [] if labelled else None
+    for images, failed in stream_decoded(data, builder, image_size, num_channels, labels):
         chunks.append(images)
         skipped, total = skipped + failed, total + len(images)
         if total > limit:
-            raise _too_big(config, None)
+            raise _too_big(data, image_size, None)
     if skipped:
         from absl import logging
-        logging.warning("TFDS %s: skipped %d images that do not decode", config.dataset, skipped)
+        logging.warning("TFDS %s: skipped %d images that do not decode", data.dataset, skipped)
     if not total:
-        raise UserError(f"TFDS dataset {config.dataset!r} split {config.split!r} holds no readable image")
+        raise UserError(f"TFDS dataset {data.dataset!r} split {data.split!r} holds no readable image")
     return sources.ArraySource(np.concatenate(chunks), np.asarray(labels) if labels else None)
 
 
-def _too_big(config: ml_collections.ConfigDict, num_bytes: Optional[int]) -> UserError:
-    size = f"{num_bytes / 2 ** 30:.1f} GiB" if num_bytes else f"more than {config.max_in_memory_mb} MB"
+def _too_big(data: ml_collections.ConfigDict, image_size: int, num_bytes: Optional[int]) -> UserError:
+    size = f"{num_bytes / 2 ** 30:.1f} GiB" if num_bytes else f"more than {data.max_in_memory_mb} MB"
     return UserError(
-        f"TFDS dataset {config.dataset!r} is in TFRecord format (sequential) and its split {config.split!r} is "
-        f"{size} at {config.image_size}px, over max_in_memory_mb={config.max_in_memory_mb}: write a prepared cache "
+        f"TFDS dataset {data.dataset!r} is in TFRecord format (sequential) and its split {data.split!r} is "
+        f"{size} at {image_size}px, over data.max_in_memory_mb={data.max_in_memory_mb}: write a prepared cache "
         f"once with `python -m dcgan_jax.prepare --config=<this config> --output=DIR` and train with "
-        f"--config.dataset=prepared --config.data_path=DIR (or rebuild it with `tfds build {config.dataset} "
-        f"--file_format=array_record`, or raise --config.max_in_memory_mb)")
+        f"--config.data.dataset=prepared --config.data.data_path=DIR (or rebuild it with `tfds build {data.dataset} "
+        f"--file_format=array_record`, or raise --config.data.max_in_memory_mb)")

@@ -20,7 +20,7 @@ _WORKER_SOURCE = None  # the source of this worker process, set once by the pool
 
 
 def num_workers(requested: int) -> int:
-    """config.num_data_workers resolved: 0 means every core this process may run on."""
+    """config.data.num_data_workers resolved: 0 means every core this process may run on."""
     if requested > 0:
         return requested
     try:

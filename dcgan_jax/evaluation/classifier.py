@@ -18,7 +18,7 @@ import numpy as np
 import optax
 
 from dcgan_jax import progress_bars
-from dcgan_jax.data.images import as_model_input, to_model_range
+from dcgan_jax.data.images import as_model_input
 from dcgan_jax.data.labelled import load_labelled
 from dcgan_jax.errors import UserError
 from dcgan_jax.nn.batched import map_batches
@@ -65,13 +65,14 @@ def _shift_batch(images: np.ndarray, rng: np.random.Generator, max_shift: int) -
     return out
 
 
-def train_classifier(images: np.ndarray, labels: np.ndarray, config: ml_collections.ConfigDict,
+def train_classifier(images: np.ndarray, labels: np.ndarray, classifier: ml_collections.ConfigDict,
                      seed: int = 0) -> Tuple[SmallCNN, Any]:
-    """Adam on softmax cross-entropy for config.eval.classifier.steps steps; returns (model, params)."""
-    model = SmallCNN(int(labels.max()) + 1, config.eval.classifier.width, config.eval.classifier.feature_dim)
-    x = to_model_range(images)
+    """Adam on softmax cross-entropy for classifier.steps steps (`classifier`: config.eval.classifier); returns
+    (model, params)."""
+    model = SmallCNN(int(labels.max()) + 1, classifier.width, classifier.feature_dim)
+    x = as_model_input(images)
     params = model.init(jax.random.PRNGKey(seed), jnp.asarray(x[:1]))["params"]
-    tx = optax.adam(config.eval.classifier.learning_rate)
+    tx = optax.adam(classifier.learning_rate)
     opt_state = tx.init(params)
 
     @jax.jit
@@ -84,11 +85,11 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, config: ml_collecti
         return optax.apply_updates(params, updates), opt_state, loss
 
     rng = np.random.default_rng(seed)
-    batch_size = min(config.eval.classifier.batch_size, len(x))
-    with progress_bars.bar(total=config.eval.classifier.steps, desc="FID classifier", unit="step") as bar:
-        for i in range(config.eval.classifier.steps):
+    batch_size = min(classifier.batch_size, len(x))
+    with progress_bars.bar(total=classifier.steps, desc="FID classifier", unit="step") as bar:
+        for i in range(classifier.steps):
             idx = rng.choice(len(x), batch_size, replace=False)
-            batch = _shift_batch(x[idx], rng, config.eval.classifier.max_shift)
+            batch = _shift_batch(x[idx], rng, classifier.max_shift)
             params, opt_state, loss = step(params, opt_state, jnp.asarray(batch), jnp.asarray(labels[idx]))
             bar.update(1)
             if bar.disable is False and i % 50 == 0:  # fetching the loss waits for the step: only now and then
@@ -97,31 +98,34 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, config: ml_collecti
 
 
 # ------------------------------------------------------------------------------------------ checkpoint on disk
-def classifier_dir(config: ml_collections.ConfigDict) -> str:
-    """Where the FID classifier of this config lives (config.eval.classifier.dir, or the per-user cache)."""
-    if config.eval.classifier.dir:
-        return os.path.abspath(os.path.expanduser(config.eval.classifier.dir))
-    name = f"{classifier_dataset(config)}_{config.image_size}px_{config.num_channels}ch"
+# `classifier` is config.eval.classifier; `dataset` the run's (config.data.dataset), the default of classifier.dataset;
+# image_size and num_channels the run's images' (config.model); `data` (config.data) where labelled data is loaded.
+def classifier_dir(classifier: ml_collections.ConfigDict, dataset: str, image_size: int, num_channels: int) -> str:
+    """Where the FID classifier lives: classifier.dir, or the per-user cache of its dataset, size and channels."""
+    if classifier.dir:
+        return os.path.abspath(os.path.expanduser(classifier.dir))
+    name = f"{classifier_dataset(classifier, dataset)}_{image_size}px_{num_channels}ch"
     return os.path.join(os.path.expanduser("~"), ".cache", "dcgan_jax", "classifiers", name)
 
 
-def classifier_dataset(config: ml_collections.ConfigDict) -> str:
-    return config.eval.classifier.dataset or config.dataset
+def classifier_dataset(classifier: ml_collections.ConfigDict, dataset: str) -> str:
+    """The classifier's labelled dataset: classifier.dataset, or the run's `dataset`."""
+    return classifier.dataset or dataset
 
 
-def train_and_save(config: ml_collections.ConfigDict) -> Dict[str, Any]:
+def train_and_save(classifier: ml_collections.ConfigDict, data: ml_collections.ConfigDict, image_size: int,
+                   num_channels: int, seed: int = 0) -> Dict[str, Any]:
     """Trains the FID classifier on the labelled train split, measures test accuracy, saves it; returns meta."""
     import orbax.checkpoint as ocp
-    dataset = classifier_dataset(config)
-    images, labels = load_labelled(dataset, "train", config.image_size, config.num_channels, config.data_dir)
-    model, params = train_classifier(images, labels, config, seed=config.seed)
-    test_images, test_labels = load_labelled(dataset, "test", config.image_size, config.num_channels,
-                                             config.data_dir)
+    dataset = classifier_dataset(classifier, data.dataset)
+    images, labels = load_labelled(dataset, "train", image_size, num_channels, data.data_dir)
+    model, params = train_classifier(images, labels, classifier, seed=seed)
+    test_images, test_labels = load_labelled(dataset, "test", image_size, num_channels, data.data_dir)
     accuracy = float(np.mean(predict(model, params, test_images)[0].argmax(-1) == test_labels))
-    meta = {"dataset": dataset, "image_size": config.image_size, "num_channels": config.num_channels,
+    meta = {"dataset": dataset, "image_size": image_size, "num_channels": num_channels,
             "num_classes": model.num_classes, "width": model.width, "feature_dim": model.feature_dim,
-            "steps": config.eval.classifier.steps, "train_examples": len(images), "test_accuracy": accuracy}
-    path = classifier_dir(config)
+            "steps": classifier.steps, "train_examples": len(images), "test_accuracy": accuracy}
+    path = classifier_dir(classifier, data.dataset, image_size, num_channels)
     os.makedirs(path, exist_ok=True)
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(os.path.join(path, "params"), params, force=True)
@@ -131,26 +135,27 @@ def train_and_save(config: ml_collections.ConfigDict) -> Dict[str, Any]:
     return meta
 
 
-def load_classifier(config: ml_collections.ConfigDict, train_if_missing: bool = True):
-    """(model, params, meta) of the FID classifier, trained and saved first if it does not exist yet."""
+def load_classifier(classifier: ml_collections.ConfigDict, data: ml_collections.ConfigDict, image_size: int,
+                    num_channels: int, seed: int = 0, train_if_missing: bool = True):
+    """(model, params, meta) of the FID classifier, trained (with `seed`) and saved first if it does not exist yet."""
     import orbax.checkpoint as ocp
-    path = classifier_dir(config)
+    path = classifier_dir(classifier, data.dataset, image_size, num_channels)
     meta_path = os.path.join(path, "meta.json")
     if not os.path.exists(meta_path):
         if not train_if_missing:
             raise UserError(f"no FID classifier in {path}; train it with "
                             f"`python -m dcgan_jax.evaluate --task=train_classifier --workdir=...`")
-        print(f"training the FID feature classifier on {classifier_dataset(config)} (once; saved to {path})",
-              flush=True)
-        train_and_save(config)
+        print(f"training the FID feature classifier on {classifier_dataset(classifier, data.dataset)} (once; saved "
+              f"to {path})", flush=True)
+        train_and_save(classifier, data, image_size, num_channels, seed)
     with open(meta_path) as f:
         meta = json.load(f)
-    if (meta["image_size"], meta["num_channels"]) != (config.image_size, config.num_channels):
+    if (meta["image_size"], meta["num_channels"]) != (image_size, num_channels):
         raise UserError(f"the classifier in {path} is for {meta['image_size']}px x {meta['num_channels']} "
-                        f"channels, not {config.image_size}px x {config.num_channels}; set eval.classifier.dir")
+                        f"channels, not {image_size}px x {num_channels}; set --config.eval.classifier.dir "
+                        "(evaluate: --classifier_dir)")
     model = SmallCNN(meta["num_classes"], meta["width"], meta["feature_dim"])
-    template = model.init(jax.random.PRNGKey(0),
-                          jnp.zeros((1, config.image_size, config.image_size, config.num_channels)))["params"]
+    template = model.init(jax.random.PRNGKey(0), jnp.zeros((1, image_size, image_size, num_channels)))["params"]
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
     params = ocp.StandardCheckpointer().restore(os.path.join(path, "params"), abstract)
     return model, params, meta

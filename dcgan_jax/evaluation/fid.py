@@ -1,13 +1,14 @@
 """FID/KID of a generator against held-out real images, with the project's classifier or InceptionV3 features:
 the `evaluate --task=fid` table and the evaluator the training loop calls."""
 
+import dataclasses
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import jax
 import ml_collections
 import numpy as np
 
-from dcgan_jax import progress_bars
+from dcgan_jax import progress_bars, rng_tags
 from dcgan_jax.data import datasets
 from dcgan_jax.data.sources import read_batch
 from dcgan_jax.errors import UserError
@@ -17,43 +18,48 @@ from dcgan_jax.nn import generate, latent
 Table = List[Dict[str, Any]]
 Extractor = Callable[[np.ndarray], np.ndarray]  # images (uint8 or [-1, 1]) -> (N, D) features
 
+# Every function takes its parts of the run's config: `ev` (config.eval), `model` (config.model), `data`
+# (config.data), and the run's `seed` (config.seed).
 
-def make_feature_extractor(config: ml_collections.ConfigDict) -> Tuple[Extractor, str]:
-    """(images -> features, description) for config.eval.feature_extractor."""
-    if config.eval.feature_extractor == "classifier":
-        model, params, meta = classifier.load_classifier(config)
+
+def make_feature_extractor(ev: ml_collections.ConfigDict, model: ml_collections.ConfigDict,
+                           data: ml_collections.ConfigDict, seed: int) -> Tuple[Extractor, str]:
+    """(images -> features, description) for ev.feature_extractor. The classifier is trained (with `seed`, on
+    ev.classifier.dataset or data.dataset) if it does not exist yet."""
+    if ev.feature_extractor == "classifier":
+        net, params, meta = classifier.load_classifier(ev.classifier, data, model.image_size, model.num_channels,
+                                                       seed)
         describe = (f"classifier {meta['dataset']} {meta['image_size']}px (test acc {meta['test_accuracy']:.3f}, "
                     f"{meta['feature_dim']}-d)")
-        return (lambda images: classifier.predict(model, params, images, config.eval.batch_size)[1]), describe
-    if config.eval.feature_extractor == "inception":
-        return inception.make_extractor(config.eval.inception_weights, config.eval.batch_size), "InceptionV3 pool3"
-    raise UserError(f"eval.feature_extractor={config.eval.feature_extractor!r}; use 'classifier' or 'inception'")
+        return (lambda images: classifier.predict(net, params, images, ev.batch_size)[1]), describe
+    if ev.feature_extractor == "inception":
+        return inception.make_extractor(ev.inception_weights, ev.batch_size), "InceptionV3 pool3"
+    raise UserError(f"--config.eval.feature_extractor={ev.feature_extractor!r}; use 'classifier' or 'inception'")
 
 
-def real_images(config: ml_collections.ConfigDict, split: str, num: int, seed_offset: int = 0) -> np.ndarray:
+def real_images(model: ml_collections.ConfigDict, data: ml_collections.ConfigDict, split: str, num: int, seed: int,
+                seed_offset: int = 0) -> np.ndarray:
     """`num` (or all, if fewer) uint8 images of the run's dataset split, in a fixed seeded order."""
-    source = datasets.load_source(config, split)
-    order = np.random.default_rng([config.seed, 0xE7A1 + seed_offset]).permutation(len(source))[:num]
+    source = datasets.load_source(data, model.image_size, model.num_channels, split)
+    order = np.random.default_rng([seed, rng_tags.EVAL_REAL_ORDER + seed_offset]).permutation(len(source))[:num]
     return read_batch(source, np.sort(order))
 
 
-def eval_z(config: ml_collections.ConfigDict, num: int) -> np.ndarray:
+def eval_z(model: ml_collections.ConfigDict, num: int, seed: int) -> np.ndarray:
     """The fixed G inputs of FID samples: the same for every evaluation of a run (every class equally often for a
     class-conditional G)."""
-    rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0xF1D)
-    z = np.asarray(latent.sample_z(rng, num, config.latent_dim, config.z_distribution))
-    num_classes = config.conditional.num_classes
+    rng = jax.random.fold_in(jax.random.PRNGKey(seed), rng_tags.EVAL_Z)
+    z = np.asarray(latent.sample_z(rng, num, model.latent_dim, model.z_distribution))
+    num_classes = model.conditional.num_classes
     return latent.with_class(z, latent.balanced_labels(num, num_classes), num_classes)
 
 
-def generator_scores(config: ml_collections.ConfigDict, g_variables: Any, extractor: Extractor,
-                     real_features: np.ndarray, z: np.ndarray) -> Dict[str, float]:
+def generator_scores(ev: ml_collections.ConfigDict, model: ml_collections.ConfigDict, g_variables: Any,
+                     extractor: Extractor, real_features: np.ndarray, z: np.ndarray, seed: int) -> Dict[str, float]:
     """FID/KID of G's images for `z` against precomputed real features."""
-    fake_features = in_chunks(lambda chunk: extractor(generate.generate(config, g_variables, chunk,
-                                                                        config.eval.batch_size)),
-                              z, 16 * config.eval.batch_size, "generated images")
-    return distances.fid_and_kid(real_features, fake_features, config.eval.kid_subsets,
-                                 config.eval.kid_subset_size, config.seed)
+    fake_features = in_chunks(lambda chunk: extractor(generate.generate(model, g_variables, chunk, ev.batch_size)),
+                              z, 16 * ev.batch_size, "generated images")
+    return distances.fid_and_kid(real_features, fake_features, ev.kid_subsets, ev.kid_subset_size, seed)
 
 
 def in_chunks(fn: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray, chunk: int, desc: str) -> np.ndarray:
@@ -66,51 +72,67 @@ def in_chunks(fn: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray, chunk:
     return np.concatenate(parts) if parts else fn(inputs)
 
 
-def make_training_evaluator(config: ml_collections.ConfigDict, workdir: str = ""
-                            ) -> Callable[[int, Any], Dict[str, float]]:
-    """`(step, g_variables) -> {'fid', 'kid', 'kid_std'}` for the training loop (`training.loop.train`).
+@dataclasses.dataclass(frozen=True, eq=False)
+class TrainingEvaluator:
+    """`(step, g_variables) -> {'fid', 'kid', 'kid_std'}` for the training loop, with its schedule: the loop calls
+    it at steps that are multiples of `every_steps` and keeps the checkpoint of the lowest `best_metric`."""
+    ev: ml_collections.ConfigDict
+    model: ml_collections.ConfigDict
+    seed: int
+    extractor: Extractor
+    real_features: np.ndarray
+    z: np.ndarray
+    every_steps: int
+    best_metric: str = "fid"  # lower is better
 
-    Real features (config.eval.split, at most eval.num_samples images) and the fake z are fixed when this is built,
-    so values from different steps are comparable. `workdir` is only named in messages.
-    """
-    extractor, describe = make_feature_extractor(config)
-    reals = real_images(config, config.eval.split, config.eval.num_samples)
-    if len(reals) < 2:
-        raise UserError(f"eval.split={config.eval.split!r} has {len(reals)} images; FID needs at least 2")
-    real_features = extractor(reals)
-    z = eval_z(config, config.eval.num_samples)
-    print(f"{workdir or 'training'}: FID/KID every {config.eval.every_steps} steps, {len(z)} samples vs "
-          f"{len(reals)} {config.eval.split} images, features: {describe}", flush=True)
-
-    def evaluate(step: int, g_variables: Any) -> Dict[str, float]:
+    def __call__(self, step: int, g_variables: Any) -> Dict[str, float]:
         del step  # the same z and real features at every step
-        return generator_scores(config, jax.device_get(g_variables), extractor, real_features, z)
+        return generator_scores(self.ev, self.model, jax.device_get(g_variables), self.extractor,
+                                self.real_features, self.z, self.seed)
 
-    return evaluate
+
+def make_training_evaluator(ev: ml_collections.ConfigDict, model: ml_collections.ConfigDict,
+                            data: ml_collections.ConfigDict, seed: int, workdir: str = "") -> TrainingEvaluator:
+    """The evaluator of the training loop (`training.loop.train`): FID/KID every ev.every_steps steps.
+
+    Real features (ev.split, at most ev.num_samples images) and the fake z are fixed when this is built, so values
+    from different steps are comparable. `workdir` is only named in messages.
+    """
+    extractor, describe = make_feature_extractor(ev, model, data, seed)
+    reals = real_images(model, data, ev.split, ev.num_samples, seed)
+    if len(reals) < 2:
+        raise UserError(f"--config.eval.split={ev.split!r} has {len(reals)} images; FID needs at least 2")
+    z = eval_z(model, ev.num_samples, seed)
+    print(f"{workdir or 'training'}: FID/KID every {ev.every_steps} steps, {len(z)} samples vs "
+          f"{len(reals)} {ev.split} images, features: {describe}", flush=True)
+    return TrainingEvaluator(ev, model, seed, extractor, extractor(reals), z, int(ev.every_steps))
 
 
-def fid_table(config: ml_collections.ConfigDict, g_trained: Any, g_init: Any, step: int,
-              g_without_ema: Optional[Any] = None) -> Tuple[Table, str]:
-    """FID/KID of the trained G, the untrained G and real training images, against config.eval.split. With
-    `g_without_ema` (a run keeping a moving average: `g_trained` is the average), the trained G itself is a row too.
+def fid_table(ev: ml_collections.ConfigDict, model: ml_collections.ConfigDict, data: ml_collections.ConfigDict,
+              seed: int, g_trained: Any, g_init: Any, step: int, g_without_ema: Optional[Any] = None,
+              ema_decay: float = 0.0) -> Tuple[Table, str]:
+    """FID/KID of the trained G, the untrained G and real training images (data.split), against ev.split. With
+    `g_without_ema` (a run keeping a moving average with `ema_decay`: `g_trained` is the average), the trained G
+    itself is a row too.
 
     Returns (rows, a description of the feature extractor).
     """
-    if config.eval.num_samples < 2:
-        raise UserError(f"eval.num_samples={config.eval.num_samples} must be at least 2")
-    extractor, describe = make_feature_extractor(config)
-    reals = real_images(config, config.eval.split, config.eval.num_samples)
-    real_features = in_chunks(extractor, reals, 16 * config.eval.batch_size, "real images")
-    z = eval_z(config, config.eval.num_samples)
-    train_reals = real_images(config, config.split, config.eval.num_samples, seed_offset=1)
+    if ev.num_samples < 2:
+        raise UserError(f"--config.eval.num_samples={ev.num_samples} must be at least 2")
+    extractor, describe = make_feature_extractor(ev, model, data, seed)
+    reals = real_images(model, data, ev.split, ev.num_samples, seed)
+    real_features = in_chunks(extractor, reals, 16 * ev.batch_size, "real images")
+    z = eval_z(model, ev.num_samples, seed)
+    train_reals = real_images(model, data, data.split, ev.num_samples, seed, seed_offset=1)
     trained = [(f"generator (step {step})", g_trained)] if g_without_ema is None else [
-        (f"generator, EMA {config.ema_decay} (step {step})", g_trained),
+        (f"generator, EMA {ema_decay} (step {step})", g_trained),
         (f"generator without EMA (step {step})", g_without_ema)]
-    rows = [*({"images": name, **generator_scores(config, g, extractor, real_features, z)} for name, g in trained),
-            {"images": "generator (untrained)", **generator_scores(config, g_init, extractor, real_features, z)},
-            {"images": f"real '{config.split}' images (floor)",
-             **distances.fid_and_kid(real_features, extractor(train_reals), config.eval.kid_subsets,
-                                     config.eval.kid_subset_size, config.seed)}]
+    score = lambda g: generator_scores(ev, model, g, extractor, real_features, z, seed)
+    rows = [*({"images": name, **score(g)} for name, g in trained),
+            {"images": "generator (untrained)", **score(g_init)},
+            {"images": f"real '{data.split}' images (floor)",
+             **distances.fid_and_kid(real_features, extractor(train_reals), ev.kid_subsets, ev.kid_subset_size,
+                                     seed)}]
     for row, n in zip(rows, [len(z)] * (len(rows) - 1) + [len(train_reals)]):
         row.update(num_images=n, num_real=len(reals))
     return rows, describe

@@ -36,9 +36,9 @@ WEIGHTS_HELP = ("convert pytorch-fid's pt_inception-2015-12-05-6726825d.pth to .
 def check_weights(path: str) -> str:
     """The absolute path of a readable .npz weights file, or a UserError saying how to get one."""
     if not path:
-        raise UserError("eval.feature_extractor='inception' needs InceptionV3 weights: set "
-                        f"--inception_weights=FILE.npz ({WEIGHTS_HELP}); nothing is downloaded. Or use "
-                        "eval.feature_extractor='classifier' (works offline)")
+        raise UserError("--config.eval.feature_extractor='inception' needs InceptionV3 weights: set "
+                        f"--config.eval.inception_weights=FILE.npz (evaluate: --inception_weights; {WEIGHTS_HELP}); "
+                        "nothing is downloaded. Or use --config.eval.feature_extractor='classifier' (works offline)")
     path = os.path.abspath(os.path.expanduser(path))
     if not os.path.isfile(path):
         raise UserError(f"InceptionV3 weights {path} do not exist; {WEIGHTS_HELP}")

@@ -2,7 +2,7 @@
 on discriminator features, against raw pixels and the same D at its random init.
 
 The default solver is dcgan_jax/evaluation/svm.py (JAX, on the run's backend, features extracted straight into device
-blocks); config.eval.probe.solver='liblinear' uses scikit-learn's LinearSVC on host arrays instead.
+blocks); probe.solver='liblinear' (config.eval.probe) uses scikit-learn's LinearSVC on host arrays instead.
 """
 
 import time
@@ -42,7 +42,7 @@ def block_svm(train: svm.Blocks, train_y: np.ndarray, test: svm.Blocks, test_y: 
     solved on the fit rows, increasing and warm-started; the refit on all rows starts from the chosen C's solution.
     """
     if probe.solver != "jax":
-        raise UserError(f"eval.probe.solver={probe.solver!r}; use 'jax' or 'liblinear'")
+        raise UserError(f"--config.eval.probe.solver={probe.solver!r}; use 'jax' or 'liblinear'")
     num_classes = int(max(train_y.max(), test_y.max())) + 1
     train, mean, scale = svm.standardize(train)
     test, _, _ = svm.standardize(test, mean, scale)
@@ -102,24 +102,25 @@ def extract_blocks(extract: Callable[[np.ndarray], np.ndarray], images: np.ndarr
     return svm.Blocks(blocks, len(images))
 
 
-def classify(config: ml_collections.ConfigDict, d_trained: Any, d_init: Any, dataset: str = "",
+def classify(probe: ml_collections.ConfigDict, model: ml_collections.ConfigDict, data: ml_collections.ConfigDict,
+             d_trained: Any, d_init: Any, seed: int, batch_size: int = 256, dataset: str = "",
              labels_per_class: Optional[int] = None) -> Table:
     """The probe on D features (trained and random-init D) and on raw pixels, one row each.
 
-    `dataset` (default: the run's) must be labelled; `labels_per_class` (default: config.eval.probe's; 0 = all)
+    `probe` is config.eval.probe, `model` config.model (D and its image size), `data` config.data (the default
+    dataset and its data_dir); `seed` the run's; `batch_size` D's inference batch (config.eval.batch_size).
+    `dataset` (default: data.dataset) must be labelled; `labels_per_class` (default: probe.labels_per_class; 0 = all)
     picks a seeded subset of the training split.
     """
-    dataset = dataset or config.dataset
-    per_class = config.eval.probe.labels_per_class if labels_per_class is None else labels_per_class
-    size, channels = config.image_size, config.num_channels
-    train_images, train_labels = load_labelled(dataset, "train", size, channels, config.data_dir)
-    test_images, test_labels = load_labelled(dataset, "test", size, channels, config.data_dir)
-    keep = select_per_class(train_labels, per_class, config.seed)
+    dataset = dataset or data.dataset
+    per_class = probe.labels_per_class if labels_per_class is None else labels_per_class
+    size, channels = model.image_size, model.num_channels
+    train_images, train_labels = load_labelled(dataset, "train", size, channels, data.data_dir)
+    test_images, test_labels = load_labelled(dataset, "test", size, channels, data.data_dir)
+    keep = select_per_class(train_labels, per_class, seed)
     train_images, train_labels = train_images[keep], train_labels[keep]
-    batch = config.eval.batch_size
-    probe = config.eval.probe
     if probe.solver not in ("jax", "liblinear"):
-        raise UserError(f"eval.probe.solver={probe.solver!r}; use 'jax' or 'liblinear'")
+        raise UserError(f"--config.eval.probe.solver={probe.solver!r}; use 'jax' or 'liblinear'")
 
     def feature_sets(name, extract):
         if probe.solver == "liblinear":
@@ -129,8 +130,8 @@ def classify(config: ml_collections.ConfigDict, d_trained: Any, d_init: Any, dat
 
     def d_features(name, d_vars):
         if probe.recompute_batch_stats:
-            d_vars = features.recompute_batch_stats(config, d_vars, train_images, batch)
-        return feature_sets(name, lambda x: features.discriminator_features(config, d_vars, x, batch))
+            d_vars = features.recompute_batch_stats(model, d_vars, train_images, batch_size)
+        return feature_sets(name, lambda x: features.discriminator_features(model, d_vars, x, batch_size))
 
     pixels = lambda x: as_model_input(x).reshape(len(x), -1)
     makers = {"D features (trained)": lambda name: d_features(name, d_trained),
@@ -142,9 +143,9 @@ def classify(config: ml_collections.ConfigDict, d_trained: Any, d_init: Any, dat
         train_x, test_x = make(name)
         dim = train_x.dim if isinstance(train_x, svm.Blocks) else int(train_x.shape[1])
         if probe.solver == "liblinear":
-            result = linear_svm(train_x, train_labels, test_x, test_labels, probe, config.seed)
+            result = linear_svm(train_x, train_labels, test_x, test_labels, probe, seed)
         else:
-            result = block_svm(train_x, train_labels, test_x, test_labels, probe, config.seed, f"{name}: SVM")
+            result = block_svm(train_x, train_labels, test_x, test_labels, probe, seed, f"{name}: SVM")
         del train_x, test_x  # the device blocks go before the next feature set is extracted
         rows.append({"features": name, "dim": dim, **result, "train_examples": len(train_labels),
                      "test_examples": len(test_labels), "seconds": round(time.time() - start, 1)})

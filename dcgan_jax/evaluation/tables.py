@@ -1,8 +1,9 @@
 """Result tables of the evaluations: aligned text for the console, JSON beside the run."""
 
 import json
-import os
 from typing import Any, Dict, List
+
+from dcgan_jax import run_files
 
 Table = List[Dict[str, Any]]
 
@@ -19,7 +20,7 @@ def format_table(rows: Table) -> str:
 
 def save_table(workdir: str, task: str, step: int, header: str, rows: Table) -> str:
     """Writes workdir/eval_<task>.json; returns its path."""
-    path = os.path.join(workdir, f"eval_{task}.json")
+    path = run_files.eval_table(workdir, task)
     with open(path, "w") as f:
         json.dump({"task": task, "step": step, "header": header, "rows": rows}, f, indent=2)
     return path

@@ -128,13 +128,13 @@ TRANSPOSED_CONVS = {"fast": transposed_conv_fast, "xla": transposed_conv_referen
 
 
 def resolve_conv_impl(conv_impl: str, backend: str = "") -> str:
-    """'fast' or 'xla' for the config's `conv_impl` on `backend` ('' = JAX's default backend).
+    """'fast' or 'xla' for `model.conv_impl` on `backend` ('' = JAX's default backend).
 
     'auto' is 'fast' on the backends in `FAST_FORMS_MEASURED_ON`, 'xla' elsewhere. Both compute the same function
     (tests/nn/test_convolutions.py), so a run trained with one samples with the other.
     """
     if conv_impl not in CONV_IMPLS:
-        raise ValueError(f"conv_impl={conv_impl!r} is not supported; use one of {CONV_IMPLS}")
+        raise ValueError(f"model.conv_impl={conv_impl!r} is not supported; use one of {CONV_IMPLS}")
     if conv_impl != "auto":
         return conv_impl
     return "fast" if (backend or jax.default_backend()) in FAST_FORMS_MEASURED_ON else "xla"

@@ -21,9 +21,9 @@ from dcgan_jax.nn.batched import map_batches
 GRID = 4  # each layer is max-pooled to GRID x GRID cells
 
 
-def feature_dim(config: ml_collections.ConfigDict) -> int:
+def feature_dim(model: ml_collections.ConfigDict) -> int:
     """Length of `discriminator_features` rows: sum of layer widths x 16 cells."""
-    return sum(models.d_layer_widths(config)) * GRID * GRID
+    return sum(models.d_layer_widths(model)) * GRID * GRID
 
 
 def _pool_to_grid(h: jax.Array) -> jax.Array:
@@ -41,10 +41,10 @@ def _features_batch(discriminator: models.Discriminator, variables: Any, images:
     return jnp.concatenate(pooled, axis=-1)
 
 
-def discriminator_features(config: ml_collections.ConfigDict, d_variables: Any, images: np.ndarray,
+def discriminator_features(model: ml_collections.ConfigDict, d_variables: Any, images: np.ndarray,
                            batch_size: int = 256) -> np.ndarray:
-    """(N, feature_dim(config)) float32 features of images (uint8, or float in [-1, 1]), D in inference mode."""
-    _, discriminator = models.build_models(config)
+    """(N, feature_dim(model)) float32 features of images (uint8, or float in [-1, 1]), D in inference mode."""
+    _, discriminator = models.build_models(model)
     return map_batches(lambda chunk: _features_batch(discriminator, d_variables, chunk), images, batch_size,
                        as_model_input)
 
@@ -59,7 +59,7 @@ def _batch_moments(discriminator: models.Discriminator, variables: Any, images: 
     return moments, jnp.full((1,), images.shape[0], jnp.float32)
 
 
-def recompute_batch_stats(config: ml_collections.ConfigDict, d_variables: Any, images: np.ndarray,
+def recompute_batch_stats(model: ml_collections.ConfigDict, d_variables: Any, images: np.ndarray,
                           batch_size: int = 256) -> Dict[str, Any]:
     """D variables whose batchnorm population statistics are those of `images` (the paper's SVHN script).
 
@@ -68,7 +68,7 @@ def recompute_batch_stats(config: ml_collections.ConfigDict, d_variables: Any, i
     """
     if len(images) == 0:
         raise ValueError("recompute_batch_stats needs at least one image")
-    _, discriminator = models.build_models(config)
+    _, discriminator = models.build_models(model)
     discriminator = discriminator.clone(bn_momentum=0.0)  # running stats := the current batch's stats
     moments, counts = map_batches(lambda chunk: _batch_moments(discriminator, d_variables, chunk), images,
                                   batch_size, as_model_input)

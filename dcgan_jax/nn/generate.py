@@ -20,7 +20,7 @@ def _apply(generator: models.Generator, variables: Any, z: jax.Array, layer_mask
     return generator.apply(variables, z, train=False, layer_masks=layer_masks)
 
 
-def generate(config: ml_collections.ConfigDict, g_variables: Any, z: np.ndarray, batch_size: int = 256,
+def generate(model: ml_collections.ConfigDict, g_variables: Any, z: np.ndarray, batch_size: int = 256,
              batch_stats_mode: bool = False, layer_masks: Optional[Mapping[int, Any]] = None) -> np.ndarray:
     """Images in [-1, 1] for every row of z.
 
@@ -28,14 +28,14 @@ def generate(config: ml_collections.ConfigDict, g_variables: Any, z: np.ndarray,
     `batch_stats_mode` normalizes with the statistics of each batch instead (the reference implementations' default,
     which makes an image depend on its batch-mates).
     """
-    generator, _ = models.build_models(config)
+    generator, _ = models.build_models(model)
     return map_batches(lambda chunk: _apply(generator, g_variables, chunk, layer_masks, batch_stats_mode),
                        np.asarray(z, np.float32), batch_size)
 
 
-def check_layer(config: ml_collections.ConfigDict, layer: int) -> int:
+def check_layer(model: ml_collections.ConfigDict, layer: int) -> int:
     """`layer` as a non-negative index (negative counts from the top, -1 = the last hidden layer)."""
-    count = len(models.g_layer_widths(config))
+    count = len(models.g_layer_widths(model))
     if not -count <= layer < count:
         raise ValueError(f"G has hidden layers 0..{count - 1} (or -{count}..-1); got layer={layer}")
     return layer % count
@@ -47,18 +47,18 @@ def _activations(generator: models.Generator, variables: Any, z: jax.Array, laye
     return state["intermediates"][f"layer{layer}"][0]
 
 
-def activations(config: ml_collections.ConfigDict, g_variables: Any, z: np.ndarray, layer: int,
+def activations(model: ml_collections.ConfigDict, g_variables: Any, z: np.ndarray, layer: int,
                 batch_size: int = 256) -> np.ndarray:
     """(N, H, W, C) activations of G's hidden layer `layer` (after its ReLU), in inference mode."""
-    generator, _ = models.build_models(config)
-    layer = check_layer(config, layer)
+    generator, _ = models.build_models(model)
+    layer = check_layer(model, layer)
     return map_batches(lambda chunk: _activations(generator, g_variables, chunk, layer), np.asarray(z, np.float32),
                        batch_size)
 
 
-def feature_mask(config: ml_collections.ConfigDict, layer: int, dropped: Sequence[int]) -> np.ndarray:
+def feature_mask(model: ml_collections.ConfigDict, layer: int, dropped: Sequence[int]) -> np.ndarray:
     """(C,) float mask of layer `layer`: 0 for the feature maps in `dropped`, 1 elsewhere."""
-    width = models.g_layer_widths(config)[check_layer(config, layer)]
+    width = models.g_layer_widths(model)[check_layer(model, layer)]
     dropped = np.asarray(list(dropped), np.int64)
     if dropped.size and (dropped.min() < 0 or dropped.max() >= width):
         raise ValueError(f"feature maps of layer {layer} are 0..{width - 1}; got {sorted(dropped.tolist())}")
@@ -67,8 +67,8 @@ def feature_mask(config: ml_collections.ConfigDict, layer: int, dropped: Sequenc
     return mask
 
 
-def generate_without(config: ml_collections.ConfigDict, g_variables: Any, z: np.ndarray, layer: int,
+def generate_without(model: ml_collections.ConfigDict, g_variables: Any, z: np.ndarray, layer: int,
                      dropped: Sequence[int], batch_size: int = 256) -> np.ndarray:
     """Images with the feature maps `dropped` of G's hidden layer `layer` zeroed everywhere (the paper's Sec. 6.1)."""
-    mask = feature_mask(config, layer, dropped)
-    return generate(config, g_variables, z, batch_size, layer_masks={check_layer(config, layer): mask})
+    mask = feature_mask(model, layer, dropped)
+    return generate(model, g_variables, z, batch_size, layer_masks={check_layer(model, layer): mask})

@@ -24,7 +24,7 @@ dcgan_init = nn.initializers.normal(stddev=0.02)
 def num_resolution_changes(image_size: int) -> int:
     """Number of 2x up/downsampling layers between the 4x4 base and `image_size`."""
     if image_size not in SUPPORTED_IMAGE_SIZES:
-        raise ValueError(f"image_size={image_size} is not supported; use one of {SUPPORTED_IMAGE_SIZES}")
+        raise ValueError(f"model.image_size={image_size} is not supported; use one of {SUPPORTED_IMAGE_SIZES}")
     return int(np.log2(image_size)) - 2
 
 
@@ -98,7 +98,7 @@ class Generator(nn.Module):
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
     dtype: Any = jnp.float32
-    conv_impl: str = "fast"  # 'fast' or 'xla': convolutions.resolve_conv_impl of the config's conv_impl
+    conv_impl: str = "fast"  # 'fast' or 'xla': convolutions.resolve_conv_impl of model.conv_impl
     num_classes: int = 0
     embedding_dim: int = 0
 
@@ -176,48 +176,50 @@ class Discriminator(nn.Module):
         return logits
 
 
-def build_models(config: ml_collections.ConfigDict, axis_name: Optional[str] = None):
-    """Generator and Discriminator from the config; `axis_name` syncs batchnorm statistics across devices."""
-    num_resolution_changes(config.image_size)  # validates the size
-    if config.num_channels not in (1, 3):
-        raise ValueError(f"num_channels={config.num_channels} is not supported; use 1 (grayscale) or 3 (RGB)")
-    upsample = config.upsample
+def build_models(model: ml_collections.ConfigDict, axis_name: Optional[str] = None):
+    """Generator and Discriminator of `model` (config.model); `axis_name` syncs batchnorm statistics across
+    devices."""
+    num_resolution_changes(model.image_size)  # validates the size
+    if model.num_channels not in (1, 3):
+        raise ValueError(f"model.num_channels={model.num_channels} is not supported; use 1 (grayscale) or 3 (RGB)")
+    upsample = model.upsample
     if upsample not in UPSAMPLERS:
-        raise ValueError(f"upsample={config.upsample!r} is not supported; use one of {sorted(UPSAMPLERS)}")
-    dtype = jnp.dtype(config.compute_dtype)
-    conv_impl = convolutions.resolve_conv_impl(config.conv_impl)  # 'auto' -> per backend
-    bn = dict(axis_name=axis_name if config.sync_batchnorm else None, bn_momentum=config.bn_momentum,
-              bn_epsilon=config.bn_epsilon, dtype=dtype, conv_impl=conv_impl)
-    conditional = config.conditional
+        raise ValueError(f"model.upsample={model.upsample!r} is not supported; use one of {sorted(UPSAMPLERS)}")
+    dtype = jnp.dtype(model.compute_dtype)
+    conv_impl = convolutions.resolve_conv_impl(model.conv_impl)  # 'auto' -> per backend
+    bn = dict(axis_name=axis_name if model.sync_batchnorm else None, bn_momentum=model.bn_momentum,
+              bn_epsilon=model.bn_epsilon, dtype=dtype, conv_impl=conv_impl)
+    conditional = model.conditional
     if conditional.num_classes and conditional.d_form not in CLASS_FORMS:
-        raise ValueError(f"conditional.d_form={conditional.d_form!r} is not supported; use one of {CLASS_FORMS}")
-    generator = Generator(config.image_size, config.num_channels, config.g_width, upsample, **bn,
+        raise ValueError(f"model.conditional.d_form={conditional.d_form!r} is not supported; use one of "
+                         f"{CLASS_FORMS}")
+    generator = Generator(model.image_size, model.num_channels, model.g_width, upsample, **bn,
                           num_classes=conditional.num_classes, embedding_dim=conditional.embedding_dim)
-    discriminator = Discriminator(config.image_size, config.d_width, **bn, num_classes=conditional.num_classes,
+    discriminator = Discriminator(model.image_size, model.d_width, **bn, num_classes=conditional.num_classes,
                                   class_form=conditional.d_form)
     return generator, discriminator
 
 
-def g_input_dim(config: ml_collections.ConfigDict) -> int:
+def g_input_dim(model: ml_collections.ConfigDict) -> int:
     """The length of G's input vectors: latent_dim, plus num_classes for the class code of a conditional G."""
-    return config.latent_dim + config.conditional.num_classes
+    return model.latent_dim + model.conditional.num_classes
 
 
-def g_layer_widths(config: ml_collections.ConfigDict) -> Sequence[int]:
+def g_layer_widths(model: ml_collections.ConfigDict) -> Sequence[int]:
     """Channels of G's hidden layers, 4x4 layer first (the layers `layer_masks` and sown `layer{i}` index)."""
-    n_up = num_resolution_changes(config.image_size)
-    return [config.g_width * 2 ** (n_up - 1 - i) for i in range(n_up)]
+    n_up = num_resolution_changes(model.image_size)
+    return [model.g_width * 2 ** (n_up - 1 - i) for i in range(n_up)]
 
 
-def d_layer_widths(config: ml_collections.ConfigDict) -> Sequence[int]:
+def d_layer_widths(model: ml_collections.ConfigDict) -> Sequence[int]:
     """Channels of D's conv layers, input side first."""
-    return [config.d_width * 2 ** i for i in range(num_resolution_changes(config.image_size))]
+    return [model.d_width * 2 ** i for i in range(num_resolution_changes(model.image_size))]
 
 
-def init_variables(rng: jax.Array, config: ml_collections.ConfigDict):
+def init_variables(rng: jax.Array, model: ml_collections.ConfigDict):
     """Fresh {'params', 'batch_stats'} for G and D."""
-    generator, discriminator = build_models(config)
+    generator, discriminator = build_models(model)
     g_rng, d_rng = jax.random.split(rng)
-    z = jnp.zeros((1, g_input_dim(config)), jnp.float32)
-    x = jnp.zeros((1, config.image_size, config.image_size, config.num_channels), jnp.float32)
+    z = jnp.zeros((1, g_input_dim(model)), jnp.float32)
+    x = jnp.zeros((1, model.image_size, model.image_size, model.num_channels), jnp.float32)
     return generator.init(g_rng, z, train=False), discriminator.init(d_rng, x, train=False)

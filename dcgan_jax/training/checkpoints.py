@@ -10,12 +10,11 @@ checkpoint_every_steps steps. The config saved with the state lets tools (sample
 
 import contextlib
 import io
-import json
 import os
 import shutil
 import sys
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import jax
 import ml_collections
@@ -23,27 +22,24 @@ import orbax.checkpoint as ocp
 from absl import logging
 from flax import serialization
 
-from dcgan_jax import defaults
+from dcgan_jax import config_fields, run_files
 from dcgan_jax.errors import AbandonedWork, UserError
 from dcgan_jax.nn import models
 from dcgan_jax.training.state import set_ema
 
-CHECKPOINT_SUBDIR = "checkpoints"
-
-
-def checkpoint_dir(workdir: str) -> str:
-    return os.path.join(os.path.abspath(workdir), CHECKPOINT_SUBDIR)
+checkpoint_dir = run_files.checkpoint_dir
 
 
 def create_manager(workdir: str, keep: int = 3, read_only: bool = False, keep_every: int = 0,
-                   keep_best: bool = False) -> ocp.CheckpointManager:
+                   best_metric: Optional[str] = None) -> ocp.CheckpointManager:
     """A manager for workdir/checkpoints keeping the latest `keep` steps, every `keep_every`-th step (milestones to
-    go back to, 0: none) and, with `keep_best`, the checkpoint of the lowest FID saved with one (`save(metrics=)`)."""
+    go back to, 0: none) and, with `best_metric` (e.g. 'fid', lower is better), the checkpoint of its lowest value
+    among those saved with one (`save(metrics=)`)."""
     policies = [ocp.checkpoint_managers.LatestN(keep)]
     if keep_every:
         policies.append(ocp.checkpoint_managers.EveryNSteps(keep_every))
-    if keep_best:
-        policies.append(ocp.checkpoint_managers.BestN(get_metric_fn=lambda metrics: -metrics["fid"], n=1,
+    if best_metric:
+        policies.append(ocp.checkpoint_managers.BestN(get_metric_fn=lambda metrics: -metrics[best_metric], n=1,
                                                       keep_checkpoints_without_metrics=False))
     options = ocp.CheckpointManagerOptions(
         preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies), create=not read_only,
@@ -51,40 +47,19 @@ def create_manager(workdir: str, keep: int = 3, read_only: bool = False, keep_ev
     return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=("state", "config"))
 
 
-def save(manager: ocp.CheckpointManager, step: int, state: Any, config: ml_collections.ConfigDict,
+def save(manager: ocp.CheckpointManager, step: int, state: Any, saved_config: Mapping[str, Any],
          metrics: Optional[dict] = None) -> None:
-    """Saves `state` with the config (and `metrics`, e.g. {'fid': ...}, which the best-FID policy ranks)."""
+    """Saves `state` with the run's config as JSON data (and `metrics`, e.g. {'fid': ...}, which the best-score
+    policy ranks)."""
     manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(_saved_entries(state)),
-        config=ocp.args.JsonSave(json.loads(config.to_json()))), metrics=metrics, force=True)
+        config=ocp.args.JsonSave(dict(saved_config))), metrics=metrics, force=True)
 
 
-# Fields that change the shapes of the saved params: resuming with other values cannot work.
-ARCHITECTURE_FIELDS = ("image_size", "num_channels", "latent_dim", "g_width", "d_width", "conditional.num_classes")
-CLASS_FIELDS = ("conditional.embedding_dim", "conditional.d_form")  # matter only for a class-conditional model
-
-
-def _field(config: ml_collections.ConfigDict, dotted: str):
-    for part in dotted.split("."):
-        config = config.get(part) if config is not None else None
-    return config
-
-
-def check_compatible(saved: ml_collections.ConfigDict, config: ml_collections.ConfigDict, where: str) -> None:
-    """A one-line error naming every architecture field that differs between a checkpoint and the config (the class
-    fields only where a class-conditional model has them)."""
-    conditional = _field(saved, "conditional.num_classes") or _field(config, "conditional.num_classes")
-    fields = ARCHITECTURE_FIELDS + (CLASS_FIELDS if conditional else ())
-    differ = [f"{k}: checkpoint {_field(saved, k)} vs config {_field(config, k)}" for k in fields
-              if _field(saved, k) != _field(config, k)]
-    if differ:
-        raise UserError(f"the checkpoint in {where} was trained with another architecture ({'; '.join(differ)}); "
-                        f"use a new --workdir, or the checkpoint's values")
-
-
-def restore_for_training(manager: ocp.CheckpointManager, template: Any, config: ml_collections.ConfigDict,
-                         workdir: str) -> Any:
-    """The latest complete checkpoint's state if there is one (checked against the config), else `template`."""
+def restore_for_training(manager: ocp.CheckpointManager, template: Any, workdir: str, ema: bool,
+                         accept: Callable[[ml_collections.ConfigDict, str], None]) -> Any:
+    """The latest complete checkpoint's state if there is one, else `template`. `accept(saved config, where)` raises
+    when the checkpoint cannot be resumed with this run's config; `ema`: whether this run keeps a moving average."""
     step = manager.latest_step()
     if step is None:
         return template
@@ -93,12 +68,12 @@ def restore_for_training(manager: ocp.CheckpointManager, template: Any, config: 
         saved_config = restore_config(manager, step)
     except Exception as e:  # orbax raises many types for damaged files
         raise _unreadable(manager, step, where, e) from None
-    check_compatible(saved_config, config, where)
+    accept(saved_config, where)
     try:  # in the layout it was saved with; then EMA on or off as the config says (turned on: it starts from G)
-        restored = restore_state(manager, set_ema(template, bool(saved_config.ema_decay)), step)
+        restored = restore_state(manager, set_ema(template, bool(saved_config.optim.ema_decay)), step)
     except Exception as e:
         raise _unreadable(manager, step, where, e) from None
-    return set_ema(restored, bool(config.ema_decay))
+    return set_ema(restored, ema)
 
 
 def _unreadable(manager: ocp.CheckpointManager, step: int, where: str, error: Exception) -> AbandonedWork:
@@ -125,7 +100,7 @@ def check_room(directory: str, state: Any, step: int) -> None:
         raise UserError(f"cannot write checkpoints to {directory} (permission denied); fix its permissions and rerun")
 
 
-def save_or_fail(manager: ocp.CheckpointManager, step: int, state: Any, config: ml_collections.ConfigDict,
+def save_or_fail(manager: ocp.CheckpointManager, step: int, state: Any, saved_config: Mapping[str, Any],
                  wait: bool = False, metrics: Optional[dict] = None) -> None:
     """`save`, turning a failed write (disk full, permissions, file size limits) into one line and ending the
     process (AbandonedWork): orbax's writer threads print tracebacks and may not finish, so what they print while
@@ -136,7 +111,7 @@ def save_or_fail(manager: ocp.CheckpointManager, step: int, state: Any, config: 
     check_room(str(manager.directory), state, step)
     try:
         with quiet_orbax():
-            save(manager, step, state, config, metrics)
+            save(manager, step, state, saved_config, metrics)
             manager.wait_until_finished()
     except Exception as e:
         complete = [s for s in manager.all_steps() if s != step]
@@ -182,11 +157,11 @@ def restore_state(manager: ocp.CheckpointManager, template: Any, step: Optional[
 
 
 def restore_config(manager: ocp.CheckpointManager, step: Optional[int] = None) -> ml_collections.ConfigDict:
-    """The config saved with `step` (default: latest), mapped onto today's fields (`defaults.from_saved`)."""
+    """The config saved with `step` (default: latest), mapped onto today's fields (`config_fields.from_saved`)."""
     step = manager.latest_step() if step is None else step
     with quiet_orbax():
         restored = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
-    return defaults.from_saved(restored["config"])
+    return config_fields.from_saved(restored["config"])
 
 
 def open_workdir(workdir: str):
@@ -204,7 +179,7 @@ def open_workdir(workdir: str):
         raise UserError(f"the config saved in {checkpoint_dir(workdir)}/{manager.latest_step()} is unreadable "
                         f"({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
     try:
-        models.build_models(config)
+        models.build_models(config.model)
     except (ValueError, TypeError, AttributeError) as e:
         raise UserError(f"the config saved in {checkpoint_dir(workdir)} cannot build the models ({e}); was it written "
                         f"by another version of dcgan_jax?") from None

@@ -1,4 +1,4 @@
-"""How D is trained beyond the plain step (`config.d_training`, every option off by default): D pre-training, k D
+"""How D is trained beyond the plain step (the `d_training` group, every option off by default): D pre-training, k D
 updates per G update, noisy and flipped labels, and instance noise on D's inputs.
 
 The seed documents teach these as stabilizers: D trained first, then both together (the Keras card, the paper
@@ -13,23 +13,21 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-# fold_in tags of the per-step key: far above any example index (z uses fold_in(step_key, example index)).
-_TARGETS_TAG = 0x7FFF_0001
-_NOISE_TAG = 0x7FFF_0002
+from dcgan_jax import rng_tags
 
 
-def is_plain(config: ml_collections.ConfigDict) -> bool:
+def is_plain(d_training: ml_collections.ConfigDict) -> bool:
     """True when G updates at every step (no pre-training, one D update per G update): the step has no branch."""
-    return config.d_training.pretrain_steps == 0 and config.d_training.steps_per_g_step == 1
+    return d_training.pretrain_steps == 0 and d_training.steps_per_g_step == 1
 
 
-def g_updates_at(config: ml_collections.ConfigDict, step: jax.Array) -> jax.Array:
+def g_updates_at(d_training: ml_collections.ConfigDict, step: jax.Array) -> jax.Array:
     """Whether the step that starts at `step` (0-based) updates G.
 
     Every step updates D once. The first `pretrain_steps` steps update D only; after them G updates on every
     `steps_per_g_step`-th step, after that many D updates (k = 2: steps p+1, p+3, ...). So num_train_steps counts D
     updates, and G makes (num_train_steps - pretrain_steps) // k of them."""
-    p, k = config.d_training.pretrain_steps, config.d_training.steps_per_g_step
+    p, k = d_training.pretrain_steps, d_training.steps_per_g_step
     return (step >= p) & ((step - p) % k == k - 1)
 
 
@@ -37,16 +35,16 @@ def _per_example(key: jax.Array, example_ids: jax.Array, draw):
     return jax.vmap(lambda i: draw(jax.random.fold_in(key, i)))(example_ids)
 
 
-def d_targets(config: ml_collections.ConfigDict, step_key: jax.Array, example_ids: jax.Array
-              ) -> Tuple[Optional[jax.Array], Optional[jax.Array]]:
+def d_targets(d_training: ml_collections.ConfigDict, label_smoothing: float, step_key: jax.Array,
+              example_ids: jax.Array) -> Tuple[Optional[jax.Array], Optional[jax.Array]]:
     """Per-example targets of D's real and fake examples, or (None, None) for the plain constant ones.
 
     label_noise = n: a real example's target is drawn from U[1 - s - n, 1 - s] (s: label_smoothing), a fake one's from
     U[0, n]. label_flip = p: each example, real or fake, takes the other side's target with probability p."""
-    noise, flip = config.d_training.label_noise, config.d_training.label_flip
+    noise, flip = d_training.label_noise, d_training.label_flip
     if noise == 0 and flip == 0:
         return None, None
-    real_level = 1.0 - config.label_smoothing
+    real_level = 1.0 - label_smoothing
 
     def draw(key):
         u_real, u_fake, f_real, f_fake = jax.random.uniform(key, (4,))
@@ -56,30 +54,30 @@ def d_targets(config: ml_collections.ConfigDict, step_key: jax.Array, example_id
         fake_target = jnp.where(f_fake < flip, as_real(u_fake), as_fake(u_fake))
         return real_target, fake_target
 
-    return _per_example(jax.random.fold_in(step_key, _TARGETS_TAG), example_ids, draw)
+    return _per_example(jax.random.fold_in(step_key, rng_tags.D_TARGETS), example_ids, draw)
 
 
-def instance_noise_std(config: ml_collections.ConfigDict, step: jax.Array) -> jax.Array:
+def instance_noise_std(d_training: ml_collections.ConfigDict, step: jax.Array) -> jax.Array:
     """The std of the instance noise at `step`: `instance_noise`, decayed linearly to 0 at
     `instance_noise_decay_steps` (0: constant)."""
-    std, decay = config.d_training.instance_noise, config.d_training.instance_noise_decay_steps
+    std, decay = d_training.instance_noise, d_training.instance_noise_decay_steps
     if not decay:
         return jnp.float32(std)
     return std * jnp.maximum(0.0, 1.0 - step.astype(jnp.float32) / decay)
 
 
-def add_instance_noise(config: ml_collections.ConfigDict, step_key: jax.Array, step: jax.Array,
+def add_instance_noise(d_training: ml_collections.ConfigDict, step_key: jax.Array, step: jax.Array,
                        example_ids: jax.Array, real: jax.Array, fake: jax.Array) -> Tuple[jax.Array, jax.Array]:
     """(real, fake) plus gaussian noise of `instance_noise_std(step)`, per example; unchanged when it is off. G's
     update sees the same noisy fakes as D's (the noise is added, so it passes G's gradient unchanged)."""
-    if config.d_training.instance_noise == 0:
+    if d_training.instance_noise == 0:
         return real, fake
-    std = instance_noise_std(config, step)
+    std = instance_noise_std(d_training, step)
     shape = real.shape[1:]
 
     def draw(key):
         real_key, fake_key = jax.random.split(key)
         return jax.random.normal(real_key, shape), jax.random.normal(fake_key, shape)
 
-    real_noise, fake_noise = _per_example(jax.random.fold_in(step_key, _NOISE_TAG), example_ids, draw)
+    real_noise, fake_noise = _per_example(jax.random.fold_in(step_key, rng_tags.INSTANCE_NOISE), example_ids, draw)
     return real + std * real_noise, fake + std * fake_noise

@@ -1,4 +1,4 @@
-"""An exponential moving average of G's weights and batchnorm statistics (`config.ema_decay`, 0 = off).
+"""An exponential moving average of G's weights and batchnorm statistics (`optim.ema_decay`, 0 = off).
 
 Averaging G over its last few hundred updates smooths the oscillation of GAN training (Yazıcı et al. 2019, "The
 Unusual Effectiveness of Averaging in GAN Training"; StyleGAN's G_ema). When on, the average is what samples,

@@ -15,13 +15,12 @@ import time
 from typing import Dict, Optional
 
 import jax
-import ml_collections
 import numpy as np
 from PIL import Image
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.record_writer import RecordWriter
 
-from dcgan_jax import visualize
+from dcgan_jax import run_files, visualize
 
 
 class SummaryWriter:
@@ -89,24 +88,24 @@ def _row_step(line: str) -> float:
 class Reporter:
     """Console lines with img/s and ETA, TensorBoard scalars/images, metrics.jsonl rows, sample grid PNGs."""
 
-    def __init__(self, workdir: str, config: ml_collections.ConfigDict, start_step: int):
+    def __init__(self, workdir: str, start_step: int, num_train_steps: int, batch_size: int):
         self.enabled = jax.process_index() == 0
-        self.workdir, self.config = workdir, config
-        self.metrics_path = os.path.join(workdir, "metrics.jsonl")
+        self.workdir, self.num_train_steps, self.batch_size = workdir, num_train_steps, batch_size
+        self.metrics_path = run_files.path(workdir, run_files.METRICS)
         self.last_time, self.last_step = time.time(), start_step
         self.writer = None
         if self.enabled:
             trim_metrics(self.metrics_path, start_step)
-            self.writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
+            self.writer = SummaryWriter(run_files.path(workdir, run_files.TENSORBOARD))
 
     def scalars(self, step: int, metrics: Dict[str, float]) -> None:
         if not self.enabled:
             return
         now = time.time()
-        rate = (step - self.last_step) * self.config.batch_size / max(now - self.last_time, 1e-9)
-        eta = (self.config.num_train_steps - step) * self.config.batch_size / max(rate, 1e-9)
+        rate = (step - self.last_step) * self.batch_size / max(now - self.last_time, 1e-9)
+        eta = (self.num_train_steps - step) * self.batch_size / max(rate, 1e-9)
         self.last_time, self.last_step = now, step
-        print(f"step {step}/{self.config.num_train_steps} | d_loss {metrics['d_loss']:.3f} "
+        print(f"step {step}/{self.num_train_steps} | d_loss {metrics['d_loss']:.3f} "
               f"g_loss {metrics['g_loss']:.3f} D(x) {metrics['d_real']:.2f} D(G(z)) {metrics['d_fake']:.2f} | "
               f"{rate:.0f} img/s | ETA {int(eta) // 60}m{int(eta) % 60:02d}s", flush=True)
         self._write(step, {**metrics, "images_per_sec": rate}, "train")
@@ -132,9 +131,9 @@ class Reporter:
         if not self.enabled:
             return
         grid = visualize.make_grid(images, num_cols)
-        folder = os.path.join(self.workdir, visualize.GRID_FOLDERS[z])
-        os.makedirs(folder, exist_ok=True)
-        visualize.save_image(os.path.join(folder, f"step_{step:08d}.png"), grid)
+        path = run_files.grid_file(self.workdir, z, step)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        visualize.save_image(path, grid)
         self.writer.image("samples" if z == "fixed" else "samples_random_z", grid, step)
         self.writer.flush()
 
@@ -147,4 +146,4 @@ class Reporter:
             return
         self.writer.close()
         if os.path.exists(self.metrics_path):
-            visualize.plot_losses(self.metrics_path, os.path.join(self.workdir, "loss_curve.png"))
+            visualize.plot_losses(self.metrics_path, run_files.path(self.workdir, run_files.LOSS_CURVE))

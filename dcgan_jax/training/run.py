@@ -1,7 +1,7 @@
 """A trained run, opened once for every tool: its config, a checkpoint's train state and the run's random init.
 
     run = open_run("runs/digits")            # the latest checkpoint; open_run(workdir, step=2000) for another
-    images = generate.generate(run.config, run.g_variables, z)
+    images = generate.generate(run.config.model, run.sampling_g_variables, z)
 """
 
 import dataclasses
@@ -27,13 +27,14 @@ class Run:
 
     @property
     def g_variables(self) -> Dict[str, Any]:
-        """G as samples and evaluations use it: its moving average when the run kept one (config.ema_decay)."""
-        return self.state.sampling_g_variables
+        """The trained G itself, as `TrainState.g_variables`."""
+        return self.state.g_variables
 
     @property
-    def trained_g_variables(self) -> Dict[str, Any]:
-        """The trained G itself (the same as `g_variables` without EMA)."""
-        return self.state.g_variables
+    def sampling_g_variables(self) -> Dict[str, Any]:
+        """G as samples and evaluations use it: its moving average when the run kept one (optim.ema_decay), else the
+        trained G; as `TrainState.sampling_g_variables`."""
+        return self.state.sampling_g_variables
 
     @property
     def d_variables(self) -> Dict[str, Any]:
@@ -46,7 +47,8 @@ class Run:
         One program compiled at XLA's lowest optimization level: it runs once, and building the initializers op by
         op (eagerly) or compiling them optimized takes 10-20 s on a CPU. The values are those of the eager build
         (tested)."""
-        lowered = jax.jit(lambda: create_train_state(self.config)).lower()
+        config = self.config
+        lowered = jax.jit(lambda: create_train_state(config.model, config.optim, config.seed)).lower()
         return lowered.compile(compiler_options={"xla_backend_optimization_level": 0})()
 
 
@@ -61,7 +63,8 @@ def open_run(workdir: str, step: Optional[int] = None) -> Run:
     if step not in available:
         raise UserError(f"no checkpoint at step {step} in {workdir}; available: {available}")
     try:  # an abstract template: restoring needs shapes only, and a real init costs seconds
-        state = checkpoints.restore_state(manager, jax.eval_shape(lambda: create_train_state(config)), step)
+        template = jax.eval_shape(lambda: create_train_state(config.model, config.optim, config.seed))
+        state = checkpoints.restore_state(manager, template, step)
     except Exception as e:  # orbax raises many types for damaged files
         where = f"{checkpoints.checkpoint_dir(workdir)}/{step}"
         raise AbandonedWork(f"checkpoint {where} is unreadable ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "

@@ -24,7 +24,7 @@ class TrainState:
     g_opt_state: Any
     d_opt_state: Any
     rng: jax.Array  # raw uint32 key data; per-step keys are fold_in(rng, step)
-    # {'params', 'batch_stats'}: the moving average of G (config.ema_decay > 0), else None. None is not saved, so
+    # {'params', 'batch_stats'}: the moving average of G (optim.ema_decay > 0), else None. None is not saved, so
     # checkpoints of runs without it (and of versions before it) have the same layout.
     ema: Any = None
 
@@ -44,24 +44,24 @@ class TrainState:
         return {"params": self.d_params, "batch_stats": self.d_batch_stats}
 
 
-def make_optimizers(config: ml_collections.ConfigDict) -> Tuple[optax.GradientTransformation, ...]:
+def make_optimizers(optim: ml_collections.ConfigDict) -> Tuple[optax.GradientTransformation, ...]:
     """Adam for G and for D (the paper: lr 2e-4, beta1 0.5)."""
     def adam():
-        return optax.adam(config.learning_rate, b1=config.beta1, b2=config.beta2, eps=config.adam_eps)
+        return optax.adam(optim.learning_rate, b1=optim.beta1, b2=optim.beta2, eps=optim.adam_eps)
     return adam(), adam()
 
 
-def create_train_state(config: ml_collections.ConfigDict) -> TrainState:
+def create_train_state(model: ml_collections.ConfigDict, optim: ml_collections.ConfigDict, seed: int) -> TrainState:
     """A fresh state on the host, identical for any device count; params in float32."""
-    init_rng, train_rng = jax.random.split(jax.random.PRNGKey(config.seed))
-    g_vars, d_vars = models.init_variables(init_rng, config)
-    g_tx, d_tx = make_optimizers(config)
+    init_rng, train_rng = jax.random.split(jax.random.PRNGKey(seed))
+    g_vars, d_vars = models.init_variables(init_rng, model)
+    g_tx, d_tx = make_optimizers(optim)
     return TrainState(step=jnp.zeros((), jnp.int32),
                       g_params=g_vars["params"], g_batch_stats=g_vars["batch_stats"],
                       d_params=d_vars["params"], d_batch_stats=d_vars["batch_stats"],
                       g_opt_state=g_tx.init(g_vars["params"]), d_opt_state=d_tx.init(d_vars["params"]),
                       rng=train_rng, ema=ema_lib.start(g_vars["params"], g_vars["batch_stats"])
-                      if config.ema_decay else None)
+                      if optim.ema_decay else None)
 
 
 def set_ema(state: TrainState, on: bool) -> TrainState:

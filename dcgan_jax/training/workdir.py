@@ -9,22 +9,20 @@ from typing import Callable, Iterator
 
 import jax
 
+from dcgan_jax import run_files
 from dcgan_jax.errors import UserError
 
 
 def prepare_workdir(workdir: str) -> None:
     """Creates workdir and checks it is writable, before any work is done."""
     try:
-        os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
-        probe = os.path.join(workdir, f".write_test.{jax.process_index()}")  # every host checks; no two share a name
+        os.makedirs(run_files.path(workdir, run_files.SAMPLES), exist_ok=True)
+        probe = run_files.path(workdir, f"{run_files.WRITE_TEST}.{jax.process_index()}")  # every host checks; no two share a name
         with open(probe, "w") as f:
             f.write("ok")
         os.remove(probe)
     except OSError as e:
         raise UserError(f"workdir {workdir!r} is not writable ({e.strerror}); pass a writable --workdir") from None
-
-
-LOCK_FILE = ".lock"
 
 
 @contextlib.contextmanager
@@ -39,7 +37,7 @@ def locked(workdir: str, say: Callable[[str], None] = print) -> Iterator[None]:
     if jax.process_index() != 0:
         yield
         return
-    path = os.path.join(workdir, LOCK_FILE)
+    path = run_files.path(workdir, run_files.LOCK)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:

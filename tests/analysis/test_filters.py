@@ -9,7 +9,9 @@ from dcgan_jax.nn import generate
 
 @pytest.fixture
 def setup(untrained_generator):
-    return untrained_generator
+    """(the tiny config's model group, G variables at init, 12 z)."""
+    config, g_vars, z = untrained_generator
+    return config.model, g_vars, z
 
 
 def test_mask_at_layer_averages_cells():
@@ -23,16 +25,16 @@ def test_mask_at_layer_averages_cells():
 
 @pytest.mark.parametrize("method", ["logistic", "ratio"])
 def test_maps_inside_mask_finds_a_map_that_fires_only_there(setup, method):
-    config, g_vars, z = setup
+    model, g_vars, z = setup
     # The mask is where map 4 of layer 1 fires most (its top 10% of cells): map 4 must rank first.
-    acts = generate.activations(config, g_vars, z, 1)
+    acts = generate.activations(model, g_vars, z, 1)
     hot = acts[..., 4] > np.quantile(acts[..., 4], 0.9)  # (N, 8, 8) cells where map 4 fires strongly
     image_masks = np.repeat(np.repeat(hot, 4, axis=1), 4, axis=2)  # to 32x32 pixels
-    order, scores = filters.maps_inside_mask(config, g_vars, z, image_masks, 1, method=method)
+    order, scores = filters.maps_inside_mask(model, g_vars, z, image_masks, 1, method=method)
     assert sorted(order.tolist()) == list(range(16)) and scores.shape == (16,)
     assert order[0] == 4 and scores[4] > 0
     with pytest.raises(ValueError, match="some, but not all"):
-        filters.maps_inside_mask(config, g_vars, z, np.ones((32, 32), bool), 1, method=method)
+        filters.maps_inside_mask(model, g_vars, z, np.ones((32, 32), bool), 1, method=method)
 
 
 def test_mask_at_layer_needs_a_multiple_of_the_layer_size():
@@ -41,6 +43,6 @@ def test_mask_at_layer_needs_a_multiple_of_the_layer_size():
 
 
 def test_maps_inside_mask_rejects_an_unknown_method(setup):
-    config, g_vars, z = setup
+    model, g_vars, z = setup
     with pytest.raises(ValueError, match="'svm' is not supported"):
-        filters.maps_inside_mask(config, g_vars, z, filters.box_mask(32, (0, 0, 16, 32)), 1, method="svm")
+        filters.maps_inside_mask(model, g_vars, z, filters.box_mask(32, (0, 0, 16, 32)), 1, method="svm")

@@ -51,7 +51,7 @@ def test_one_layer_maps_are_the_kernel_where_the_unit_is_on():
 
 def test_top_activations_match_numpy(trained_run):
     run = open_run(trained_run)
-    _, discriminator = guided_backprop.models.build_models(run.config)
+    _, discriminator = guided_backprop.models.build_models(run.config.model)
     images = np.random.default_rng(1).integers(0, 256, (40, 32, 32, 1), dtype=np.uint8)
     indices, positions = guided_backprop.top_activations(discriminator, run.d_variables, images, 3, 5, batch_size=16)
     acts = np.asarray(guided_backprop._last_layer(discriminator, run.d_variables,
@@ -65,11 +65,13 @@ def test_top_activations_match_numpy(trained_run):
 
 def test_figure_compares_trained_and_random_d(trained_run):
     run = open_run(trained_run)
-    picture = guided_backprop.guided_backprop(run, num_features=3, top_k=4, num_images=64)
+    picture = guided_backprop.guided_backprop(run.config.model, run.config.data, run.d_variables,
+                                              run.initial_state.d_variables, num_features=3, top_k=4, num_images=64,
+                                              step=run.step)
     assert len(picture.rows) == 7 and all(row.shape == (4, 32, 32, 1) for row in picture.rows)
     assert np.all(picture.rows[3] == 255)  # the blank row between trained and random
     assert not np.array_equal(np.stack(picture.rows[:3]), np.stack(picture.rows[4:]))
     # Maps, not flat grey. A feature never positive on any image has blank maps by the guided rule; after this
     # run's 5 steps (batchnorm running statistics barely estimated) two of the trained D's three are such.
     assert any(row.std() > 0 for row in picture.rows[:3]) and all(row.std() > 0 for row in picture.rows[4:])
-    assert "random-init D" in picture.notes[0]
+    assert "random-init D" in picture.notes[0] and f"trained D (step {run.step})" in picture.notes[0]

@@ -34,7 +34,8 @@ def test_ties_go_to_the_lower_index_across_chunks():
 
 
 def test_nearest_training_neighbour_of_a_training_image_is_itself():
-    source = datasets.load_source(tiny_config())
+    config = tiny_config()
+    source = datasets.load_source(config.data, config.model.image_size, config.model.num_channels)
     queries = source.read_many(np.array([0, 17, 400, 1000]))
     for featurize in (neighbors.pixel_features, lambda x: neighbors.pixel_features(x)[:, ::3]):
         idx, dist = neighbors.nearest_in_source(queries, source, featurize, k=2, chunk_size=300)
@@ -43,25 +44,33 @@ def test_nearest_training_neighbour_of_a_training_image_is_itself():
         assert (dist[:, 1] > 0).all()
 
 
+def _source(run):
+    model = run.config.model
+    return datasets.load_source(run.config.data, model.image_size, model.num_channels)
+
+
 def test_d_feature_neighbours_of_training_images(run):
-    featurize = neighbors.discriminator_featurizer(run.config, run.d_variables)
-    source = datasets.load_source(run.config)
+    featurize = neighbors.discriminator_featurizer(run.config.model, run.d_variables)
+    source = _source(run)
     idx, dist = neighbors.nearest_in_source(source.read_many(np.array([3, 50])), source, featurize, k=1)
     np.testing.assert_array_equal(idx[:, 0], [3, 50])
     np.testing.assert_allclose(dist[:, 0], 0.0, atol=1e-3)
 
 
 def test_nearest_figure_rows(run):
-    z = sampling.pick_z(run.config, [0, 1])
-    picture = neighbors.nearest_figure(run, z, k=2, max_train_images=300)
+    model, g = run.config.model, run.sampling_g_variables
+    z = sampling.pick_z(model, [0, 1])
+    figure = lambda k, max_train_images=0: neighbors.nearest_figure(  # noqa: E731
+        model, run.config.data, g, run.d_variables, z, k=k, max_train_images=max_train_images)
+    picture = figure(2, 300)
     assert [r.shape for r in picture.rows] == [(7, 32, 32, 1)] * 2  # sample | 2 in pixels | 2 in D features
-    np.testing.assert_array_equal(np.stack([r[0] for r in picture.rows]), sampling.images(run, z))
+    np.testing.assert_array_equal(np.stack([r[0] for r in picture.rows]), sampling.images(model, g, z))
     assert (picture.rows[0][1] == 255).all() and (picture.rows[0][4] == 255).all()  # blank separators
-    source = datasets.load_source(run.config)
+    source = _source(run)
     idx, _ = neighbors.nearest_in_source(picture.rows[1][:1], source, neighbors.pixel_features, k=2, max_images=300)
     np.testing.assert_array_equal(picture.rows[1][2:4], read_batch(source, idx[0]))
     assert len(picture.notes) == 2 and picture.notes[0].startswith("nearest in pixels")
     with pytest.raises(UserError, match="k=3 is more than the 2 images"):
-        neighbors.nearest_figure(run, z, k=3, max_train_images=2)
+        figure(3, 2)
     with pytest.raises(UserError, match="k=0"):
-        neighbors.nearest_figure(run, z, k=0)
+        figure(0)

@@ -13,10 +13,11 @@ def readme_script(workdir, out):
     from dcgan_jax.analysis import sampling, latent_space, filters, figures
     out = pathlib.Path(out)
     run = open_run(workdir)
-    z = sampling.pick_z(run.config, range(9))
-    figures.write_picture(latent_space.interpolate(run, z[:2], num_steps=8, method="slerp"), out / "interp.png")
-    figures.write_picture(latent_space.arithmetic(run, z[0:3], z[3:6], z[6:9]), out / "arith.png")
-    picture = filters.drop_filters(run, z[:4], layer=-2, mask=filters.box_mask(run.config.image_size, (0, 0, 16, 32)),
+    model, g = run.config.model, run.sampling_g_variables
+    z = sampling.pick_z(model, range(9))
+    figures.write_picture(latent_space.interpolate(model, g, z[:2], num_steps=8, method="slerp"), out / "interp.png")
+    figures.write_picture(latent_space.arithmetic(model, g, z[0:3], z[3:6], z[6:9]), out / "arith.png")
+    picture = filters.drop_filters(model, g, z[:4], layer=-2, mask=filters.box_mask(model.image_size, (0, 0, 16, 32)),
                                    probe_samples=20)
     figures.write_picture(picture, out / "drop.png")
     return picture

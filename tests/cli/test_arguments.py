@@ -30,9 +30,9 @@ def test_an_empty_workdir_is_refused(command, tmp_path):
     ("sample", "--batch_size=-5", "--batch_size must be >= 1"),
     ("sample", "--step=-1", "--step must be >= 0"),
     ("main", "--num_processes=-2", "--num_processes must be >= 0"),
-    ("main", "--config.learning_rate=-0.0002", "learning_rate=-0.0002 must be a positive number"),
-    ("main", "--config.compute_dtype=int32", "compute_dtype='int32' must be a floating type"),
-    ("prepare", "--config.image_size=48", "image_size=48"),
+    ("main", "--config.optim.learning_rate=-0.0002", "learning_rate=-0.0002 must be a positive number"),
+    ("main", "--config.model.compute_dtype=int32", "compute_dtype='int32' must be a floating type"),
+    ("prepare", "--config.model.image_size=48", "image_size=48"),
 ])
 def test_a_bad_number_is_one_line_naming_the_flag(command, flag, fragment, tmp_path):
     args = [f"--workdir={tmp_path / 'run'}"] if command != "prepare" else [f"--output={tmp_path / 'cache'}"]

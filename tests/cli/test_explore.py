@@ -9,33 +9,43 @@ import pytest
 from PIL import Image
 
 from dcgan_jax import visualize
-from dcgan_jax.analysis import figures, filters, guided_backprop, latent_space, neighbors, progress, sampling
+from dcgan_jax.analysis import animation, figures, filters, guided_backprop, latent_space, neighbors, sampling
 from dcgan_jax.training.run import open_run
 from tests.helpers import run_cli
 
 CELL = 32 + 2  # a 32px image plus the grid padding
 
-# mode, flags, the same picture from Python (run, workdir, z pool -> Picture), its grid in cells (rows, cols)
+def _g(run):
+    """The model group and the G explore draws by default (the sampling G): the first arguments of the figures."""
+    return run.config.model, run.sampling_g_variables
+
+
+# mode, flags, the same picture from Python (run, z pool -> Picture), its grid in cells (rows, cols)
 MODES = [
     ("interpolate", ("--indices=0,1,2,3", "--num_steps=5", "--method=slerp"),
-     lambda run, workdir, z: latent_space.interpolate(run, z[:4], 5, "slerp"), (2, 5)),
+     lambda run, z: latent_space.interpolate(*_g(run), z[:4], 5, "slerp"), (2, 5)),
     ("walk", ("--indices=0,1,2", "--steps_between=3"),
-     lambda run, workdir, z: latent_space.walk(run, z[:3], 3), (2, 4)),
+     lambda run, z: latent_space.walk(*_g(run), z[:3], 3), (2, 4)),
     ("vary_dim", ("--indices=4", "--dim=3", "--num_steps=4"),
-     lambda run, workdir, z: latent_space.vary_dim(run, z[4:5], 3, latent_space.sweep(4, -1.0, 1.0)), (1, 4)),
+     lambda run, z: latent_space.vary_dim(*_g(run), z[4:5], 3, latent_space.sweep(4, -1.0, 1.0)), (1, 4)),
     ("vary_all", ("--num_steps=3",),
-     lambda run, workdir, z: latent_space.vary_all(run, z[0], latent_space.sweep(3, -1.0, 1.0)), (16, 3)),
+     lambda run, z: latent_space.vary_all(*_g(run), z[0], latent_space.sweep(3, -1.0, 1.0)), (16, 3)),
     ("arithmetic", ("--groups=0,1,2;3,4,5;6,7,8", "--num_noise=4"),
-     lambda run, workdir, z: latent_space.arithmetic(run, z[0:3], z[3:6], z[6:9], num_noise=4), (4, 5)),
+     lambda run, z: latent_space.arithmetic(*_g(run), z[0:3], z[3:6], z[6:9], num_noise=4), (4, 5)),
     ("turn", ("--groups=0,1;2,3", "--indices=5,6", "--num_steps=6"),
-     lambda run, workdir, z: latent_space.turn(run, z[5:7], z[0:2], z[2:4], latent_space.sweep(6, -1.0, 1.0)), (2, 6)),
+     lambda run, z: latent_space.turn(*_g(run), z[5:7], z[0:2], z[2:4], latent_space.sweep(6, -1.0, 1.0)), (2, 6)),
     ("drop_filters", ("--mask_box=0,0,16,32", "--probe_samples=20", "--indices=0,1,2"),
-     lambda run, workdir, z: filters.drop_filters(run, z[:3], mask=filters.box_mask(32, (0, 0, 16, 32)),
-                                                  probe_samples=20), (2, 3)),
+     lambda run, z: filters.drop_filters(*_g(run), z[:3], mask=filters.box_mask(32, (0, 0, 16, 32)),
+                                         probe_samples=20), (2, 3)),
     ("nearest", ("--indices=0,1", "--k=2", "--max_train_images=300"),
-     lambda run, workdir, z: neighbors.nearest_figure(run, z[:2], k=2, max_train_images=300), (2, 7)),
+     lambda run, z: neighbors.nearest_figure(run.config.model, run.config.data, run.sampling_g_variables,
+                                             run.d_variables, z[:2], k=2, max_train_images=300), (2, 7)),
     ("guided_backprop", ("--num_features=3", "--top_k=4", "--num_images=64"),
-     lambda run, workdir, z: guided_backprop.guided_backprop(run, 3, 4, 64), (7, 4)),
+     lambda run, z: guided_backprop.guided_backprop(run.config.model, run.config.data, run.d_variables,
+                                                    run.initial_state.d_variables, 3, 4, 64, step=run.step), (7, 4)),
+    # --noema: the trained G (the same as the sampling G here: the tiny run keeps no moving average)
+    ("walk_noema", ("--mode=walk", "--indices=0,1,2", "--steps_between=3", "--noema"),
+     lambda run, z: latent_space.walk(run.config.model, run.g_variables, z[:3], 3), (2, 4)),
 ]
 
 BAD_FLAGS = [
@@ -57,7 +67,7 @@ def commands(trained_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("explore")
     lines = {}
     for mode, flags, _, _ in MODES:
-        lines[mode] = (str(out / f"{mode}.png"), [f"--mode={mode}", f"--output={out}/{mode}.png", *flags])
+        lines[mode] = (str(out / f"{mode}.png"), [f"--mode={mode}", *flags, f"--output={out}/{mode}.png"])
     lines["training_gif"] = (str(out / "training.gif"), ["--mode=training_gif", f"--output={out}/training.gif",
                                                          "--gif_levels=16"])
     lines["training_gif_random"] = (str(out / "random.gif"), ["--mode=training_gif", "--grids=random",
@@ -79,13 +89,13 @@ def run(trained_run):
 
 
 @pytest.mark.parametrize("mode, flags, expected, cells", MODES, ids=[m[0] for m in MODES])
-def test_every_mode_draws_its_python_picture(commands, run, trained_run, mode, flags, expected, cells):
+def test_every_mode_draws_its_python_picture(commands, run, mode, flags, expected, cells):
     output, result = commands[mode]
     assert result.returncode == 0, result.stderr
-    assert f"wrote {mode} to {output}" in result.stdout
+    assert f"wrote {mode.split('_noema')[0]} to {output}" in result.stdout
     grid = np.asarray(Image.open(output))
     assert grid.shape == (cells[0] * CELL + 2, cells[1] * CELL + 2)
-    picture = expected(run, trained_run, sampling.pick_z(run.config, range(9)))
+    picture = expected(run, sampling.pick_z(run.config.model, range(9)))
     np.testing.assert_array_equal(grid, visualize.table_grid(picture.rows)[..., 0])
     for note in picture.notes:  # drop_filters' maps, nearest's distances
         assert note in result.stdout
@@ -94,7 +104,7 @@ def test_every_mode_draws_its_python_picture(commands, run, trained_run, mode, f
 def test_training_gif(commands, trained_run):
     output, result = commands["training_gif"]
     assert result.returncode == 0, result.stderr
-    frames = progress.training_progress(trained_run).frames
+    frames = animation.training_progress(trained_run).frames
     with Image.open(output) as gif:  # grids at steps 2, 4 and 5 (the last step)
         assert gif.n_frames == len(frames) == 3 and gif.size == frames[0].shape[1::-1]
         assert len(np.unique(np.asarray(gif.convert("L")))) <= 16  # --gif_levels
@@ -103,7 +113,7 @@ def test_training_gif(commands, trained_run):
 def test_training_gif_of_the_random_z_grids(commands, trained_run):
     output, result = commands["training_gif_random"]
     assert result.returncode == 0, result.stderr
-    frames = progress.training_progress(trained_run, z="random").frames
+    frames = animation.training_progress(trained_run, z="random").frames
     with Image.open(output) as gif:
         assert gif.n_frames == len(frames) == 3
         gif.seek(2)
@@ -121,13 +131,13 @@ def test_bad_flags_are_one_line_errors(commands, index):
 
 def test_gif_of_a_z_file(trained_run, run, tmp_path):
     """The real entry point: an interpolation GIF between rows of an .npz that `sample` wrote, extrapolated."""
-    images, z = sampling.sample(run, 3, seed=5)
+    images, z = sampling.sample(*_g(run), 3, seed=5)
     sampling.save_samples(str(tmp_path / "z.npz"), images, z)
     output = str(tmp_path / "interp.gif")
     result = run_cli("dcgan_jax.explore", f"--workdir={trained_run}", "--mode=interpolate", f"--output={output}",
                      f"--z_file={tmp_path}/z.npz", "--indices=0,2", "--num_steps=6", "--start=-0.5", "--stop=1.5")
     assert result.returncode == 0, result.stderr[-3000:]
-    expected = figures.columns_as_frames(latent_space.interpolate(run, z[[0, 2]], 6, start=-0.5, stop=1.5).rows)
+    expected = figures.columns_as_frames(latent_space.interpolate(*_g(run), z[[0, 2]], 6, start=-0.5, stop=1.5).rows)
     with Image.open(output) as gif:
         assert gif.n_frames == 6 and gif.size == (CELL + 2, CELL + 2)
         for k, frame in enumerate(expected):

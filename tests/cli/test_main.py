@@ -35,7 +35,7 @@ def test_short_digits_run_trains_writes_outputs_and_resumes(tmp_path):
     assert np.abs(first - last).mean() > 1.0  # the samples changed as G trained
     for name in ("config.json", "loss_curve.png", "tensorboard"):
         assert os.path.exists(os.path.join(workdir, name)), name
-    assert json.load(open(os.path.join(workdir, "config.json")))["g_width"] == 8
+    assert json.load(open(os.path.join(workdir, "config.json")))["model"]["g_width"] == 8
     assert sorted(os.listdir(os.path.join(workdir, "checkpoints")))[-1] == "30"
 
     # The same command with more steps resumes from step 30.
@@ -60,7 +60,7 @@ def test_runs_from_a_folder_with_its_own_configs_package(tmp_path, config_flags)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "training digits at 32px for 1 steps" in result.stdout
     saved = json.load(open(tmp_path / "run" / "config.json"))
-    assert saved["dataset"] == "digits" and saved["g_width"] == 8
+    assert saved["data"]["dataset"] == "digits" and saved["model"]["g_width"] == 8
 
 
 def _one_line_only(result, *fragments):
@@ -80,7 +80,7 @@ def test_unknown_config_field(tmp_path):
 
 
 def test_unsupported_image_size(tmp_path):
-    _one_line_only(run_cli("dcgan_jax.main", f"--workdir={tmp_path}", "--config.image_size=48"),
+    _one_line_only(run_cli("dcgan_jax.main", f"--workdir={tmp_path}", "--config.model.image_size=48"),
                    "image_size=48", "32, 64, 128")
 
 

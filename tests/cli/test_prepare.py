@@ -7,22 +7,21 @@ import os
 import numpy as np
 from PIL import Image
 
-from dcgan_jax.data import datasets
-from tests.data.image_files import data_config
+from tests.data.image_files import data_config, load
 from tests.helpers import one_line_error, planted_duplicates, run_cli
 
 
 def test_dedup_removes_planted_near_duplicates_and_keeps_their_list(tmp_path):
     """Measured when written: 90/90 planted copies removed (JPEG q75, shifted up to 2 px, recoloured +-7%), 0/300
-    distinct images removed (tests/nn/test_dedup.py has the method's own test)."""
+    distinct images removed (tests/data/test_dedup.py has the method's own test)."""
     images, originals = planted_duplicates(distinct=300, copies=90, seed=0)
     folder = tmp_path / "photos"
     folder.mkdir()
     for i, image in enumerate(images):
         Image.fromarray(image).save(folder / f"{i:04d}.png")
     output = tmp_path / "cache"
-    result = run_cli("dcgan_jax.prepare", "--config=configs/celeba.py", "--config.image_size=64",
-                     "--config.dataset=image_folder", f"--config.data_path={folder}", f"--output={output}",
+    result = run_cli("dcgan_jax.prepare", "--config=configs/celeba.py", "--config.model.image_size=64",
+                     "--config.data.dataset=image_folder", f"--config.data.data_path={folder}", f"--output={output}",
                      "--dedup", "--config.dedup.steps=400", "--config.dedup.batch_size=128")
     assert result.returncode == 0, result.stderr[-3000:]
     with open(output / "duplicates.json") as f:
@@ -31,15 +30,14 @@ def test_dedup_removes_planted_near_duplicates_and_keeps_their_list(tmp_path):
     assert len(copies & set(removed)) >= 0.95 * len(copies)
     assert sum(1 for i in removed if i < 300) <= 3  # at most 1% of the distinct images
     assert f"removed {len(removed)} near duplicates" in result.stdout and "duplicates.json" in result.stdout
-    cache = datasets.load_source(data_config(dataset="prepared", data_path=str(output), image_size=64,
-                                             num_channels=3))
+    cache = load(data_config(dataset="prepared", data_path=str(output), image_size=64, num_channels=3))
     kept = [i for i in range(390) if i not in removed]
     assert len(cache) == len(kept)
     np.testing.assert_array_equal(cache.read_many(np.arange(len(kept))), images[kept])
 
 
 def test_a_config_training_would_refuse_writes_nothing(tmp_path):
-    result = run_cli("dcgan_jax.prepare", "--config.image_size=48", f"--output={tmp_path / 'cache'}")
+    result = run_cli("dcgan_jax.prepare", "--config.model.image_size=48", f"--output={tmp_path / 'cache'}")
     one_line_error(result, "image_size=48")
     assert not os.path.exists(tmp_path / "cache")
 

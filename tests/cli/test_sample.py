@@ -35,12 +35,14 @@ def test_npz_holds_the_python_apis_samples(trained_run, run, tmp_path, batch_sta
     assert result.returncode == 0, result.stderr[-2000:]
     with np.load(output) as saved:
         images, z = saved["images"], saved["z"]
-    assert images.dtype == np.uint8 and images.shape == (6, 32, 32, 1) and z.shape == (6, run.config.latent_dim)
-    expected, expected_z = sampling.sample(open_run(trained_run, step=4), 6, seed=7, batch_size=2,
+    assert images.dtype == np.uint8 and images.shape == (6, 32, 32, 1) and z.shape == (6, run.config.model.latent_dim)
+    at_4 = open_run(trained_run, step=4)
+    expected, expected_z = sampling.sample(at_4.config.model, at_4.sampling_g_variables, 6, seed=7, batch_size=2,
                                            batch_stats=batch_stats)
     np.testing.assert_array_equal(z, expected_z)
     np.testing.assert_array_equal(images, expected)
-    latest, _ = sampling.sample(run, 6, seed=7, batch_size=2, batch_stats=batch_stats)
+    latest, _ = sampling.sample(run.config.model, run.sampling_g_variables, 6, seed=7, batch_size=2,
+                                batch_stats=batch_stats)
     assert np.any(latest != images)  # --step=4 was honoured, not the latest step 5
 
 
@@ -52,7 +54,9 @@ def test_errors_are_one_line(tmp_path):
 
 
 def _with_saved_upsample(workdir, tmp_path, value):
-    """A copy of the trained workdir whose checkpoints' saved configs say upsample=`value`."""
+    """A copy of the trained workdir whose checkpoints' saved configs say upsample=`value`, under its flat name of
+    earlier versions (the only ones that wrote the retired forms), which config_fields.from_saved moves to
+    model.upsample."""
     copy = tmp_path / f"run_{value}"
     shutil.copytree(workdir, copy)
     for metadata in copy.glob("checkpoints/*/config/metadata"):
@@ -64,13 +68,15 @@ def _with_saved_upsample(workdir, tmp_path, value):
 
 def test_a_retired_upsample_form_samples_the_same_images(trained_run, run, tmp_path):
     old = open_run(str(_with_saved_upsample(trained_run, tmp_path, "subpixel_gemm")))
-    np.testing.assert_array_equal(sampling.sample(old, 4)[0], sampling.sample(run, 4)[0])  # same math
+    assert old.config.model.upsample == "subpixel"
+    np.testing.assert_array_equal(sampling.sample(old.config.model, old.sampling_g_variables, 4)[0],
+                                  sampling.sample(run.config.model, run.sampling_g_variables, 4)[0])  # same math
 
 
 def test_a_config_that_cannot_build_the_models_is_one_line(trained_run, tmp_path):
     bad = _with_saved_upsample(trained_run, tmp_path, "bogus")
     before = {p: p.read_bytes() for p in bad.rglob("*") if p.is_file()}
     result = run_cli("dcgan_jax.sample", f"--workdir={bad}", f"--output={tmp_path}/bad.png")
-    one_line_error(result, "upsample='bogus'", "cannot build the models")
+    one_line_error(result, "model.upsample='bogus'", "cannot build the models")
     assert {p: p.read_bytes() for p in bad.rglob("*") if p.is_file()} == before
     assert not (tmp_path / "bad.png").exists()

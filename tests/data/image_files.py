@@ -8,17 +8,28 @@ import numpy as np
 from PIL import Image
 
 from dcgan_jax import defaults
+from dcgan_jax.data import datasets
+
+MODEL_FIELDS = ("image_size", "num_channels")  # the model's fields the data tests set; the rest: config.data's
+TOP_FIELDS = ("batch_size", "seed")
 
 
 def data_config(**overrides):
-    """The base config, decoding in this process unless a test asks for the worker pool."""
+    """The base config, decoding in this process unless a test asks for the worker pool. `overrides` by leaf name:
+    image_size / num_channels go to config.model, batch_size / seed to the top, every other to config.data."""
     config = defaults.get_config()
-    config.num_data_workers = 1
-    unknown = sorted(set(overrides) - set(config))
-    if unknown:  # ConfigDict.update would add them silently
-        raise KeyError(f"data_config: no config fields {unknown}")
-    config.update(overrides)
+    config.data.num_data_workers = 1
+    for key, value in overrides.items():
+        group = config.model if key in MODEL_FIELDS else config if key in TOP_FIELDS else config.data
+        if key not in group:  # setting it would add it silently
+            raise KeyError(f"data_config: no config field {key!r}")
+        group[key] = value
     return config
+
+
+def load(config, split=""):
+    """datasets.load_source with the parts of `config` it takes."""
+    return datasets.load_source(config.data, config.model.image_size, config.model.num_channels, split)
 
 
 def random_images(count, height, width, seed=0):

@@ -10,9 +10,9 @@ import os
 import numpy as np
 import pytest
 
-from dcgan_jax.data import datasets, prepare
+from dcgan_jax.data import prepare
 from dcgan_jax.errors import UserError
-from tests.data.image_files import data_config, random_images, write_folder
+from tests.data.image_files import data_config, load, random_images, write_folder
 
 
 def _digest(path):
@@ -29,8 +29,12 @@ def cache(tmp_path):
     """(config of a folder of 6 images, the path of a cache written from it)."""
     write_folder(str(tmp_path / "folder"), random_images(6, 40, 36, seed=3))
     config = data_config(dataset="image_folder", data_path=str(tmp_path / "folder"), image_size=32, num_channels=3)
-    prepare.write_cache(config, str(tmp_path / "cache"))
+    _write(config, tmp_path / "cache")
     return config, tmp_path / "cache"
+
+
+def _write(config, output):
+    return prepare.write_cache(config.data, config.model.image_size, config.model.num_channels, str(output))
 
 
 def _siblings(path):
@@ -40,14 +44,14 @@ def _siblings(path):
 def _fails_and_keeps(config, output, fragment):
     before = _digest(output) if output.is_dir() else None
     with pytest.raises(UserError, match=fragment):
-        prepare.write_cache(config, str(output))
+        _write(config, output)
     assert (_digest(output) if output.is_dir() else None) == before
     assert _siblings(output) == [output.name]  # no partial or old copies left beside it
 
 
 def test_a_missing_source_leaves_the_old_cache(cache, tmp_path):
     config, output = cache
-    config.data_path = str(tmp_path / "nope")
+    config.data.data_path = str(tmp_path / "nope")
     _fails_and_keeps(config, output, "nope")
 
 
@@ -67,16 +71,17 @@ def test_a_folder_that_is_not_a_cache_is_refused(cache, tmp_path):
     (precious / "thesis.tex").write_text("years of work")
     _fails_and_keeps(config, precious, "is not a prepared cache")
     with pytest.raises(UserError, match="is not a prepared cache"):
-        prepare.write_cache(config, str(tmp_path / "folder" / os.listdir(tmp_path / "folder")[0]))
+        _write(config, tmp_path / "folder" / os.listdir(tmp_path / "folder")[0])
 
 
 def test_a_cache_can_be_rebuilt_from_itself(cache):
     config, output = cache
-    images = datasets.load_source(data_config(dataset="prepared", data_path=str(output), image_size=32, num_channels=3)).read_many(np.arange(6))
-    config.dataset, config.data_path = "prepared", str(output)
-    info = prepare.write_cache(config, str(output))
+    cached = data_config(dataset="prepared", data_path=str(output), image_size=32, num_channels=3)
+    images = load(cached).read_many(np.arange(6))
+    config.data.dataset, config.data.data_path = "prepared", str(output)
+    info = _write(config, output)
     assert info["shape"] == [6, 32, 32, 3] and _siblings(output) == [output.name]
-    again = datasets.load_source(data_config(dataset="prepared", data_path=str(output), image_size=32, num_channels=3)).read_many(np.arange(6))
+    again = load(cached).read_many(np.arange(6))
     np.testing.assert_array_equal(again, images)
 
 
@@ -91,5 +96,5 @@ def test_a_damaged_cache_is_one_line_naming_the_file(cache, damage, fragment):
     _, output = cache
     damage(output)
     with pytest.raises(UserError, match=fragment) as error:
-        datasets.load_source(data_config(dataset="prepared", data_path=str(output), image_size=32, num_channels=3))
+        load(data_config(dataset="prepared", data_path=str(output), image_size=32, num_channels=3))
     assert "\n" not in str(error.value) and str(output) in str(error.value)

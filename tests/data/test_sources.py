@@ -7,9 +7,9 @@ import pickle
 import numpy as np
 import pytest
 
-from dcgan_jax.data import datasets, pipeline
+from dcgan_jax.data import pipeline
 from dcgan_jax.errors import UserError
-from tests.data.image_files import data_config, random_images, webp, write_folder, write_lsun_lmdb
+from tests.data.image_files import data_config, load, random_images, webp, write_folder, write_lsun_lmdb
 
 
 def test_corrupt_images_in_a_folder_are_skipped_and_counted(tmp_path, caplog):
@@ -21,7 +21,7 @@ def test_corrupt_images_in_a_folder_are_skipped_and_counted(tmp_path, caplog):
     (tmp_path / "zz_garbage.jpg").write_bytes(b"not an image at all")  # sorts last
     config = data_config(dataset="image_folder", data_path=str(tmp_path), image_size=32, num_channels=3,
                          batch_size=7)
-    source = datasets.load_source(config)
+    source = load(config)
     assert len(source) == 7
     paths = source.paths
     images_read, skipped = source.read_chunk(range(7))
@@ -30,9 +30,9 @@ def test_corrupt_images_in_a_folder_are_skipped_and_counted(tmp_path, caplog):
     # A bad entry is replaced by the next readable one (wrapping around).
     np.testing.assert_array_equal(images_read[0], images_read[1])
     np.testing.assert_array_equal(images_read[paths.index("zz_garbage.jpg")], images_read[1])
-    fresh = datasets.load_source(config)
+    fresh = load(config)
     with caplog.at_level(logging.WARNING):
-        next(pipeline.train_batches(config, fresh, 0, 1))  # one batch = the whole folder
+        next(pipeline.train_batches(config.data, fresh, 7, config.seed, 0, 1))  # one batch = the whole folder
     warnings = [r.getMessage() for r in caplog.records if "skipped unreadable image" in r.getMessage()]
     assert len(warnings) == 2 and "(2 so far)" in warnings[-1]
 
@@ -46,9 +46,9 @@ def test_a_source_without_readable_images_is_a_user_error(tmp_path):
                             ("missing", "does not exist")]:
         config = data_config(dataset="image_folder", data_path=str(tmp_path / folder), image_size=32)
         with pytest.raises(UserError, match=message):
-            datasets.load_source(config)
-    with pytest.raises(UserError, match="data_path"):
-        datasets.load_source(data_config(dataset="image_folder"))
+            load(config)
+    with pytest.raises(UserError, match=r"--config\.data\.data_path"):
+        load(data_config(dataset="image_folder"))
 
 
 def test_lsun_lmdb_source_reads_every_key_and_skips_corrupt_values(tmp_path):
@@ -57,7 +57,7 @@ def test_lsun_lmdb_source_reads_every_key_and_skips_corrupt_values(tmp_path):
     keys = write_lsun_lmdb(str(tmp_path / "bedroom_train_lmdb"), values)
     config = data_config(dataset="lsun_lmdb", data_path=str(tmp_path / "bedroom_train_lmdb"), image_size=32,
                          num_channels=3)
-    source = datasets.load_source(config)
+    source = load(config)
     assert len(source) == 7 and [source.key(i) for i in range(7)] == keys
     by_key = dict(zip(keys, values))
     for i in range(7):
@@ -72,4 +72,4 @@ def test_lsun_lmdb_source_reads_every_key_and_skips_corrupt_values(tmp_path):
 def test_missing_lmdb_says_how_to_get_it(tmp_path):
     config = data_config(dataset="lsun_lmdb", data_path=str(tmp_path / "bedroom_train_lmdb"))
     with pytest.raises(UserError, match=r"bedroom_train_lmdb.*download\.py"):
-        datasets.load_source(config)
+        load(config)

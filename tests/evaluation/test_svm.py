@@ -75,11 +75,11 @@ def test_standardize_blockwise_matches_numpy():
 def test_same_test_accuracy_as_liblinear_on_digits_d_features():
     """The probe end to end (C chosen on validation, refit, test) on D features of the digits: within 0.5 points."""
     config = tiny_config()
-    _, d_vars = models.init_variables(jax.random.PRNGKey(0), config)
+    _, d_vars = models.init_variables(jax.random.PRNGKey(0), config.model)
     train_images, train_y = load_labelled("digits", "train", 32, 1, "")
     test_images, test_y = load_labelled("digits", "test", 32, 1, "")
-    train_x = features.discriminator_features(config, d_vars, train_images)
-    test_x = features.discriminator_features(config, d_vars, test_images)
+    train_x = features.discriminator_features(config.model, d_vars, train_images)
+    test_x = features.discriminator_features(config.model, d_vars, test_images)
     settings = config.eval.probe
     settings.svm_c_values = (1e-3, 1e-2)
     ours = probe.linear_svm(train_x, train_y, test_x, test_y, settings)

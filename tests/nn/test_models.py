@@ -13,26 +13,27 @@ from dcgan_jax import defaults
 from dcgan_jax.nn import convolutions, models
 
 
-def _config(image_size, num_channels, **overrides):
-    config = defaults.get_config()
-    config.update(image_size=image_size, num_channels=num_channels, g_width=8, d_width=8, latent_dim=12)
-    config.update(overrides)
-    return config
+def _model(image_size, num_channels, **overrides):
+    """The default config's model group (config.model) at this size, with small widths."""
+    model = defaults.get_config().model
+    model.update(image_size=image_size, num_channels=num_channels, g_width=8, d_width=8, latent_dim=12)
+    model.update(overrides)
+    return model
 
 
-def _init_shapes(config):
-    """Shapes of init_variables(config): the architecture without computing anything."""
-    return jax.eval_shape(lambda rng: models.init_variables(rng, config), jax.random.PRNGKey(0))
+def _init_shapes(model):
+    """Shapes of init_variables(model): the architecture without computing anything."""
+    return jax.eval_shape(lambda rng: models.init_variables(rng, model), jax.random.PRNGKey(0))
 
 
 @pytest.mark.parametrize("image_size", [32, 64, 128])
 @pytest.mark.parametrize("num_channels", [1, 3])
 def test_output_shapes(image_size, num_channels):
-    config = _config(image_size, num_channels)
-    generator, discriminator = models.build_models(config)
+    model = _model(image_size, num_channels)
+    generator, discriminator = models.build_models(model)
 
     def forward(rng, z):
-        g_vars, d_vars = models.init_variables(rng, config)
+        g_vars, d_vars = models.init_variables(rng, model)
         images = generator.apply(g_vars, z, train=False)
         return images, discriminator.apply(d_vars, images, train=False)
 
@@ -42,8 +43,8 @@ def test_output_shapes(image_size, num_channels):
 
 @pytest.mark.parametrize("bad_size", [48, 8, 512])
 def test_unsupported_image_size_is_a_clear_error(bad_size):
-    with pytest.raises(ValueError, match=f"image_size={bad_size} is not supported"):
-        models.build_models(_config(bad_size, 3))
+    with pytest.raises(ValueError, match=f"model.image_size={bad_size} is not supported"):
+        models.build_models(_model(bad_size, 3))
 
 
 def _flat(tree):
@@ -51,7 +52,7 @@ def _flat(tree):
 
 
 def test_architecture_follows_the_paper():
-    g_vars, d_vars = _init_shapes(_config(64, 3))
+    g_vars, d_vars = _init_shapes(_model(64, 3))
     g_params, d_params = _flat(g_vars["params"]), _flat(d_vars["params"])
     # No dense layers and no biases anywhere: only convolution kernels and batchnorm scale/bias.
     for name, value in {**g_params, **d_params}.items():
@@ -69,9 +70,9 @@ def test_architecture_follows_the_paper():
 
 
 def test_activations_relu_in_g_and_leaky_relu_in_d_and_tanh_output():
-    config = _config(32, 1)
-    g_vars, d_vars = models.init_variables(jax.random.PRNGKey(0), config)
-    generator, discriminator = models.build_models(config)
+    model = _model(32, 1)
+    g_vars, d_vars = models.init_variables(jax.random.PRNGKey(0), model)
+    generator, discriminator = models.build_models(model)
     z = jax.random.uniform(jax.random.PRNGKey(1), (4, 12), minval=-1, maxval=1)
     images, g_inter = generator.apply(g_vars, z, train=False, mutable=["intermediates"])
     assert float(jnp.max(jnp.abs(images))) <= 1.0  # tanh
@@ -86,8 +87,8 @@ def test_activations_relu_in_g_and_leaky_relu_in_d_and_tanh_output():
 
 
 def test_weights_are_drawn_from_normal_0_002():
-    config = _config(64, 3)
-    g_vars, d_vars = jax.jit(lambda rng: models.init_variables(rng, config))(jax.random.PRNGKey(0))
+    model = _model(64, 3)
+    g_vars, d_vars = jax.jit(lambda rng: models.init_variables(rng, model))(jax.random.PRNGKey(0))
     kernels = {name: np.asarray(v) for name, v in {**_flat(g_vars["params"]), **_flat(d_vars["params"])}.items()
                if name.endswith("kernel") and v.size >= 8192}  # enough draws to pin the mean and std down
     assert len(kernels) == 5  # project, up0, up1 of G; conv2, conv3 of D
@@ -96,11 +97,11 @@ def test_weights_are_drawn_from_normal_0_002():
 
 
 def test_lsun_config_builds_the_papers_generator():
-    config = defaults.load_config("lsun")
-    params = _init_shapes(config)[0]["params"]
+    model = defaults.load_config("lsun").model
+    params = _init_shapes(model)[0]["params"]
     assert params["project"]["kernel"].shape == (4, 4, 100, 1024)  # z(100) -> 4x4x1024
     assert [params[f"up{i}"]["kernel"].shape[-1] for i in range(4)] == [512, 256, 128, 3]
-    generator, _ = models.build_models(config)
+    generator, _ = models.build_models(model)
     images = jax.eval_shape(lambda z: generator.apply(generator.init(jax.random.PRNGKey(0), z, train=False), z,
                                                       train=False), jnp.zeros((1, 100)))
     assert images.shape == (1, 64, 64, 3)
@@ -134,10 +135,10 @@ def test_downsample_equals_flax_conv(conv_impl):
                                module.apply(variables, x), rtol=1e-5, atol=1e-5)
 
 
-def _outputs_and_grads(config, g_vars, d_vars, z):
+def _outputs_and_grads(model, g_vars, d_vars, z):
     """G's images, D's logits on them, and the gradients of a scalar of both w.r.t. G's and D's params (training
-    mode: batch statistics), for the models `config` builds."""
-    generator, discriminator = models.build_models(config)
+    mode: batch statistics), for the models `model` (config.model) builds."""
+    generator, discriminator = models.build_models(model)
 
     def loss(g_params, d_params):
         images, _ = generator.apply({**g_vars, "params": g_params}, z, mutable=["batch_stats"])
@@ -150,11 +151,11 @@ def _outputs_and_grads(config, g_vars, d_vars, z):
 
 def test_conv_impl_xla_and_fast_give_the_same_outputs_and_gradients():
     """The whole G and D (32 px, all four strided layers of each) with XLA's convolutions and with the fast forms."""
-    config = _config(32, 3, conv_impl="xla")
-    g_vars, d_vars = models.init_variables(jax.random.PRNGKey(0), config)
+    model = _model(32, 3, conv_impl="xla")
+    g_vars, d_vars = models.init_variables(jax.random.PRNGKey(0), model)
     z = jax.random.uniform(jax.random.PRNGKey(1), (4, 12), minval=-1, maxval=1)
-    xla = _outputs_and_grads(config, g_vars, d_vars, z)
-    fast = _outputs_and_grads(_config(32, 3, conv_impl="fast"), g_vars, d_vars, z)
+    xla = _outputs_and_grads(model, g_vars, d_vars, z)
+    fast = _outputs_and_grads(_model(32, 3, conv_impl="fast"), g_vars, d_vars, z)
     for got, expected in zip(jax.tree.leaves(fast), jax.tree.leaves(xla)):
         scale = float(jnp.max(jnp.abs(expected)))
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * scale + 1e-7)
@@ -171,27 +172,31 @@ def test_conv_impl_auto_resolves_per_backend(monkeypatch):
         assert convolutions.resolve_conv_impl("fast", backend) == "fast"
     # build_models resolves 'auto' for JAX's default backend.
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-    generator, discriminator = models.build_models(_config(32, 1))
+    generator, discriminator = models.build_models(_model(32, 1))
     assert generator.conv_impl == discriminator.conv_impl == "xla"
     monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
-    assert models.build_models(_config(32, 1))[0].conv_impl == "fast"
-    assert models.build_models(_config(32, 1, conv_impl="xla"))[0].conv_impl == "xla"
+    assert models.build_models(_model(32, 1))[0].conv_impl == "fast"
+    assert models.build_models(_model(32, 1, conv_impl="xla"))[0].conv_impl == "xla"
 
 
 @pytest.mark.parametrize("image_size", [32, 64])
 def test_layer_widths_match_the_parameters(image_size):
-    config = _config(image_size, 3, g_width=4, d_width=6)
-    g_vars, d_vars = _init_shapes(config)
+    model = _model(image_size, 3, g_width=4, d_width=6)
+    g_vars, d_vars = _init_shapes(model)
     n = models.num_resolution_changes(image_size)
-    assert models.g_layer_widths(config) == [g_vars["params"][f"up{i}"]["kernel"].shape[2] for i in range(n)]
-    assert models.d_layer_widths(config) == [d_vars["params"][f"conv{i}"]["kernel"].shape[3] for i in range(n)]
-    assert models.g_layer_widths(config)[-1] == 4 and models.d_layer_widths(config)[0] == 6
+    assert models.g_layer_widths(model) == [g_vars["params"][f"up{i}"]["kernel"].shape[2] for i in range(n)]
+    assert models.d_layer_widths(model) == [d_vars["params"][f"conv{i}"]["kernel"].shape[3] for i in range(n)]
+    assert models.g_layer_widths(model)[-1] == 4 and models.d_layer_widths(model)[0] == 6
 
 
 def test_unsupported_channels_and_upsampling_are_clear_errors():
-    with pytest.raises(ValueError, match="num_channels=2 is not supported"):
-        models.build_models(_config(32, 2))
-    with pytest.raises(ValueError, match="upsample='nearest' is not supported"):
-        models.build_models(_config(32, 1, upsample="nearest"))
-    with pytest.raises(ValueError, match="conv_impl='cudnn' is not supported; use one of"):
-        models.build_models(_config(32, 1, conv_impl="cudnn"))
+    with pytest.raises(ValueError, match="model.num_channels=2 is not supported"):
+        models.build_models(_model(32, 2))
+    with pytest.raises(ValueError, match="model.upsample='nearest' is not supported"):
+        models.build_models(_model(32, 1, upsample="nearest"))
+    with pytest.raises(ValueError, match="model.conv_impl='cudnn' is not supported; use one of"):
+        models.build_models(_model(32, 1, conv_impl="cudnn"))
+    bad_form = _model(32, 1)
+    bad_form.conditional.update(num_classes=3, d_form="sum")
+    with pytest.raises(ValueError, match="model.conditional.d_form='sum' is not supported"):
+        models.build_models(bad_form)

@@ -19,7 +19,7 @@ def main():
     # difference measures a gradient difference; lr 0.01 makes a real one (unsynced statistics, other z) visible.
     # Seed 1: with float32 summation-order noise (~1e-7), a pre-activation within ~1e-7 of a ReLU's kink flips its
     # gradient; seed 0 has one (3e-8) in G's last batchnorm layer, seed 1 has none in these steps.
-    config = tiny_config(adam_eps=1.0, learning_rate=0.01, seed=1)
+    config = tiny_config(seed=1, optim=dict(adam_eps=1.0, learning_rate=0.01))
     batches = digit_batches(config, 2)
     one, _ = run_steps(config, batches, jax.devices()[:1])
     eight, metrics = run_steps(config, batches, jax.devices())
@@ -36,10 +36,10 @@ def main():
     print(f"OK pmap == shard_map on 8 devices: max |diff| {diff:.2e}")
 
     # Every D-training option, the EMA of G and a class-conditional G and D: the same on 1 and 8 devices.
-    options = tiny_config(adam_eps=1.0, learning_rate=0.01, seed=1, ema_decay=0.9)
+    options = tiny_config(seed=1, optim=dict(adam_eps=1.0, learning_rate=0.01, ema_decay=0.9))
     options.d_training.update(dict(pretrain_steps=1, steps_per_g_step=2, label_noise=0.2, label_flip=0.1,
                                    instance_noise=0.1))
-    options.conditional.num_classes = 10
+    options.model.conditional.num_classes = 10
     for parallelism in ("pmap", "shard_map"):
         option_batches = digit_batches(options, 4)
         on_one, _ = run_steps(options, option_batches, jax.devices()[:1], parallelism=parallelism)
@@ -48,7 +48,7 @@ def main():
         assert diff < 1e-5, (parallelism, diff)
         print(f"OK options, EMA and classes: 1 device == 8 devices ({parallelism}): max |diff| {diff:.2e}")
 
-    config.sync_batchnorm = False
+    config.model.sync_batchnorm = False
     local, local_metrics = run_steps(config, batches, jax.devices())
     assert all(abs(v) < 1e6 for m in local_metrics for v in m.values())
     assert max_abs_diff(local, eight) > 1e-2  # the check can fail: unsynced statistics show

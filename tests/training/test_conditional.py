@@ -10,37 +10,37 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dcgan_jax import defaults
+from dcgan_jax import defaults, train
 from dcgan_jax.analysis import sampling
 from dcgan_jax.data import datasets, pipeline
-from dcgan_jax.data.images import to_model_range
+from dcgan_jax.data.images import as_model_input
 from dcgan_jax.errors import UserError
 from dcgan_jax.evaluation import class_accuracy
 from dcgan_jax.nn import latent, models
-from dcgan_jax.training import loop
+from dcgan_jax.training import grids
 from dcgan_jax.training.run import open_run
-from tests.helpers import digit_batches, max_abs_diff, one_line_error, run_cli, run_steps, tiny_config
+from tests.helpers import digit_batches, load_source, max_abs_diff, one_line_error, run_cli, run_steps, tiny_config
 
 
 def _conditional(**overrides):
     config = tiny_config(**overrides)
-    config.conditional.num_classes = 10
-    config.conditional.embedding_dim = 6
+    config.model.conditional.num_classes = 10
+    config.model.conditional.embedding_dim = 6
     return config
 
 
 def test_g_concatenates_z_with_the_class_embedding():
     config = _conditional()
-    g_vars, _ = models.init_variables(jax.random.PRNGKey(0), config)
-    z = np.asarray(latent.sample_z(jax.random.PRNGKey(1), 4, config.latent_dim))
+    g_vars, _ = models.init_variables(jax.random.PRNGKey(0), config.model)
+    z = np.asarray(latent.sample_z(jax.random.PRNGKey(1), 4, config.model.latent_dim))
     labels = np.array([3, 0, 9, 3])
-    generator, _ = models.build_models(config)
+    generator, _ = models.build_models(config.model)
     got = generator.apply(g_vars, jnp.asarray(latent.with_class(z, labels, 10)), train=False)
 
     # The same G without classes, fed z followed by the embedding rows: the class code is a lookup.
     plain = config.copy_and_resolve_references()
-    plain.conditional.num_classes, plain.latent_dim = 0, config.latent_dim + 6
-    plain_g, _ = models.build_models(plain)
+    plain.model.conditional.num_classes, plain.model.latent_dim = 0, config.model.latent_dim + 6
+    plain_g, _ = models.build_models(plain.model)
     params = {k: v for k, v in g_vars["params"].items() if k != "class_embedding"}
     table = np.asarray(g_vars["params"]["class_embedding"])
     want = plain_g.apply({"params": params, "batch_stats": g_vars["batch_stats"]},
@@ -50,10 +50,10 @@ def test_g_concatenates_z_with_the_class_embedding():
 
 def test_projection_d_adds_the_class_embedding_dot_pooled_features():
     config = _conditional()
-    _, d_vars = models.init_variables(jax.random.PRNGKey(0), config)
+    _, d_vars = models.init_variables(jax.random.PRNGKey(0), config.model)
     d_vars = jax.tree.map(lambda x: x, d_vars)
     d_vars["params"]["class_projection"] = jax.random.normal(jax.random.PRNGKey(2), (10, 32))  # not ~0 as at init
-    _, discriminator = models.build_models(config)
+    _, discriminator = models.build_models(config.model)
     x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (3, 32, 32, 1)), jnp.float32)
     code = latent.class_code(np.array([1, 4, 7]), 10)
     with_class, inter = discriminator.apply(d_vars, x, train=False, class_code=code, mutable=["intermediates"])
@@ -66,10 +66,10 @@ def test_projection_d_adds_the_class_embedding_dot_pooled_features():
 
 def test_concat_d_sees_the_class_code_as_input_channels():
     config = _conditional()
-    config.conditional.d_form = "concat"
-    _, d_vars = models.init_variables(jax.random.PRNGKey(0), config)
+    config.model.conditional.d_form = "concat"
+    _, d_vars = models.init_variables(jax.random.PRNGKey(0), config.model)
     assert d_vars["params"]["conv0"]["kernel"].shape[2] == 1 + 10
-    _, discriminator = models.build_models(config)
+    _, discriminator = models.build_models(config.model)
     x = jnp.zeros((2, 32, 32, 1))
     a = discriminator.apply(d_vars, x, train=False, class_code=latent.class_code(np.array([0, 0]), 10))
     b = discriminator.apply(d_vars, x, train=False, class_code=latent.class_code(np.array([5, 5]), 10))
@@ -78,16 +78,18 @@ def test_concat_d_sees_the_class_code_as_input_channels():
 
 def test_digits_batches_carry_their_labels():
     config = _conditional()
-    source = datasets.load_source(config)
-    batches = pipeline.train_batches(config, source, start_step=3, num_local_devices=2)
+    source = load_source(config)
+    labels = datasets.load_labels(source, 10, "digits")
+    batches = pipeline.train_batches(config.data, source, config.batch_size, config.seed, start_step=3,
+                                     local_devices=2, labels=labels)
     for step in (3, 4):
         images, labels = next(batches)
         indices = pipeline.global_batch_indices(step, config.batch_size, len(source),
-                                                config.seed + config.shuffle_seed_offset)
+                                                config.seed + config.data.shuffle_seed_offset)
         assert labels.shape == (2, 8) and labels.dtype == np.int32
         np.testing.assert_array_equal(labels.reshape(-1), source.labels[indices])
         np.testing.assert_array_equal(images.reshape((-1,) + images.shape[2:]),
-                                      to_model_range(source.read_many(indices)))
+                                      as_model_input(source.read_many(indices)))
 
 
 def _class_folders(root, corrupt=()):
@@ -103,13 +105,14 @@ def _class_folders(root, corrupt=()):
 
 def test_image_folder_classes_are_its_subfolders_and_a_replaced_image_brings_its_label(tmp_path):
     _class_folders(tmp_path / "data", corrupt={("cat", 3)})  # cat/3 is replaced by dog/0, the next readable one
-    config = _conditional(dataset="image_folder", data_path=str(tmp_path / "data"), batch_size=12, image_size=16,
-                          num_data_workers=1)
-    config.conditional.num_classes = 3
-    source = datasets.load_source(config)
+    config = _conditional(data=dict(dataset="image_folder", data_path=str(tmp_path / "data"), num_data_workers=1),
+                          batch_size=12, model=dict(image_size=16))
+    config.model.conditional.num_classes = 3
+    source = load_source(config)
     assert source.class_names == ["cat", "dog", "owl"]
     np.testing.assert_array_equal(source.labels, np.repeat([0, 1, 2], 4))
-    images, labels = next(pipeline.train_batches(config, source, 0, 1))
+    labels = datasets.load_labels(source, 3, "image_folder")
+    images, labels = next(pipeline.train_batches(config.data, source, config.batch_size, config.seed, labels=labels))
     grey = np.round((images[0, :, 0, 0, 0] + 1) * 127.5).astype(int)  # pixel value 60 * class + i
     np.testing.assert_array_equal(labels[0], grey // 60)
 
@@ -119,26 +122,26 @@ def test_data_without_labels_is_refused_naming_what_has_them(tmp_path, dataset, 
     config = _conditional()
     if dataset == "image_folder":
         Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "a.png")
-        config.dataset, config.data_path = dataset, str(tmp_path)
-        source = datasets.load_source(config)
+        config.data.dataset, config.data.data_path = dataset, str(tmp_path)
+        source = load_source(config)
     else:
-        config.dataset = dataset
+        config.data.dataset = dataset
         source = type("Unlabelled", (), {"__len__": lambda self: 3})()
     with pytest.raises(UserError, match="needs labelled data.*one subfolder per class"):
-        datasets.load_labels(config, source)
+        datasets.load_labels(source, 10, dataset)
 
 
 def test_too_few_classes_for_the_labels_is_refused():
     config = _conditional()
-    config.conditional.num_classes = 5
+    config.model.conditional.num_classes = 5
     with pytest.raises(UserError, match="num_classes=10"):
-        datasets.load_labels(config, datasets.load_source(config))
+        datasets.load_labels(load_source(config), 5, "digits")
 
 
 def test_the_conditional_step_trains_the_class_tables():
     config = _conditional()
     final, history = run_steps(config, digit_batches(config, 2), jax.devices()[:1])
-    init_g, init_d = models.init_variables(jax.random.split(jax.random.PRNGKey(config.seed))[0], config)
+    init_g, init_d = models.init_variables(jax.random.split(jax.random.PRNGKey(config.seed))[0], config.model)
     assert all(h["finite"] == 1.0 for h in history)
     assert max_abs_diff(final.g_params["class_embedding"], init_g["params"]["class_embedding"]) > 0
     assert max_abs_diff(final.d_params["class_projection"], init_d["params"]["class_projection"]) > 0
@@ -147,18 +150,18 @@ def test_the_conditional_step_trains_the_class_tables():
 
 def test_grids_have_one_row_per_class_with_the_same_z_along_a_column():
     config = _conditional(num_fixed_samples=25)
-    z = loop.fixed_z(config)
-    assert loop.grid_columns(config) == 2 and z.shape == (20, config.latent_dim + 10)
-    np.testing.assert_array_equal(z[:, config.latent_dim:].argmax(1), np.repeat(np.arange(10), 2))
-    np.testing.assert_array_equal(z[0::2, :config.latent_dim], np.repeat(z[:1, :config.latent_dim], 10, 0))
-    fresh = loop.random_z(config, 7)
-    assert len(np.unique(fresh[:, :config.latent_dim], axis=0)) == 20
+    z = grids.fixed_z(config.model, config.num_fixed_samples, config.seed)
+    assert grids.grid_columns(config.num_fixed_samples, config.model.conditional.num_classes) == 2 and z.shape == (20, config.model.latent_dim + 10)
+    np.testing.assert_array_equal(z[:, config.model.latent_dim:].argmax(1), np.repeat(np.arange(10), 2))
+    np.testing.assert_array_equal(z[0::2, :config.model.latent_dim], np.repeat(z[:1, :config.model.latent_dim], 10, 0))
+    fresh = grids.random_z(config.model, config.num_fixed_samples, config.seed, 7)
+    assert len(np.unique(fresh[:, :config.model.latent_dim], axis=0)) == 20
 
 
 @pytest.fixture(scope="module")
 def conditional_run(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("conditional") / "run")
-    loop.train(_conditional(num_fixed_samples=0), workdir)
+    train.train(_conditional(num_fixed_samples=0), workdir)
     return workdir
 
 
@@ -170,7 +173,7 @@ def test_sample_class_flag(conditional_run, tmp_path):
     z = np.load(output)["z"]
     assert z.shape == (5, 16 + 10) and np.all(z[:, 16:].argmax(1) == 3)
     run = open_run(conditional_run)
-    images, balanced = sampling.sample(run, 12)
+    images, balanced = sampling.sample(run.config.model, run.sampling_g_variables, 12)
     np.testing.assert_array_equal(balanced[:, 16:].argmax(1), np.arange(12) % 10)
     np.testing.assert_array_equal(balanced[:5, :16], z[:, :16])  # the same z pool, another class
     one_line_error(run_cli("dcgan_jax.sample", f"--workdir={conditional_run}", "--class=10",
@@ -183,8 +186,9 @@ def test_explore_takes_a_class(conditional_run, tmp_path):
                      "--num_steps=3", f"--output={output}")
     assert result.returncode == 0, result.stderr[-3000:]
     run = open_run(conditional_run)
-    z = sampling.pick_z(run.config, [0, 1], label=7)
-    assert np.all(z[:, 16:].argmax(1) == 7) and np.all(sampling.pick_z(run.config, [3, 4])[:, 16:].argmax(1) == [3, 4])
+    z = sampling.pick_z(run.config.model, [0, 1], label=7)
+    assert np.all(z[:, 16:].argmax(1) == 7) and np.all(
+        sampling.pick_z(run.config.model, [3, 4])[:, 16:].argmax(1) == [3, 4])
 
 
 def test_evaluate_class_accuracy(conditional_run, tmp_path):
@@ -200,7 +204,7 @@ def test_evaluate_class_accuracy(conditional_run, tmp_path):
 def test_class_on_an_unconditional_run_is_one_line(tmp_path):
     config = tiny_config()
     with pytest.raises(UserError, match="this run is unconditional"):
-        sampling.g_inputs(config, np.zeros((2, 16)), label=3)
+        sampling.g_inputs(config.model, np.zeros((2, 16)), label=3)
 
 
 def test_class_accuracy_table_from_counts():
@@ -213,8 +217,8 @@ def test_class_accuracy_table_from_counts():
 def test_shipped_conditional_configs():
     digits = defaults.load_config("digits_conditional")
     cifar = defaults.load_config("cifar10_conditional")
-    assert digits.conditional.num_classes == cifar.conditional.num_classes == 10
-    assert loop.grid_columns(digits) == 8 and loop.grid_columns(cifar) == 10
+    assert digits.model.conditional.num_classes == cifar.model.conditional.num_classes == 10
+    assert grids.grid_columns(digits.num_fixed_samples, digits.model.conditional.num_classes) == 8 and grids.grid_columns(cifar.num_fixed_samples, cifar.model.conditional.num_classes) == 10
 
 
 def test_resuming_with_other_classes_names_the_fields(conditional_run, tmp_path):
@@ -222,9 +226,9 @@ def test_resuming_with_other_classes_names_the_fields(conditional_run, tmp_path)
     workdir = str(tmp_path / "run")
     shutil.copytree(conditional_run, workdir)
     config = _conditional(num_train_steps=6, num_fixed_samples=0)
-    config.conditional.num_classes, config.conditional.embedding_dim = 5, 6
+    config.model.conditional.num_classes, config.model.conditional.embedding_dim = 5, 6
     with pytest.raises(UserError, match="conditional.num_classes: checkpoint 10 vs config 5"):
-        loop.train(config, workdir)
+        train.train(config, workdir)
 
 
 def test_main_on_unlabelled_data_is_one_line_and_writes_nothing(tmp_path):
@@ -234,7 +238,7 @@ def test_main_on_unlabelled_data_is_one_line_and_writes_nothing(tmp_path):
     workdir = tmp_path / "run"
     workdir.mkdir()
     before = tree_digest(str(workdir))
-    result = run_cli("dcgan_jax.main", "--config=configs/digits_conditional.py", "--config.dataset=image_folder",
-                     f"--config.data_path={tmp_path}", f"--workdir={workdir}")
+    result = run_cli("dcgan_jax.main", "--config=configs/digits_conditional.py", "--config.data.dataset=image_folder",
+                     f"--config.data.data_path={tmp_path}", f"--workdir={workdir}")
     one_line_error(result, "needs labelled data", "one subfolder per class")
     assert tree_digest(str(workdir)) == before

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from dcgan_jax.errors import UserError
-from dcgan_jax.training import d_training, losses, loop, validation
+from dcgan_jax import config_fields, train
+from dcgan_jax.training import d_training, losses
 from dcgan_jax.training.state import create_train_state
 from tests.helpers import digit_batches, max_abs_diff, run_steps, tiny_config
 
@@ -28,7 +29,7 @@ def _d(state):
 
 def _states_after_each_step(config, num_steps):
     batches = digit_batches(config, num_steps)
-    return [create_train_state(config)] + [run_steps(config, batches[:n], jax.devices()[:1])[0]
+    return [create_train_state(config.model, config.optim, config.seed)] + [run_steps(config, batches[:n], jax.devices()[:1])[0]
                                            for n in range(1, num_steps + 1)]
 
 
@@ -51,15 +52,15 @@ def test_with_k_d_steps_g_moves_once_per_k_d_updates():
 @pytest.mark.parametrize("p,k,expected", [(0, 1, "GGGGGG"), (2, 1, "--GGGG"), (0, 2, "-G-G-G"), (1, 3, "---G--")])
 def test_g_update_schedule(p, k, expected):
     config = _config(pretrain_steps=p, steps_per_g_step=k)
-    got = "".join("G" if d_training.g_updates_at(config, jnp.int32(s)) else "-" for s in range(6))
+    got = "".join("G" if d_training.g_updates_at(config.d_training, jnp.int32(s)) else "-" for s in range(6))
     assert got == expected
 
 
 def test_label_noise_and_flips_draw_what_they_say():
     config = _config(label_noise=0.3, label_flip=0.2)
-    config.label_smoothing = 0.1
+    config.objective.label_smoothing = 0.1
     ids = jnp.arange(20_000)
-    real, fake = (np.asarray(t) for t in d_training.d_targets(config, jax.random.PRNGKey(5), ids))
+    real, fake = (np.asarray(t) for t in d_training.d_targets(config.d_training, config.objective.label_smoothing, jax.random.PRNGKey(5), ids))
     real_side = lambda t: (t >= 0.6 - 1e-6) & (t <= 0.9 + 1e-6)  # noqa: E731  U[1 - s - n, 1 - s]
     fake_side = lambda t: (t >= 0) & (t <= 0.3 + 1e-6)  # noqa: E731            U[0, n]
     assert np.all(real_side(real) ^ fake_side(real)) and np.all(real_side(fake) ^ fake_side(fake))
@@ -67,12 +68,12 @@ def test_label_noise_and_flips_draw_what_they_say():
     kept_real = real[real_side(real)]  # uniform over its interval: mean and std of U[0.6, 0.9]
     assert abs(kept_real.mean() - 0.75) < 0.005 and abs(kept_real.std() - 0.3 / np.sqrt(12)) < 0.005
     # An example's targets depend on its index only, not on the batch it is drawn with (any device split).
-    part = d_training.d_targets(config, jax.random.PRNGKey(5), ids[7:11])
+    part = d_training.d_targets(config.d_training, config.objective.label_smoothing, jax.random.PRNGKey(5), ids[7:11])
     np.testing.assert_array_equal(np.asarray(part[0]), real[7:11])
 
 
 def test_label_noise_off_gives_the_constant_targets():
-    assert d_training.d_targets(_config(), jax.random.PRNGKey(0), jnp.arange(4)) == (None, None)
+    assert d_training.d_targets(_config().d_training, _config().objective.label_smoothing, jax.random.PRNGKey(0), jnp.arange(4)) == (None, None)
 
 
 def test_d_loss_with_per_example_targets_matches_the_formula():
@@ -92,14 +93,14 @@ def test_d_loss_with_per_example_targets_matches_the_formula():
 
 def test_instance_noise_std_decays_linearly_and_the_noise_has_it():
     config = _config(instance_noise=0.2, instance_noise_decay_steps=100)
-    stds = [float(d_training.instance_noise_std(config, jnp.int32(s))) for s in (0, 25, 100, 150)]
+    stds = [float(d_training.instance_noise_std(config.d_training, jnp.int32(s))) for s in (0, 25, 100, 150)]
     np.testing.assert_allclose(stds, [0.2, 0.15, 0.0, 0.0], atol=1e-7)
     real, fake = jnp.zeros((64, 8, 8, 1)), jnp.ones((64, 8, 8, 1))
-    noisy_real, noisy_fake = d_training.add_instance_noise(config, jax.random.PRNGKey(1), jnp.int32(25),
+    noisy_real, noisy_fake = d_training.add_instance_noise(config.d_training, jax.random.PRNGKey(1), jnp.int32(25),
                                                            jnp.arange(64), real, fake)
     assert abs(float(jnp.std(noisy_real)) - 0.15) < 0.01 and abs(float(jnp.std(noisy_fake - 1)) - 0.15) < 0.01
     assert abs(float(jnp.mean(noisy_real))) < 0.01
-    assert d_training.add_instance_noise(_config(), jax.random.PRNGKey(1), jnp.int32(0), jnp.arange(64),
+    assert d_training.add_instance_noise(_config().d_training, jax.random.PRNGKey(1), jnp.int32(0), jnp.arange(64),
                                          real, fake) == (real, fake)
 
 
@@ -118,13 +119,13 @@ def test_resume_is_exact_with_every_option_on(tmp_path):
     def config(steps):
         c = _config(pretrain_steps=1, steps_per_g_step=2, label_noise=0.2, label_flip=0.1, instance_noise=0.1,
                     instance_noise_decay_steps=5)
-        c.ema_decay, c.num_train_steps, c.checkpoint_every_steps = 0.9, steps, 1
+        c.optim.ema_decay, c.num_train_steps, c.checkpoint_every_steps = 0.9, steps, 1
         c.num_fixed_samples = 0
         return c
 
-    straight = loop.train(config(5), str(tmp_path / "straight"))
-    loop.train(config(2), str(tmp_path / "resumed"))
-    resumed = loop.train(config(5), str(tmp_path / "resumed"))
+    straight = train.train(config(5), str(tmp_path / "straight"))
+    train.train(config(2), str(tmp_path / "resumed"))
+    resumed = train.train(config(5), str(tmp_path / "resumed"))
     assert max_abs_diff(straight, resumed) == 0.0
 
 
@@ -140,11 +141,11 @@ def test_bad_values_are_refused(field, value, fragment):
     with config.unlocked():
         config.d_training[field] = value
     with pytest.raises(UserError, match=fragment.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
-        validation.validate_config(config)
+        config_fields.validate(config)
 
 
 def test_label_tricks_are_refused_with_the_hinge_loss():
     config = _config(label_flip=0.1)
-    config.loss = "hinge"
-    with pytest.raises(UserError, match="not loss='hinge'"):
-        validation.validate_config(config)
+    config.objective.loss = "hinge"
+    with pytest.raises(UserError, match="not objective.loss='hinge'"):
+        config_fields.validate(config)

@@ -20,7 +20,7 @@ from dcgan_jax.training.state import create_train_state
 from tests.helpers import REPO, TINY_FLAGS, max_abs_diff, xla_flags
 
 # adam_eps=1 and seed 1 keep float32 summation-order noise from flipping Adam updates (multidevice_checks.py).
-TINY = TINY_FLAGS + ("--config.adam_eps=1.0", "--config.learning_rate=0.01", "--config.seed=1")
+TINY = TINY_FLAGS + ("--config.optim.adam_eps=1.0", "--config.optim.learning_rate=0.01", "--config.seed=1")
 
 
 def _free_port() -> int:
@@ -58,7 +58,7 @@ def _launch(workdir, num_processes, devices_per_process, *flags, timeout=900):
 
 def _final_params(workdir):
     manager, config = checkpoints.open_workdir(workdir)
-    state = checkpoints.restore_state(manager, jax.eval_shape(lambda: create_train_state(config)))
+    state = checkpoints.restore_state(manager, jax.eval_shape(lambda: create_train_state(config.model, config.optim, config.seed)))
     return int(state.step), state
 
 
@@ -131,7 +131,7 @@ def test_a_signal_on_one_host_stops_every_host_at_the_same_logged_step_with_a_ch
 
 def _initial_g_params(workdir):
     _, config = checkpoints.open_workdir(workdir)
-    return create_train_state(config).g_params
+    return create_train_state(config.model, config.optim, config.seed).g_params
 
 
 def test_an_unreachable_coordinator_is_a_one_line_error_in_bounded_time():

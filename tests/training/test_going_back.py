@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from dcgan_jax.errors import UserError
-from dcgan_jax.training import checkpoints, loop
+from dcgan_jax import train
+from dcgan_jax.training import checkpoints
 from dcgan_jax.training.collapse import CollapseDetector
 from dcgan_jax.training.state import create_train_state
 from tests.helpers import max_abs_diff, tiny_config
@@ -18,30 +19,41 @@ def _kept(workdir):
 
 
 def test_milestones_are_kept_beside_the_latest(tmp_path):
-    loop.train(tiny_config(num_train_steps=8, keep_checkpoints=2, keep_every_steps=4), str(tmp_path))
+    train.train(tiny_config(num_train_steps=8, keep_checkpoints=2, keep_every_steps=4), str(tmp_path))
     assert _kept(tmp_path) == [4, 6, 8]
+
+
+class _Scores:
+    """An evaluator of given FIDs: every 2 steps, the checkpoint of the lowest FID kept."""
+    every_steps, best_metric = 2, "fid"
+
+    def __init__(self, fids):
+        self.fids = fids
+
+    def __call__(self, step, g_variables):
+        return {"fid": self.fids[step]}
 
 
 def test_the_best_fid_checkpoint_is_kept(tmp_path):
     fids = {2: 5.0, 4: 1.0, 6: 3.0, 8: 4.0}
     config = tiny_config(num_train_steps=8, keep_checkpoints=1)
     config.eval.every_steps = 2
-    loop.train(config, str(tmp_path), evaluator=lambda step, g: {"fid": fids[step]})
+    train.train(config, str(tmp_path), evaluator=_Scores(fids))
     assert _kept(tmp_path) == [4, 8]
 
 
 @pytest.fixture(scope="module")
 def source_run(tmp_path_factory):
     path = tmp_path_factory.mktemp("source") / "run"
-    loop.train(tiny_config(num_train_steps=4, keep_checkpoints=3), str(path))
+    train.train(tiny_config(num_train_steps=4, keep_checkpoints=3), str(path))
     return path
 
 
 @pytest.mark.parametrize("spec", ["{run}:2", "{run}/checkpoints:2"])
 def test_init_from_takes_that_checkpoints_params_at_step_0(source_run, spec):
     config = tiny_config(init_from=spec.format(run=source_run))
-    fresh = create_train_state(config)
-    started = loop._initial_from(config, fresh)
+    fresh = create_train_state(config.model, config.optim, config.seed)
+    started = train._initial_from(config, fresh)
     manager = checkpoints.create_manager(str(source_run), read_only=True)
     saved = checkpoints.restore_state(manager, fresh, 2)
     assert int(started.step) == 0 and np.array_equal(started.rng, fresh.rng)
@@ -51,19 +63,19 @@ def test_init_from_takes_that_checkpoints_params_at_step_0(source_run, spec):
 
 
 def test_init_from_trains_a_new_run(source_run, tmp_path, capsys):
-    state = loop.train(tiny_config(num_train_steps=2, init_from=str(source_run)), str(tmp_path))
+    state = train.train(tiny_config(num_train_steps=2, init_from=str(source_run)), str(tmp_path))
     assert int(state.step) == 2 and f"initialized from {source_run}/checkpoints/4" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("spec, overrides, fragment", [
     ("{run}:3", {}, "no checkpoint at step 3"),
-    ("{run}", {"d_width": 16}, "another architecture"),
+    ("{run}", {"model": {"d_width": 16}}, "another architecture"),
     ("{run}/nowhere", {}, "no checkpoints in"),
 ])
 def test_init_from_mistakes_are_one_line(source_run, tmp_path, spec, overrides, fragment):
     config = tiny_config(init_from=spec.format(run=source_run), **overrides)
     with pytest.raises(UserError, match=fragment):
-        loop.train(config, str(tmp_path / "new"))
+        train.train(config, str(tmp_path / "new"))
     assert not (tmp_path / "new" / "config.json").exists()
     assert not list((tmp_path / "new" / "checkpoints").glob("*"))  # nothing saved (the empty folder is orbax's)
 
@@ -81,8 +93,8 @@ def test_the_detector_needs_the_whole_streak():
 
 def _collapsing_step(real_make):
     """The real step, with its reported D(G(z)) and g_loss replaced from step 5 on by those of a collapsed run."""
-    def make(config, per_device_batch):
-        body = real_make(config, per_device_batch)
+    def make(*groups_and_batch):
+        body = real_make(*groups_and_batch)
 
         def collapsed(state, batch):
             state, metrics = body(state, batch)
@@ -95,14 +107,14 @@ def _collapsing_step(real_make):
 
 @pytest.mark.parametrize("stop", [False, True])
 def test_a_collapse_names_the_last_checkpoint_before_it(tmp_path, monkeypatch, capsys, stop):
-    monkeypatch.setattr(loop, "make_train_step", _collapsing_step(loop.make_train_step))
+    monkeypatch.setattr(train, "make_train_step", _collapsing_step(train.make_train_step))
     config = tiny_config(num_train_steps=10, log_every_steps=1, checkpoint_every_steps=2, keep_checkpoints=10)
     config.collapse.patience, config.collapse.stop = 3, stop
     if stop:
         with pytest.raises(UserError, match="stopped: D has won completely since step 5 .* step 4 in"):
-            loop.train(config, str(tmp_path))
+            train.train(config, str(tmp_path))
         assert _kept(tmp_path) == [2, 4, 6]  # stopped at step 7, the streak's third logged step
     else:
-        loop.train(config, str(tmp_path))
+        train.train(config, str(tmp_path))
         out = capsys.readouterr().out
         assert out.count("warning: D has won completely since step 5") == 1 and "step 4 in" in out

@@ -21,7 +21,7 @@ def test_sizes_are_the_powers_of_two_from_16_to_256():
 
 @pytest.mark.parametrize("size", [16, 256])
 def test_a_few_steps_train_at_the_extreme_sizes(tmp_path, size):
-    config = tiny_config(image_size=size, num_train_steps=2, batch_size=4, num_fixed_samples=4)
+    config = tiny_config(num_train_steps=2, batch_size=4, num_fixed_samples=4, model=dict(image_size=size))
     state = train.train_and_evaluate(config, str(tmp_path))
     assert int(state.step) == 2
     assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves((state.g_params, state.d_params)))

@@ -27,7 +27,8 @@ def _samples(count=4, size=8):
 
 
 def _report(workdir):
-    reporter = reporting.Reporter(str(workdir), tiny_config(), start_step=0)
+    config = tiny_config()
+    reporter = reporting.Reporter(str(workdir), 0, config.num_train_steps, config.batch_size)
     for step, metrics in TRAIN.items():
         reporter.scalars(step, metrics)
     reporter.evaluation(4, EVAL)
@@ -84,11 +85,9 @@ def test_reporting_imports_neither_tensorflow_nor_torch(tmp_path):
     script = textwrap.dedent("""
         import sys
         import numpy as np
-        from dcgan_jax import defaults
         from dcgan_jax.training import reporting
 
-        config = defaults.get_config()
-        reporter = reporting.Reporter(sys.argv[1], config, start_step=0)
+        reporter = reporting.Reporter(sys.argv[1], 0, 10, 4)
         reporter.scalars(1, {"d_loss": 1.0, "g_loss": 1.0, "d_real": 0.5, "d_fake": 0.5})
         reporter.evaluation(1, {"fid": 3.0})
         reporter.samples(1, np.zeros((4, 8, 8, 1), np.float32))

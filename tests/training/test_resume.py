@@ -15,7 +15,7 @@ import pytest
 from dcgan_jax import train
 from dcgan_jax.data import pipeline
 from dcgan_jax.errors import UserError
-from dcgan_jax.training import checkpoints, loop
+from dcgan_jax.training import checkpoints, collapse
 from dcgan_jax.training.state import create_train_state
 from tests.helpers import REPO, TINY_FLAGS, run_cli, tiny_config, xla_flags
 
@@ -43,7 +43,7 @@ def _wait_for_checkpoint(workdir, process, timeout=300):
 
 def _final_state(workdir):
     manager, config = checkpoints.open_workdir(workdir)
-    return manager.latest_step(), checkpoints.restore_state(manager, create_train_state(config))
+    return manager.latest_step(), checkpoints.restore_state(manager, create_train_state(config.model, config.optim, config.seed))
 
 
 @pytest.mark.slow
@@ -100,28 +100,30 @@ def test_a_half_written_step_is_never_read(tmp_path):
 def test_injected_nan_stops_the_run_and_the_last_good_checkpoint_restores(tmp_path, monkeypatch):
     real_batches = pipeline.train_batches
 
-    def poisoned(config, source, start_step=0, *args, **kwargs):
-        for step, batch in enumerate(real_batches(config, source, start_step, *args, **kwargs), start_step + 1):
+    def poisoned(data, source, batch_size, seed, start_step=0, *args, **kwargs):
+        batches = real_batches(data, source, batch_size, seed, start_step, *args, **kwargs)
+        for step, batch in enumerate(batches, start_step + 1):
             yield np.full_like(batch, np.nan) if step == 7 else batch
 
     monkeypatch.setattr(pipeline, "train_batches", poisoned)
     config = tiny_config(num_train_steps=12, checkpoint_every_steps=4, log_every_steps=1)
-    with pytest.raises(loop.DivergenceError, match=r"non-finite loss or params at step 7.*last good checkpoint "
+    with pytest.raises(collapse.DivergenceError, match=r"non-finite loss or params at step 7.*last good checkpoint "
                                                    r"is step 4"):
         train.train_and_evaluate(config, str(tmp_path))
     manager, _ = checkpoints.open_workdir(str(tmp_path))
     assert manager.all_steps() == [4]
-    state = checkpoints.restore_state(manager, create_train_state(config))
+    state = checkpoints.restore_state(manager, create_train_state(config.model, config.optim, config.seed))
     assert int(state.step) == 4
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state))
 
 
 def test_resuming_with_another_architecture_names_the_fields(tmp_path):
     train.train_and_evaluate(tiny_config(num_train_steps=2), str(tmp_path))
-    with pytest.raises(UserError, match=r"latent_dim: checkpoint 16 vs config 20; g_width: checkpoint 8 vs config 16"):
-        train.train_and_evaluate(tiny_config(num_train_steps=4, g_width=16, latent_dim=20), str(tmp_path))
+    with pytest.raises(UserError, match=r"model.latent_dim: checkpoint 16 vs config 20; "
+                                        r"model.g_width: checkpoint 8 vs config 16"):
+        train.train_and_evaluate(tiny_config(num_train_steps=4, model=dict(g_width=16, latent_dim=20)), str(tmp_path))
     # Harmless fields (steps, logging, learning rate) may change.
-    state = train.train_and_evaluate(tiny_config(num_train_steps=4, log_every_steps=1, learning_rate=1e-4),
+    state = train.train_and_evaluate(tiny_config(num_train_steps=4, log_every_steps=1, optim=dict(learning_rate=1e-4)),
                                      str(tmp_path))
     assert int(state.step) == 4
 

@@ -20,16 +20,16 @@ from tests.helpers import digit_batches, max_abs_diff, run_steps, tiny_config
 # See multidevice_checks.py: a large Adam eps makes param differences measure gradient differences.
 BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"  # jax._src.dispatch
 CACHE_REQUEST_EVENT = "/jax/compilation_cache/compile_requests_use_cache"  # jax._src.compiler
-COMPARABLE = dict(adam_eps=1.0, learning_rate=0.01, seed=1)
+COMPARABLE = dict(seed=1, optim=dict(adam_eps=1.0, learning_rate=0.01))
 
 
 def straightforward_step(config):
     """The step as the reference implementations write it: XLA's convolutions with their own gradients, flax's
     BatchNorm, G run again for its update. Trace it while `use_straightforward_layers` is in effect."""
     config = config.copy_and_resolve_references()
-    config.conv_impl = "xla"  # XLA's strided and transposed convolutions with their own gradients
-    generator, discriminator = models.build_models(config)
-    g_tx, d_tx = make_optimizers(config)
+    config.model.conv_impl = "xla"  # XLA's strided and transposed convolutions with their own gradients
+    generator, discriminator = models.build_models(config.model)
+    g_tx, d_tx = make_optimizers(config.optim)
 
     def d_apply(params, stats, x):
         logits, new = discriminator.apply({"params": params, "batch_stats": stats}, x, train=True,
@@ -44,7 +44,7 @@ def straightforward_step(config):
     @jax.jit
     def train_step(state, real):
         z = latent.sample_z_for_examples(jax.random.fold_in(state.rng, state.step), jnp.arange(config.batch_size),
-                                         config.latent_dim)
+                                         config.model.latent_dim)
         fake, g_stats = g_apply(state.g_params, state.g_batch_stats, z)
 
         def d_loss(params):
@@ -76,16 +76,16 @@ def use_straightforward_layers(monkeypatch):
 
 
 def test_optimized_step_equals_straightforward_formulation(monkeypatch):
-    config = tiny_config(**COMPARABLE, conv_impl="fast")
+    config = tiny_config(**COMPARABLE, model=dict(conv_impl="fast"))
     batches = digit_batches(config, 3)
     fast, _ = run_steps(config, batches)
     use_straightforward_layers(monkeypatch)
     reference_step = straightforward_step(config)
-    reference = create_train_state(config)
+    reference = create_train_state(config.model, config.optim, config.seed)
     for batch in batches:
         reference = reference_step(reference, jnp.asarray(batch))
     assert max_abs_diff(fast, jax.device_get(reference)) < 1e-5
-    assert max_abs_diff(fast.g_params, create_train_state(config).g_params) > 1e-3  # it did train
+    assert max_abs_diff(fast.g_params, create_train_state(config.model, config.optim, config.seed).g_params) > 1e-3  # it did train
 
 
 def test_metrics_are_finite_and_the_state_advances():
@@ -124,8 +124,8 @@ def test_the_step_compiles_once(parallelism):
     """Later steps reuse the first step's program (a state layout that differs after step 1 would recompile)."""
     config = tiny_config()
     runner = parallel.Parallel(parallelism)
-    train_step = runner.compile(step.make_train_step(config, config.batch_size // runner.num_devices))
-    state = runner.replicate(create_train_state(config))
+    train_step = runner.compile(step.make_train_step(config.model, config.optim, config.objective, config.d_training, config.batch_size // runner.num_devices))
+    state = runner.replicate(create_train_state(config.model, config.optim, config.seed))
     batches = digit_batches(config, 3)
     compiles = []  # programs compiled, or requested from the persistent compilation cache (tests/conftest.py)
     jax.monitoring.register_event_duration_secs_listener(
@@ -147,27 +147,31 @@ def _float_dtypes(tree):
 
 
 def test_bfloat16_compute_keeps_params_optimizer_statistics_losses_and_logits_float32():
-    config = tiny_config(compute_dtype="bfloat16")
+    config = tiny_config(model=dict(compute_dtype="bfloat16"))
     runner = parallel.Parallel("pmap", jax.devices()[:1])
-    train_step = runner.compile(step.make_train_step(config, config.batch_size))
-    device_state = runner.replicate(create_train_state(config))
+    train_step = runner.compile(step.make_train_step(config.model, config.optim, config.objective, config.d_training, config.batch_size))
+    device_state = runner.replicate(create_train_state(config.model, config.optim, config.seed))
     batch = np.asarray(digit_batches(config, 1)[0])[None]
     device_state, metrics = train_step(device_state, runner.shard_batch(batch))
     state = jax.device_get(runner.unreplicate(device_state))
     for field in ("g_params", "d_params", "g_opt_state", "d_opt_state", "g_batch_stats", "d_batch_stats"):
         assert _float_dtypes(getattr(state, field)) == {"float32"}, field
     assert {k: str(v.dtype) for k, v in metrics.items()} == {k: "float32" for k in metrics}
-    generator, discriminator = models.build_models(config)
-    images = generator.apply(state.g_variables, jnp.zeros((2, config.latent_dim)), train=False)
+    generator, discriminator = models.build_models(config.model)
+    images = generator.apply(state.g_variables, jnp.zeros((2, config.model.latent_dim)), train=False)
     logits, updates = discriminator.apply(state.d_variables, images, train=True, mutable=["batch_stats"])
     assert images.dtype == logits.dtype == jnp.float32 and _float_dtypes(updates) == {"float32"}
     # The check can fail: inside, the activations are bfloat16.
-    _, sown = generator.apply(state.g_variables, jnp.zeros((2, config.latent_dim)), train=False,
+    _, sown = generator.apply(state.g_variables, jnp.zeros((2, config.model.latent_dim)), train=False,
                               mutable=["intermediates"])
     assert _float_dtypes(sown) == {"bfloat16"}
 
 
 @pytest.mark.slow
+def _evaluator(config):
+    return fid.make_training_evaluator(config.eval, config.model, config.data, config.seed)
+
+
 def test_a_short_bfloat16_run_stays_close_to_the_float32_run(fid_classifier):
     """60 tiny digits steps in bfloat16 and in float32 on the same batches: per-step losses within 0.05 on average
     (0.15 at most), and FID (the project's own classifier, 40 samples) within 1.0 of each other, while the untrained
@@ -178,11 +182,11 @@ def test_a_short_bfloat16_run_stays_close_to_the_float32_run(fid_classifier):
     runs = {}
     for dtype in ("float32", "bfloat16"):
         run_config = config.copy_and_resolve_references()
-        run_config.compute_dtype = dtype
+        run_config.model.compute_dtype = dtype
         state, history = run_steps(run_config, batches)
         runs[dtype] = (np.array([[m["d_loss"], m["g_loss"]] for m in history]),
-                       fid.make_training_evaluator(run_config)(60, state.g_variables)["fid"])
-    untrained = fid.make_training_evaluator(config)(0, create_train_state(config).g_variables)["fid"]
+                       _evaluator(run_config)(60, state.g_variables)["fid"])
+    untrained = _evaluator(config)(0, create_train_state(config.model, config.optim, config.seed).g_variables)["fid"]
     loss_gap = np.abs(runs["float32"][0] - runs["bfloat16"][0])
     print(f"bfloat16 vs float32: mean |loss diff| {loss_gap.mean(0)}, max {loss_gap.max(0)}; FID "
           f"{runs['bfloat16'][1]:.3f} vs {runs['float32'][1]:.3f} (untrained {untrained:.3f})")
@@ -195,8 +199,8 @@ def test_a_short_bfloat16_run_stays_close_to_the_float32_run(fid_classifier):
 @pytest.mark.parametrize("latent_dim,batch_size", [(32, 8), (256, 16), (128, 32)])
 def test_the_keras_cards_z_lengths_and_batch_sizes_train(latent_dim, batch_size):
     """Seed 002's knobs: z length 32 to 256, batch size 64 down to 8."""
-    config = tiny_config(latent_dim=latent_dim, batch_size=batch_size)
+    config = tiny_config(batch_size=batch_size, model=dict(latent_dim=latent_dim))
     final, history = run_steps(config, digit_batches(config, 2), jax.devices()[:1])
     assert all(h["finite"] == 1.0 for h in history)
     assert final.g_params["project"]["kernel"].shape[2] == latent_dim
-    assert max_abs_diff(final.g_params, create_train_state(config).g_params) > 0
+    assert max_abs_diff(final.g_params, create_train_state(config.model, config.optim, config.seed).g_params) > 0

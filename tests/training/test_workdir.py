@@ -58,7 +58,7 @@ def test_a_second_run_stops_naming_the_holder_and_a_dead_holders_lock_is_taken_o
 
 
 @pytest.mark.parametrize("overrides, fragment", [
-    ({"dataset": "image_folder", "data_path": "/nonexistent/images"}, "/nonexistent/images"),
+    ({"data": {"dataset": "image_folder", "data_path": "/nonexistent/images"}}, "/nonexistent/images"),
     ({"num_train_steps": 3}, "already at step 5, past num_train_steps=3"),
 ])
 def test_a_run_that_cannot_start_changes_nothing(copied_run, overrides, fragment):

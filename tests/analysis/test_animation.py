@@ -7,21 +7,21 @@ import pytest
 from PIL import Image
 
 from dcgan_jax import visualize
-from dcgan_jax.analysis import figures, progress
+from dcgan_jax.analysis import animation, figures
 from dcgan_jax.errors import UserError
-from dcgan_jax.training import loop
+from dcgan_jax.training import grids
 from tests.helpers import tiny_config
 
 
 def test_training_progress_uses_the_saved_grids(trained_run, tmp_path):
-    picture = progress.training_progress(trained_run)
+    picture = animation.training_progress(trained_run)
     grids = visualize.training_grids(trained_run)
     assert [step for step, _ in grids] == [2, 4, 5]
     assert len(picture.frames) == 3 and len(picture.rows) == 1 and len(picture.rows[0]) == 3
     for frame, (_, grid) in zip(picture.frames, grids):
         np.testing.assert_array_equal(frame[-grid.shape[0]:], grid)  # the grid under its caption
-    figures.write_picture(picture, str(tmp_path / "progress.gif"))
-    with Image.open(tmp_path / "progress.gif") as gif:
+    figures.write_picture(picture, str(tmp_path / "training.gif"))
+    with Image.open(tmp_path / "training.gif") as gif:
         assert gif.n_frames == 3
 
 
@@ -31,7 +31,7 @@ def test_the_png_shows_at_most_max_shown_grids(trained_run, tmp_path):
     grid = np.asarray(Image.open(workdir / "samples" / "step_00000002.png"))
     for step in range(6, 30):
         Image.fromarray(grid).save(workdir / "samples" / f"step_{step:08d}.png")
-    picture = progress.training_progress(str(workdir), max_shown=4)
+    picture = animation.training_progress(str(workdir), max_shown=4)
     assert len(picture.frames) == 27 and len(picture.rows[0]) == 4
     np.testing.assert_array_equal(picture.rows[0][0], picture.frames[0])
     np.testing.assert_array_equal(picture.rows[0][-1], picture.frames[-1])  # first and last always shown
@@ -39,7 +39,7 @@ def test_the_png_shows_at_most_max_shown_grids(trained_run, tmp_path):
 
 def test_a_run_without_grids_says_to_train_first(tmp_path):
     with pytest.raises(UserError, match="no sample grids"):
-        progress.training_progress(str(tmp_path))
+        animation.training_progress(str(tmp_path))
 
 
 def test_random_z_grids_are_saved_beside_the_fixed_ones_and_animate_too(trained_run):
@@ -48,15 +48,18 @@ def test_random_z_grids_are_saved_beside_the_fixed_ones_and_animate_too(trained_
     assert [s for s, _ in random] == [s for s, _ in fixed] == [2, 4, 5]
     for (_, a), (_, b) in zip(fixed, random):
         assert a.shape == b.shape and not np.array_equal(a, b)  # other z, same G
-    picture = progress.training_progress(trained_run, z="random")
+    picture = animation.training_progress(trained_run, z="random")
     assert len(picture.frames) == 3
     with pytest.raises(UserError, match="must be one of fixed, random"):
-        progress.training_progress(trained_run, z="other")
+        animation.training_progress(trained_run, z="other")
 
 
 def test_random_z_is_a_function_of_seed_and_step():
     config = tiny_config()
-    np.testing.assert_array_equal(loop.random_z(config, 4), loop.random_z(config, 4))
-    assert not np.array_equal(loop.random_z(config, 4), loop.random_z(config, 6))
-    assert not np.array_equal(loop.random_z(config, 4), loop.fixed_z(config))
-    assert loop.random_z(config, 4).shape == (config.num_fixed_samples, config.latent_dim)
+    model, count, seed = config.model, config.num_fixed_samples, config.seed
+    random_z = lambda step: grids.random_z(model, count, seed, step)  # noqa: E731
+    np.testing.assert_array_equal(random_z(4), random_z(4))
+    assert not np.array_equal(random_z(4), random_z(6))
+    assert not np.array_equal(random_z(4), grids.fixed_z(model, count, seed))
+    assert not np.array_equal(random_z(4), grids.random_z(model, count, seed + 1, 4))
+    assert random_z(4).shape == (count, model.latent_dim)

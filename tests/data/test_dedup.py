@@ -1,11 +1,11 @@
-"""Near-duplicate removal (dcgan_jax/nn/dedup.py): the LSH search against a brute-force search, and the whole
+"""Near-duplicate removal (dcgan_jax/data/dedup.py): the LSH search against a brute-force search, and the whole
 method on images with planted near duplicates."""
 
 import numpy as np
 import pytest
 
 from dcgan_jax import defaults
-from dcgan_jax.nn import dedup
+from dcgan_jax.data import dedup
 from tests.helpers import planted_duplicates
 
 
@@ -65,7 +65,8 @@ def test_thumbnails_are_box_averages_in_rgb():
 def test_planted_near_duplicates_are_removed_and_distinct_images_kept():
     """Measured when written (300 distinct scenes, 90 copies: JPEG q75, shifted up to 2 px, recoloured +-7%;
     400 steps of batch 128): 90/90 copies removed, 0/300 distinct images removed; copies were 1-12 code bits from
-    their originals, distinct images at least 32 bits from any other. Exact collisions (the paper's rule) found 11/90."""
+    their originals, distinct images at least 32 bits from any other. Exact collisions (the paper's rule) found
+    11/90."""
     images, originals = planted_duplicates(distinct=300, copies=90, seed=0)
     cfg = defaults.get_config().dedup
     cfg.steps, cfg.batch_size = 400, 128

@@ -25,8 +25,7 @@ import numpy as np
 import optax
 from PIL import Image
 
-from dcgan_jax.data import images as image_lib
-from dcgan_jax.nn.batched import map_batches
+from dcgan_jax.data.images import as_model_input
 
 
 class Autoencoder(nn.Module):
@@ -64,19 +63,19 @@ def thumbnails(images: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def _corrupt(rng: np.random.Generator, thumbs: np.ndarray, cfg: ml_collections.ConfigDict) -> np.ndarray:
+def _corrupt(rng: np.random.Generator, thumbs: np.ndarray, dedup: ml_collections.ConfigDict) -> np.ndarray:
     """The perturbations a near duplicate shows, on uint8 thumbnails B x S x S x 3 -> float32 in model range: a shift
-    of up to cfg.max_shift pixels (edge-padded), a per-channel gain, pixel noise. On the host: it is cheap in numpy
+    of up to dedup.max_shift pixels (edge-padded), a per-channel gain, pixel noise. On the host: it is cheap in numpy
     and costs more than the autoencoder's own step when compiled."""
     b, size = thumbs.shape[0], thumbs.shape[1]
-    shift = cfg.max_shift
-    x = image_lib.to_model_range(thumbs)
+    shift = dedup.max_shift
+    x = as_model_input(thumbs)
     if shift:
         padded = np.pad(x, ((0, 0), (shift, shift), (shift, shift), (0, 0)), mode="edge")
         offsets = rng.integers(0, 2 * shift + 1, (b, 2))
         x = np.stack([p[dy:dy + size, dx:dx + size] for p, (dy, dx) in zip(padded, offsets)])
-    gain = 1.0 + cfg.colour_jitter * rng.uniform(-1.0, 1.0, (b, 1, 1, 3))
-    x = np.clip((x + 1.0) * gain - 1.0, -1.0, 1.0) + cfg.noise_std * rng.standard_normal(x.shape)
+    gain = 1.0 + dedup.colour_jitter * rng.uniform(-1.0, 1.0, (b, 1, 1, 3))
+    x = np.clip((x + 1.0) * gain - 1.0, -1.0, 1.0) + dedup.noise_std * rng.standard_normal(x.shape)
     return x.reshape(b, -1).astype(np.float32)
 
 
@@ -88,14 +87,17 @@ def _mean_thumbnail(thumbs: np.ndarray, chunk: int = 65536) -> np.ndarray:
     return total / len(thumbs)
 
 
-def train_autoencoder(thumbs: np.ndarray, cfg: ml_collections.ConfigDict, seed: int = 0) -> Tuple[Autoencoder, dict]:
-    """Fits the denoising autoencoder to uint8 thumbnails N x S x S x 3; returns (module, params)."""
+def train_autoencoder(thumbs: np.ndarray, dedup: ml_collections.ConfigDict,
+                      seed: int = 0) -> Tuple[Autoencoder, dict]:
+    """Fits the denoising autoencoder (`dedup`: config.dedup) to uint8 thumbnails N x S x S x 3; returns (module,
+    params)."""
     dim = int(np.prod(thumbs.shape[1:]))
-    model = Autoencoder(cfg.code_dim, cfg.dropout, dim)
+    model = Autoencoder(dedup.code_dim, dedup.dropout, dim)
     rng = jax.random.PRNGKey(seed)
     params = dict(model.init(rng, jnp.zeros((1, dim)))["params"])
-    params["input_mean"] = jnp.asarray(image_lib.to_model_range(_mean_thumbnail(thumbs)).reshape(dim), jnp.float32)
-    tx = optax.adam(cfg.learning_rate)
+    mean = as_model_input(_mean_thumbnail(thumbs), pixel_scale=True)  # a float mean of 0..255 pixels
+    params["input_mean"] = jnp.asarray(mean.reshape(dim), jnp.float32)
+    tx = optax.adam(dedup.learning_rate)
     opt_state = tx.init(params)
 
     @jax.jit
@@ -107,12 +109,12 @@ def train_autoencoder(thumbs: np.ndarray, cfg: ml_collections.ConfigDict, seed: 
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
-    batch = min(cfg.batch_size, len(thumbs))
+    batch = min(dedup.batch_size, len(thumbs))
     host_rng = np.random.default_rng(seed)
-    for i in range(cfg.steps):
+    for i in range(dedup.steps):
         chosen = thumbs[np.sort(host_rng.choice(len(thumbs), batch, replace=False))]
-        clean = image_lib.to_model_range(chosen).reshape(batch, dim)
-        params, opt_state, _ = step(params, opt_state, _corrupt(host_rng, chosen, cfg), clean,
+        clean = as_model_input(chosen).reshape(batch, dim)
+        params, opt_state, _ = step(params, opt_state, _corrupt(host_rng, chosen, dedup), clean,
                                     jax.random.fold_in(rng, i))
     return model, params
 
@@ -121,8 +123,9 @@ def codes(model: Autoencoder, params, thumbs: np.ndarray, batch_size: int = 1024
     """Binary codes, packed: N x ceil(code_dim / 8) uint8 (a bit is set where the code's ReLU is active)."""
     dim = int(np.prod(thumbs.shape[1:]))
     encode = jax.jit(lambda x: model.apply({"params": params}, x, method=Autoencoder.encode) > 0)
-    bits = map_batches(encode, thumbs, batch_size,
-                       prepare=lambda t: image_lib.to_model_range(t).reshape(len(t), dim))
+    bits = [np.asarray(encode(jnp.asarray(as_model_input(thumbs[start:start + batch_size]).reshape(-1, dim))))
+            for start in range(0, len(thumbs), batch_size)]  # only the last batch smaller: two compilations at most
+    bits = np.concatenate(bits) if bits else np.zeros((0, model.code_dim), bool)
     return np.packbits(np.asarray(bits, np.uint8), axis=1)
 
 
@@ -160,8 +163,9 @@ def duplicates(packed: np.ndarray, max_hamming: int = 0, num_tables: int = 32, k
     return removed
 
 
-def find_duplicates(images: np.ndarray, cfg: ml_collections.ConfigDict, seed: int = 0) -> Dict[int, int]:
-    """Near duplicates among uint8 images N x H x W x C: {removed index: kept index} (see the module docstring)."""
-    thumbs = thumbnails(images, cfg.thumbnail_size)
-    model, params = train_autoencoder(thumbs, cfg, seed)
-    return duplicates(codes(model, params, thumbs), cfg.max_hamming, cfg.num_tables, cfg.key_bits, seed)
+def find_duplicates(images: np.ndarray, dedup: ml_collections.ConfigDict, seed: int = 0) -> Dict[int, int]:
+    """Near duplicates among uint8 images N x H x W x C: {removed index: kept index} (see the module docstring);
+    `dedup` is config.dedup."""
+    thumbs = thumbnails(images, dedup.thumbnail_size)
+    model, params = train_autoencoder(thumbs, dedup, seed)
+    return duplicates(codes(model, params, thumbs), dedup.max_hamming, dedup.num_tables, dedup.key_bits, seed)

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from dcgan_jax import visualize
+from dcgan_jax import run_files, visualize
 from dcgan_jax.analysis.figures import Picture
 from dcgan_jax.errors import UserError
 
@@ -13,11 +13,11 @@ from dcgan_jax.errors import UserError
 def training_progress(workdir: str, max_shown: int = 8, z: str = "fixed") -> Picture:
     """The grids of fixed (workdir/samples/) or fresh (`z='random'`, workdir/samples/random/) z as GIF frames; the
     PNG shows up to `max_shown` of them in a row."""
-    if z not in visualize.GRID_FOLDERS:
-        raise UserError(f"z={z!r} must be one of {', '.join(visualize.GRID_FOLDERS)}")
+    if z not in run_files.GRID_FOLDERS:
+        raise UserError(f"z={z!r} must be one of {', '.join(run_files.GRID_FOLDERS)}")
     frames = visualize.training_progress_frames(workdir, z)
     if not frames:
-        raise UserError(f"no sample grids in {os.path.join(workdir, visualize.GRID_FOLDERS[z])}: train first"
+        raise UserError(f"no sample grids in {os.path.join(workdir, run_files.GRID_FOLDERS[z])}: train first"
                         + (" (with --config.sample_random_z=True)" if z == "random" else ""))
     shown = np.unique(np.linspace(0, len(frames) - 1, min(max_shown, len(frames))).round().astype(int))
     return Picture([np.stack([frames[i] for i in shown])], frames=frames)

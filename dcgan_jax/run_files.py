@@ -1,0 +1,46 @@
+"""A training workdir's layout, every file and folder name in one place: what training writes and what the tools
+(sample, explore, evaluate, the TensorBoard reader) read back.
+
+    workdir/
+      .lock                      held (flock) while a run trains here
+      config.json                the resolved config of the latest start
+      metrics.jsonl              one JSON row per logged step
+      loss_curve.png             D and G losses against step
+      tensorboard/               scalars and sample grids
+      samples/step_XXXXXXXX.png  grids of the run's fixed z
+      samples/random/...         grids of fresh z, a function of (seed, step)
+      checkpoints/<step>/        orbax checkpoints (the train state and the config)
+      eval_<task>.json           the tables `evaluate` writes
+"""
+
+import os
+
+LOCK = ".lock"
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+LOSS_CURVE = "loss_curve.png"
+TENSORBOARD = "tensorboard"
+SAMPLES = "samples"
+GRID_FOLDERS = {"fixed": SAMPLES, "random": os.path.join(SAMPLES, "random")}  # z: the run's fixed z, or fresh
+CHECKPOINTS = "checkpoints"
+WRITE_TEST = ".write_test"  # + .<process index>: the probe each host writes and removes at start
+
+
+def path(workdir: str, name: str) -> str:
+    """workdir/name for one of the names above."""
+    return os.path.join(workdir, name)
+
+
+def grid_file(workdir: str, z: str, step: int) -> str:
+    """The PNG of the training grid of `step`; `z` is 'fixed' or 'random' (GRID_FOLDERS)."""
+    return os.path.join(workdir, GRID_FOLDERS[z], f"step_{step:08d}.png")
+
+
+def eval_table(workdir: str, task: str) -> str:
+    """The JSON table that `evaluate --task=<task>` writes."""
+    return os.path.join(workdir, f"eval_{task}.json")
+
+
+def checkpoint_dir(workdir: str) -> str:
+    """The orbax checkpoint folder, absolute (orbax needs it so)."""
+    return os.path.join(os.path.abspath(workdir), CHECKPOINTS)
