@@ -13,7 +13,10 @@
       eval_<task>.json           the tables `evaluate` writes
 """
 
+import glob
 import os
+import re
+from typing import List, Tuple
 
 LOCK = ".lock"
 CONFIG = "config.json"
@@ -34,6 +37,16 @@ def path(workdir: str, name: str) -> str:
 def grid_file(workdir: str, z: str, step: int) -> str:
     """The PNG of the training grid of `step`; `z` is 'fixed' or 'random' (GRID_FOLDERS)."""
     return os.path.join(workdir, GRID_FOLDERS[z], f"step_{step:08d}.png")
+
+
+def grid_files(workdir: str, z: str) -> List[Tuple[int, str]]:
+    """(step, path) of the training grids of `z` ('fixed' or 'random') saved in workdir, in step order."""
+    found = []
+    for path in glob.glob(os.path.join(workdir, GRID_FOLDERS[z], "step_*.png")):
+        match = re.fullmatch(r"step_(\d+)\.png", os.path.basename(path))
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
 
 
 def eval_table(workdir: str, task: str) -> str:

@@ -3,10 +3,8 @@
 numpy, Pillow and matplotlib only (no JAX): training reports with it, and so do the analysis tools.
 """
 
-import glob
 import json
 import os
-import re
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -84,19 +82,14 @@ def caption(image: np.ndarray, text: str, height: int = 14) -> np.ndarray:
     return np.concatenate([strip, image], axis=0)
 
 
-_STEP_FILE = re.compile(r"step_(\d+)\.png$")  # run_files.grid_file's names
-
-
 def training_grids(workdir: str, z: str = "fixed") -> List[Tuple[int, np.ndarray]]:
     """(step, grid) of the sample grids that training saved, in step order: `z='fixed'` the same z at every step
     (workdir/samples/), 'random' fresh z at each (workdir/samples/random/): run_files.GRID_FOLDERS."""
     found = []
-    for path in glob.glob(os.path.join(workdir, run_files.GRID_FOLDERS[z], "step_*.png")):
-        match = _STEP_FILE.search(os.path.basename(path))
-        if match:
-            image = np.asarray(Image.open(path))
-            found.append((int(match.group(1)), image[..., None] if image.ndim == 2 else image))
-    return sorted(found, key=lambda item: item[0])
+    for step, path in run_files.grid_files(workdir, z):
+        image = np.asarray(Image.open(path))
+        found.append((step, image[..., None] if image.ndim == 2 else image))
+    return found
 
 
 def training_progress_frames(workdir: str, z: str = "fixed") -> List[np.ndarray]:

@@ -1,4 +1,5 @@
-"""train_and_evaluate: the loop gets an FID evaluator exactly when config.eval.every_steps asks for one."""
+"""train_and_evaluate: the loop gets an FID evaluator exactly when config.eval.every_steps asks for one, built from
+the config's eval, model and data groups; the evaluator carries its own schedule."""
 
 import json
 import os
@@ -26,12 +27,19 @@ def test_no_evaluator_is_built_when_every_steps_is_0(tmp_path, monkeypatch, tiny
 def test_the_evaluator_runs_every_n_steps_on_the_current_generator(tmp_path, monkeypatch, tiny):
     calls = []
 
-    def make(config, workdir):
-        assert workdir == str(tmp_path)
-        return lambda step, g_variables: calls.append((step, g_variables)) or {"fid": float(step)}
+    class Recorder:
+        every_steps, best_metric = 2, "fid"  # the evaluator's own schedule, not read from the config by the loop
+
+        def __call__(self, step, g_variables):
+            calls.append((step, g_variables))
+            return {"fid": float(step)}
+
+    def make(ev, model, data, seed, workdir):
+        assert (ev, model, data, seed, workdir) == (config.eval, config.model, config.data, 0, str(tmp_path))
+        return Recorder()
     monkeypatch.setattr(fid, "make_training_evaluator", make)
     config = tiny(num_train_steps=4)
-    config.eval.every_steps = 2
+    config.eval.every_steps = 3  # only asks for an evaluator: it says when it runs
     state = train.train_and_evaluate(config, str(tmp_path))
     assert [step for step, _ in calls] == [2, 4]
     np.testing.assert_array_equal(calls[-1][1]["params"]["project"]["kernel"], state.g_params["project"]["kernel"])
