@@ -26,17 +26,35 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # (name, input size, input channels, output channels) of the 64 px model's strided layers.
-G_LAYERS = (("G up0", 4, 512, 256), ("G up1", 8, 256, 128), ("G up2", 16, 128, 64), ("G up3", 32, 64, 3))
-D_LAYERS = (("D conv0", 64, 3, 64), ("D conv1", 32, 64, 128), ("D conv2", 16, 128, 256), ("D conv3", 8, 256, 512))
+G_LAYERS = (
+    ("G up0", 4, 512, 256),
+    ("G up1", 8, 256, 128),
+    ("G up2", 16, 128, 64),
+    ("G up3", 32, 64, 3),
+)
+D_LAYERS = (
+    ("D conv0", 64, 3, 64),
+    ("D conv1", 32, 64, 128),
+    ("D conv2", 16, 128, 256),
+    ("D conv3", 8, 256, 512),
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-    parser.add_argument("--repeats", type=int, default=5, help="timed calls per form (median reported)")
-    parser.add_argument("--only", default="", help="comma-separated layer names to time (default: all), e.g. up3,conv0")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="timed calls per form (median reported)"
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated layer names to time (default: all), e.g. up3,conv0",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of tables"
+    )
     return parser.parse_args(argv)
 
 
@@ -47,18 +65,35 @@ def forms():
     def forward(form):
         return lambda x, kernel, cotangent: form(x, kernel)
 
-    g = {"forward": {"transpose": forward(c.transposed_conv_reference),
-                     "subpixel": forward(c.transposed_conv_subpixel)},
-         "input grad": {"transpose": c.input_grad_of(c.transposed_conv_reference),
-                        "subpixel": c.input_grad_of(c.transposed_conv_subpixel)},
-         "kernel grad": {"transpose": c.kernel_grad_of(c.transposed_conv_reference),
-                         "subpixel": c.kernel_grad_of(c.transposed_conv_subpixel),
-                         "strided": c.transposed_conv_kernel_grad_strided}}
-    d = {"forward": {"xla": forward(c.strided_conv_reference), "space_to_depth": forward(c.strided_conv_space_to_depth)},
-         "input grad": {"xla": c.input_grad_of(c.strided_conv_reference),
-                        "space_to_depth": c.input_grad_of(c.strided_conv_space_to_depth)},
-         "kernel grad": {"xla": c.kernel_grad_of(c.strided_conv_reference),
-                         "space_to_depth": c.kernel_grad_of(c.strided_conv_space_to_depth)}}
+    g = {
+        "forward": {
+            "transpose": forward(c.transposed_conv_reference),
+            "subpixel": forward(c.transposed_conv_subpixel),
+        },
+        "input grad": {
+            "transpose": c.input_grad_of(c.transposed_conv_reference),
+            "subpixel": c.input_grad_of(c.transposed_conv_subpixel),
+        },
+        "kernel grad": {
+            "transpose": c.kernel_grad_of(c.transposed_conv_reference),
+            "subpixel": c.kernel_grad_of(c.transposed_conv_subpixel),
+            "strided": c.transposed_conv_kernel_grad_strided,
+        },
+    }
+    d = {
+        "forward": {
+            "xla": forward(c.strided_conv_reference),
+            "space_to_depth": forward(c.strided_conv_space_to_depth),
+        },
+        "input grad": {
+            "xla": c.input_grad_of(c.strided_conv_reference),
+            "space_to_depth": c.input_grad_of(c.strided_conv_space_to_depth),
+        },
+        "kernel grad": {
+            "xla": c.kernel_grad_of(c.strided_conv_reference),
+            "space_to_depth": c.kernel_grad_of(c.strided_conv_space_to_depth),
+        },
+    }
     return {"G": g, "D": d}, {"G": c.TRANSPOSED_CONVS, "D": c.STRIDED_CONVS}
 
 
@@ -69,12 +104,15 @@ def _whole_op(op):
     def run(x, kernel, cotangent):
         out, vjp = jax.vjp(op, x, kernel)
         return out, vjp(cotangent)
+
     return run
 
 
 def time_ms(fn, args, repeats: int) -> float:
     import jax
+
     from dcgan_jax.training import parallel
+
     # As the train step is compiled: on CPU with XLA's own (Eigen) convolutions (parallel.CPU_COMPILER_OPTIONS).
     options = parallel.CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
     compiled = jax.jit(fn).lower(*args).compile(compiler_options=options)
@@ -90,6 +128,7 @@ def time_ms(fn, args, repeats: int) -> float:
 def run(args) -> dict:
     import jax
     import jax.numpy as jnp
+
     dtype = jnp.dtype(args.dtype)
     part_forms, impl_ops = forms()
     rows, totals = [], []
@@ -99,39 +138,75 @@ def run(args) -> dict:
                 continue
             out_size = 2 * size if family == "G" else size // 2
             keys = jax.random.split(jax.random.PRNGKey(0), 3)
-            inputs = (jax.random.normal(keys[0], (args.batch_size, size, size, c_in), dtype),
-                      (0.02 * jax.random.normal(keys[1], (4, 4, c_in, c_out))).astype(dtype),
-                      jax.random.normal(keys[2], (args.batch_size, out_size, out_size, c_out), dtype))
+            inputs = (
+                jax.random.normal(keys[0], (args.batch_size, size, size, c_in), dtype),
+                (0.02 * jax.random.normal(keys[1], (4, 4, c_in, c_out))).astype(dtype),
+                jax.random.normal(keys[2], (args.batch_size, out_size, out_size, c_out), dtype),
+            )
             for part, candidates in part_forms[family].items():
                 for form, fn in candidates.items():
-                    rows.append({"layer": name, "part": part, "form": form,
-                                 "ms": round(time_ms(fn, inputs, args.repeats), 3)})
-            totals.append({"layer": name, **{impl: round(time_ms(_whole_op(op), inputs, args.repeats), 3)
-                                             for impl, op in impl_ops[family].items()}})
+                    rows.append(
+                        {
+                            "layer": name,
+                            "part": part,
+                            "form": form,
+                            "ms": round(time_ms(fn, inputs, args.repeats), 3),
+                        }
+                    )
+            totals.append(
+                {
+                    "layer": name,
+                    **{
+                        impl: round(time_ms(_whole_op(op), inputs, args.repeats), 3)
+                        for impl, op in impl_ops[family].items()
+                    },
+                }
+            )
     sums = {impl: round(sum(t[impl] for t in totals), 2) for impl in ("xla", "fast")}
-    return {"backend": jax.default_backend(), "device_kind": jax.devices()[0].device_kind,
-            "batch_size": args.batch_size, "dtype": args.dtype, "repeats": args.repeats, "forms": rows,
-            "totals": totals, "model_sums": sums, "faster": min(sums, key=sums.get), "loadavg": os.getloadavg()}
+    return {
+        "backend": jax.default_backend(),
+        "device_kind": jax.devices()[0].device_kind,
+        "batch_size": args.batch_size,
+        "dtype": args.dtype,
+        "repeats": args.repeats,
+        "forms": rows,
+        "totals": totals,
+        "model_sums": sums,
+        "faster": min(sums, key=sums.get),
+        "loadavg": os.getloadavg(),
+    }
 
 
 def print_tables(result) -> None:
-    print(f"{result['backend']} ({result['device_kind']}), batch {result['batch_size']}, {result['dtype']}, "
-          f"median of {result['repeats']} calls, load average {tuple(round(x, 2) for x in result['loadavg'])}")
+    print(
+        f"{result['backend']} ({result['device_kind']}), batch {result['batch_size']}, {result['dtype']}, "
+        f"median of {result['repeats']} calls, load average {tuple(round(x, 2) for x in result['loadavg'])}"
+    )
     print("\n| layer | part | " + " | ".join(["form: ms"] * 3) + " |\n|---|---|---|---|---|")
     by_part = {}
     for row in result["forms"]:
         by_part.setdefault((row["layer"], row["part"]), []).append(row)
     for (layer, part), candidates in by_part.items():
         best = min(r["ms"] for r in candidates)
-        cells = [(f"**{r['form']}: {r['ms']:.2f}**" if r["ms"] == best else f"{r['form']}: {r['ms']:.2f}")
-                 for r in candidates]
+        cells = [
+            (
+                f"**{r['form']}: {r['ms']:.2f}**"
+                if r["ms"] == best
+                else f"{r['form']}: {r['ms']:.2f}"
+            )
+            for r in candidates
+        ]
         print(f"| {layer} | {part} | " + " | ".join(cells + [""] * (3 - len(cells))) + " |")
-    print("\n| layer | forward + both gradients, conv_impl='xla' (ms) | conv_impl='fast' (ms) | xla / fast |\n"
-          "|---|---|---|---|")
+    print(
+        "\n| layer | forward + both gradients, conv_impl='xla' (ms) | conv_impl='fast' (ms) | xla / fast |\n"
+        "|---|---|---|---|"
+    )
     for t in result["totals"]:
         print(f"| {t['layer']} | {t['xla']:.2f} | {t['fast']:.2f} | {t['xla'] / t['fast']:.2f} |")
     sums = result["model_sums"]
-    print(f"| all timed | {sums['xla']:.2f} | {sums['fast']:.2f} | {sums['xla'] / sums['fast']:.2f} |")
+    print(
+        f"| all timed | {sums['xla']:.2f} | {sums['fast']:.2f} | {sums['xla'] / sums['fast']:.2f} |"
+    )
     print(f"\nfaster on {result['backend']}: conv_impl='{result['faster']}'")
 
 

@@ -53,47 +53,94 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Vendor datasheets (NVIDIA H100/H200 SXM, H100 PCIe, A100, L4; Google Cloud TPU v4, v5e, v5p, v6e); TPUs run float32
 # matmuls at DEFAULT precision as bfloat16 passes, so both columns are the bfloat16 peak there.
 PEAK_TFLOPS = {
-    "H200": (494.7, 989.4), "H100 PCIe": (378.0, 756.0), "H100": (494.7, 989.4), "A100": (156.0, 312.0),
-    "L4": (60.0, 121.0), "TPU v4": (275.0, 275.0), "TPU v5 lite": (197.0, 197.0), "TPU v5p": (459.0, 459.0),
+    "H200": (494.7, 989.4),
+    "H100 PCIe": (378.0, 756.0),
+    "H100": (494.7, 989.4),
+    "A100": (156.0, 312.0),
+    "L4": (60.0, 121.0),
+    "TPU v4": (275.0, 275.0),
+    "TPU v5 lite": (197.0, 197.0),
+    "TPU v5p": (459.0, 459.0),
     "TPU v6 lite": (918.0, 918.0),
 }
 TORCH_VARIANTS = ("eager", "channels_last_bf16", "compile")
 NZ, NGF, NDF, NC = 100, 64, 64, 3  # pytorch/examples
-IMAGE_SIZES = (16, 32, 64, 128, 256)  # models.SUPPORTED_IMAGE_SIZES (jax is imported only after XLA_FLAGS are set)
+IMAGE_SIZES = (
+    16,
+    32,
+    64,
+    128,
+    256,
+)  # models.SUPPORTED_IMAGE_SIZES (jax is imported only after XLA_FLAGS are set)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image_size", type=int, default=64, choices=IMAGE_SIZES)
-    parser.add_argument("--batch_sizes", default="64,128,512", help="comma-separated global batch sizes")
-    parser.add_argument("--devices", type=int, default=1,
-                        help="JAX devices (the first N; on CPU, N simulated devices via XLA_FLAGS)")
+    parser.add_argument(
+        "--batch_sizes", default="64,128,512", help="comma-separated global batch sizes"
+    )
+    parser.add_argument(
+        "--devices",
+        type=int,
+        default=1,
+        help="JAX devices (the first N; on CPU, N simulated devices via XLA_FLAGS)",
+    )
     parser.add_argument("--steps", type=int, default=5, help="timed steps per block")
-    parser.add_argument("--blocks", type=int, default=3, help="alternating blocks of every runner; medians reported")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps of each runner after its first")
-    parser.add_argument("--dtypes", default="float32,bfloat16", help="JAX compute_dtype(s), comma-separated")
+    parser.add_argument(
+        "--blocks", type=int, default=3, help="alternating blocks of every runner; medians reported"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="untimed steps of each runner after its first"
+    )
+    parser.add_argument(
+        "--dtypes", default="float32,bfloat16", help="JAX compute_dtype(s), comma-separated"
+    )
     parser.add_argument("--conv_impl", default="auto", choices=("auto", "xla", "fast"))
     parser.add_argument("--upsample", default="subpixel", choices=("subpixel", "transpose"))
     parser.add_argument("--parallelism", default="pmap", choices=("pmap", "shard_map"))
-    parser.add_argument("--torch_device", default="auto", help="'auto' (cuda when JAX is on a GPU, else cpu), cpu, cuda")
-    parser.add_argument("--torch_variants", default=",".join(TORCH_VARIANTS),
-                        help=f"comma-separated subset of {TORCH_VARIANTS}")
-    parser.add_argument("--torch_compile_dtype", default="bfloat16", choices=("float32", "bfloat16"),
-                        help="autocast dtype of the torch.compile variant")
+    parser.add_argument(
+        "--torch_device",
+        default="auto",
+        help="'auto' (cuda when JAX is on a GPU, else cpu), cpu, cuda",
+    )
+    parser.add_argument(
+        "--torch_variants",
+        default=",".join(TORCH_VARIANTS),
+        help=f"comma-separated subset of {TORCH_VARIANTS}",
+    )
+    parser.add_argument(
+        "--torch_compile_dtype",
+        default="bfloat16",
+        choices=("float32", "bfloat16"),
+        help="autocast dtype of the torch.compile variant",
+    )
     parser.add_argument("--skip_torch", action="store_true", help="time the JAX step only")
-    parser.add_argument("--peak_tflops", type=float, default=0.0,
-                        help="peak TFLOP/s of one device for MFU (default: from PEAK_TFLOPS by device kind)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    parser.add_argument(
+        "--peak_tflops",
+        type=float,
+        default=0.0,
+        help="peak TFLOP/s of one device for MFU (default: from PEAK_TFLOPS by device kind)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of tables"
+    )
     args = parser.parse_args(argv)
     try:
         args.batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b]
     except ValueError:
-        parser.exit(2, f"error: --batch_sizes={args.batch_sizes!r} must be comma-separated integers\n")
+        parser.exit(
+            2, f"error: --batch_sizes={args.batch_sizes!r} must be comma-separated integers\n"
+        )
     args.dtypes = [d for d in args.dtypes.split(",") if d]
-    args.torch_variants = [] if args.skip_torch else [v for v in args.torch_variants.split(",") if v]
+    args.torch_variants = (
+        [] if args.skip_torch else [v for v in args.torch_variants.split(",") if v]
+    )
     unknown = sorted(set(args.torch_variants) - set(TORCH_VARIANTS))
     if unknown:
-        parser.exit(2, f"error: unknown --torch_variants {unknown}; use a subset of {TORCH_VARIANTS}\n")
+        parser.exit(
+            2, f"error: unknown --torch_variants {unknown}; use a subset of {TORCH_VARIANTS}\n"
+        )
     return args
 
 
@@ -104,14 +151,18 @@ def layer_flops(image_size: int, nz: int = NZ, ngf: int = NGF, ndf: int = NDF, n
     """Forward FLOPs (2 x MACs) per image of each conv/matmul layer: ([G layers, z side first], [D layers, image
     side first, the logit conv last])."""
     n = IMAGE_SIZES.index(image_size) + 2  # 2x changes between 4x4 and the image
-    g, width, size = [2 * nz * 16 * ngf * 2 ** (n - 1)], ngf * 2 ** (n - 1), 4  # projection: a 4x4 transposed conv
+    g, width, size = (
+        [2 * nz * 16 * ngf * 2 ** (n - 1)],
+        ngf * 2 ** (n - 1),
+        4,
+    )  # projection: a 4x4 transposed conv
     for i in range(n):
         out = nc if i == n - 1 else width // 2
         g.append(2 * size * size * 16 * width * out)  # input pixels x 16 taps
         width, size = out, size * 2
     d, width, size = [], nc, image_size
     for i in range(n):
-        out, size = ndf * 2 ** i, size // 2
+        out, size = ndf * 2**i, size // 2
         d.append(2 * size * size * 16 * width * out)  # output pixels x 16 taps
         width = out
     d.append(2 * 16 * width)  # the 4x4 valid logit conv
@@ -144,6 +195,7 @@ def make_jax_runner(args, batch_size: int, dtype: str):
     """(step, sync): `step()` dispatches one train step, `sync()` waits for the last one."""
     import jax
     import numpy as np
+
     from dcgan_jax import defaults
     from dcgan_jax.training import parallel
     from dcgan_jax.training.state import create_train_state
@@ -151,15 +203,32 @@ def make_jax_runner(args, batch_size: int, dtype: str):
 
     config = defaults.get_config()
     config.update(batch_size=batch_size, parallelism=args.parallelism)
-    config.model.update(image_size=args.image_size, num_channels=NC, latent_dim=NZ, g_width=NGF, d_width=NDF,
-                        upsample=args.upsample, conv_impl=args.conv_impl, compute_dtype=dtype)
-    runner = parallel.Parallel(config.parallelism, jax.devices()[:args.devices])
+    config.model.update(
+        image_size=args.image_size,
+        num_channels=NC,
+        latent_dim=NZ,
+        g_width=NGF,
+        d_width=NDF,
+        upsample=args.upsample,
+        conv_impl=args.conv_impl,
+        compute_dtype=dtype,
+    )
+    runner = parallel.Parallel(config.parallelism, jax.devices()[: args.devices])
     per_device = batch_size // runner.num_devices
-    step_fn = runner.compile(make_train_step(config.model, config.optim, config.objective, config.d_training,
-                                             per_device))
-    holder = {"state": runner.replicate(create_train_state(config.model, config.optim, config.seed)),
-              "metrics": None}
-    shape = (len(runner.local_devices), per_device, config.model.image_size, config.model.image_size, NC)
+    step_fn = runner.compile(
+        make_train_step(config.model, config.optim, config.objective, config.d_training, per_device)
+    )
+    holder = {
+        "state": runner.replicate(create_train_state(config.model, config.optim, config.seed)),
+        "metrics": None,
+    }
+    shape = (
+        len(runner.local_devices),
+        per_device,
+        config.model.image_size,
+        config.model.image_size,
+        NC,
+    )
     batch = runner.shard_batch(np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32))
 
     def step():
@@ -167,6 +236,7 @@ def make_jax_runner(args, batch_size: int, dtype: str):
 
     def sync():
         jax.block_until_ready((holder["state"], holder["metrics"]))
+
     return step, sync
 
 
@@ -175,6 +245,7 @@ def make_jax_runner(args, batch_size: int, dtype: str):
 
 def torch_device(args) -> str:
     import jax
+
     if args.torch_device != "auto":
         return args.torch_device
     return "cuda" if jax.default_backend() == "gpu" else "cpu"
@@ -189,15 +260,22 @@ def make_torch_runner(args, batch_size: int, variant: str, device: str):
     if device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
     size, n = args.image_size, IMAGE_SIZES.index(args.image_size) + 2
-    g_layers, width = [nn.ConvTranspose2d(NZ, NGF * 2 ** (n - 1), 4, 1, 0, bias=False)], NGF * 2 ** (n - 1)
+    g_layers, width = (
+        [nn.ConvTranspose2d(NZ, NGF * 2 ** (n - 1), 4, 1, 0, bias=False)],
+        NGF * 2 ** (n - 1),
+    )
     for i in range(n):
         out = NC if i == n - 1 else width // 2
-        g_layers += [nn.BatchNorm2d(width), nn.ReLU(True), nn.ConvTranspose2d(width, out, 4, 2, 1, bias=False)]
+        g_layers += [
+            nn.BatchNorm2d(width),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(width, out, 4, 2, 1, bias=False),
+        ]
         width = out
     netg = nn.Sequential(*g_layers, nn.Tanh())
     d_layers, width = [], NC
     for i in range(n):
-        out = NDF * 2 ** i
+        out = NDF * 2**i
         d_layers.append(nn.Conv2d(width, out, 4, 2, 1, bias=False))
         if i > 0:
             d_layers.append(nn.BatchNorm2d(out))
@@ -208,7 +286,10 @@ def make_torch_runner(args, batch_size: int, variant: str, device: str):
         if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(module.weight, 0.0, 0.02)
     memory_format = torch.contiguous_format if variant == "eager" else torch.channels_last
-    netg, netd = netg.to(device, memory_format=memory_format), netd.to(device, memory_format=memory_format)
+    netg, netd = (
+        netg.to(device, memory_format=memory_format),
+        netd.to(device, memory_format=memory_format),
+    )
 
     def adam(params):
         if variant == "compile":
@@ -217,14 +298,20 @@ def make_torch_runner(args, batch_size: int, variant: str, device: str):
             except (RuntimeError, ValueError):  # no fused kernel for this device
                 pass
         return torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999))
+
     opt_g, opt_d = adam(list(netg.parameters())), adam(list(netd.parameters()))
     if variant == "compile":
         netg, netd = torch.compile(netg), torch.compile(netd)
-    autocast_dtype = {"eager": None, "channels_last_bf16": torch.bfloat16,
-                      "compile": torch.bfloat16 if args.torch_compile_dtype == "bfloat16" else None}[variant]
+    autocast_dtype = {
+        "eager": None,
+        "channels_last_bf16": torch.bfloat16,
+        "compile": torch.bfloat16 if args.torch_compile_dtype == "bfloat16" else None,
+    }[variant]
     device_type = "cuda" if device.startswith("cuda") else "cpu"
     criterion = nn.BCEWithLogitsLoss()
-    real = (torch.rand(batch_size, NC, size, size, device=device) * 2 - 1).contiguous(memory_format=memory_format)
+    real = (torch.rand(batch_size, NC, size, size, device=device) * 2 - 1).contiguous(
+        memory_format=memory_format
+    )
     ones, zeros = torch.ones(batch_size, device=device), torch.zeros(batch_size, device=device)
 
     def autocast():
@@ -249,6 +336,7 @@ def make_torch_runner(args, batch_size: int, variant: str, device: str):
     def sync():
         if device_type == "cuda":
             torch.cuda.synchronize(device)
+
     return step, sync
 
 
@@ -274,6 +362,7 @@ def time_block(step, sync, steps: int) -> float:
 def run_batch(args, batch_size: int, device: str) -> dict:
     """Every runner at one batch size: img/s, compile, MFU, and the ratio of each JAX run to each PyTorch run."""
     import jax
+
     runners, results = {}, {}
     for dtype in args.dtypes:
         runners[f"jax_{dtype}"] = make_jax_runner(args, batch_size, dtype)
@@ -281,7 +370,9 @@ def run_batch(args, batch_size: int, device: str) -> dict:
         try:
             runners[f"torch_{variant}"] = make_torch_runner(args, batch_size, variant, device)
         except Exception as e:  # noqa: BLE001  (reported, not fatal: the other variants still run)
-            results[f"torch_{variant}"] = {"unavailable": f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"}
+            results[f"torch_{variant}"] = {
+                "unavailable": f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
+            }
     for name, (step, sync) in list(runners.items()):
         try:
             results[name] = {"compile_seconds": _first_step(step, sync)}
@@ -301,55 +392,104 @@ def run_batch(args, batch_size: int, device: str) -> dict:
     kind = jax.devices()[0].device_kind
     for name, block_times in times.items():
         seconds = statistics.median(block_times)
-        dtype = "float32" if name in ("jax_float32", "torch_eager") or (
-            name == "torch_compile" and args.torch_compile_dtype == "float32") else "bfloat16"
+        dtype = (
+            "float32"
+            if name in ("jax_float32", "torch_eager")
+            or (name == "torch_compile" and args.torch_compile_dtype == "float32")
+            else "bfloat16"
+        )
         devices = args.devices if name.startswith("jax") else 1
-        peak = peak_flops(kind if name.startswith("jax") or device.startswith("cuda") else "cpu", dtype,
-                          args.peak_tflops)
-        results[name].update(images_per_sec=batch_size / seconds, seconds_per_step=[round(t, 4) for t in block_times],
-                             model_tflops_per_sec=flops / seconds / 1e12,
-                             mfu=flops / seconds / (peak * devices) if peak else None)
-    ratios = {f"{j}/{t}": results[j]["images_per_sec"] / results[t]["images_per_sec"]
-              for j in times if j.startswith("jax") for t in times if t.startswith("torch")}
-    return {"batch_size": batch_size, "runs": results, "ratios": ratios, "model_gflops_per_step": flops / 1e9}
+        peak = peak_flops(
+            kind if name.startswith("jax") or device.startswith("cuda") else "cpu",
+            dtype,
+            args.peak_tflops,
+        )
+        results[name].update(
+            images_per_sec=batch_size / seconds,
+            seconds_per_step=[round(t, 4) for t in block_times],
+            model_tflops_per_sec=flops / seconds / 1e12,
+            mfu=flops / seconds / (peak * devices) if peak else None,
+        )
+    ratios = {
+        f"{j}/{t}": results[j]["images_per_sec"] / results[t]["images_per_sec"]
+        for j in times
+        if j.startswith("jax")
+        for t in times
+        if t.startswith("torch")
+    }
+    return {
+        "batch_size": batch_size,
+        "runs": results,
+        "ratios": ratios,
+        "model_gflops_per_step": flops / 1e9,
+    }
 
 
 def run(args) -> dict:
     import jax
+
     device = torch_device(args)
     if args.torch_variants:
         import torch
+
         torch.set_num_threads(os.cpu_count() or 1)
     load_before = os.getloadavg()
     batches = [run_batch(args, b, device) for b in args.batch_sizes]
-    return {"backend": jax.default_backend(), "device_kind": jax.devices()[0].device_kind, "jax_devices": args.devices,
-            "torch_device": device, "image_size": args.image_size, "conv_impl": args.conv_impl,
-            "upsample": args.upsample, "steps": args.steps, "blocks": args.blocks, "cpu_count": os.cpu_count(),
-            "loadavg_before": load_before, "loadavg_after": os.getloadavg(), "batches": batches,
-            "model_gflops_per_image": step_flops(args.image_size) / 1e9}
+    return {
+        "backend": jax.default_backend(),
+        "device_kind": jax.devices()[0].device_kind,
+        "jax_devices": args.devices,
+        "torch_device": device,
+        "image_size": args.image_size,
+        "conv_impl": args.conv_impl,
+        "upsample": args.upsample,
+        "steps": args.steps,
+        "blocks": args.blocks,
+        "cpu_count": os.cpu_count(),
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
+        "batches": batches,
+        "model_gflops_per_image": step_flops(args.image_size) / 1e9,
+    }
 
 
 def print_tables(result) -> None:
-    print(f"{result['image_size']}px, JAX on {result['jax_devices']} {result['backend']} device(s) "
-          f"({result['device_kind']}), PyTorch on {result['torch_device']}, conv_impl={result['conv_impl']}; "
-          f"{result['model_gflops_per_image']:.2f} model GFLOPs per image per step; load average "
-          f"{tuple(round(x, 2) for x in result['loadavg_before'])} -> "
-          f"{tuple(round(x, 2) for x in result['loadavg_after'])}")
+    print(
+        f"{result['image_size']}px, JAX on {result['jax_devices']} {result['backend']} device(s) "
+        f"({result['device_kind']}), PyTorch on {result['torch_device']}, conv_impl={result['conv_impl']}; "
+        f"{result['model_gflops_per_image']:.2f} model GFLOPs per image per step; load average "
+        f"{tuple(round(x, 2) for x in result['loadavg_before'])} -> "
+        f"{tuple(round(x, 2) for x in result['loadavg_after'])}"
+    )
     for batch in result["batches"]:
-        jax_runs = [n for n, r in batch["runs"].items() if n.startswith("jax") and "images_per_sec" in r]
-        print(f"\nbatch {batch['batch_size']}\n| run | img/s | first step (compile) s | MFU | "
-              + " | ".join(f"{j} / this" for j in jax_runs) + " | s/step per block |")
+        jax_runs = [
+            n for n, r in batch["runs"].items() if n.startswith("jax") and "images_per_sec" in r
+        ]
+        print(
+            f"\nbatch {batch['batch_size']}\n| run | img/s | first step (compile) s | MFU | "
+            + " | ".join(f"{j} / this" for j in jax_runs)
+            + " | s/step per block |"
+        )
         print("|---" * (5 + len(jax_runs)) + "|")
         for name, r in batch["runs"].items():
             if "unavailable" in r:
                 print(f"| {name} | unavailable: {r['unavailable']} |")
                 continue
             achieved = f"{1000 * r['model_tflops_per_sec']:.0f} GFLOP/s"
-            mfu = f"{100 * r['mfu']:.1f}% ({achieved})" if r["mfu"] is not None else f"n/a: peak unknown ({achieved})"
-            cells = [f"{batch['ratios'][f'{j}/{name}']:.2f}" if f"{j}/{name}" in batch["ratios"] else ""
-                     for j in jax_runs]
-            print(f"| {name} | {r['images_per_sec']:.1f} | {r['compile_seconds']:.1f} | {mfu} | "
-                  + " | ".join(cells) + f" | {r['seconds_per_step']} |")
+            mfu = (
+                f"{100 * r['mfu']:.1f}% ({achieved})"
+                if r["mfu"] is not None
+                else f"n/a: peak unknown ({achieved})"
+            )
+            cells = [
+                f"{batch['ratios'][f'{j}/{name}']:.2f}" if f"{j}/{name}" in batch["ratios"] else ""
+                for j in jax_runs
+            ]
+            print(
+                f"| {name} | {r['images_per_sec']:.1f} | {r['compile_seconds']:.1f} | {mfu} | "
+                + " | ".join(cells)
+                + f" | {r['seconds_per_step']} |"
+            )
 
 
 def main(argv=None) -> None:
@@ -357,8 +497,10 @@ def main(argv=None) -> None:
     # JAX would take 75% of a GPU's memory at start-up, leaving PyTorch too little on the same GPU.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     if args.devices > 1:  # before jax is imported anywhere (only used when the backend is the CPU)
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                                   f" --xla_force_host_platform_device_count={args.devices}").strip()
+        os.environ["XLA_FLAGS"] = (
+            os.environ.get("XLA_FLAGS", "")
+            + f" --xla_force_host_platform_device_count={args.devices}"
+        ).strip()
     bad = [b for b in args.batch_sizes if b % args.devices]
     if bad:
         sys.exit(f"error: --batch_sizes {bad} must be divisible by --devices={args.devices}")

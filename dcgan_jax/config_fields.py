@@ -8,7 +8,8 @@ set by a config file is one line naming its new place.
 """
 
 import math
-from typing import Any, Iterable, List, Mapping, Optional
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -20,17 +21,61 @@ from dcgan_jax.nn import latent, models
 
 # Names of earlier versions -> today's dotted fields. A group name moves everything under it.
 _GROUPED = {
-    "data": ("dataset", "data_dir", "data_path", "split", "shuffle_seed_offset", "num_data_workers",
-             "prefetch_batches", "max_in_memory_mb"),
-    "model": ("image_size", "num_channels", "latent_dim", "z_distribution", "g_width", "d_width", "conv_impl",
-              "upsample", "bn_momentum", "bn_epsilon", "sync_batchnorm", "compute_dtype", "conditional"),
+    "data": (
+        "dataset",
+        "data_dir",
+        "data_path",
+        "split",
+        "shuffle_seed_offset",
+        "num_data_workers",
+        "prefetch_batches",
+        "max_in_memory_mb",
+    ),
+    "model": (
+        "image_size",
+        "num_channels",
+        "latent_dim",
+        "z_distribution",
+        "g_width",
+        "d_width",
+        "conv_impl",
+        "upsample",
+        "bn_momentum",
+        "bn_epsilon",
+        "sync_batchnorm",
+        "compute_dtype",
+        "conditional",
+    ),
     "optim": ("learning_rate", "beta1", "beta2", "adam_eps", "ema_decay"),
     "objective": ("loss", "label_smoothing"),
 }
-_EVAL = {"every_steps", "num_samples", "split", "batch_size", "feature_extractor", "inception_weights",
-         "kid_subsets", "kid_subset_size"}
-_CLASSIFIER = {"dataset", "dir", "steps", "batch_size", "learning_rate", "width", "feature_dim", "max_shift"}
-_PROBE = {"labels_per_class", "validation_fraction", "svm_c_values", "svm_max_iter", "recompute_batch_stats"}
+_EVAL = {
+    "every_steps",
+    "num_samples",
+    "split",
+    "batch_size",
+    "feature_extractor",
+    "inception_weights",
+    "kid_subsets",
+    "kid_subset_size",
+}
+_CLASSIFIER = {
+    "dataset",
+    "dir",
+    "steps",
+    "batch_size",
+    "learning_rate",
+    "width",
+    "feature_dim",
+    "max_shift",
+}
+_PROBE = {
+    "labels_per_class",
+    "validation_fraction",
+    "svm_c_values",
+    "svm_max_iter",
+    "recompute_batch_stats",
+}
 OLD_NAMES = {
     **{field: f"{group}.{field}" for group, fields in _GROUPED.items() for field in fields},
     **{f"eval_{field}": f"eval.{field}" for field in _EVAL},
@@ -41,7 +86,7 @@ OLD_NAMES = {
 RETIRED_VALUES = {"model.upsample": {"subpixel_conv": "subpixel", "subpixel_gemm": "subpixel"}}
 
 
-def new_name(dotted: str) -> Optional[str]:
+def new_name(dotted: str) -> str | None:
     """Today's name of a field of an earlier version ('g_width' -> 'model.g_width', 'conditional.num_classes' ->
     'model.conditional.num_classes'), or None when the name is current or unknown."""
     head, _, rest = dotted.partition(".")
@@ -97,48 +142,71 @@ def _flatten_old(saved: Mapping[str, Any]) -> Iterable:
             yield key, value
 
 
-def old_flags(argv: Iterable[str]) -> Optional[str]:
+def old_flags(argv: Iterable[str]) -> str | None:
     """A one-line message for the first `--config.<old name>` in argv, naming its new place; None if there is none."""
     for arg in argv:
         if arg.startswith("--config."):
-            name, has_value, value = arg[len("--config."):].partition("=")
+            name, has_value, value = arg[len("--config.") :].partition("=")
             moved = new_name(name)
             if moved:
-                return (f"--config.{name} has moved to --config.{moved}; pass "
-                        f"--config.{moved}{'=' + value if has_value else ''}")
+                return (
+                    f"--config.{name} has moved to --config.{moved}; pass "
+                    f"--config.{moved}{'=' + value if has_value else ''}"
+                )
     return None
 
 
-def unknown_fields(config: ml_collections.ConfigDict) -> List[str]:
+def unknown_fields(config: ml_collections.ConfigDict) -> list[str]:
     """Dotted names that `config` has and today's defaults do not (a config file setting an old or mistyped name
     adds it silently)."""
+
     def walk(node, reference, prefix):
         for key in node:
             dotted = prefix + key
             if key not in reference:
                 yield dotted
-            elif isinstance(node[key], ml_collections.ConfigDict) and isinstance(reference[key],
-                                                                                ml_collections.ConfigDict):
+            elif isinstance(node[key], ml_collections.ConfigDict) and isinstance(
+                reference[key], ml_collections.ConfigDict
+            ):
                 yield from walk(node[key], reference[key], dotted + ".")
+
     return list(walk(config, defaults.get_config(), ""))
 
 
 # Fields that change the shapes of the saved params: resuming or sampling with other values cannot work.
-ARCHITECTURE_FIELDS = ("model.image_size", "model.num_channels", "model.latent_dim", "model.g_width",
-                       "model.d_width", "model.conditional.num_classes")
-CLASS_FIELDS = ("model.conditional.embedding_dim", "model.conditional.d_form")  # only where a model has classes
+ARCHITECTURE_FIELDS = (
+    "model.image_size",
+    "model.num_channels",
+    "model.latent_dim",
+    "model.g_width",
+    "model.d_width",
+    "model.conditional.num_classes",
+)
+CLASS_FIELDS = (
+    "model.conditional.embedding_dim",
+    "model.conditional.d_form",
+)  # only where a model has classes
 
 
-def check_compatible(saved: ml_collections.ConfigDict, config: ml_collections.ConfigDict, where: str) -> None:
+def check_compatible(
+    saved: ml_collections.ConfigDict, config: ml_collections.ConfigDict, where: str
+) -> None:
     """A one-line error naming every architecture field that differs between a checkpoint's config and this one
     (the class fields only where a class-conditional model has them)."""
-    conditional = get(saved, "model.conditional.num_classes") or get(config, "model.conditional.num_classes")
+    conditional = get(saved, "model.conditional.num_classes") or get(
+        config, "model.conditional.num_classes"
+    )
     fields = ARCHITECTURE_FIELDS + (CLASS_FIELDS if conditional else ())
-    differ = [f"{k}: checkpoint {get(saved, k)} vs config {get(config, k)}" for k in fields
-              if get(saved, k) != get(config, k)]
+    differ = [
+        f"{k}: checkpoint {get(saved, k)} vs config {get(config, k)}"
+        for k in fields
+        if get(saved, k) != get(config, k)
+    ]
     if differ:
-        raise UserError(f"the checkpoint in {where} was trained with another architecture ({'; '.join(differ)}); "
-                        f"use a new --workdir, or the checkpoint's values")
+        raise UserError(
+            f"the checkpoint in {where} was trained with another architecture ({'; '.join(differ)}); "
+            f"use a new --workdir, or the checkpoint's values"
+        )
 
 
 # The choices of the string fields whose code lives above this floor (tests/test_config_fields.py checks them
@@ -154,12 +222,18 @@ def validate(config: ml_collections.ConfigDict) -> None:
     the fix."""
     for dotted in unknown_fields(config):
         moved = new_name(dotted)
-        fix = f"it has moved to config.{moved}" if moved else "remove it, or check its spelling and group"
+        fix = (
+            f"it has moved to config.{moved}"
+            if moved
+            else "remove it, or check its spelling and group"
+        )
         raise UserError(f"invalid config: there is no field {dotted}; {fix}")
     for field, choices in CHOICES.items():
         if get(config, field) not in choices:
-            raise UserError(f"invalid config: {field}={get(config, field)!r} is not supported; use one of "
-                            f"{', '.join(choices)}")
+            raise UserError(
+                f"invalid config: {field}={get(config, field)!r} is not supported; use one of "
+                f"{', '.join(choices)}"
+            )
     _validate_model(config.model)
     for field, rule in RANGES.items():
         value = get(config, field)
@@ -167,18 +241,26 @@ def validate(config: ml_collections.ConfigDict) -> None:
             raise UserError(f"invalid config: {field}={value} must be {RULES[rule][1]}")
     tricks, objective = config.d_training, config.objective
     if objective.loss == "hinge" and (tricks.label_noise or tricks.label_flip):
-        raise UserError("invalid config: d_training.label_noise and d_training.label_flip need a loss with targets "
-                        "('non_saturating', 'minimax' or 'least_squares'), not objective.loss='hinge'; set them to 0 "
-                        "or change the loss")
+        raise UserError(
+            "invalid config: d_training.label_noise and d_training.label_flip need a loss with targets "
+            "('non_saturating', 'minimax' or 'least_squares'), not objective.loss='hinge'; set them to 0 "
+            "or change the loss"
+        )
     if objective.label_smoothing + tricks.label_noise > 1:
-        raise UserError(f"invalid config: objective.label_smoothing + d_training.label_noise = "
-                        f"{objective.label_smoothing + tricks.label_noise} would make real targets negative; keep it "
-                        f"<= 1")
+        raise UserError(
+            f"invalid config: objective.label_smoothing + d_training.label_noise = "
+            f"{objective.label_smoothing + tricks.label_noise} would make real targets negative; keep it "
+            f"<= 1"
+        )
     if config.batch_size % jax.device_count():
-        raise UserError(f"invalid config: batch_size={config.batch_size} is not divisible by the "
-                        f"{jax.device_count()} devices; use a multiple of {jax.device_count()}")
+        raise UserError(
+            f"invalid config: batch_size={config.batch_size} is not divisible by the "
+            f"{jax.device_count()} devices; use a multiple of {jax.device_count()}"
+        )
     if not all(_finite(c) and c > 0 for c in config.eval.probe.svm_c_values):
-        raise UserError(f"invalid config: eval.probe.svm_c_values={config.eval.probe.svm_c_values} must all be > 0")
+        raise UserError(
+            f"invalid config: eval.probe.svm_c_values={config.eval.probe.svm_c_values} must all be > 0"
+        )
 
 
 def _validate_model(model: ml_collections.ConfigDict) -> None:
@@ -189,8 +271,10 @@ def _validate_model(model: ml_collections.ConfigDict) -> None:
     except (ValueError, TypeError) as e:
         raise UserError(f"invalid config: {e}") from None
     if not jnp.issubdtype(dtype, jnp.floating):
-        raise UserError(f"invalid config: model.compute_dtype={model.compute_dtype!r} must be a floating type "
-                        f"('float32', or 'bfloat16' / 'float16' on GPU/TPU)")
+        raise UserError(
+            f"invalid config: model.compute_dtype={model.compute_dtype!r} must be a floating type "
+            f"('float32', or 'bfloat16' / 'float16' on GPU/TPU)"
+        )
 
 
 def _finite(value) -> bool:
@@ -203,33 +287,96 @@ RULES = {  # name: (check, what the error says the value must be)
     "unit": (lambda v: _finite(v) and 0 <= v < 1, "in [0, 1)"),
     "open_unit": (lambda v: _finite(v) and 0 < v < 1, "in (0, 1)"),
     "any_integer": (lambda v: isinstance(v, int), "an integer"),
-    "below_half": (lambda v: _finite(v) and 0 <= v < 0.5, "in [0, 0.5) (0.5 makes D's labels pure noise)"),
+    "below_half": (
+        lambda v: _finite(v) and 0 <= v < 0.5,
+        "in [0, 0.5) (0.5 makes D's labels pure noise)",
+    ),
 }
 
 # Every numeric config field and the values it may take (tests/test_config_fields.py fails for a numeric field
 # missing here). model.image_size and model.num_channels are checked by building the models.
 RANGES = {
-    **{f: "positive" for f in (
-        "batch_size", "num_train_steps", "log_every_steps", "sample_every_steps", "checkpoint_every_steps",
-        "keep_checkpoints", "model.latent_dim", "model.g_width", "model.d_width", "model.bn_epsilon",
-        "model.image_size", "model.num_channels", "model.conditional.embedding_dim", "optim.learning_rate",
-        "optim.adam_eps", "data.max_in_memory_mb", "d_training.steps_per_g_step",
-        "dedup.batch_size", "dedup.code_dim", "dedup.key_bits", "dedup.num_tables", "dedup.steps",
-        "dedup.thumbnail_size", "dedup.learning_rate", "dedup.max_removed_fraction", "collapse.loss_factor",
-        "eval.batch_size", "eval.num_samples", "eval.kid_subsets", "eval.kid_subset_size",
-        "eval.classifier.batch_size", "eval.classifier.feature_dim", "eval.classifier.steps",
-        "eval.classifier.width", "eval.classifier.learning_rate",
-        "eval.probe.block_rows", "eval.probe.svm_max_cg", "eval.probe.svm_max_iter", "eval.probe.svm_max_newton",
-        "eval.probe.svm_tol")},
-    **{f: "non_negative" for f in (
-        "num_fixed_samples", "keep_every_steps", "data.num_data_workers", "data.prefetch_batches",
-        "collapse.patience", "d_training.pretrain_steps", "d_training.instance_noise",
-        "d_training.instance_noise_decay_steps", "model.conditional.num_classes",
-        "dedup.max_hamming", "dedup.max_shift", "dedup.colour_jitter", "dedup.noise_std", "eval.every_steps",
-        "eval.classifier.max_shift", "eval.probe.labels_per_class")},
-    **{f: "unit" for f in ("optim.beta1", "optim.beta2", "model.bn_momentum", "objective.label_smoothing",
-                           "dedup.dropout", "optim.ema_decay", "d_training.label_noise")},
+    **{
+        f: "positive"
+        for f in (
+            "batch_size",
+            "num_train_steps",
+            "log_every_steps",
+            "sample_every_steps",
+            "checkpoint_every_steps",
+            "keep_checkpoints",
+            "model.latent_dim",
+            "model.g_width",
+            "model.d_width",
+            "model.bn_epsilon",
+            "model.image_size",
+            "model.num_channels",
+            "model.conditional.embedding_dim",
+            "optim.learning_rate",
+            "optim.adam_eps",
+            "data.max_in_memory_mb",
+            "d_training.steps_per_g_step",
+            "dedup.batch_size",
+            "dedup.code_dim",
+            "dedup.key_bits",
+            "dedup.num_tables",
+            "dedup.steps",
+            "dedup.thumbnail_size",
+            "dedup.learning_rate",
+            "dedup.max_removed_fraction",
+            "collapse.loss_factor",
+            "eval.batch_size",
+            "eval.num_samples",
+            "eval.kid_subsets",
+            "eval.kid_subset_size",
+            "eval.classifier.batch_size",
+            "eval.classifier.feature_dim",
+            "eval.classifier.steps",
+            "eval.classifier.width",
+            "eval.classifier.learning_rate",
+            "eval.probe.block_rows",
+            "eval.probe.svm_max_cg",
+            "eval.probe.svm_max_iter",
+            "eval.probe.svm_max_newton",
+            "eval.probe.svm_tol",
+        )
+    },
+    **{
+        f: "non_negative"
+        for f in (
+            "num_fixed_samples",
+            "keep_every_steps",
+            "data.num_data_workers",
+            "data.prefetch_batches",
+            "collapse.patience",
+            "d_training.pretrain_steps",
+            "d_training.instance_noise",
+            "d_training.instance_noise_decay_steps",
+            "model.conditional.num_classes",
+            "dedup.max_hamming",
+            "dedup.max_shift",
+            "dedup.colour_jitter",
+            "dedup.noise_std",
+            "eval.every_steps",
+            "eval.classifier.max_shift",
+            "eval.probe.labels_per_class",
+        )
+    },
+    **{
+        f: "unit"
+        for f in (
+            "optim.beta1",
+            "optim.beta2",
+            "model.bn_momentum",
+            "objective.label_smoothing",
+            "dedup.dropout",
+            "optim.ema_decay",
+            "d_training.label_noise",
+        )
+    },
     "d_training.label_flip": "below_half",
-    "eval.probe.validation_fraction": "open_unit", "collapse.d_fake": "open_unit",
-    "seed": "any_integer", "data.shuffle_seed_offset": "any_integer",  # any integer seeds a PRNG
+    "eval.probe.validation_fraction": "open_unit",
+    "collapse.d_fake": "open_unit",
+    "seed": "any_integer",
+    "data.shuffle_seed_offset": "any_integer",  # any integer seeds a PRNG
 }

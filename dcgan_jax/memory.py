@@ -33,12 +33,16 @@ def budget_bytes() -> float:
     return MARGIN * available_bytes()
 
 
-def check_fits(count: int, bytes_each: float, what: str, fix: str, fixed_bytes: float = 0.0) -> None:
+def check_fits(
+    count: int, bytes_each: float, what: str, fix: str, fixed_bytes: float = 0.0
+) -> None:
     """Raises a one-line UserError when `count` items of `bytes_each` (plus `fixed_bytes`) exceed the budget,
     naming how many would fit and `fix`, the flag to change."""
     budget = budget_bytes() - fixed_bytes
     needed = count * bytes_each
     if needed > budget:
         fits = max(int(budget // bytes_each), 0) if bytes_each else 0
-        raise UserError(f"{what} needs about {_size(needed + fixed_bytes)} of memory and {_size(available_bytes())} "
-                        f"is available: at most {fits:,} fit; {fix}")
+        raise UserError(
+            f"{what} needs about {_size(needed + fixed_bytes)} of memory and {_size(available_bytes())} "
+            f"is available: at most {fits:,} fit; {fix}"
+        )

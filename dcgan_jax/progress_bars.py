@@ -5,7 +5,7 @@ output never receive carriage-return garbage.
 """
 
 import sys
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 import tqdm
 
@@ -18,9 +18,23 @@ def enabled() -> bool:
         return False
 
 
-def bar(iterable: Optional[Iterable] = None, total: Optional[float] = None, desc: str = "",
-        unit: str = "it", **kwargs) -> tqdm.tqdm:
+def bar(
+    iterable: Iterable | None = None,
+    total: float | None = None,
+    desc: str = "",
+    unit: str = "it",
+    **kwargs,
+) -> tqdm.tqdm:
     """A tqdm bar on stderr that is a silent no-op when stderr is not a terminal; use as an iterable or a context
     manager with `.update(n)`."""
-    return tqdm.tqdm(iterable, total=total, desc=desc or None, unit=unit, disable=not enabled(), leave=False,
-                     file=sys.stderr, dynamic_ncols=True, **kwargs)
+    return tqdm.tqdm(
+        iterable,
+        total=total,
+        desc=desc or None,
+        unit=unit,
+        disable=not enabled(),
+        leave=False,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        **kwargs,
+    )

@@ -16,7 +16,6 @@
 import glob
 import os
 import re
-from typing import List, Tuple
 
 LOCK = ".lock"
 CONFIG = "config.json"
@@ -24,7 +23,10 @@ METRICS = "metrics.jsonl"
 LOSS_CURVE = "loss_curve.png"
 TENSORBOARD = "tensorboard"
 SAMPLES = "samples"
-GRID_FOLDERS = {"fixed": SAMPLES, "random": os.path.join(SAMPLES, "random")}  # z: the run's fixed z, or fresh
+GRID_FOLDERS = {
+    "fixed": SAMPLES,
+    "random": os.path.join(SAMPLES, "random"),
+}  # z: the run's fixed z, or fresh
 CHECKPOINTS = "checkpoints"
 WRITE_TEST = ".write_test"  # + .<process index>: the probe each host writes and removes at start
 
@@ -39,7 +41,7 @@ def grid_file(workdir: str, z: str, step: int) -> str:
     return os.path.join(workdir, GRID_FOLDERS[z], f"step_{step:08d}.png")
 
 
-def grid_files(workdir: str, z: str) -> List[Tuple[int, str]]:
+def grid_files(workdir: str, z: str) -> list[tuple[int, str]]:
     """(step, path) of the training grids of `z` ('fixed' or 'random') saved in workdir, in step order."""
     found = []
     for path in glob.glob(os.path.join(workdir, GRID_FOLDERS[z], "step_*.png")):

@@ -5,7 +5,7 @@ numpy, Pillow and matplotlib only (no JAX): training reports with it, and so do 
 
 import json
 import os
-from typing import List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
@@ -14,17 +14,23 @@ from dcgan_jax import run_files
 from dcgan_jax.data.images import as_uint8
 
 
-def make_grid(images: np.ndarray, num_cols: Optional[int] = None, padding: int = 2, pad_value: int = 255) -> np.ndarray:
+def make_grid(
+    images: np.ndarray, num_cols: int | None = None, padding: int = 2, pad_value: int = 255
+) -> np.ndarray:
     """uint8 images (N, H, W, C) -> one uint8 image (rows*H + pads, cols*W + pads, C), row-major order."""
     images = as_uint8(images)
     n, h, w, c = images.shape
     num_cols = num_cols or int(np.ceil(np.sqrt(n)))
     num_rows = int(np.ceil(n / num_cols))
-    grid = np.full((num_rows * (h + padding) + padding, num_cols * (w + padding) + padding, c), pad_value, np.uint8)
+    grid = np.full(
+        (num_rows * (h + padding) + padding, num_cols * (w + padding) + padding, c),
+        pad_value,
+        np.uint8,
+    )
     for i, image in enumerate(images):
         r, col = divmod(i, num_cols)
         top, left = padding + r * (h + padding), padding + col * (w + padding)
-        grid[top:top + h, left:left + w] = image
+        grid[top : top + h, left : left + w] = image
     return grid
 
 
@@ -38,12 +44,13 @@ def save_image(path: str, image: np.ndarray) -> None:
     _to_pil(image).save(path)
 
 
-def save_grid(path: str, images: np.ndarray, num_cols: Optional[int] = None) -> None:
+def save_grid(path: str, images: np.ndarray, num_cols: int | None = None) -> None:
     save_image(path, make_grid(images, num_cols))
 
 
-def save_gif(path: str, frames: Sequence[np.ndarray], duration_ms: int = 200, loop: int = 0,
-             levels: int = 0) -> None:
+def save_gif(
+    path: str, frames: Sequence[np.ndarray], duration_ms: int = 200, loop: int = 0, levels: int = 0
+) -> None:
     """An animated GIF, one frame per uint8 (H, W, C) image (e.g. grids).
 
     `levels` > 0 quantizes every channel to that many values first (16 makes noisy samples ~3x smaller). Pillow
@@ -54,10 +61,21 @@ def save_gif(path: str, frames: Sequence[np.ndarray], duration_ms: int = 200, lo
     if levels:
         frames = [quantize(f, levels) for f in frames]
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    pil_frames = [_to_pil(np.asarray(f)).convert("RGB") if np.asarray(f).shape[-1] == 3 else _to_pil(np.asarray(f))
-                  for f in frames]
-    pil_frames[0].save(path, save_all=True, append_images=pil_frames[1:], duration=duration_ms, loop=loop,
-                       optimize=False, disposal=1)
+    pil_frames = [
+        _to_pil(np.asarray(f)).convert("RGB")
+        if np.asarray(f).shape[-1] == 3
+        else _to_pil(np.asarray(f))
+        for f in frames
+    ]
+    pil_frames[0].save(
+        path,
+        save_all=True,
+        append_images=pil_frames[1:],
+        duration=duration_ms,
+        loop=loop,
+        optimize=False,
+        disposal=1,
+    )
 
 
 def table_grid(rows: Sequence[np.ndarray], padding: int = 2, pad_value: int = 255) -> np.ndarray:
@@ -76,13 +94,14 @@ def zoom(image: np.ndarray, factor: int) -> np.ndarray:
 def caption(image: np.ndarray, text: str, height: int = 14) -> np.ndarray:
     """The image with a white strip on top holding `text` in PIL's built-in font."""
     from PIL import ImageDraw
+
     strip = Image.new("L", (image.shape[1], height), 255)
     ImageDraw.Draw(strip).text((2, 1), text, fill=0)
     strip = np.asarray(strip)[..., None].repeat(image.shape[-1], axis=-1)
     return np.concatenate([strip, image], axis=0)
 
 
-def training_grids(workdir: str, z: str = "fixed") -> List[Tuple[int, np.ndarray]]:
+def training_grids(workdir: str, z: str = "fixed") -> list[tuple[int, np.ndarray]]:
     """(step, grid) of the sample grids that training saved, in step order: `z='fixed'` the same z at every step
     (workdir/samples/), 'random' fresh z at each (workdir/samples/random/): run_files.GRID_FOLDERS."""
     found = []
@@ -92,7 +111,7 @@ def training_grids(workdir: str, z: str = "fixed") -> List[Tuple[int, np.ndarray
     return found
 
 
-def training_progress_frames(workdir: str, z: str = "fixed") -> List[np.ndarray]:
+def training_progress_frames(workdir: str, z: str = "fixed") -> list[np.ndarray]:
     """One captioned frame per saved sample grid: how the samples (of fixed or fresh z) evolve over training."""
     return [caption(grid, f"step {step}") for step, grid in training_grids(workdir, z)]
 
@@ -112,10 +131,13 @@ def read_metrics(path: str) -> list:
 def plot_losses(metrics_path: str, output_path: str) -> None:
     """D and G loss against step, from metrics.jsonl, as a PNG."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in read_metrics(metrics_path) if "d_loss" in r]  # eval rows carry eval_* keys only
+    rows = [
+        r for r in read_metrics(metrics_path) if "d_loss" in r
+    ]  # eval rows carry eval_* keys only
     steps = [r["step"] for r in rows]
     fig, ax = plt.subplots(figsize=(7, 4))
     for key, label in (("d_loss", "D loss"), ("g_loss", "G loss")):

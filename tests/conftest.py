@@ -6,8 +6,10 @@ import tempfile
 # JAX's persistent compilation cache for this process and every command the tests start (they inherit the
 # environment): the many short runs of the same tiny models compile once per machine instead of once per process
 # (a tiny `main` run: 27 s cold, 8 s warm). Set before JAX is imported; an existing setting wins.
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(),
-                                                                 f"dcgan_jax_tests_jax_cache_{os.getuid()}"))
+os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR",
+    os.path.join(tempfile.gettempdir(), f"dcgan_jax_tests_jax_cache_{os.getuid()}"),
+)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 from tests.helpers import TEST_XLA_FLAGS  # noqa: E402  (imports JAX; its XLA flags are read at backend start-up)
@@ -44,7 +46,9 @@ def fid_classifier(tmp_path_factory):
     Its config.eval.classifier.dir is the dir; copy the config before changing it."""
     config = eval_config(tmp_path_factory.mktemp("fid_classifier"))
     model = config.model
-    return config, classifier.train_and_save(config.eval.classifier, config.data, model.image_size, model.num_channels)
+    return config, classifier.train_and_save(
+        config.eval.classifier, config.data, model.image_size, model.num_channels
+    )
 
 
 @pytest.fixture(scope="session")
@@ -54,4 +58,3 @@ def untrained_generator():
     g_vars, _ = models.init_variables(jax.random.PRNGKey(0), config.model)
     z = np.asarray(latent.sample_z(jax.random.PRNGKey(1), 12, config.model.latent_dim))
     return config, g_vars, z
-

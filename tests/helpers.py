@@ -52,8 +52,16 @@ def eval_config(classifier_dir, **overrides):
     ~/.cache): a 100-step, 4-channel classifier, FID/KID on 40 samples."""
     config = tiny_config(**overrides)
     config.eval.update(dict(num_samples=40, kid_subsets=5, kid_subset_size=20, batch_size=32))
-    config.eval.classifier.update(dict(dir=str(classifier_dir), steps=100, width=4, feature_dim=16,
-                                       learning_rate=3e-3, batch_size=32))
+    config.eval.classifier.update(
+        dict(
+            dir=str(classifier_dir),
+            steps=100,
+            width=4,
+            feature_dim=16,
+            learning_rate=3e-3,
+            batch_size=32,
+        )
+    )
     return config
 
 
@@ -71,13 +79,26 @@ def xla_flags(devices: int) -> str:
 def run_cli(module: str, *args: str, devices: int = 1, timeout: float = 600, env=None, cwd=REPO):
     """Runs `python -m module args` with `devices` simulated CPU devices; returns the CompletedProcess."""
     full_env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags(devices), **(env or {}))
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
-TINY_FLAGS = ("--config.model.g_width=8", "--config.model.d_width=8", "--config.batch_size=16",
-              "--config.model.latent_dim=16", "--config.num_fixed_samples=16", "--config.log_every_steps=2", "--config.sample_every_steps=2",
-              "--config.checkpoint_every_steps=2")
+TINY_FLAGS = (
+    "--config.model.g_width=8",
+    "--config.model.d_width=8",
+    "--config.batch_size=16",
+    "--config.model.latent_dim=16",
+    "--config.num_fixed_samples=16",
+    "--config.log_every_steps=2",
+    "--config.sample_every_steps=2",
+    "--config.checkpoint_every_steps=2",
+)
 
 
 def one_line_error(result, *fragments):
@@ -94,8 +115,13 @@ def one_line_error(result, *fragments):
 def load_source(config, split=""):
     """The source a run with `config` trains on (labelled for a class-conditional config)."""
     model = config.model
-    return datasets.load_source(config.data, model.image_size, model.num_channels, split,
-                                labelled=bool(model.conditional.num_classes))
+    return datasets.load_source(
+        config.data,
+        model.image_size,
+        model.num_channels,
+        split,
+        labelled=bool(model.conditional.num_classes),
+    )
 
 
 def digit_batches(config, num_steps):
@@ -107,23 +133,35 @@ def digit_batches(config, num_steps):
     for s in range(num_steps):
         indices = pipeline.global_batch_indices(s, config.batch_size, len(source), seed)
         images = as_model_input(source.read_many(indices))
-        batches.append((images, source.labels[indices]) if config.model.conditional.num_classes else images)
+        batches.append(
+            (images, source.labels[indices]) if config.model.conditional.num_classes else images
+        )
     return batches
 
 
 def run_steps(config, batches, devices=None, parallelism="pmap", step_body=None):
     """Final host state and per-step metrics after training on `batches` with the given devices."""
     runner = parallel.Parallel(parallelism, devices)
-    body = step_body or step.make_train_step(config.model, config.optim, config.objective, config.d_training,
-                                             config.batch_size // runner.num_devices)
+    body = step_body or step.make_train_step(
+        config.model,
+        config.optim,
+        config.objective,
+        config.d_training,
+        config.batch_size // runner.num_devices,
+    )
     compiled = runner.compile(body)
-    device_state = runner.replicate(state.create_train_state(config.model, config.optim, config.seed))
+    device_state = runner.replicate(
+        state.create_train_state(config.model, config.optim, config.seed)
+    )
     history = []
     for batch in batches:
-        host_batch = jax.tree.map(lambda x: np.asarray(x).reshape((runner.num_devices, -1) + np.shape(x)[1:]),
-                                  batch)  # images, or (images, labels)
+        host_batch = jax.tree.map(
+            lambda x: np.asarray(x).reshape((runner.num_devices, -1) + np.shape(x)[1:]), batch
+        )  # images, or (images, labels)
         device_state, metrics = compiled(device_state, runner.shard_batch(host_batch))
-        history.append({k: float(v) for k, v in jax.device_get(runner.unreplicate(metrics)).items()})
+        history.append(
+            {k: float(v) for k, v in jax.device_get(runner.unreplicate(metrics)).items()}
+        )
     return jax.device_get(runner.unreplicate(device_state)), history
 
 
@@ -143,14 +181,19 @@ def tree_digest(path, skip=(".lock",)):
 
 
 def max_abs_diff(tree_a, tree_b):
-    diffs = jax.tree.map(lambda a, b: float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)))),
-                         tree_a, tree_b)
+    diffs = jax.tree.map(
+        lambda a, b: float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)))),
+        tree_a,
+        tree_b,
+    )
     return max(jax.tree.leaves(diffs))
 
 
 def _scene(rng, size=68):
     """A random 'photo': a smooth colour field with a few filled rectangles and ellipses."""
-    img = Image.fromarray(rng.uniform(0, 255, (4, 4, 3)).astype(np.uint8)).resize((size, size), Image.BICUBIC)
+    img = Image.fromarray(rng.uniform(0, 255, (4, 4, 3)).astype(np.uint8)).resize(
+        (size, size), Image.BICUBIC
+    )
     draw = ImageDraw.Draw(img)
     for _ in range(rng.integers(2, 6)):
         x0, y0 = (int(v) for v in rng.integers(0, size - 10, 2))
@@ -166,7 +209,7 @@ def planted_duplicates(distinct, copies, seed=0):
     originals[j] is the index copy `distinct + j` was made from."""
     rng = np.random.default_rng(seed)
     big = [_scene(rng) for _ in range(distinct)]
-    crop = lambda a, dx=0, dy=0: a[2 + dy:66 + dy, 2 + dx:66 + dx]  # noqa: E731
+    crop = lambda a, dx=0, dy=0: a[2 + dy : 66 + dy, 2 + dx : 66 + dx]  # noqa: E731
     images, originals = [crop(b) for b in big], []
     for j in range(copies):
         src = int(rng.integers(0, distinct))

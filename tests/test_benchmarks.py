@@ -26,25 +26,55 @@ def _load(path):
 
 @pytest.mark.slow
 def test_train_step_benchmark_reports_positive_figures():
-    pytest.importorskip("torch", reason="the PyTorch reference needs the 'bench' extra: pip install -e .[bench]")
+    pytest.importorskip(
+        "torch", reason="the PyTorch reference needs the 'bench' extra: pip install -e .[bench]"
+    )
     result = subprocess.run(
-        [sys.executable, SCRIPT, "--image_size=32", "--batch_sizes=8", "--steps=1", "--blocks=1", "--warmup=0",
-         "--dtypes=float32", "--torch_variants=eager,channels_last_bf16", "--peak_tflops=1", "--json"],
-        capture_output=True, text=True, timeout=600, check=False)
+        [
+            sys.executable,
+            SCRIPT,
+            "--image_size=32",
+            "--batch_sizes=8",
+            "--steps=1",
+            "--blocks=1",
+            "--warmup=0",
+            "--dtypes=float32",
+            "--torch_variants=eager,channels_last_bf16",
+            "--peak_tflops=1",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert (report["image_size"], report["backend"], report["torch_device"]) == (32, "cpu", "cpu")
     (batch,) = report["batches"]
     runs = batch["runs"]
-    assert batch["batch_size"] == 8 and set(runs) == {"jax_float32", "torch_eager", "torch_channels_last_bf16"}
+    assert batch["batch_size"] == 8 and set(runs) == {
+        "jax_float32",
+        "torch_eager",
+        "torch_channels_last_bf16",
+    }
     for run in runs.values():
-        assert run["images_per_sec"] > 0 and run["compile_seconds"] > 0 and len(run["seconds_per_step"]) == 1
+        assert (
+            run["images_per_sec"] > 0
+            and run["compile_seconds"] > 0
+            and len(run["seconds_per_step"]) == 1
+        )
         # MFU from the given peak (1 TFLOP/s): model FLOPs x steps/s / peak.
-        assert run["mfu"] == pytest.approx(batch["model_gflops_per_step"] * 1e9 * run["images_per_sec"] / 8 / 1e12)
-        assert run["model_tflops_per_sec"] == pytest.approx(run["mfu"])  # the same at a peak of 1 TFLOP/s
+        assert run["mfu"] == pytest.approx(
+            batch["model_gflops_per_step"] * 1e9 * run["images_per_sec"] / 8 / 1e12
+        )
+        assert run["model_tflops_per_sec"] == pytest.approx(
+            run["mfu"]
+        )  # the same at a peak of 1 TFLOP/s
     for torch_run in ("torch_eager", "torch_channels_last_bf16"):
         assert batch["ratios"][f"jax_float32/{torch_run}"] == pytest.approx(
-            runs["jax_float32"]["images_per_sec"] / runs[torch_run]["images_per_sec"])
+            runs["jax_float32"]["images_per_sec"] / runs[torch_run]["images_per_sec"]
+        )
     assert len(report["loadavg_before"]) == 3
 
 
@@ -54,11 +84,17 @@ def test_a_torch_variant_that_cannot_run_is_reported_unavailable(monkeypatch):
 
     def no_compiler(module, *args, **kwargs):
         raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+
     monkeypatch.setattr(torch, "compile", no_compiler)
-    args = bench.parse_args(["--image_size=32", "--dtypes=", "--torch_variants=compile", "--steps=1", "--blocks=1"])
+    args = bench.parse_args(
+        ["--image_size=32", "--dtypes=", "--torch_variants=compile", "--steps=1", "--blocks=1"]
+    )
     result = bench.run_batch(args, 4, "cpu")
-    assert result["runs"] == {"torch_compile": {"unavailable": "RuntimeError: InvalidCxxCompiler: No working C++ "
-                                                                "compiler found"}}
+    assert result["runs"] == {
+        "torch_compile": {
+            "unavailable": "RuntimeError: InvalidCxxCompiler: No working C++ compiler found"
+        }
+    }
     assert result["ratios"] == {}
 
 
@@ -68,16 +104,21 @@ def test_model_flops_match_pytorchs_flop_counter(size):
     count against its formula: 3 x G forward + 8 x D forward, less the input gradients nobody needs."""
     torch = pytest.importorskip("torch", reason="needs the 'bench' extra")
     from torch.utils.flop_counter import FlopCounterMode
+
     bench = _load(SCRIPT)
-    assert bench.IMAGE_SIZES == models.SUPPORTED_IMAGE_SIZES  # the benchmark accepts every size the models do
+    assert (
+        bench.IMAGE_SIZES == models.SUPPORTED_IMAGE_SIZES
+    )  # the benchmark accepts every size the models do
     g_flops, d_flops = bench.layer_flops(size)
     n = models.num_resolution_changes(size)
     widths = [bench.NGF * 2 ** (n - 1 - i) for i in range(n)] + [bench.NC]
     g_layers = [torch.nn.ConvTranspose2d(bench.NZ, widths[0], 4, 1, 0, bias=False)] + [
-        torch.nn.ConvTranspose2d(widths[i], widths[i + 1], 4, 2, 1, bias=False) for i in range(n)]
-    d_widths = [bench.NC] + [bench.NDF * 2 ** i for i in range(n)]
-    d_layers = [torch.nn.Conv2d(d_widths[i], d_widths[i + 1], 4, 2, 1, bias=False) for i in range(n)] + [
-        torch.nn.Conv2d(d_widths[-1], 1, 4, 1, 0, bias=False)]
+        torch.nn.ConvTranspose2d(widths[i], widths[i + 1], 4, 2, 1, bias=False) for i in range(n)
+    ]
+    d_widths = [bench.NC] + [bench.NDF * 2**i for i in range(n)]
+    d_layers = [
+        torch.nn.Conv2d(d_widths[i], d_widths[i + 1], 4, 2, 1, bias=False) for i in range(n)
+    ] + [torch.nn.Conv2d(d_widths[-1], 1, 4, 1, 0, bias=False)]
     counted = []
     x = torch.zeros(1, bench.NZ, 1, 1)
     for layer in g_layers:
@@ -95,13 +136,21 @@ def test_model_flops_match_pytorchs_flop_counter(size):
     assert bench.step_flops(size) == expected
     assert bench.peak_flops("NVIDIA H100 80GB HBM3", "bfloat16", 0) == 989.4e12
     assert bench.peak_flops("NVIDIA H100 PCIe", "float32", 0) == 378.0e12
-    assert bench.peak_flops("cpu", "float32", 0) is None and bench.peak_flops("cpu", "float32", 2.5) == 2.5e12
+    assert (
+        bench.peak_flops("cpu", "float32", 0) is None
+        and bench.peak_flops("cpu", "float32", 2.5) == 2.5e12
+    )
 
 
 @pytest.mark.slow
 def test_conv_forms_benchmark_times_every_form_of_the_chosen_layers():
-    result = subprocess.run([sys.executable, CONV_FORMS, "--batch_size=2", "--repeats=1", "--only=up3,conv0",
-                             "--json"], capture_output=True, text=True, timeout=600, check=False)
+    result = subprocess.run(
+        [sys.executable, CONV_FORMS, "--batch_size=2", "--repeats=1", "--only=up3,conv0", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     forms = {(row["layer"], row["part"], row["form"]) for row in report["forms"]}
@@ -113,8 +162,13 @@ def test_conv_forms_benchmark_times_every_form_of_the_chosen_layers():
 
 
 def test_bad_device_count_is_a_one_line_error():
-    result = subprocess.run([sys.executable, SCRIPT, "--batch_sizes=7", "--devices=2", "--json"],
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, SCRIPT, "--batch_sizes=7", "--devices=2", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode != 0
     assert "divisible" in result.stderr and "Traceback" not in result.stderr
 
@@ -122,8 +176,13 @@ def test_bad_device_count_is_a_one_line_error():
 @pytest.mark.slow
 def test_multiprocess_stop_check_benchmark_reports_both_costs():
     script = os.path.join(REPO, "benchmarks", "multiprocess_step.py")
-    result = subprocess.run([sys.executable, script, "--stop_check", "--calls=5", "--json"], capture_output=True,
-                            text=True, timeout=600, check=False)
+    result = subprocess.run(
+        [sys.executable, script, "--stop_check", "--calls=5", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["processes"] == 2 and len(report["per_process"]) == 2
@@ -133,13 +192,31 @@ def test_multiprocess_stop_check_benchmark_reports_both_costs():
 
 def test_evaluate_benchmark_reports_both_solvers_extraction_and_the_synthetic_fit():
     result = subprocess.run(
-        [sys.executable, EVALUATE, "--d_width=4", "--c_values=1e-2", "--rows=400", "--test_rows=200", "--dim=96",
-         "--rank=8", "--mean_scale=1", "--json"], capture_output=True, text=True, timeout=600, check=False)
+        [
+            sys.executable,
+            EVALUATE,
+            "--d_width=4",
+            "--c_values=1e-2",
+            "--rows=400",
+            "--test_rows=200",
+            "--dim=96",
+            "--rank=8",
+            "--mean_scale=1",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     digits = report["digits"]
     assert digits["dim"] == (4 + 8 + 16) * 16 and (digits["train"], digits["test"]) == (1437, 360)
-    assert digits["extraction_images_per_sec"] > 0 and set(digits["solvers"]) == {"jax", "liblinear"}
+    assert digits["extraction_images_per_sec"] > 0 and set(digits["solvers"]) == {
+        "jax",
+        "liblinear",
+    }
     for run in digits["solvers"].values():
         assert run["seconds"] > 0 and run["C"] == 1e-2 and 0.5 < run["test_accuracy"] <= 1
     synthetic = report["synthetic"]

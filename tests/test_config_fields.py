@@ -31,7 +31,9 @@ def test_every_numeric_field_has_a_range():
     assert sorted(config_fields.RANGES) == NUMERIC  # a new numeric field needs its rule in RANGES
 
 
-@pytest.mark.parametrize("field", [f for f in NUMERIC if config_fields.RANGES.get(f) != "any_integer"])
+@pytest.mark.parametrize(
+    "field", [f for f in NUMERIC if config_fields.RANGES.get(f) != "any_integer"]
+)
 def test_a_value_out_of_range_is_one_line_naming_the_field(field):
     config = defaults.get_config()
     default = config_fields.get(config, field)
@@ -80,14 +82,34 @@ def _leaves(config, prefix=""):
 def test_each_part_has_its_group():
     config = defaults.get_config()
     groups = {k for k in config if isinstance(config[k], ml_collections.ConfigDict)}
-    assert groups == {"data", "model", "optim", "objective", "d_training", "collapse", "eval", "dedup"}
+    assert groups == {
+        "data",
+        "model",
+        "optim",
+        "objective",
+        "d_training",
+        "collapse",
+        "eval",
+        "dedup",
+    }
     assert {"image_size", "g_width", "latent_dim", "conditional"} <= set(config.model)
     assert {"dataset", "data_path", "split"} <= set(config.data)
     assert {"learning_rate", "beta1", "ema_decay"} <= set(config.optim)
     flat = {k for k in config if k not in groups}
-    assert flat == {"seed", "batch_size", "num_train_steps", "parallelism", "log_every_steps", "sample_every_steps",
-                    "checkpoint_every_steps", "keep_checkpoints", "keep_every_steps", "init_from",
-                    "num_fixed_samples", "sample_random_z"}  # the trainer's own
+    assert flat == {
+        "seed",
+        "batch_size",
+        "num_train_steps",
+        "parallelism",
+        "log_every_steps",
+        "sample_every_steps",
+        "checkpoint_every_steps",
+        "keep_checkpoints",
+        "keep_every_steps",
+        "init_from",
+        "num_fixed_samples",
+        "sample_random_z",
+    }  # the trainer's own
 
 
 def test_every_old_name_has_a_place_today():
@@ -97,11 +119,18 @@ def test_every_old_name_has_a_place_today():
         assert new in today or any(k.startswith(new + ".") for k in today), (old, new)
 
 
-@pytest.mark.parametrize("old, new", [("g_width", "model.g_width"), ("dataset", "data.dataset"),
-                                      ("learning_rate", "optim.learning_rate"), ("loss", "objective.loss"),
-                                      ("conditional.num_classes", "model.conditional.num_classes"),
-                                      ("eval_every_steps", "eval.every_steps"),
-                                      ("eval_svm_c_values", "eval.probe.svm_c_values")])
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("g_width", "model.g_width"),
+        ("dataset", "data.dataset"),
+        ("learning_rate", "optim.learning_rate"),
+        ("loss", "objective.loss"),
+        ("conditional.num_classes", "model.conditional.num_classes"),
+        ("eval_every_steps", "eval.every_steps"),
+        ("eval_svm_c_values", "eval.probe.svm_c_values"),
+    ],
+)
 def test_old_names_map_to_their_new_place(old, new):
     assert config_fields.new_name(old) == new
     assert config_fields.new_name(new) is None
@@ -132,14 +161,28 @@ def test_the_choices_listed_here_are_the_codes_own():
 def test_a_flat_config_of_the_first_version_maps_onto_the_groups():
     with open(os.path.join(FIXTURES, "run_v0", "config.json")) as f:
         saved = json.load(f)
-    saved.update(eval_every_steps=7, eval_classifier_steps=11, eval_svm_c_values=[0.5, 2.0],
-                 eval_labels_per_class=3, upsample="subpixel_gemm")
+    saved.update(
+        eval_every_steps=7,
+        eval_classifier_steps=11,
+        eval_svm_c_values=[0.5, 2.0],
+        eval_labels_per_class=3,
+        upsample="subpixel_gemm",
+    )
     config = config_fields.from_saved(saved)
-    assert (config.eval.every_steps, config.eval.classifier.steps, config.eval.probe.labels_per_class) == (7, 11, 3)
+    assert (
+        config.eval.every_steps,
+        config.eval.classifier.steps,
+        config.eval.probe.labels_per_class,
+    ) == (7, 11, 3)
     assert config.eval.probe.svm_c_values == (0.5, 2.0)
     assert config.model.upsample == "subpixel"  # a retired name of the same math
-    assert (config.model.g_width, config.model.latent_dim) == (8, 16)  # the saved values win over the defaults
-    assert config.eval.kid_subsets == defaults.get_config().eval.kid_subsets  # unsaved fields: today's defaults
+    assert (config.model.g_width, config.model.latent_dim) == (
+        8,
+        16,
+    )  # the saved values win over the defaults
+    assert (
+        config.eval.kid_subsets == defaults.get_config().eval.kid_subsets
+    )  # unsaved fields: today's defaults
     assert not config_fields.unknown_fields(config)
 
 
@@ -166,9 +209,14 @@ def test_a_config_saved_by_this_version_round_trips():
 def test_an_architecture_mismatch_names_every_differing_field():
     saved, config = defaults.get_config(), defaults.get_config()
     config.model.g_width, config.model.latent_dim = 16, 20
-    with pytest.raises(UserError, match=r"model.latent_dim: checkpoint 100 vs config 20; model.g_width: checkpoint "
-                                        r"64 vs config 16"):
+    with pytest.raises(
+        UserError,
+        match=r"model.latent_dim: checkpoint 100 vs config 20; model.g_width: checkpoint "
+        r"64 vs config 16",
+    ):
         config_fields.check_compatible(saved, config, "runs/x/checkpoints/4")
     config = defaults.get_config()
-    config.model.conditional.d_form = "concat"  # a class field matters only for a class-conditional model
+    config.model.conditional.d_form = (
+        "concat"  # a class field matters only for a class-conditional model
+    )
     config_fields.check_compatible(saved, config, "x")

@@ -27,13 +27,17 @@ def test_shipped_configs_load_by_name_and_by_path_and_build(name):
     by_name = defaults.load_config(name)
     by_path = defaults.load_config(os.path.join(REPO, "configs", f"{name}.py"))
     assert by_name.to_dict() == by_path.to_dict()
-    assert set(dict(_leaves(by_name))) == set(dict(_leaves(defaults.get_config())))  # no field of their own
+    assert set(dict(_leaves(by_name))) == set(
+        dict(_leaves(defaults.get_config()))
+    )  # no field of their own
     models.build_models(by_name.model)
 
 
 def test_a_configs_folder_in_the_working_directory_changes_nothing(tmp_path, monkeypatch):
     (tmp_path / "configs").mkdir()
-    (tmp_path / "configs" / "base.py").write_text("raise RuntimeError('the user\\'s own configs/base.py')\n")
+    (tmp_path / "configs" / "base.py").write_text(
+        "raise RuntimeError('the user\\'s own configs/base.py')\n"
+    )
     (tmp_path / "configs" / "__init__.py").write_text("")
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -15,7 +15,9 @@ PACKAGE = os.path.join(REPO, "dcgan_jax")
 # config_fields (config knowledge: it builds the models to validate), training | evaluation (siblings that never
 # import each other), analysis, train, cli, the shims.
 LEAVES = {"errors", "defaults", "progress_bars", "rng_tags", "run_files"}
-BASE = LEAVES - {"defaults"}  # what every floor may import: the defaults only the config's own floors
+BASE = LEAVES - {
+    "defaults"
+}  # what every floor may import: the defaults only the config's own floors
 ALLOWED = {
     **{leaf: set() for leaf in LEAVES},
     "memory": BASE,
@@ -27,17 +29,45 @@ ALLOWED = {
     "evaluation": BASE | {"data", "nn"},
     "analysis": BASE | {"memory", "data", "nn", "visualize", "training"},
     "train": BASE | {"defaults", "config_fields", "data", "nn", "training", "evaluation"},
-    "cli": BASE | {"defaults", "config_fields", "memory", "data", "nn", "visualize", "training", "evaluation",
-                   "analysis", "train"},
+    "cli": BASE
+    | {
+        "defaults",
+        "config_fields",
+        "memory",
+        "data",
+        "nn",
+        "visualize",
+        "training",
+        "evaluation",
+        "analysis",
+        "train",
+    },
     "__init__": set(),
 }
-ENTRY_POINTS = ("main", "sample", "explore", "evaluate", "prepare")  # `python -m dcgan_jax.X` shims over cli/X.py
+ENTRY_POINTS = (
+    "main",
+    "sample",
+    "explore",
+    "evaluate",
+    "prepare",
+)  # `python -m dcgan_jax.X` shims over cli/X.py
 for name in ENTRY_POINTS:
     ALLOWED[name] = {"cli"}
 # The floors that see the whole config; every other part gets its own group or explicit values.
 WHOLE_CONFIG = {"defaults", "config_fields", "train", "cli"}
 # The names a group of the config goes by when a function below those floors takes one.
-GROUPS = {"data", "model", "optim", "objective", "d_training", "collapse", "ev", "classifier", "probe", "dedup"}
+GROUPS = {
+    "data",
+    "model",
+    "optim",
+    "objective",
+    "d_training",
+    "collapse",
+    "ev",
+    "classifier",
+    "probe",
+    "dedup",
+}
 
 
 def _modules():
@@ -48,7 +78,9 @@ def _modules():
             if name.endswith(".py"):
                 path = os.path.join(root, name)
                 relative = os.path.relpath(path, REPO)[:-3].replace(os.sep, ".")
-                module = relative[:-len(".__init__")] if relative.endswith(".__init__") else relative
+                module = (
+                    relative[: -len(".__init__")] if relative.endswith(".__init__") else relative
+                )
                 with open(path) as f:
                     found[module] = ast.parse(f.read(), path)
     return found
@@ -86,14 +118,18 @@ def test_imports_only_floors_below_and_only_at_the_top(module):
     for imported, line, top_level in _imports(module, MODULES[module]):
         target = _part(imported)
         assert top_level, f"{module}:{line} imports {imported} inside a function"
-        assert target == own or target in ALLOWED[own], f"{module}:{line}: {own} may not import {target}"
+        assert target == own or target in ALLOWED[own], (
+            f"{module}:{line}: {own} may not import {target}"
+        )
 
 
 def test_training_and_evaluation_do_not_import_each_other():
     assert "evaluation" not in ALLOWED["training"] and "training" not in ALLOWED["evaluation"]
     for module, tree in MODULES.items():
         for imported, line, _ in _imports(module, tree):
-            assert {_part(module), _part(imported)} != {"training", "evaluation"}, f"{module}:{line}"
+            assert {_part(module), _part(imported)} != {"training", "evaluation"}, (
+                f"{module}:{line}"
+            )
 
 
 def test_no_import_cycles_between_modules():
@@ -140,24 +176,43 @@ def _takes_config(function):
     args = function.args
     for arg in args.posonlyargs + args.args + args.kwonlyargs:
         annotation = ast.unparse(arg.annotation) if arg.annotation is not None else ""
-        if arg.arg == "config" or (annotation.split(".")[-1] == "ConfigDict" and arg.arg not in GROUPS):
+        if arg.arg == "config" or (
+            annotation.split(".")[-1] == "ConfigDict" and arg.arg not in GROUPS
+        ):
             yield arg.arg, arg.lineno
 
 
-@pytest.mark.parametrize("module", sorted(m for m in MODULES if _part(m) not in WHOLE_CONFIG | set(ENTRY_POINTS)))
+@pytest.mark.parametrize(
+    "module", sorted(m for m in MODULES if _part(m) not in WHOLE_CONFIG | set(ENTRY_POINTS))
+)
 def test_the_whole_config_stops_at_the_top(module):
     """Below train.py and cli/, functions take a group (config.model, config.data, ...) or explicit values; they
     neither take the whole config nor reach into a Run's (training/run.py, which restores it, excepted)."""
     for node in ast.walk(MODULES[module]):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             for name, line in _takes_config(node):
-                assert False, f"{module}:{line}: takes `{name}`, the whole config; pass its group ({sorted(GROUPS)})"
-        if isinstance(node, ast.Attribute) and node.attr == "config" and module != "dcgan_jax.training.run":
-            assert not isinstance(node.value, ast.Name) or node.value.id in ("jax", "tf"), \
+                raise AssertionError(
+                    f"{module}:{line}: takes `{name}`, the whole config; pass its group "
+                    f"({sorted(GROUPS)})"
+                )
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr == "config"
+            and module != "dcgan_jax.training.run"
+        ):
+            assert not isinstance(node.value, ast.Name) or node.value.id in ("jax", "tf"), (
                 f"{module}:{node.lineno}: reads {ast.unparse(node)}, the whole config"
+            )
 
 
 def test_the_layout_rule_catches_a_module_that_takes_the_whole_config():
-    tree = ast.parse("def f(config, x):\n    pass\ndef g(model: ml_collections.ConfigDict, c: ConfigDict):\n    pass")
-    found = [name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) for name, _ in _takes_config(node)]
+    tree = ast.parse(
+        "def f(config, x):\n    pass\ndef g(model: ml_collections.ConfigDict, c: ConfigDict):\n    pass"
+    )
+    found = [
+        name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef)
+        for name, _ in _takes_config(node)
+    ]
     assert found == ["config", "c"]

@@ -18,13 +18,25 @@ from tests.helpers import FIXTURES, one_line_error, run_cli
 # The versions whose workdirs are fixtures, each with the flags its run was trained with (`python -m
 # dcgan_jax.main` of that version), written here in today's names: v0 had a flat config, v1 (the version before the
 # config groups) flat model/data/optimizer fields beside grouped eval, d_training and conditional ones, and EMA.
-TINY = ("--config.model.g_width=8", "--config.model.d_width=8", "--config.batch_size=16",
-        "--config.model.latent_dim=16", "--config.log_every_steps=2", "--config.sample_every_steps=4",
-        "--config.checkpoint_every_steps=4", "--config.keep_checkpoints=1")
+TINY = (
+    "--config.model.g_width=8",
+    "--config.model.d_width=8",
+    "--config.batch_size=16",
+    "--config.model.latent_dim=16",
+    "--config.log_every_steps=2",
+    "--config.sample_every_steps=4",
+    "--config.checkpoint_every_steps=4",
+    "--config.keep_checkpoints=1",
+)
 VERSIONS = {
     "run_v0": TINY + ("--config.num_fixed_samples=4",),
-    "run_v1": ("--config=configs/digits_conditional.py",) + TINY + ("--config.num_fixed_samples=20",
-                      "--config.optim.ema_decay=0.5", "--config.d_training.label_noise=0.1"),
+    "run_v1": ("--config=configs/digits_conditional.py",)
+    + TINY
+    + (
+        "--config.num_fixed_samples=20",
+        "--config.optim.ema_decay=0.5",
+        "--config.d_training.label_noise=0.1",
+    ),
 }
 
 
@@ -36,8 +48,10 @@ def old_run(request, tmp_path):
 
 
 def _flat(tree):
-    return {"/".join(str(getattr(k, "key", k)) for k in path): np.asarray(v)
-            for path, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+    return {
+        "/".join(str(getattr(k, "key", k)) for k in path): np.asarray(v)
+        for path, v in jax.tree_util.tree_flatten_with_path(tree)[0]
+    }
 
 
 def _version(old_run):
@@ -52,20 +66,35 @@ def test_main_resumes_an_old_workdir_to_the_params_the_old_version_reached(old_r
     run = open_run(old_run)
     assert run.step == 6
     state = run.state
-    trees = {"g": state.g_params, "d": state.d_params, "gbs": state.g_batch_stats, "dbs": state.d_batch_stats}
+    trees = {
+        "g": state.g_params,
+        "d": state.d_params,
+        "gbs": state.g_batch_stats,
+        "dbs": state.d_batch_stats,
+    }
     got = _flat({**trees, **({"ema": state.ema} if state.ema is not None else {})})
-    with np.load(os.path.join(FIXTURES, f"{_version(old_run)}_params_after_resume_to_6.npz")) as expected:
+    with np.load(
+        os.path.join(FIXTURES, f"{_version(old_run)}_params_after_resume_to_6.npz")
+    ) as expected:
         assert set(got) == set(expected.files)
         for key in expected.files:
             np.testing.assert_allclose(got[key], expected[key], rtol=0, atol=1e-6, err_msg=key)
     with open(os.path.join(old_run, "config.json")) as f:
         saved = json.load(f)
-    assert {"eval", "model", "data", "optim"} <= set(saved) and "g_width" not in saved  # rewritten in today's layout
+    assert {"eval", "model", "data", "optim"} <= set(
+        saved
+    ) and "g_width" not in saved  # rewritten in today's layout
 
 
 def test_sample_draws_the_images_the_old_version_drew(old_run, tmp_path):
     output = str(tmp_path / "s.npz")
-    result = run_cli("dcgan_jax.sample", f"--workdir={old_run}", "--num_samples=4", "--seed=3", f"--output={output}")
+    result = run_cli(
+        "dcgan_jax.sample",
+        f"--workdir={old_run}",
+        "--num_samples=4",
+        "--seed=3",
+        f"--output={output}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     got = np.load(output)
     with np.load(os.path.join(FIXTURES, f"{_version(old_run)}_samples_seed3.npz")) as expected:
@@ -75,22 +104,39 @@ def test_sample_draws_the_images_the_old_version_drew(old_run, tmp_path):
 
 def test_explore_and_evaluate_run_on_an_old_workdir(old_run, tmp_path):
     output = str(tmp_path / "walk.gif")
-    result = run_cli("dcgan_jax.explore", f"--workdir={old_run}", "--mode=walk", "--indices=0,1,2",
-                     "--steps_between=2", f"--output={output}")
+    result = run_cli(
+        "dcgan_jax.explore",
+        f"--workdir={old_run}",
+        "--mode=walk",
+        "--indices=0,1,2",
+        "--steps_between=2",
+        f"--output={output}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert os.path.getsize(output) > 0
 
     config = open_run(old_run).config
     config.eval.classifier.steps, config.eval.classifier.dir = 30, str(tmp_path / "classifier")
     model = config.model
-    classifier.train_and_save(config.eval.classifier, config.data, model.image_size, model.num_channels)
+    classifier.train_and_save(
+        config.eval.classifier, config.data, model.image_size, model.num_channels
+    )
     # (a quick FID classifier, so the test does not train the default one)
-    result = run_cli("dcgan_jax.evaluate", f"--workdir={old_run}", "--task=fid", "--num_samples=40",
-                     f"--classifier_dir={tmp_path}/classifier")
+    result = run_cli(
+        "dcgan_jax.evaluate",
+        f"--workdir={old_run}",
+        "--task=fid",
+        "--num_samples=40",
+        f"--classifier_dir={tmp_path}/classifier",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     with open(os.path.join(old_run, "eval_fid.json")) as f:
         table = json.load(f)
-    assert table["step"] == 4 and len(table["rows"]) >= 3 and all(np.isfinite(r["fid"]) for r in table["rows"])
+    assert (
+        table["step"] == 4
+        and len(table["rows"]) >= 3
+        and all(np.isfinite(r["fid"]) for r in table["rows"])
+    )
 
 
 def test_the_fixtures_are_in_their_versions_format():
@@ -100,8 +146,13 @@ def test_the_fixtures_are_in_their_versions_format():
     assert config_fields.from_saved(saved).eval.every_steps == saved["eval_every_steps"]
     with open(os.path.join(FIXTURES, "run_v1", "config.json")) as f:
         saved = json.load(f)
-    assert {"eval", "conditional", "d_training", "g_width", "ema_decay"} <= set(saved) and "model" not in saved
-    assert config_fields.from_saved(saved).model.conditional.num_classes == saved["conditional"]["num_classes"]
+    assert {"eval", "conditional", "d_training", "g_width", "ema_decay"} <= set(
+        saved
+    ) and "model" not in saved
+    assert (
+        config_fields.from_saved(saved).model.conditional.num_classes
+        == saved["conditional"]["num_classes"]
+    )
 
 
 def test_an_old_flag_is_one_line_naming_its_new_place(tmp_path):

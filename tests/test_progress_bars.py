@@ -63,14 +63,25 @@ def test_a_stream_without_isatty_or_closed_disables_bars(monkeypatch):
 
 def test_long_library_calls_leave_no_bar_in_captured_stderr_but_draw_one_on_a_terminal():
     env = dict(os.environ, JAX_PLATFORMS="cpu")
-    captured = subprocess.run([sys.executable, "-c", SNIPPET], cwd=REPO, capture_output=True, env=env, timeout=300)
+    captured = subprocess.run(
+        [sys.executable, "-c", SNIPPET], cwd=REPO, capture_output=True, env=env, timeout=300
+    )
     assert captured.returncode == 0, captured.stderr[-2000:]
     err = captured.stderr.decode()
     assert "\r" not in err and "FID classifier" not in err and "SVM" not in err, err[-2000:]
-    leader, follower = pty.openpty()  # stderr a pseudo-terminal: the same calls draw their bars there
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns, as a terminal has
-    child = subprocess.Popen([sys.executable, "-c", SNIPPET], cwd=REPO, stdout=subprocess.DEVNULL, stderr=follower,
-                             env=env)
+    leader, follower = (
+        pty.openpty()
+    )  # stderr a pseudo-terminal: the same calls draw their bars there
+    fcntl.ioctl(
+        follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0)
+    )  # 100 columns, as a terminal has
+    child = subprocess.Popen(
+        [sys.executable, "-c", SNIPPET],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+        env=env,
+    )
     os.close(follower)
     drawn = b""
     try:

@@ -19,6 +19,7 @@ def _eval_rows(workdir):
 def test_no_evaluator_is_built_when_every_steps_is_0(tmp_path, monkeypatch, tiny):
     def refuse(*args):
         raise AssertionError("an evaluator was built although eval.every_steps == 0")
+
     monkeypatch.setattr(fid, "make_training_evaluator", refuse)
     state = train.train_and_evaluate(tiny(num_train_steps=2), str(tmp_path))
     assert int(state.step) == 2 and not _eval_rows(str(tmp_path))
@@ -28,22 +29,37 @@ def test_the_evaluator_runs_every_n_steps_on_the_current_generator(tmp_path, mon
     calls = []
 
     class Recorder:
-        every_steps, best_metric = 2, "fid"  # the evaluator's own schedule, not read from the config by the loop
+        every_steps, best_metric = (
+            2,
+            "fid",
+        )  # the evaluator's own schedule, not read from the config by the loop
 
         def __call__(self, step, g_variables):
             calls.append((step, g_variables))
             return {"fid": float(step)}
 
     def make(ev, model, data, seed, workdir):
-        assert (ev, model, data, seed, workdir) == (config.eval, config.model, config.data, 0, str(tmp_path))
+        assert (ev, model, data, seed, workdir) == (
+            config.eval,
+            config.model,
+            config.data,
+            0,
+            str(tmp_path),
+        )
         return Recorder()
+
     monkeypatch.setattr(fid, "make_training_evaluator", make)
     config = tiny(num_train_steps=4)
     config.eval.every_steps = 3  # only asks for an evaluator: it says when it runs
     state = train.train_and_evaluate(config, str(tmp_path))
     assert [step for step, _ in calls] == [2, 4]
-    np.testing.assert_array_equal(calls[-1][1]["params"]["project"]["kernel"], state.g_params["project"]["kernel"])
-    assert [(row["step"], row["eval_fid"]) for row in _eval_rows(str(tmp_path))] == [(2, 2.0), (4, 4.0)]
+    np.testing.assert_array_equal(
+        calls[-1][1]["params"]["project"]["kernel"], state.g_params["project"]["kernel"]
+    )
+    assert [(row["step"], row["eval_fid"]) for row in _eval_rows(str(tmp_path))] == [
+        (2, 2.0),
+        (4, 4.0),
+    ]
 
 
 @pytest.mark.slow
@@ -52,4 +68,9 @@ def test_fid_during_training_with_the_projects_classifier(tmp_path, fid_classifi
     config.num_train_steps, config.eval.every_steps = 2, 2
     train.train_and_evaluate(config, str(tmp_path / "run"))
     (row,) = _eval_rows(str(tmp_path / "run"))
-    assert row["step"] == 2 and np.isfinite(row["eval_fid"]) and row["eval_fid"] > 0 and "eval_kid" in row
+    assert (
+        row["step"] == 2
+        and np.isfinite(row["eval_fid"])
+        and row["eval_fid"] > 0
+        and "eval_kid" in row
+    )

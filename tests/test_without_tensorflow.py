@@ -68,14 +68,24 @@ def _blocked_env(tmp_path):
 
 def test_training_sampling_and_every_local_source_work_without_tensorflow(tmp_path):
     env = dict(os.environ, JAX_PLATFORMS="cpu", **_blocked_env(tmp_path))
-    result = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], cwd=REPO, env=env, capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "OK without TensorFlow" in result.stdout
 
 
 def test_a_tfds_dataset_without_tensorflow_names_the_install_command(tmp_path):
-    result = run_cli("dcgan_jax.main", f"--workdir={tmp_path}/run", "--config=configs/mnist.py",
-                     env=_blocked_env(tmp_path))
+    result = run_cli(
+        "dcgan_jax.main",
+        f"--workdir={tmp_path}/run",
+        "--config=configs/mnist.py",
+        env=_blocked_env(tmp_path),
+    )
     line = one_line_error(result, "mnist", 'pip install "dcgan_jax[tfds]"')
     assert "tensorflow" in line

@@ -17,7 +17,11 @@ def training_progress(workdir: str, max_shown: int = 8, z: str = "fixed") -> Pic
         raise UserError(f"z={z!r} must be one of {', '.join(run_files.GRID_FOLDERS)}")
     frames = visualize.training_progress_frames(workdir, z)
     if not frames:
-        raise UserError(f"no sample grids in {os.path.join(workdir, run_files.GRID_FOLDERS[z])}: train first"
-                        + (" (with --config.sample_random_z=True)" if z == "random" else ""))
-    shown = np.unique(np.linspace(0, len(frames) - 1, min(max_shown, len(frames))).round().astype(int))
+        raise UserError(
+            f"no sample grids in {os.path.join(workdir, run_files.GRID_FOLDERS[z])}: train first"
+            + (" (with --config.sample_random_z=True)" if z == "random" else "")
+        )
+    shown = np.unique(
+        np.linspace(0, len(frames) - 1, min(max_shown, len(frames))).round().astype(int)
+    )
     return Picture([np.stack([frames[i] for i in shown])], frames=frames)

@@ -1,7 +1,8 @@
 """What an analysis draws: rows of images, written as one PNG grid or as a GIF (one frame per column, or its own)."""
 
 import os
-from typing import List, NamedTuple, Optional, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -13,15 +14,19 @@ FORMATS = (".png", ".gif")
 
 class Picture(NamedTuple):
     """Rows of uint8 images (the PNG grid), optional GIF frames (else one per column), and lines worth printing."""
-    rows: List[np.ndarray]
-    frames: Optional[List[np.ndarray]] = None
+
+    rows: list[np.ndarray]
+    frames: list[np.ndarray] | None = None
     notes: Sequence[str] = ()
 
 
-def columns_as_frames(rows: List[np.ndarray]) -> List[np.ndarray]:
+def columns_as_frames(rows: list[np.ndarray]) -> list[np.ndarray]:
     """Frame j stacks the j-th image of every row vertically (short rows repeat their last image)."""
     width = max(len(r) for r in rows)
-    return [visualize.make_grid(np.stack([r[min(j, len(r) - 1)] for r in rows]), num_cols=1) for j in range(width)]
+    return [
+        visualize.make_grid(np.stack([r[min(j, len(r) - 1)] for r in rows]), num_cols=1)
+        for j in range(width)
+    ]
 
 
 def check_output(output: str) -> str:
@@ -33,17 +38,28 @@ def check_output(output: str) -> str:
     return extension
 
 
-def write_picture(picture: Picture, output: str, zoom: int = 1, duration_ms: int = 200, gif_levels: int = 0) -> None:
+def write_picture(
+    picture: Picture, output: str, zoom: int = 1, duration_ms: int = 200, gif_levels: int = 0
+) -> None:
     """A .png grid of the rows, or a .gif of the frames; `zoom` upscales by an integer (nearest neighbour)."""
-    scale = lambda image: visualize.zoom(image, zoom)
+
+    def scale(image):
+        return visualize.zoom(image, zoom)
+
     png = check_output(output) == ".png"
-    frames = None if png else (picture.frames if picture.frames is not None else columns_as_frames(picture.rows))
+    frames = (
+        None
+        if png
+        else (picture.frames if picture.frames is not None else columns_as_frames(picture.rows))
+    )
     pixels = visualize.table_grid(picture.rows).nbytes if png else sum(f.nbytes for f in frames)
-    if 2 * pixels * zoom ** 2 > memory.budget_bytes():  # the zoomed copy and its encoding
+    if 2 * pixels * zoom**2 > memory.budget_bytes():  # the zoomed copy and its encoding
         largest = max(int((memory.budget_bytes() / (2 * pixels)) ** 0.5), 1)
-        raise UserError(f"the picture at --zoom={zoom} needs about {2 * pixels * zoom ** 2 / 2**30:.1f} GiB of "
-                        f"memory and {memory.available_bytes() / 2**30:.1f} GiB is available: use --zoom={largest} "
-                        f"or less")
+        raise UserError(
+            f"the picture at --zoom={zoom} needs about {2 * pixels * zoom**2 / 2**30:.1f} GiB of "
+            f"memory and {memory.available_bytes() / 2**30:.1f} GiB is available: use --zoom={largest} "
+            f"or less"
+        )
     if png:
         visualize.save_image(output, scale(visualize.table_grid(picture.rows)))
     else:

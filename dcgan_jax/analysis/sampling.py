@@ -6,7 +6,8 @@ of its own z alone: the same seed gives the same images whatever the number of s
 """
 
 import os
-from typing import Any, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 import ml_collections
 import numpy as np
@@ -17,16 +18,25 @@ from dcgan_jax.errors import UserError
 from dcgan_jax.nn import generate, latent, models
 
 
-def images(model: ml_collections.ConfigDict, g_variables: Any, z: np.ndarray, batch_size: int = 256,
-           batch_stats: bool = False) -> np.ndarray:
+def images(
+    model: ml_collections.ConfigDict,
+    g_variables: Any,
+    z: np.ndarray,
+    batch_size: int = 256,
+    batch_stats: bool = False,
+) -> np.ndarray:
     """uint8 images (N, H, W, C) of the generator `g_variables` (of `model`, config.model) for G inputs
     (N, models.g_input_dim): z, followed by the class code for a class-conditional G (`g_inputs`)."""
     z = np.asarray(z, np.float32).reshape(-1, models.g_input_dim(model))
     return as_uint8(generate.generate(model, g_variables, z, batch_size, batch_stats))
 
 
-def g_inputs(model: ml_collections.ConfigDict, z: np.ndarray, rows: Optional[Sequence[int]] = None,
-             label: Optional[int] = None) -> np.ndarray:
+def g_inputs(
+    model: ml_collections.ConfigDict,
+    z: np.ndarray,
+    rows: Sequence[int] | None = None,
+    label: int | None = None,
+) -> np.ndarray:
     """G's inputs for z of pool rows `rows` (default 0, 1, ...): z itself for an unconditional G; for a conditional
     one, z with the class code of `label`, or (no label) of class i % num_classes for row i, so sample i of `sample`
     and index i of `explore` show the same class. Rows that already hold a class code keep it unless a label is
@@ -35,34 +45,59 @@ def g_inputs(model: ml_collections.ConfigDict, z: np.ndarray, rows: Optional[Seq
     num_classes = model.conditional.num_classes
     if not num_classes:
         if label is not None:
-            raise UserError(f"--class={label}: this run is unconditional (model.conditional.num_classes=0); leave "
-                            f"--class out, or train a conditional run (e.g. --config=configs/digits_conditional.py)")
+            raise UserError(
+                f"--class={label}: this run is unconditional (model.conditional.num_classes=0); leave "
+                f"--class out, or train a conditional run (e.g. --config=configs/digits_conditional.py)"
+            )
         return z
     if label is not None and not 0 <= label < num_classes:
-        raise UserError(f"--class={label} must be in 0..{num_classes - 1} (this run has {num_classes} classes)")
+        raise UserError(
+            f"--class={label} must be in 0..{num_classes - 1} (this run has {num_classes} classes)"
+        )
     if z.shape[-1] == models.g_input_dim(model):
         if label is None:
             return z
-        z = z[..., :model.latent_dim]
+        z = z[..., : model.latent_dim]
     rows = np.arange(len(z)) if rows is None else np.asarray(rows)
     return latent.with_class(z, rows % num_classes if label is None else label, num_classes)
 
 
-def sample(model: ml_collections.ConfigDict, g_variables: Any, num_samples: int, seed: int = 0, batch_size: int = 256,
-           batch_stats: bool = False, label: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+def sample(
+    model: ml_collections.ConfigDict,
+    g_variables: Any,
+    num_samples: int,
+    seed: int = 0,
+    batch_size: int = 256,
+    batch_stats: bool = False,
+    label: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 images, G inputs) of `num_samples` samples of the generator `g_variables` drawn from `seed`; for a
     class-conditional G all of class `label`, or (None) sample i of class i % num_classes."""
     if num_samples <= 0 or batch_size <= 0:
-        raise UserError(f"--num_samples={num_samples} and --batch_size={batch_size} must be positive")
+        raise UserError(
+            f"--num_samples={num_samples} and --batch_size={batch_size} must be positive"
+        )
     size, channels = model.image_size, model.num_channels
-    memory.check_fits(num_samples, 2 * size * size * channels + 4 * model.latent_dim, f"{num_samples:,} samples",
-                      "ask for fewer with --num_samples and write several files (--seed) for more")
-    z = g_inputs(model, latent.z_for_seed(seed, num_samples, model.latent_dim, model.z_distribution), label=label)
-    chunk = 16 * batch_size  # whole batches, so batch_stats mode sees the same batches; a progress bar per chunk
+    memory.check_fits(
+        num_samples,
+        2 * size * size * channels + 4 * model.latent_dim,
+        f"{num_samples:,} samples",
+        "ask for fewer with --num_samples and write several files (--seed) for more",
+    )
+    z = g_inputs(
+        model,
+        latent.z_for_seed(seed, num_samples, model.latent_dim, model.z_distribution),
+        label=label,
+    )
+    chunk = (
+        16 * batch_size
+    )  # whole batches, so batch_stats mode sees the same batches; a progress bar per chunk
     parts = []
     with progress_bars.bar(total=num_samples, desc="sampling", unit="img") as bar:
         for start in range(0, num_samples, chunk):
-            parts.append(images(model, g_variables, z[start:start + chunk], batch_size, batch_stats))
+            parts.append(
+                images(model, g_variables, z[start : start + chunk], batch_size, batch_stats)
+            )
             bar.update(len(parts[-1]))
     return np.concatenate(parts), z
 
@@ -77,7 +112,9 @@ def check_samples_output(output: str) -> str:
     return extension
 
 
-def save_samples(output: str, images_: np.ndarray, z: np.ndarray, num_cols: Optional[int] = None) -> None:
+def save_samples(
+    output: str, images_: np.ndarray, z: np.ndarray, num_cols: int | None = None
+) -> None:
     """`.png`: a grid (`num_cols` columns, default square); `.npz`: `images` (uint8, N x H x W x C) and `z`."""
     if check_samples_output(output) == ".png":
         visualize.save_grid(output, images_, num_cols)
@@ -86,7 +123,7 @@ def save_samples(output: str, images_: np.ndarray, z: np.ndarray, num_cols: Opti
         np.savez(output, images=images_, z=z)
 
 
-def load_z_file(path: str, latent_dim: int, input_dim: Optional[int] = None) -> np.ndarray:
+def load_z_file(path: str, latent_dim: int, input_dim: int | None = None) -> np.ndarray:
     """The `z` array of an .npz (e.g. written by `sample --output=x.npz`), checked against the generator: rows of
     latent_dim, or of input_dim (z with a class code, a conditional G's input)."""
     try:
@@ -96,22 +133,32 @@ def load_z_file(path: str, latent_dim: int, input_dim: Optional[int] = None) -> 
         raise UserError(f"z file {path!r} is not an .npz with a `z` array ({e})") from None
     widths = sorted({latent_dim, input_dim or latent_dim})
     if z.ndim != 2 or z.shape[1] not in widths:
-        raise UserError(f"z file {path!r} holds z of shape {z.shape}; this generator needs (N, "
-                        f"{' or '.join(map(str, widths))})")
+        raise UserError(
+            f"z file {path!r} holds z of shape {z.shape}; this generator needs (N, "
+            f"{' or '.join(map(str, widths))})"
+        )
     if not np.issubdtype(z.dtype, np.number) or not np.isfinite(z).all():
-        raise UserError(f"z file {path!r} holds non-finite or non-numeric values (nan/inf); write it again")
+        raise UserError(
+            f"z file {path!r} holds non-finite or non-numeric values (nan/inf); write it again"
+        )
     return z.astype(np.float32)
 
 
-def pick_z(model: ml_collections.ConfigDict, indices: Sequence[int], seed: int = 0,
-           pool: Optional[np.ndarray] = None, label: Optional[int] = None) -> np.ndarray:
+def pick_z(
+    model: ml_collections.ConfigDict,
+    indices: Sequence[int],
+    seed: int = 0,
+    pool: np.ndarray | None = None,
+    label: int | None = None,
+) -> np.ndarray:
     """Rows `indices` of a z pool: `pool` if given, else the z of `sample --seed=seed` (row i = sample i), as G's
     inputs (`g_inputs`: for a conditional G of class `label`, or of row i's class)."""
     return g_inputs(model, _pick_rows(model, indices, seed, pool), [int(i) for i in indices], label)
 
 
-def _pick_rows(model: ml_collections.ConfigDict, indices: Sequence[int], seed: int,
-               pool: Optional[np.ndarray]) -> np.ndarray:
+def _pick_rows(
+    model: ml_collections.ConfigDict, indices: Sequence[int], seed: int, pool: np.ndarray | None
+) -> np.ndarray:
     indices = [int(i) for i in indices]
     if not indices or min(indices) < 0:
         raise UserError(f"indices {indices} must be a non-empty list of non-negative integers")
@@ -119,6 +166,12 @@ def _pick_rows(model: ml_collections.ConfigDict, indices: Sequence[int], seed: i
         if max(indices) >= len(pool):
             raise UserError(f"index {max(indices)} is out of range: the z pool holds {len(pool)} z")
         return np.asarray(pool)[indices]
-    memory.check_fits(max(indices) + 1, 4 * model.latent_dim, f"a z pool up to index {max(indices):,}",
-                      "use smaller --indices")
-    return latent.z_for_seed(seed, max(indices) + 1, model.latent_dim, model.z_distribution)[indices]
+    memory.check_fits(
+        max(indices) + 1,
+        4 * model.latent_dim,
+        f"a z pool up to index {max(indices):,}",
+        "use smaller --indices",
+    )
+    return latent.z_for_seed(seed, max(indices) + 1, model.latent_dim, model.z_distribution)[
+        indices
+    ]

@@ -5,7 +5,7 @@ import functools
 import math
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from absl import app, flags, logging
 
@@ -15,13 +15,19 @@ from dcgan_jax.errors import AbandonedWork, UserError
 
 def run_main(main: Callable) -> Callable:
     """Wraps an absl main so a UserError (or a config the user mistyped) prints one line and exits 1."""
+
     @functools.wraps(main)  # keeps main's module: `start` prints that module's help
     def wrapped(argv):
-        if logging.get_verbosity() <= logging.INFO:  # orbax logs every save at INFO and warns on read-only
-            logging.set_verbosity(logging.ERROR)     # checkpoint dirs; -v=1 brings it back
+        if (
+            logging.get_verbosity() <= logging.INFO
+        ):  # orbax logs every save at INFO and warns on read-only
+            logging.set_verbosity(logging.ERROR)  # checkpoint dirs; -v=1 brings it back
         if len(argv) > 1:
-            print(f"error: unexpected arguments {' '.join(argv[1:])!r}: every input is a --flag "
-                  f"(e.g. --workdir=DIR); see --help", file=sys.stderr)
+            print(
+                f"error: unexpected arguments {' '.join(argv[1:])!r}: every input is a --flag "
+                f"(e.g. --workdir=DIR); see --help",
+                file=sys.stderr,
+            )
             sys.exit(2)
         try:
             return main(argv)
@@ -35,10 +41,20 @@ def run_main(main: Callable) -> Callable:
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             sys.exit(130)
+
     return wrapped
 
 
-FLAG_ERRORS = (AttributeError, KeyError, TypeError, ValueError, OSError, SyntaxError, ImportError, RuntimeError)
+FLAG_ERRORS = (
+    AttributeError,
+    KeyError,
+    TypeError,
+    ValueError,
+    OSError,
+    SyntaxError,
+    ImportError,
+    RuntimeError,
+)
 
 
 def _one_line(error: BaseException) -> str:
@@ -64,7 +80,9 @@ def flag_errors():
     try:
         yield
     except (flags.Error,) + FLAG_ERRORS as e:
-        moved = config_fields.old_flags(sys.argv[1:])  # a field of an earlier version: say where it lives now
+        moved = config_fields.old_flags(
+            sys.argv[1:]
+        )  # a field of an earlier version: say where it lives now
         print(f"error: {moved or _one_line(e)}", file=sys.stderr)
         sys.exit(2)
 
@@ -72,22 +90,31 @@ def flag_errors():
 def require_nonempty(*names: str) -> None:
     """Refuses `--name=` (empty) at flag parsing: an empty --workdir would otherwise mean the current directory."""
     for name in names:
-        flags.register_validator(name, lambda value: value is None or bool(str(value).strip()),
-                                 message=f"--{name} is empty; give a path (e.g. --{name}=runs/digits)")
+        flags.register_validator(
+            name,
+            lambda value: value is None or bool(str(value).strip()),
+            message=f"--{name} is empty; give a path (e.g. --{name}=runs/digits)",
+        )
 
 
 def at_least(low: float, *names: str) -> None:
     """Refuses values of the numeric flags `names` below `low` at flag parsing (None, an unset default, passes)."""
     for name in names:
-        flags.register_validator(name, lambda value, low=low: value is None or value >= low,
-                                 message=f"--{name} must be >= {low:g}")
+        flags.register_validator(
+            name,
+            lambda value, low=low: value is None or value >= low,
+            message=f"--{name} must be >= {low:g}",
+        )
 
 
 def finite(*names: str) -> None:
     """Refuses nan and inf for the float flags `names` at flag parsing (None, an unset default, passes)."""
     for name in names:
-        flags.register_validator(name, lambda value: value is None or math.isfinite(value),
-                                 message=f"--{name} must be a finite number")
+        flags.register_validator(
+            name,
+            lambda value: value is None or math.isfinite(value),
+            message=f"--{name} must be a finite number",
+        )
 
 
 def output_file(path: str, flag: str = "output") -> str:
@@ -96,8 +123,10 @@ def output_file(path: str, flag: str = "output") -> str:
     if not path or not path.strip():
         raise UserError(f"--{flag} is empty; give a file name")
     if os.path.isdir(path):
-        raise UserError(f"--{flag}={path} is a directory; give a file name inside it, e.g. "
-                        f"--{flag}={os.path.join(path, 'out' + (os.path.splitext(path)[1] or '.png'))}")
+        raise UserError(
+            f"--{flag}={path} is a directory; give a file name inside it, e.g. "
+            f"--{flag}={os.path.join(path, 'out' + (os.path.splitext(path)[1] or '.png'))}"
+        )
     parent = os.path.dirname(os.path.abspath(path))
     blocker = parent
     while blocker and not os.path.exists(blocker):
@@ -127,11 +156,13 @@ def print_help(module_name: str, full: bool = False) -> None:
 def start(main: Callable) -> None:
     """Parses the flags (absl's errors as one line, not a usage dump) and runs `main`; --help prints the command's
     docstring and flags and exits 0 (absl's own --help exists only under app.run, and exits 1)."""
-    args = sys.argv[1:sys.argv.index("--")] if "--" in sys.argv else sys.argv[1:]
+    args = sys.argv[1 : sys.argv.index("--")] if "--" in sys.argv else sys.argv[1:]
     asked = [a for a in args if a in HELP_FLAGS]
     if asked:
         print_help(getattr(main, "__module__", ""), full=any("helpfull" in a for a in asked))
         sys.exit(0)
     with flag_errors():
-        argv = flags.FLAGS(sys.argv)  # the program name and any positional arguments, which `run_main` refuses
+        argv = flags.FLAGS(
+            sys.argv
+        )  # the program name and any positional arguments, which `run_main` refuses
     app.run(lambda _: main(argv), argv=sys.argv[:1])

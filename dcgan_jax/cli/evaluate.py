@@ -19,23 +19,46 @@ from dcgan_jax.training.run import open_run
 
 _WORKDIR = flags.DEFINE_string("workdir", "workdir", "A training workdir (holds checkpoints/).")
 common.require_nonempty("workdir")
-_TASK = flags.DEFINE_enum("task", "fid", ["classify", "fid", "class_accuracy", "train_classifier"],
-                          "What to evaluate.")
-_DATASET = flags.DEFINE_string("dataset", "", "classify: labelled dataset ('digits', 'mnist', 'cifar10', "
-                               "'svhn_cropped', ...); fid/train_classifier: the classifier's dataset. Default: the "
-                               "run's dataset.")
+_TASK = flags.DEFINE_enum(
+    "task", "fid", ["classify", "fid", "class_accuracy", "train_classifier"], "What to evaluate."
+)
+_DATASET = flags.DEFINE_string(
+    "dataset",
+    "",
+    "classify: labelled dataset ('digits', 'mnist', 'cifar10', "
+    "'svhn_cropped', ...); fid/train_classifier: the classifier's dataset. Default: the "
+    "run's dataset.",
+)
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
-_NUM_SAMPLES = flags.DEFINE_integer("num_samples", None, "fid: generated images (default: eval.num_samples).")
-_LABELS_PER_CLASS = flags.DEFINE_integer("labels_per_class", None, "classify: labelled examples per class "
-                                         "(default: eval.probe.labels_per_class; 0 = all).")
-_EXTRACTOR = flags.DEFINE_enum("extractor", None, ["classifier", "inception"], "fid: feature extractor.")
-_INCEPTION_WEIGHTS = flags.DEFINE_string("inception_weights", None, "fid: InceptionV3 .npz (extractor=inception).")
+_NUM_SAMPLES = flags.DEFINE_integer(
+    "num_samples", None, "fid: generated images (default: eval.num_samples)."
+)
+_LABELS_PER_CLASS = flags.DEFINE_integer(
+    "labels_per_class",
+    None,
+    "classify: labelled examples per class (default: eval.probe.labels_per_class; 0 = all).",
+)
+_EXTRACTOR = flags.DEFINE_enum(
+    "extractor", None, ["classifier", "inception"], "fid: feature extractor."
+)
+_INCEPTION_WEIGHTS = flags.DEFINE_string(
+    "inception_weights", None, "fid: InceptionV3 .npz (extractor=inception)."
+)
 _CLASSIFIER_DIR = flags.DEFINE_string("classifier_dir", None, "Where the FID classifier is kept.")
-_CLASSIFIER_STEPS = flags.DEFINE_integer("classifier_steps", None, "train_classifier (and a first fid): training "
-                                         "steps of the FID classifier (default: eval.classifier.steps).")
+_CLASSIFIER_STEPS = flags.DEFINE_integer(
+    "classifier_steps",
+    None,
+    "train_classifier (and a first fid): training "
+    "steps of the FID classifier (default: eval.classifier.steps).",
+)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir for the labelled dataset.")
-_SVM_SOLVER = flags.DEFINE_enum("svm_solver", None, ["jax", "liblinear"], "classify: the linear SVM's solver "
-                                "(default: eval.probe.solver, 'jax'; 'liblinear' is scikit-learn's LinearSVC).")
+_SVM_SOLVER = flags.DEFINE_enum(
+    "svm_solver",
+    None,
+    ["jax", "liblinear"],
+    "classify: the linear SVM's solver "
+    "(default: eval.probe.solver, 'jax'; 'liblinear' is scikit-learn's LinearSVC).",
+)
 common.at_least(0, "step", "labels_per_class")
 common.at_least(1, "classifier_steps")
 common.at_least(2, "num_samples")
@@ -43,10 +66,15 @@ common.at_least(2, "num_samples")
 
 def _apply_flags(config):
     """The run's config with the evaluation flags that were given."""
-    overrides = {"eval.num_samples": _NUM_SAMPLES.value, "eval.feature_extractor": _EXTRACTOR.value,
-                 "eval.inception_weights": _INCEPTION_WEIGHTS.value, "eval.classifier.dir": _CLASSIFIER_DIR.value,
-                 "eval.classifier.steps": _CLASSIFIER_STEPS.value, "data.data_dir": _DATA_DIR.value,
-                 "eval.probe.solver": _SVM_SOLVER.value}
+    overrides = {
+        "eval.num_samples": _NUM_SAMPLES.value,
+        "eval.feature_extractor": _EXTRACTOR.value,
+        "eval.inception_weights": _INCEPTION_WEIGHTS.value,
+        "eval.classifier.dir": _CLASSIFIER_DIR.value,
+        "eval.classifier.steps": _CLASSIFIER_STEPS.value,
+        "data.data_dir": _DATA_DIR.value,
+        "eval.probe.solver": _SVM_SOLVER.value,
+    }
     for dotted, value in overrides.items():
         if value is not None:
             config_fields.set_field(config, dotted, value)
@@ -66,28 +94,55 @@ def main(argv):
     config = _apply_flags(run.config)
     task = _TASK.value
     ev, model, data = config.eval, config.model, config.data
-    classifier_dir = classifier.classifier_dir(ev.classifier, data.dataset, model.image_size, model.num_channels)
+    classifier_dir = classifier.classifier_dir(
+        ev.classifier, data.dataset, model.image_size, model.num_channels
+    )
     if task == "train_classifier":
-        meta = classifier.train_and_save(ev.classifier, data, model.image_size, model.num_channels, config.seed)
+        meta = classifier.train_and_save(
+            ev.classifier, data, model.image_size, model.num_channels, config.seed
+        )
         print(f"saved the FID classifier to {classifier_dir}: {json.dumps(meta)}")
         return
     if task == "classify":
         dataset = _DATASET.value or data.dataset
-        rows = probe.classify(ev.probe, model, data, run.d_variables, run.initial_state.d_variables, config.seed,
-                              ev.batch_size, dataset, _LABELS_PER_CLASS.value)
-        header = (f"linear L2-SVM on {dataset} ({rows[0]['train_examples']} labelled train, "
-                  f"{rows[0]['test_examples']} test), D at step {run.step}")
+        rows = probe.classify(
+            ev.probe,
+            model,
+            data,
+            run.d_variables,
+            run.initial_state.d_variables,
+            config.seed,
+            ev.batch_size,
+            dataset,
+            _LABELS_PER_CLASS.value,
+        )
+        header = (
+            f"linear L2-SVM on {dataset} ({rows[0]['train_examples']} labelled train, "
+            f"{rows[0]['test_examples']} test), D at step {run.step}"
+        )
     elif task == "class_accuracy":
         per_class = max(1, ev.num_samples // max(1, model.conditional.num_classes))
-        counts = class_accuracy.confusion(ev, model, data, run.sampling_g_variables, per_class, config.seed)
+        counts = class_accuracy.confusion(
+            ev, model, data, run.sampling_g_variables, per_class, config.seed
+        )
         rows = class_accuracy.accuracy_table(counts)
         header = f"samples of each class labelled by the FID classifier ({classifier_dir}), G at step {run.step}"
     else:  # the sampling G (its moving average when the run kept one), then the trained G itself
         with_ema = run.state.ema is not None
-        rows, describe = fid.fid_table(ev, model, data, config.seed, run.sampling_g_variables,
-                                       run.initial_state.g_variables, run.step,
-                                       run.g_variables if with_ema else None, config.optim.ema_decay)
-        header = f"FID/KID vs {rows[0]['num_real']} '{ev.split}' images of {data.dataset}; {describe}"
+        rows, describe = fid.fid_table(
+            ev,
+            model,
+            data,
+            config.seed,
+            run.sampling_g_variables,
+            run.initial_state.g_variables,
+            run.step,
+            run.g_variables if with_ema else None,
+            config.optim.ema_decay,
+        )
+        header = (
+            f"FID/KID vs {rows[0]['num_real']} '{ev.split}' images of {data.dataset}; {describe}"
+        )
     print(header)
     print(tables.format_table(rows))
     print(f"wrote {tables.save_table(_WORKDIR.value, task, run.step, header, rows)}")

@@ -13,15 +13,29 @@ from dcgan_jax.training.run import open_run
 _WORKDIR = flags.DEFINE_string("workdir", "workdir", "A training workdir (holds checkpoints/).")
 common.require_nonempty("workdir")
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 64, "How many images.")
-_OUTPUT = flags.DEFINE_string("output", "samples.png", "Output file: .png (grid) or .npz (images and z).")
+_OUTPUT = flags.DEFINE_string(
+    "output", "samples.png", "Output file: .png (grid) or .npz (images and z)."
+)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the z draws.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 256, "Generator batch size (does not change the images).")
+_BATCH_SIZE = flags.DEFINE_integer(
+    "batch_size", 256, "Generator batch size (does not change the images)."
+)
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
-_BATCH_STATS = flags.DEFINE_bool("batch_stats", False, "Normalize with each batch's statistics, not running ones.")
-_EMA = flags.DEFINE_bool("ema", True, "A run with a moving average of G (config.optim.ema_decay): sample it; "
-                         "--noema samples the trained G itself.")
-_CLASS = flags.DEFINE_integer("class", None, "A class-conditional run: every sample of this class (default: sample i "
-                              "of class i % num_classes).")
+_BATCH_STATS = flags.DEFINE_bool(
+    "batch_stats", False, "Normalize with each batch's statistics, not running ones."
+)
+_EMA = flags.DEFINE_bool(
+    "ema",
+    True,
+    "A run with a moving average of G (config.optim.ema_decay): sample it; "
+    "--noema samples the trained G itself.",
+)
+_CLASS = flags.DEFINE_integer(
+    "class",
+    None,
+    "A class-conditional run: every sample of this class (default: sample i "
+    "of class i % num_classes).",
+)
 common.at_least(1, "num_samples", "batch_size")
 common.at_least(0, "step")
 
@@ -33,12 +47,23 @@ def main(argv):
     sampling.check_samples_output(_OUTPUT.value)  # before any work
     run_ = open_run(_WORKDIR.value, _STEP.value)
     model = run_.config.model
-    g_variables = run_.sampling_g_variables if _EMA.value else run_.g_variables  # as explore picks G
-    images, z = sampling.sample(model, g_variables, _NUM_SAMPLES.value, _SEED.value, _BATCH_SIZE.value,
-                                _BATCH_STATS.value, _CLASS.value)
+    g_variables = (
+        run_.sampling_g_variables if _EMA.value else run_.g_variables
+    )  # as explore picks G
+    images, z = sampling.sample(
+        model,
+        g_variables,
+        _NUM_SAMPLES.value,
+        _SEED.value,
+        _BATCH_SIZE.value,
+        _BATCH_STATS.value,
+        _CLASS.value,
+    )
     num_classes = model.conditional.num_classes
     # A conditional run's samples cycle through the classes: one column per class.
-    sampling.save_samples(_OUTPUT.value, images, z, num_classes if num_classes and _CLASS.value is None else None)
+    sampling.save_samples(
+        _OUTPUT.value, images, z, num_classes if num_classes and _CLASS.value is None else None
+    )
     print(f"wrote {len(images)} samples to {_OUTPUT.value}")
 
 

@@ -6,8 +6,15 @@ import ml_collections
 import numpy as np
 
 from dcgan_jax.data import digits, tfds_source
-from dcgan_jax.data.sources import (LOCAL_KINDS, PATH_KINDS, ArraySource, ImageFolderSource, LmdbSource,
-                                    PreparedSource, Source)
+from dcgan_jax.data.sources import (
+    LOCAL_KINDS,
+    PATH_KINDS,
+    ArraySource,
+    ImageFolderSource,
+    LmdbSource,
+    PreparedSource,
+    Source,
+)
 from dcgan_jax.errors import UserError
 
 
@@ -16,14 +23,20 @@ def is_tfds(dataset: str) -> bool:
     return dataset not in LOCAL_KINDS
 
 
-def open_local(data: ml_collections.ConfigDict, image_size: int, num_channels: int, split: str = "") -> Source:
+def open_local(
+    data: ml_collections.ConfigDict, image_size: int, num_channels: int, split: str = ""
+) -> Source:
     """The source of a non-TFDS dataset kind (`data`: config.data), preprocessed to image_size / num_channels."""
     if data.dataset == "digits":
-        return ArraySource(*digits.digits_with_labels(image_size, num_channels, split or data.split))
+        return ArraySource(
+            *digits.digits_with_labels(image_size, num_channels, split or data.split)
+        )
     path = os.path.expanduser(data.data_path)
     if not path:
-        raise UserError(f"data.dataset={data.dataset!r} reads from --config.data.data_path, which is empty: pass the "
-                        f"{PATH_KINDS[data.dataset]}")
+        raise UserError(
+            f"data.dataset={data.dataset!r} reads from --config.data.data_path, which is empty: pass the "
+            f"{PATH_KINDS[data.dataset]}"
+        )
     if data.dataset == "lsun_lmdb":
         return LmdbSource(path, image_size, num_channels)
     if data.dataset == "image_folder":
@@ -31,8 +44,13 @@ def open_local(data: ml_collections.ConfigDict, image_size: int, num_channels: i
     return PreparedSource(path, image_size, num_channels)
 
 
-def load_source(data: ml_collections.ConfigDict, image_size: int, num_channels: int, split: str = "",
-                labelled: bool = False) -> Source:
+def load_source(
+    data: ml_collections.ConfigDict,
+    image_size: int,
+    num_channels: int,
+    split: str = "",
+    labelled: bool = False,
+) -> Source:
     """The source data.dataset names (`data`: config.data), preprocessed to image_size / num_channels (the model's).
 
     'digits' (embedded), 'lsun_lmdb' / 'image_folder' / 'prepared' (at data.data_path), else a TFDS name. `split`:
@@ -52,13 +70,17 @@ def load_labels(source: Source, num_classes: int, dataset: str) -> np.ndarray:
     labels are a UserError naming those that have them."""
     labels = getattr(source, "labels", None)
     if labels is None:
-        raise UserError(f"model.conditional.num_classes={num_classes} needs labelled data, and data.dataset="
-                        f"{dataset!r} has no labels here; use 'digits', a TFDS dataset with a 'label' feature (mnist, "
-                        f"cifar10, ...), or data.dataset='image_folder' with one subfolder per class (no images at "
-                        f"its top)")
+        raise UserError(
+            f"model.conditional.num_classes={num_classes} needs labelled data, and data.dataset="
+            f"{dataset!r} has no labels here; use 'digits', a TFDS dataset with a 'label' feature (mnist, "
+            f"cifar10, ...), or data.dataset='image_folder' with one subfolder per class (no images at "
+            f"its top)"
+        )
     labels = np.asarray(labels)
     if len(labels) != len(source) or labels.min() < 0 or labels.max() >= num_classes:
-        raise UserError(f"dataset {dataset!r} has labels 0..{labels.max()} ({len(np.unique(labels))} "
-                        f"classes), more than model.conditional.num_classes={num_classes}; set "
-                        f"--config.model.conditional.num_classes={labels.max() + 1}")
+        raise UserError(
+            f"dataset {dataset!r} has labels 0..{labels.max()} ({len(np.unique(labels))} "
+            f"classes), more than model.conditional.num_classes={num_classes}; set "
+            f"--config.model.conditional.num_classes={labels.max() + 1}"
+        )
     return labels

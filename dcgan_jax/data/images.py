@@ -14,8 +14,10 @@ def _dtype_checked(images: np.ndarray, what: str) -> np.ndarray:
     (uint8) nor model-range floats, and reading them as either silently gives wrong images."""
     images = np.asarray(images)
     if images.dtype != np.uint8 and images.dtype.kind in "biu":
-        raise ValueError(f"{what}: images of dtype {images.dtype} are neither uint8 pixels [0, 255] nor floats in "
-                         f"[-1, 1]; convert them to one of the two first")
+        raise ValueError(
+            f"{what}: images of dtype {images.dtype} are neither uint8 pixels [0, 255] nor floats in "
+            f"[-1, 1]; convert them to one of the two first"
+        )
     return images
 
 
@@ -45,12 +47,20 @@ def _eight_bit(image: Image.Image) -> Image.Image:
     if image.mode.startswith("I"):  # 'I;16', 'I;16B', ... (16-bit PNG/TIFF greys) and 'I' (32-bit)
         pixels = np.asarray(image).astype(np.float64)
         top = 65535.0 if image.mode.startswith("I;16") or pixels.max() > 255 else 255.0
-        return Image.fromarray(np.clip(np.round(pixels * (255.0 / top)), 0, 255).astype(np.uint8), "L")
+        return Image.fromarray(
+            np.clip(np.round(pixels * (255.0 / top)), 0, 255).astype(np.uint8), "L"
+        )
     if image.mode == "F":  # float images: [0, 1]
-        return Image.fromarray(np.clip(np.round(np.asarray(image) * 255.0), 0, 255).astype(np.uint8), "L")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
+        return Image.fromarray(
+            np.clip(np.round(np.asarray(image) * 255.0), 0, 255).astype(np.uint8), "L"
+        )
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        image.mode == "P" and "transparency" in image.info
+    ):
         rgba = image.convert("RGBA")
-        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+        return Image.alpha_composite(
+            Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba
+        ).convert("RGB")
     return image
 
 
@@ -81,6 +91,8 @@ def preprocess_array(pixels: np.ndarray, size: int, num_channels: int) -> np.nda
 def decode_image(data: bytes, size: int, num_channels: int) -> np.ndarray:
     """Encoded jpeg/png/webp/... bytes -> preprocessed uint8 image; raises on bytes that do not decode."""
     with Image.open(io.BytesIO(data)) as image:
-        if image.format == "JPEG":  # DCT-domain downscaling, kept >= 2x the target so the bicubic pass still filters
+        if (
+            image.format == "JPEG"
+        ):  # DCT-domain downscaling, kept >= 2x the target so the bicubic pass still filters
             image.draft("L" if num_channels == 1 else "RGB", (2 * size, 2 * size))
         return resize_and_center_crop(image, size, num_channels)

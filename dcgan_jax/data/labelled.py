@@ -1,7 +1,5 @@
 """Labelled images for the evaluations: the embedded digits or a supervised TFDS dataset, and seeded subsets of them."""
 
-from typing import Tuple
-
 import numpy as np
 
 from dcgan_jax import rng_tags
@@ -10,27 +8,35 @@ from dcgan_jax.data.images import preprocess_array
 from dcgan_jax.errors import UserError
 
 
-def load_labelled(dataset: str, split: str, image_size: int, num_channels: int,
-                  data_dir: str = "") -> Tuple[np.ndarray, np.ndarray]:
+def load_labelled(
+    dataset: str, split: str, image_size: int, num_channels: int, data_dir: str = ""
+) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 images N x S x S x C, int32 labels) of 'digits' or a supervised TFDS dataset (mnist, cifar10, ...)."""
     if dataset == "digits":
         return digits.digits_with_labels(image_size, num_channels, split)
     tfds_source.require_tfds(f"labelled dataset {dataset!r}")
     import tensorflow_datasets as tfds
+
     try:
-        data = tfds.load(dataset, split=split, data_dir=data_dir or None, as_supervised=True, batch_size=-1)
+        data = tfds.load(
+            dataset, split=split, data_dir=data_dir or None, as_supervised=True, batch_size=-1
+        )
     except Exception as e:  # unknown name, missing split or not downloaded: all fixed by the user
-        raise UserError(f"cannot load labelled TFDS dataset {dataset!r} split {split!r} (data_dir="
-                        f"{data_dir or 'default'}): {str(e).splitlines()[0] if str(e) else type(e).__name__}. "
-                        "Labelled data is needed here: pass a labelled dataset (--config.data.dataset=mnist, cifar10, "
-                        "...; for FID: --config.eval.classifier.dataset) or use "
-                        "--config.eval.feature_extractor=inception") from None
+        raise UserError(
+            f"cannot load labelled TFDS dataset {dataset!r} split {split!r} (data_dir="
+            f"{data_dir or 'default'}): {str(e).splitlines()[0] if str(e) else type(e).__name__}. "
+            "Labelled data is needed here: pass a labelled dataset (--config.data.dataset=mnist, cifar10, "
+            "...; for FID: --config.eval.classifier.dataset) or use "
+            "--config.eval.feature_extractor=inception"
+        ) from None
     images, labels = tfds.as_numpy(data)
     resized = np.stack([preprocess_array(image, image_size, num_channels) for image in images])
     return resized, np.asarray(labels, np.int32)
 
 
-def validation_split(num_examples: int, fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
+def validation_split(
+    num_examples: int, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(train indices, validation indices): a seeded random `fraction` held out for model selection."""
     permutation = np.random.default_rng([seed, rng_tags.PROBE_SPLIT]).permutation(num_examples)
     num_val = max(1, int(round(num_examples * fraction)))
@@ -46,6 +52,8 @@ def select_per_class(labels: np.ndarray, per_class: int, seed: int) -> np.ndarra
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
         if len(members) < per_class:
-            raise UserError(f"class {label} has only {len(members)} examples; lower labels_per_class={per_class}")
+            raise UserError(
+                f"class {label} has only {len(members)} examples; lower labels_per_class={per_class}"
+            )
         chosen.append(rng.choice(members, per_class, replace=False))
     return np.sort(np.concatenate(chosen))

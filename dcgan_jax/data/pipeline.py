@@ -7,7 +7,7 @@ an uninterrupted one would, and each host reads only its own slice of every glob
 
 import collections
 import functools
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 import jax
 import ml_collections
@@ -44,8 +44,14 @@ def host_slice(batch_size: int, process_index: int, process_count: int) -> slice
     return slice(process_index * per_host, (process_index + 1) * per_host)
 
 
-def host_indices(batch_size: int, seed: int, num_examples: int, start_step: int, process_index: int,
-                 process_count: int) -> Iterator[np.ndarray]:
+def host_indices(
+    batch_size: int,
+    seed: int,
+    num_examples: int,
+    start_step: int,
+    process_index: int,
+    process_count: int,
+) -> Iterator[np.ndarray]:
     """This host's rows of the global batch of each step from `start_step` on; `seed` is the data order's
     (the run's seed + data.shuffle_seed_offset)."""
     rows = host_slice(batch_size, process_index, process_count)
@@ -55,9 +61,18 @@ def host_indices(batch_size: int, seed: int, num_examples: int, start_step: int,
         step += 1
 
 
-def train_batches(data: ml_collections.ConfigDict, source: Source, batch_size: int, seed: int, start_step: int = 0,
-                  local_devices: int = 1, labels: Optional[np.ndarray] = None, *,
-                  process_index: Optional[int] = None, process_count: Optional[int] = None) -> Iterator[np.ndarray]:
+def train_batches(
+    data: ml_collections.ConfigDict,
+    source: Source,
+    batch_size: int,
+    seed: int,
+    start_step: int = 0,
+    local_devices: int = 1,
+    labels: np.ndarray | None = None,
+    *,
+    process_index: int | None = None,
+    process_count: int | None = None,
+) -> Iterator[np.ndarray]:
     """Endless host batches [local_devices, per_device_batch, H, W, C] in [-1, 1] of the global batch `batch_size`
     (`data`: config.data; `seed`: the run's), starting at `start_step`; with `labels` (datasets.load_labels, for a
     class-conditional run), (images, int32 labels [local_devices, per_device_batch]) with the label of the image
@@ -70,9 +85,17 @@ def train_batches(data: ml_collections.ConfigDict, source: Source, batch_size: i
     """
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
-    steps = host_indices(batch_size, seed + data.shuffle_seed_offset, len(source), start_step, process_index,
-                         process_count)
-    pending = collections.deque()  # the index arrays handed to the readers, in order, until their batch is back
+    steps = host_indices(
+        batch_size,
+        seed + data.shuffle_seed_offset,
+        len(source),
+        start_step,
+        process_index,
+        process_count,
+    )
+    pending = (
+        collections.deque()
+    )  # the index arrays handed to the readers, in order, until their batch is back
 
     def recorded(index_arrays):
         for indices in index_arrays:
@@ -81,14 +104,18 @@ def train_batches(data: ml_collections.ConfigDict, source: Source, batch_size: i
 
     count = 1 if getattr(source, "cheap", False) else workers.num_workers(data.num_data_workers)
     skipped = set()
-    for images, newly_skipped in workers.read_source(source, recorded(steps), count,
-                                                     count + data.prefetch_batches):
+    for images, newly_skipped in workers.read_source(
+        source, recorded(steps), count, count + data.prefetch_batches
+    ):
         indices = pending.popleft()
         for index, reason in newly_skipped:
             if index not in skipped:
                 skipped.add(index)
-                logging.warning("skipped unreadable image %s (%d so far), using the next readable one instead",
-                                reason, len(skipped))
+                logging.warning(
+                    "skipped unreadable image %s (%d so far), using the next readable one instead",
+                    reason,
+                    len(skipped),
+                )
         images = as_model_input(images)
         images = images.reshape((local_devices, -1) + images.shape[1:])
         if labels is None:

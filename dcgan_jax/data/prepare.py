@@ -17,7 +17,7 @@ import os
 import shutil
 import sys
 import time
-from typing import Callable, Dict, Iterator, Optional, Tuple
+from collections.abc import Callable, Iterator
 
 import ml_collections
 import numpy as np
@@ -30,12 +30,15 @@ from dcgan_jax.errors import UserError
 CHUNK = 256  # images per decoding task
 
 
-def _source_chunks(data: ml_collections.ConfigDict, image_size: int,
-                   num_channels: int) -> Tuple[int, Iterator[Tuple[np.ndarray, int]]]:
+def _source_chunks(
+    data: ml_collections.ConfigDict, image_size: int, num_channels: int
+) -> tuple[int, Iterator[tuple[np.ndarray, int]]]:
     """(number of entries, iterator of (readable preprocessed images, number left out)) in source order."""
     if datasets.is_tfds(data.dataset):
         opened = tfds_source.open_tfds(data, image_size, num_channels, in_memory=False)
-        if not isinstance(opened, sources.EncodedSource):  # a TFRecord split: stream it in file order
+        if not isinstance(
+            opened, sources.EncodedSource
+        ):  # a TFRecord split: stream it in file order
             num = tfds_source.num_examples(opened, data.split) or 0
             return num, tfds_source.stream_decoded(data, opened, image_size, num_channels)
         source = opened
@@ -44,24 +47,35 @@ def _source_chunks(data: ml_collections.ConfigDict, image_size: int,
     count = 1 if getattr(source, "cheap", False) else workers.num_workers(data.num_data_workers)
     chunks = [np.arange(i, min(i + CHUNK, len(source))) for i in range(0, len(source), CHUNK)]
 
-    def readable() -> Iterator[Tuple[np.ndarray, int]]:
-        bad = set()  # an entry is reported no later than in its own chunk, and chunks come back in order
-        for indices, (images, skipped) in zip(chunks, workers.read_source(source, chunks, count, 2 * count)):
+    def readable() -> Iterator[tuple[np.ndarray, int]]:
+        bad = (
+            set()
+        )  # an entry is reported no later than in its own chunk, and chunks come back in order
+        for indices, (images, skipped) in zip(
+            chunks, workers.read_source(source, chunks, count, 2 * count)
+        ):
             bad.update(index for index, _ in skipped)
             for _, reason in skipped:
                 print(f"left out unreadable image {reason}", file=sys.stderr, flush=True)
             keep = np.array([int(i) not in bad for i in indices])
             yield images[keep], int((~keep).sum())
+
     return len(source), readable()
 
 
 # (images of the cache, N x H x W x C uint8, memory-mapped) -> {removed index: the kept index it duplicates}
-FindDuplicates = Callable[[np.ndarray], Dict[int, int]]
+FindDuplicates = Callable[[np.ndarray], dict[int, int]]
 DUPLICATES_FILE = "duplicates.json"
 
 
-def write_cache(data: ml_collections.ConfigDict, image_size: int, num_channels: int, output: str,
-                dedup: Optional[FindDuplicates] = None, max_removed_fraction: float = 0.5) -> dict:
+def write_cache(
+    data: ml_collections.ConfigDict,
+    image_size: int,
+    num_channels: int,
+    output: str,
+    dedup: FindDuplicates | None = None,
+    max_removed_fraction: float = 0.5,
+) -> dict:
     """Preprocesses every image of the source `data` (config.data) names, at image_size / num_channels, into
     `output`; returns the info written.
 
@@ -74,17 +88,23 @@ def write_cache(data: ml_collections.ConfigDict, image_size: int, num_channels: 
     """
     output = os.path.abspath(output)
     if os.path.exists(output) and not (os.path.isdir(output) and _is_cache_or_empty(output)):
-        raise UserError(f"--output {output} exists and is not a prepared cache; pass a new directory (an old cache "
-                        f"there is replaced only when the new one is complete)")
-    total, chunks = _source_chunks(data, image_size, num_channels)  # a missing source fails here, before any write
+        raise UserError(
+            f"--output {output} exists and is not a prepared cache; pass a new directory (an old cache "
+            f"there is replaced only when the new one is complete)"
+        )
+    total, chunks = _source_chunks(
+        data, image_size, num_channels
+    )  # a missing source fails here, before any write
     partial = f"{output}.partial-{os.getpid()}"
     shape = [image_size, image_size, num_channels]
     try:
         info = _write(data, shape, partial, total, chunks, dedup, max_removed_fraction)
         _swap(partial, output)
     except OSError as e:
-        raise UserError(f"cannot write the cache to {output} ({e.strerror or e}); free space or pass a writable "
-                        f"--output (an existing cache there is unchanged)") from None
+        raise UserError(
+            f"cannot write the cache to {output} ({e.strerror or e}); free space or pass a writable "
+            f"--output (an existing cache there is unchanged)"
+        ) from None
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return info
@@ -92,7 +112,11 @@ def write_cache(data: ml_collections.ConfigDict, image_size: int, num_channels: 
 
 def _is_cache_or_empty(path: str) -> bool:
     names = set(os.listdir(path))
-    return not names or PREPARED_INFO in names or names <= {PREPARED_IMAGES, PREPARED_IMAGES + ".partial"}
+    return (
+        not names
+        or PREPARED_INFO in names
+        or names <= {PREPARED_IMAGES, PREPARED_IMAGES + ".partial"}
+    )
 
 
 def _swap(new: str, output: str) -> None:
@@ -104,18 +128,30 @@ def _swap(new: str, output: str) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _write(data: ml_collections.ConfigDict, image_shape, directory: str, total: int, chunks,
-           dedup: Optional[FindDuplicates], limit: float) -> dict:
+def _write(
+    data: ml_collections.ConfigDict,
+    image_shape,
+    directory: str,
+    total: int,
+    chunks,
+    dedup: FindDuplicates | None,
+    limit: float,
+) -> dict:
     os.makedirs(directory)
     images_path = os.path.join(directory, PREPARED_IMAGES)
     written = left_out = 0
     start = last_print = time.time()
-    with open(images_path, "wb") as f, progress_bars.bar(total=total or None, desc="prepare", unit="img") as bar:
+    with (
+        open(images_path, "wb") as f,
+        progress_bars.bar(total=total or None, desc="prepare", unit="img") as bar,
+    ):
         for images, dropped in chunks:
             f.write(np.ascontiguousarray(images, np.uint8).tobytes())
             written, left_out = written + len(images), left_out + dropped
             bar.update(len(images) + dropped)
-            if not progress_bars.enabled() and time.time() - last_print > 10:  # logs: a line every 10 s instead
+            if (
+                not progress_bars.enabled() and time.time() - last_print > 10
+            ):  # logs: a line every 10 s instead
                 last_print = time.time()
                 rate = written / (last_print - start)
                 of = f"/{total:,}" if total else ""
@@ -123,23 +159,37 @@ def _write(data: ml_collections.ConfigDict, image_shape, directory: str, total: 
     if written == 0:
         raise UserError(f"no readable image in {data.dataset} ({data.data_path or data.data_dir})")
     shape = [written, *image_shape]
-    info = {"shape": shape, "dtype": "uint8",
-            "dataset": data.dataset, "data_path": data.data_path, "data_dir": data.data_dir,
-            "split": data.split, "left_out_unreadable": left_out,
-            "preprocessing": "shorter side resized to image_size (bicubic), center crop, L or RGB"}
+    info = {
+        "shape": shape,
+        "dtype": "uint8",
+        "dataset": data.dataset,
+        "data_path": data.data_path,
+        "data_dir": data.data_dir,
+        "split": data.split,
+        "left_out_unreadable": left_out,
+        "preprocessing": "shorter side resized to image_size (bicubic), center crop, L or RGB",
+    }
     if dedup is not None:
         removed = dedup(np.memmap(images_path, np.uint8, "r", shape=tuple(shape)))
         if len(removed) > limit * written:  # before the swap: an existing cache stays as it was
-            raise UserError(f"--dedup would remove {len(removed):,} of {written:,} images ({len(removed) / written:.0%}"
-                            f", over dedup.max_removed_fraction={limit}): the codes do not tell these images apart; "
-                            f"lower --config.dedup.max_hamming (0: exact collisions) or raise --config.dedup.steps, "
-                            f"or raise --config.dedup.max_removed_fraction if the data really is that redundant")
+            raise UserError(
+                f"--dedup would remove {len(removed):,} of {written:,} images ({len(removed) / written:.0%}"
+                f", over dedup.max_removed_fraction={limit}): the codes do not tell these images apart; "
+                f"lower --config.dedup.max_hamming (0: exact collisions) or raise --config.dedup.steps, "
+                f"or raise --config.dedup.max_removed_fraction if the data really is that redundant"
+            )
         info["shape"][0] = _compact(images_path, shape, set(removed))
         info["removed_duplicates"], info["duplicates_file"] = len(removed), DUPLICATES_FILE
         with open(os.path.join(directory, DUPLICATES_FILE), "w") as f:
-            json.dump({"about": "indices in the cache before deduplication (source order, unreadable images left "
-                               "out): removed index -> the kept index it duplicates",
-                       "removed": {str(k): v for k, v in sorted(removed.items())}}, f, indent=1)
+            json.dump(
+                {
+                    "about": "indices in the cache before deduplication (source order, unreadable images left "
+                    "out): removed index -> the kept index it duplicates",
+                    "removed": {str(k): v for k, v in sorted(removed.items())},
+                },
+                f,
+                indent=1,
+            )
     with open(os.path.join(directory, PREPARED_INFO), "w") as f:
         json.dump(info, f, indent=2)
     return info

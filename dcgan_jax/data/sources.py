@@ -11,7 +11,8 @@ reported to the training loop, which logs it with a running count. A source with
 
 import json
 import os
-from typing import Dict, List, Optional, Protocol, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
@@ -22,17 +23,23 @@ from dcgan_jax.errors import UserError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 PREPARED_INFO = "info.json"
 PREPARED_IMAGES = "images.u8"
-LSUN_HELP = ("get it with LSUN's script (https://github.com/fyu/lsun: `python download.py -c bedroom`, then "
-             "`unzip bedroom_train_lmdb.zip`) and pass the unzipped directory")
+LSUN_HELP = (
+    "get it with LSUN's script (https://github.com/fyu/lsun: `python download.py -c bedroom`, then "
+    "`unzip bedroom_train_lmdb.zip`) and pass the unzipped directory"
+)
 
 # The dataset kinds served by this module, with what config.data.data_path must hold; 'digits' is embedded, any
 # other config.data.dataset is a TFDS name (dcgan_jax/data/datasets.py dispatches).
-PATH_KINDS = {"lsun_lmdb": "LSUN LMDB directory (e.g. bedroom_train_lmdb/)",
-              "image_folder": "folder of jpg/png/webp images",
-              "prepared": "directory written by `python -m dcgan_jax.prepare`"}
+PATH_KINDS = {
+    "lsun_lmdb": "LSUN LMDB directory (e.g. bedroom_train_lmdb/)",
+    "image_folder": "folder of jpg/png/webp images",
+    "prepared": "directory written by `python -m dcgan_jax.prepare`",
+}
 LOCAL_KINDS = ("digits",) + tuple(PATH_KINDS)
 
-Skipped = List[Tuple[int, str]]  # (index, "what it was: why it failed") of entries replaced by a readable neighbour
+Skipped = list[
+    tuple[int, str]
+]  # (index, "what it was: why it failed") of entries replaced by a readable neighbour
 
 
 class Source(Protocol):
@@ -48,7 +55,7 @@ class ArraySource:
 
     cheap = True  # read in the training process: no worker pool needed
 
-    def __init__(self, images: np.ndarray, labels: Optional[np.ndarray] = None):
+    def __init__(self, images: np.ndarray, labels: np.ndarray | None = None):
         self.images = images
         self.labels = None if labels is None else np.asarray(labels, np.int32)
 
@@ -70,7 +77,7 @@ class EncodedSource:
     def __init__(self, location: str, num_entries: int, image_size: int, num_channels: int):
         self.location, self.num_entries = location, num_entries
         self.image_size, self.num_channels = image_size, num_channels
-        self._bad: Dict[int, str] = {}  # entries found unreadable in this process
+        self._bad: dict[int, str] = {}  # entries found unreadable in this process
         self._unreported: Skipped = []
         if num_entries == 0:
             raise UserError(f"no images found in {location}")
@@ -100,21 +107,27 @@ class EncodedSource:
             except UserError:
                 raise
             except Exception as e:  # decoders raise many types (OSError, SyntaxError, struct.error...) on bad bytes
-                message = "not a decodable image" if isinstance(e, Image.UnidentifiedImageError) else str(e)
+                message = (
+                    "not a decodable image"
+                    if isinstance(e, Image.UnidentifiedImageError)
+                    else str(e)
+                )
                 reason = f"{self.describe(candidate)} ({type(e).__name__}: {message})"
                 self._bad[candidate] = reason
                 self._unreported.append((candidate, reason))
-        raise UserError(f"no readable image in {self.location}: all {self.num_entries} entries fail to decode "
-                        f"(e.g. {next(iter(self._bad.values()))})")
+        raise UserError(
+            f"no readable image in {self.location}: all {self.num_entries} entries fail to decode "
+            f"(e.g. {next(iter(self._bad.values()))})"
+        )
 
-    def read_chunk(self, indices: Sequence[int]) -> Tuple[np.ndarray, Skipped]:
+    def read_chunk(self, indices: Sequence[int]) -> tuple[np.ndarray, Skipped]:
         """The images at `indices` and the entries newly found unreadable while reading them."""
         images = np.stack([self[int(i)] for i in indices])
         skipped, self._unreported = self._unreported, []
         return images, skipped
 
 
-def _image_paths(folder: str) -> List[str]:
+def _image_paths(folder: str) -> list[str]:
     """Image files under `folder`, relative and sorted. Symlinked folders are followed, but each real folder is
     read once: a symlink loop (a -> ..) or two links to one folder would otherwise repeat its images."""
     seen, paths = set(), []
@@ -125,8 +138,11 @@ def _image_paths(folder: str) -> List[str]:
             continue
         seen.add(real)
         dirs[:] = sorted(d for d in dirs if os.path.realpath(os.path.join(root, d)) not in seen)
-        paths.extend(os.path.relpath(os.path.join(root, n), folder) for n in names
-                     if n.lower().endswith(IMAGE_EXTENSIONS))
+        paths.extend(
+            os.path.relpath(os.path.join(root, n), folder)
+            for n in names
+            if n.lower().endswith(IMAGE_EXTENSIONS)
+        )
     return sorted(paths)
 
 
@@ -136,8 +152,10 @@ class ImageFolderSource(EncodedSource):
 
     def __init__(self, folder: str, image_size: int, num_channels: int):
         if not os.path.isdir(folder):
-            raise UserError(f"image folder {folder!r} does not exist; set --config.data.data_path to a folder of "
-                            f"jpg/png/webp images (searched recursively), e.g. CelebA's img_align_celeba/")
+            raise UserError(
+                f"image folder {folder!r} does not exist; set --config.data.data_path to a folder of "
+                f"jpg/png/webp images (searched recursively), e.g. CelebA's img_align_celeba/"
+            )
         self.folder = folder
         self.paths = _image_paths(folder)
         super().__init__(f"image folder {folder!r}", len(self.paths), image_size, num_channels)
@@ -147,12 +165,12 @@ class ImageFolderSource(EncodedSource):
             return f.read()
 
     @property
-    def class_names(self) -> List[str]:
+    def class_names(self) -> list[str]:
         """The subfolders holding images, sorted: class i is the i-th (one subfolder per class)."""
         return sorted({p.split(os.sep)[0] for p in self.paths if os.sep in p})
 
     @property
-    def labels(self) -> Optional[np.ndarray]:
+    def labels(self) -> np.ndarray | None:
         """Each image's class: the index of its top-level subfolder in `class_names`; None if any image lies
         directly in the folder (then it is not a folder of classes)."""
         if any(os.sep not in p for p in self.paths):
@@ -175,8 +193,10 @@ class LmdbSource(EncodedSource):
 
     def __init__(self, path: str, image_size: int, num_channels: int):
         if not os.path.exists(os.path.join(path, "data.mdb")) and not os.path.isfile(path):
-            raise UserError(f"LSUN LMDB not found at {path!r} (no data.mdb there); {LSUN_HELP} as "
-                            f"--config.data.data_path")
+            raise UserError(
+                f"LSUN LMDB not found at {path!r} (no data.mdb there); {LSUN_HELP} as "
+                f"--config.data.data_path"
+            )
         self.path = path
         self._env = self._txn = None
         self._pid = None
@@ -186,7 +206,9 @@ class LmdbSource(EncodedSource):
         super().__init__(f"LMDB {path!r}", len(keys), image_size, num_channels)
 
     def _transaction(self):
-        if self._txn is None or self._pid != os.getpid():  # an LMDB environment must not cross a fork
+        if (
+            self._txn is None or self._pid != os.getpid()
+        ):  # an LMDB environment must not cross a fork
             self._env, self._pid = _open_lmdb(self.path), os.getpid()
             self._txn = self._env.begin(buffers=False)
         return self._txn
@@ -197,7 +219,7 @@ class LmdbSource(EncodedSource):
         return state
 
     def key(self, index: int) -> bytes:
-        return self.keys_blob[self.offsets[index]:self.offsets[index + 1]]
+        return self.keys_blob[self.offsets[index] : self.offsets[index + 1]]
 
     def raw(self, index: int) -> bytes:
         value = self._transaction().get(self.key(index))
@@ -216,9 +238,17 @@ def _open_lmdb(path: str):
     key = (os.getpid(), os.path.realpath(path))
     if key not in _LMDB_ENVS:
         import lmdb
+
         try:
-            _LMDB_ENVS[key] = lmdb.open(path, subdir=os.path.isdir(path), readonly=True, lock=False,
-                                        readahead=False, meminit=False, max_readers=1024)
+            _LMDB_ENVS[key] = lmdb.open(
+                path,
+                subdir=os.path.isdir(path),
+                readonly=True,
+                lock=False,
+                readahead=False,
+                meminit=False,
+                max_readers=1024,
+            )
         except lmdb.Error as e:
             raise UserError(f"cannot open LMDB {path!r} ({e}); {LSUN_HELP}") from None
     return _LMDB_ENVS[key]
@@ -233,11 +263,13 @@ class PreparedSource:
 
     cheap = True
 
-    def __init__(self, path: str, image_size: Optional[int] = None, num_channels: Optional[int] = None):
+    def __init__(self, path: str, image_size: int | None = None, num_channels: int | None = None):
         info_path = os.path.join(path, PREPARED_INFO)
         if not os.path.exists(info_path):
-            raise UserError(f"no prepared cache at {path!r} (no {PREPARED_INFO}); write one with `python -m "
-                            f"dcgan_jax.prepare --config=... --output={path}`")
+            raise UserError(
+                f"no prepared cache at {path!r} (no {PREPARED_INFO}); write one with `python -m "
+                f"dcgan_jax.prepare --config=... --output={path}`"
+            )
         again = f"write it again with `python -m dcgan_jax.prepare --config=... --output={path}`"
         try:
             with open(info_path) as f:
@@ -246,23 +278,34 @@ class PreparedSource:
             if len(shape) != 4 or min(shape) < 1:
                 raise ValueError(f"shape {shape}")
         except (OSError, ValueError, KeyError, TypeError) as e:
-            raise UserError(f"prepared cache {path!r}: {PREPARED_INFO} is unreadable or damaged ({e}); "
-                            f"{again}") from None
-        if (image_size, num_channels) != (None, None) and shape[1:] != (image_size, image_size, num_channels):
-            raise UserError(f"prepared cache {path!r} holds {shape[1]}x{shape[2]}x{shape[3]} images, the config "
-                            f"asks for {image_size}x{image_size}x{num_channels}; set "
-                            f"--config.model.image_size={shape[1]} --config.model.num_channels={shape[3]} or prepare "
-                            f"again")
+            raise UserError(
+                f"prepared cache {path!r}: {PREPARED_INFO} is unreadable or damaged ({e}); {again}"
+            ) from None
+        if (image_size, num_channels) != (None, None) and shape[1:] != (
+            image_size,
+            image_size,
+            num_channels,
+        ):
+            raise UserError(
+                f"prepared cache {path!r} holds {shape[1]}x{shape[2]}x{shape[3]} images, the config "
+                f"asks for {image_size}x{image_size}x{num_channels}; set "
+                f"--config.model.image_size={shape[1]} --config.model.num_channels={shape[3]} or prepare "
+                f"again"
+            )
         data = os.path.join(path, PREPARED_IMAGES)
         expected = int(np.prod(shape))
         try:
             size = os.path.getsize(data)
             if size != expected:
-                raise ValueError(f"{size:,} bytes where {PREPARED_INFO} says {expected:,}: truncated or replaced")
+                raise ValueError(
+                    f"{size:,} bytes where {PREPARED_INFO} says {expected:,}: truncated or replaced"
+                )
             self.images = np.memmap(data, np.uint8, "r", shape=shape)
         except (OSError, ValueError) as e:
-            raise UserError(f"prepared cache {path!r}: {PREPARED_IMAGES} is missing, unreadable or damaged "
-                            f"({getattr(e, 'strerror', None) or e}); {again}") from None
+            raise UserError(
+                f"prepared cache {path!r}: {PREPARED_IMAGES} is missing, unreadable or damaged "
+                f"({getattr(e, 'strerror', None) or e}); {again}"
+            ) from None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -281,7 +324,7 @@ def read_batch(source: Source, indices: Sequence[int]) -> np.ndarray:
     return np.stack([source[int(i)] for i in indices])
 
 
-def read_chunk(source: Source, indices: Sequence[int]) -> Tuple[np.ndarray, Skipped]:
+def read_chunk(source: Source, indices: Sequence[int]) -> tuple[np.ndarray, Skipped]:
     """Images at `indices` (uint8, stacked) and the unreadable entries replaced while reading them."""
     if hasattr(source, "read_chunk"):
         return source.read_chunk(indices)
@@ -290,7 +333,9 @@ def read_chunk(source: Source, indices: Sequence[int]) -> Tuple[np.ndarray, Skip
     return np.stack([source[int(i)] for i in indices]), []
 
 
-def decode_chunk(blobs: Sequence[bytes], image_size: int, num_channels: int) -> Tuple[np.ndarray, List[int]]:
+def decode_chunk(
+    blobs: Sequence[bytes], image_size: int, num_channels: int
+) -> tuple[np.ndarray, list[int]]:
     """Decodes a list of encoded images; returns the readable ones stacked and the positions that failed."""
     images, failed = [], []
     for position, data in enumerate(blobs):

@@ -11,8 +11,9 @@ is sent to each worker once (pool initializer), never with every task.
 import collections
 import multiprocessing
 import os
+from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any
 
 from dcgan_jax.data import sources
 
@@ -38,8 +39,14 @@ def _read_from_worker_source(indices):
     return sources.read_chunk(_WORKER_SOURCE, indices)
 
 
-def ordered_map(fn: Callable, items: Iterable, workers: int, ahead: int,
-                initializer: Optional[Callable] = None, initargs: tuple = ()) -> Iterator:
+def ordered_map(
+    fn: Callable,
+    items: Iterable,
+    workers: int,
+    ahead: int,
+    initializer: Callable | None = None,
+    initargs: tuple = (),
+) -> Iterator:
     """fn(item) for each item, in order; with workers > 1, up to `ahead` items run ahead in a process pool.
 
     fn (and initializer) must be importable module-level functions; with workers <= 1 everything runs here.
@@ -50,8 +57,12 @@ def ordered_map(fn: Callable, items: Iterable, workers: int, ahead: int,
         for item in items:
             yield fn(item)
         return
-    pool = futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=initializer, initargs=initargs)
+    pool = futures.ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=initializer,
+        initargs=initargs,
+    )
     pending = collections.deque()
     try:
         iterator = iter(items)
@@ -73,5 +84,11 @@ def read_source(source: Any, index_chunks: Iterable, workers: int, ahead: int) -
     """sources.read_chunk(source, chunk) for each chunk of indices, in order, decoded on `workers` processes."""
     if workers <= 1:
         return (sources.read_chunk(source, chunk) for chunk in index_chunks)
-    return ordered_map(_read_from_worker_source, index_chunks, workers, ahead,
-                       initializer=_set_worker_source, initargs=(source,))
+    return ordered_map(
+        _read_from_worker_source,
+        index_chunks,
+        workers,
+        ahead,
+        initializer=_set_worker_source,
+        initargs=(source,),
+    )

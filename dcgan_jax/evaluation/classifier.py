@@ -8,7 +8,7 @@ with it compare only with numbers made with the same classifier (its meta.json r
 import functools
 import json
 import os
-from typing import Any, Dict, Tuple
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -33,11 +33,11 @@ class SmallCNN(nn.Module):
     feature_dim: int = 128
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> Tuple[jax.Array, jax.Array]:
+    def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(logits, features) of images in [-1, 1]."""
         for i in range(3):
-            x = nn.relu(nn.Conv(self.width * 2 ** i, (3, 3), name=f"conv{i}a")(x))
-            x = nn.relu(nn.Conv(self.width * 2 ** i, (3, 3), strides=(2, 2), name=f"conv{i}b")(x))
+            x = nn.relu(nn.Conv(self.width * 2**i, (3, 3), name=f"conv{i}a")(x))
+            x = nn.relu(nn.Conv(self.width * 2**i, (3, 3), strides=(2, 2), name=f"conv{i}b")(x))
         features = nn.relu(nn.Dense(self.feature_dim, name="features")(x.mean(axis=(1, 2))))
         return nn.Dense(self.num_classes, name="logits")(features), features
 
@@ -47,9 +47,13 @@ def _apply(model: SmallCNN, params: Any, images: jax.Array):
     return model.apply({"params": params}, images)
 
 
-def predict(model: SmallCNN, params: Any, images: np.ndarray, batch_size: int = 256) -> Tuple[np.ndarray, ...]:
+def predict(
+    model: SmallCNN, params: Any, images: np.ndarray, batch_size: int = 256
+) -> tuple[np.ndarray, ...]:
     """(logits, features) of uint8 or [-1, 1] float images, batched."""
-    return map_batches(lambda chunk: _apply(model, params, chunk), images, batch_size, as_model_input)
+    return map_batches(
+        lambda chunk: _apply(model, params, chunk), images, batch_size, as_model_input
+    )
 
 
 def _shift_batch(images: np.ndarray, rng: np.random.Generator, max_shift: int) -> np.ndarray:
@@ -61,12 +65,13 @@ def _shift_batch(images: np.ndarray, rng: np.random.Generator, max_shift: int) -
     size = images.shape[1]
     out = np.empty_like(images)
     for k, (dy, dx) in enumerate(rng.integers(0, 2 * max_shift + 1, (len(images), 2))):
-        out[k] = padded[k, dy:dy + size, dx:dx + size]
+        out[k] = padded[k, dy : dy + size, dx : dx + size]
     return out
 
 
-def train_classifier(images: np.ndarray, labels: np.ndarray, classifier: ml_collections.ConfigDict,
-                     seed: int = 0) -> Tuple[SmallCNN, Any]:
+def train_classifier(
+    images: np.ndarray, labels: np.ndarray, classifier: ml_collections.ConfigDict, seed: int = 0
+) -> tuple[SmallCNN, Any]:
     """Adam on softmax cross-entropy for classifier.steps steps (`classifier`: config.eval.classifier); returns
     (model, params)."""
     model = SmallCNN(int(labels.max()) + 1, classifier.width, classifier.feature_dim)
@@ -80,6 +85,7 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, classifier: ml_coll
         def loss_fn(p):
             logits, _ = model.apply({"params": p}, batch)
             return optax.softmax_cross_entropy_with_integer_labels(logits, batch_labels).mean()
+
         loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
@@ -90,9 +96,13 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, classifier: ml_coll
         for i in range(classifier.steps):
             idx = rng.choice(len(x), batch_size, replace=False)
             batch = _shift_batch(x[idx], rng, classifier.max_shift)
-            params, opt_state, loss = step(params, opt_state, jnp.asarray(batch), jnp.asarray(labels[idx]))
+            params, opt_state, loss = step(
+                params, opt_state, jnp.asarray(batch), jnp.asarray(labels[idx])
+            )
             bar.update(1)
-            if bar.disable is False and i % 50 == 0:  # fetching the loss waits for the step: only now and then
+            if (
+                bar.disable is False and i % 50 == 0
+            ):  # fetching the loss waits for the step: only now and then
                 bar.set_postfix(loss=f"{float(loss):.3f}")
     return model, params
 
@@ -100,7 +110,9 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, classifier: ml_coll
 # ------------------------------------------------------------------------------------------ checkpoint on disk
 # `classifier` is config.eval.classifier; `dataset` the run's (config.data.dataset), the default of classifier.dataset;
 # image_size and num_channels the run's images' (config.model); `data` (config.data) where labelled data is loaded.
-def classifier_dir(classifier: ml_collections.ConfigDict, dataset: str, image_size: int, num_channels: int) -> str:
+def classifier_dir(
+    classifier: ml_collections.ConfigDict, dataset: str, image_size: int, num_channels: int
+) -> str:
     """Where the FID classifier lives: classifier.dir, or the per-user cache of its dataset, size and channels."""
     if classifier.dir:
         return os.path.abspath(os.path.expanduser(classifier.dir))
@@ -113,18 +125,34 @@ def classifier_dataset(classifier: ml_collections.ConfigDict, dataset: str) -> s
     return classifier.dataset or dataset
 
 
-def train_and_save(classifier: ml_collections.ConfigDict, data: ml_collections.ConfigDict, image_size: int,
-                   num_channels: int, seed: int = 0) -> Dict[str, Any]:
+def train_and_save(
+    classifier: ml_collections.ConfigDict,
+    data: ml_collections.ConfigDict,
+    image_size: int,
+    num_channels: int,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Trains the FID classifier on the labelled train split, measures test accuracy, saves it; returns meta."""
     import orbax.checkpoint as ocp
+
     dataset = classifier_dataset(classifier, data.dataset)
     images, labels = load_labelled(dataset, "train", image_size, num_channels, data.data_dir)
     model, params = train_classifier(images, labels, classifier, seed=seed)
-    test_images, test_labels = load_labelled(dataset, "test", image_size, num_channels, data.data_dir)
+    test_images, test_labels = load_labelled(
+        dataset, "test", image_size, num_channels, data.data_dir
+    )
     accuracy = float(np.mean(predict(model, params, test_images)[0].argmax(-1) == test_labels))
-    meta = {"dataset": dataset, "image_size": image_size, "num_channels": num_channels,
-            "num_classes": model.num_classes, "width": model.width, "feature_dim": model.feature_dim,
-            "steps": classifier.steps, "train_examples": len(images), "test_accuracy": accuracy}
+    meta = {
+        "dataset": dataset,
+        "image_size": image_size,
+        "num_channels": num_channels,
+        "num_classes": model.num_classes,
+        "width": model.width,
+        "feature_dim": model.feature_dim,
+        "steps": classifier.steps,
+        "train_examples": len(images),
+        "test_accuracy": accuracy,
+    }
     path = classifier_dir(classifier, data.dataset, image_size, num_channels)
     os.makedirs(path, exist_ok=True)
     checkpointer = ocp.StandardCheckpointer()
@@ -135,27 +163,43 @@ def train_and_save(classifier: ml_collections.ConfigDict, data: ml_collections.C
     return meta
 
 
-def load_classifier(classifier: ml_collections.ConfigDict, data: ml_collections.ConfigDict, image_size: int,
-                    num_channels: int, seed: int = 0, train_if_missing: bool = True):
+def load_classifier(
+    classifier: ml_collections.ConfigDict,
+    data: ml_collections.ConfigDict,
+    image_size: int,
+    num_channels: int,
+    seed: int = 0,
+    train_if_missing: bool = True,
+):
     """(model, params, meta) of the FID classifier, trained (with `seed`) and saved first if it does not exist yet."""
     import orbax.checkpoint as ocp
+
     path = classifier_dir(classifier, data.dataset, image_size, num_channels)
     meta_path = os.path.join(path, "meta.json")
     if not os.path.exists(meta_path):
         if not train_if_missing:
-            raise UserError(f"no FID classifier in {path}; train it with "
-                            f"`python -m dcgan_jax.evaluate --task=train_classifier --workdir=...`")
-        print(f"training the FID feature classifier on {classifier_dataset(classifier, data.dataset)} (once; saved "
-              f"to {path})", flush=True)
+            raise UserError(
+                f"no FID classifier in {path}; train it with "
+                f"`python -m dcgan_jax.evaluate --task=train_classifier --workdir=...`"
+            )
+        print(
+            f"training the FID feature classifier on {classifier_dataset(classifier, data.dataset)} (once; saved "
+            f"to {path})",
+            flush=True,
+        )
         train_and_save(classifier, data, image_size, num_channels, seed)
     with open(meta_path) as f:
         meta = json.load(f)
     if (meta["image_size"], meta["num_channels"]) != (image_size, num_channels):
-        raise UserError(f"the classifier in {path} is for {meta['image_size']}px x {meta['num_channels']} "
-                        f"channels, not {image_size}px x {num_channels}; set --config.eval.classifier.dir "
-                        "(evaluate: --classifier_dir)")
+        raise UserError(
+            f"the classifier in {path} is for {meta['image_size']}px x {meta['num_channels']} "
+            f"channels, not {image_size}px x {num_channels}; set --config.eval.classifier.dir "
+            "(evaluate: --classifier_dir)"
+        )
     model = SmallCNN(meta["num_classes"], meta["width"], meta["feature_dim"])
-    template = model.init(jax.random.PRNGKey(0), jnp.zeros((1, image_size, image_size, num_channels)))["params"]
+    template = model.init(
+        jax.random.PRNGKey(0), jnp.zeros((1, image_size, image_size, num_channels))
+    )["params"]
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
     params = ocp.StandardCheckpointer().restore(os.path.join(path, "params"), abstract)
     return model, params, meta

@@ -4,12 +4,10 @@ Both depend on the feature extractor and on the sample sizes (FID is biased upwa
 only when both are the same.
 """
 
-from typing import Dict, Tuple
-
 import numpy as np
 
 
-def gaussian_fit(features: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def gaussian_fit(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and unbiased covariance of the rows of `features` (N, D), N >= 2."""
     x = np.asarray(features, np.float64)
     if x.ndim != 2 or len(x) < 2:
@@ -32,7 +30,9 @@ def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
     return (eigenvectors * np.sqrt(_clip_round_off(eigenvalues))) @ eigenvectors.T
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
+) -> float:
     """|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)) between two Gaussians.
 
     tr (S1 S2)^(1/2) = tr (S1^(1/2) S2 S1^(1/2))^(1/2): the inner matrix is symmetric PSD, so the trace is the sum of
@@ -69,8 +69,13 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     return float(within_x + within_y - 2.0 * k_xy.mean())
 
 
-def kid(features1: np.ndarray, features2: np.ndarray, num_subsets: int = 100, subset_size: int = 1000,
-        seed: int = 0) -> Tuple[float, float]:
+def kid(
+    features1: np.ndarray,
+    features2: np.ndarray,
+    num_subsets: int = 100,
+    subset_size: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
     """Kernel Inception Distance: mean and std of the unbiased MMD^2 over random subsets (without replacement).
 
     `subset_size` is clipped to the smaller set; with one subset covering both sets it is exactly their MMD^2.
@@ -85,8 +90,13 @@ def kid(features1: np.ndarray, features2: np.ndarray, num_subsets: int = 100, su
     return float(np.mean(values)), float(np.std(values))
 
 
-def fid_and_kid(real: np.ndarray, fake: np.ndarray, num_subsets: int = 100, subset_size: int = 1000,
-                seed: int = 0) -> Dict[str, float]:
+def fid_and_kid(
+    real: np.ndarray,
+    fake: np.ndarray,
+    num_subsets: int = 100,
+    subset_size: int = 1000,
+    seed: int = 0,
+) -> dict[str, float]:
     """{'fid', 'kid', 'kid_std'} of two feature sets."""
     kid_mean, kid_std = kid(real, fake, num_subsets, subset_size, seed)
     return {"fid": fid(real, fake), "kid": kid_mean, "kid_std": kid_std}

@@ -2,7 +2,8 @@
 the `evaluate --task=fid` table and the evaluator the training loop calls."""
 
 import dataclasses
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import ml_collections
@@ -15,33 +16,50 @@ from dcgan_jax.errors import UserError
 from dcgan_jax.evaluation import classifier, distances, inception
 from dcgan_jax.nn import generate, latent
 
-Table = List[Dict[str, Any]]
+Table = list[dict[str, Any]]
 Extractor = Callable[[np.ndarray], np.ndarray]  # images (uint8 or [-1, 1]) -> (N, D) features
 
 # Every function takes its parts of the run's config: `ev` (config.eval), `model` (config.model), `data`
 # (config.data), and the run's `seed` (config.seed).
 
 
-def make_feature_extractor(ev: ml_collections.ConfigDict, model: ml_collections.ConfigDict,
-                           data: ml_collections.ConfigDict, seed: int) -> Tuple[Extractor, str]:
+def make_feature_extractor(
+    ev: ml_collections.ConfigDict,
+    model: ml_collections.ConfigDict,
+    data: ml_collections.ConfigDict,
+    seed: int,
+) -> tuple[Extractor, str]:
     """(images -> features, description) for ev.feature_extractor. The classifier is trained (with `seed`, on
     ev.classifier.dataset or data.dataset) if it does not exist yet."""
     if ev.feature_extractor == "classifier":
-        net, params, meta = classifier.load_classifier(ev.classifier, data, model.image_size, model.num_channels,
-                                                       seed)
-        describe = (f"classifier {meta['dataset']} {meta['image_size']}px (test acc {meta['test_accuracy']:.3f}, "
-                    f"{meta['feature_dim']}-d)")
+        net, params, meta = classifier.load_classifier(
+            ev.classifier, data, model.image_size, model.num_channels, seed
+        )
+        describe = (
+            f"classifier {meta['dataset']} {meta['image_size']}px (test acc {meta['test_accuracy']:.3f}, "
+            f"{meta['feature_dim']}-d)"
+        )
         return (lambda images: classifier.predict(net, params, images, ev.batch_size)[1]), describe
     if ev.feature_extractor == "inception":
         return inception.make_extractor(ev.inception_weights, ev.batch_size), "InceptionV3 pool3"
-    raise UserError(f"--config.eval.feature_extractor={ev.feature_extractor!r}; use 'classifier' or 'inception'")
+    raise UserError(
+        f"--config.eval.feature_extractor={ev.feature_extractor!r}; use 'classifier' or 'inception'"
+    )
 
 
-def real_images(model: ml_collections.ConfigDict, data: ml_collections.ConfigDict, split: str, num: int, seed: int,
-                seed_offset: int = 0) -> np.ndarray:
+def real_images(
+    model: ml_collections.ConfigDict,
+    data: ml_collections.ConfigDict,
+    split: str,
+    num: int,
+    seed: int,
+    seed_offset: int = 0,
+) -> np.ndarray:
     """`num` (or all, if fewer) uint8 images of the run's dataset split, in a fixed seeded order."""
     source = datasets.load_source(data, model.image_size, model.num_channels, split)
-    order = np.random.default_rng([seed, rng_tags.EVAL_REAL_ORDER + seed_offset]).permutation(len(source))[:num]
+    order = np.random.default_rng([seed, rng_tags.EVAL_REAL_ORDER + seed_offset]).permutation(
+        len(source)
+    )[:num]
     return read_batch(source, np.sort(order))
 
 
@@ -54,20 +72,35 @@ def eval_z(model: ml_collections.ConfigDict, num: int, seed: int) -> np.ndarray:
     return latent.with_class(z, latent.balanced_labels(num, num_classes), num_classes)
 
 
-def generator_scores(ev: ml_collections.ConfigDict, model: ml_collections.ConfigDict, g_variables: Any,
-                     extractor: Extractor, real_features: np.ndarray, z: np.ndarray, seed: int) -> Dict[str, float]:
+def generator_scores(
+    ev: ml_collections.ConfigDict,
+    model: ml_collections.ConfigDict,
+    g_variables: Any,
+    extractor: Extractor,
+    real_features: np.ndarray,
+    z: np.ndarray,
+    seed: int,
+) -> dict[str, float]:
     """FID/KID of G's images for `z` against precomputed real features."""
-    fake_features = in_chunks(lambda chunk: extractor(generate.generate(model, g_variables, chunk, ev.batch_size)),
-                              z, 16 * ev.batch_size, "generated images")
-    return distances.fid_and_kid(real_features, fake_features, ev.kid_subsets, ev.kid_subset_size, seed)
+    fake_features = in_chunks(
+        lambda chunk: extractor(generate.generate(model, g_variables, chunk, ev.batch_size)),
+        z,
+        16 * ev.batch_size,
+        "generated images",
+    )
+    return distances.fid_and_kid(
+        real_features, fake_features, ev.kid_subsets, ev.kid_subset_size, seed
+    )
 
 
-def in_chunks(fn: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray, chunk: int, desc: str) -> np.ndarray:
+def in_chunks(
+    fn: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray, chunk: int, desc: str
+) -> np.ndarray:
     """`fn` over consecutive chunks of `inputs` (each a few device batches), concatenated, with a progress bar."""
     parts = []
     with progress_bars.bar(total=len(inputs), desc=desc, unit="img") as bar:
         for start in range(0, len(inputs), chunk):
-            parts.append(fn(inputs[start:start + chunk]))
+            parts.append(fn(inputs[start : start + chunk]))
             bar.update(len(parts[-1]))
     return np.concatenate(parts) if parts else fn(inputs)
 
@@ -76,6 +109,7 @@ def in_chunks(fn: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray, chunk:
 class TrainingEvaluator:
     """`(step, g_variables) -> {'fid', 'kid', 'kid_std'}` for the training loop, with its schedule: the loop calls
     it at steps that are multiples of `every_steps` and keeps the checkpoint of the lowest `best_metric`."""
+
     ev: ml_collections.ConfigDict
     model: ml_collections.ConfigDict
     seed: int
@@ -85,14 +119,26 @@ class TrainingEvaluator:
     every_steps: int
     best_metric: str = "fid"  # lower is better
 
-    def __call__(self, step: int, g_variables: Any) -> Dict[str, float]:
+    def __call__(self, step: int, g_variables: Any) -> dict[str, float]:
         del step  # the same z and real features at every step
-        return generator_scores(self.ev, self.model, jax.device_get(g_variables), self.extractor,
-                                self.real_features, self.z, self.seed)
+        return generator_scores(
+            self.ev,
+            self.model,
+            jax.device_get(g_variables),
+            self.extractor,
+            self.real_features,
+            self.z,
+            self.seed,
+        )
 
 
-def make_training_evaluator(ev: ml_collections.ConfigDict, model: ml_collections.ConfigDict,
-                            data: ml_collections.ConfigDict, seed: int, workdir: str = "") -> TrainingEvaluator:
+def make_training_evaluator(
+    ev: ml_collections.ConfigDict,
+    model: ml_collections.ConfigDict,
+    data: ml_collections.ConfigDict,
+    seed: int,
+    workdir: str = "",
+) -> TrainingEvaluator:
     """The evaluator of the training loop (`training.loop.train`): FID/KID every ev.every_steps steps.
 
     Real features (ev.split, at most ev.num_samples images) and the fake z are fixed when this is built, so values
@@ -101,16 +147,29 @@ def make_training_evaluator(ev: ml_collections.ConfigDict, model: ml_collections
     extractor, describe = make_feature_extractor(ev, model, data, seed)
     reals = real_images(model, data, ev.split, ev.num_samples, seed)
     if len(reals) < 2:
-        raise UserError(f"--config.eval.split={ev.split!r} has {len(reals)} images; FID needs at least 2")
+        raise UserError(
+            f"--config.eval.split={ev.split!r} has {len(reals)} images; FID needs at least 2"
+        )
     z = eval_z(model, ev.num_samples, seed)
-    print(f"{workdir or 'training'}: FID/KID every {ev.every_steps} steps, {len(z)} samples vs "
-          f"{len(reals)} {ev.split} images, features: {describe}", flush=True)
+    print(
+        f"{workdir or 'training'}: FID/KID every {ev.every_steps} steps, {len(z)} samples vs "
+        f"{len(reals)} {ev.split} images, features: {describe}",
+        flush=True,
+    )
     return TrainingEvaluator(ev, model, seed, extractor, extractor(reals), z, int(ev.every_steps))
 
 
-def fid_table(ev: ml_collections.ConfigDict, model: ml_collections.ConfigDict, data: ml_collections.ConfigDict,
-              seed: int, g_trained: Any, g_init: Any, step: int, g_without_ema: Optional[Any] = None,
-              ema_decay: float = 0.0) -> Tuple[Table, str]:
+def fid_table(
+    ev: ml_collections.ConfigDict,
+    model: ml_collections.ConfigDict,
+    data: ml_collections.ConfigDict,
+    seed: int,
+    g_trained: Any,
+    g_init: Any,
+    step: int,
+    g_without_ema: Any | None = None,
+    ema_decay: float = 0.0,
+) -> tuple[Table, str]:
     """FID/KID of the trained G, the untrained G and real training images (data.split), against ev.split. With
     `g_without_ema` (a run keeping a moving average with `ema_decay`: `g_trained` is the average), the trained G
     itself is a row too.
@@ -124,15 +183,28 @@ def fid_table(ev: ml_collections.ConfigDict, model: ml_collections.ConfigDict, d
     real_features = in_chunks(extractor, reals, 16 * ev.batch_size, "real images")
     z = eval_z(model, ev.num_samples, seed)
     train_reals = real_images(model, data, data.split, ev.num_samples, seed, seed_offset=1)
-    trained = [(f"generator (step {step})", g_trained)] if g_without_ema is None else [
-        (f"generator, EMA {ema_decay} (step {step})", g_trained),
-        (f"generator without EMA (step {step})", g_without_ema)]
-    score = lambda g: generator_scores(ev, model, g, extractor, real_features, z, seed)
-    rows = [*({"images": name, **score(g)} for name, g in trained),
-            {"images": "generator (untrained)", **score(g_init)},
-            {"images": f"real '{data.split}' images (floor)",
-             **distances.fid_and_kid(real_features, extractor(train_reals), ev.kid_subsets, ev.kid_subset_size,
-                                     seed)}]
+    trained = (
+        [(f"generator (step {step})", g_trained)]
+        if g_without_ema is None
+        else [
+            (f"generator, EMA {ema_decay} (step {step})", g_trained),
+            (f"generator without EMA (step {step})", g_without_ema),
+        ]
+    )
+
+    def score(g):
+        return generator_scores(ev, model, g, extractor, real_features, z, seed)
+
+    rows = [
+        *({"images": name, **score(g)} for name, g in trained),
+        {"images": "generator (untrained)", **score(g_init)},
+        {
+            "images": f"real '{data.split}' images (floor)",
+            **distances.fid_and_kid(
+                real_features, extractor(train_reals), ev.kid_subsets, ev.kid_subset_size, seed
+            ),
+        },
+    ]
     for row, n in zip(rows, [len(z)] * (len(rows) - 1) + [len(train_reals)]):
         row.update(num_images=n, num_real=len(reals))
     return rows, describe

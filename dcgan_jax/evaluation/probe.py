@@ -7,7 +7,8 @@ blocks); probe.solver='liblinear' (config.eval.probe) uses scikit-learn's Linear
 
 import time
 import warnings
-from typing import Any, Callable, Dict, List, Optional
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -21,21 +22,40 @@ from dcgan_jax.errors import UserError
 from dcgan_jax.evaluation import svm
 from dcgan_jax.nn import features
 
-Table = List[Dict[str, Any]]
+Table = list[dict[str, Any]]
 
 
-def linear_svm(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
-               probe: ml_collections.ConfigDict, seed: int = 0) -> Dict[str, float]:
+def linear_svm(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    probe: ml_collections.ConfigDict,
+    seed: int = 0,
+) -> dict[str, float]:
     """L2-regularized squared-hinge linear SVM on host arrays; C chosen on a validation split, then refit on all
     training rows. `probe` is config.eval.probe; its `solver` picks the JAX solver or liblinear."""
     if probe.solver == "liblinear":
         return _liblinear_svm(train_x, train_y, test_x, test_y, probe, seed)
-    return block_svm(svm.blocks_from_host(train_x, probe.block_rows), train_y,
-                     svm.blocks_from_host(test_x, probe.block_rows), test_y, probe, seed)
+    return block_svm(
+        svm.blocks_from_host(train_x, probe.block_rows),
+        train_y,
+        svm.blocks_from_host(test_x, probe.block_rows),
+        test_y,
+        probe,
+        seed,
+    )
 
 
-def block_svm(train: svm.Blocks, train_y: np.ndarray, test: svm.Blocks, test_y: np.ndarray,
-              probe: ml_collections.ConfigDict, seed: int = 0, desc: str = "SVM") -> Dict[str, float]:
+def block_svm(
+    train: svm.Blocks,
+    train_y: np.ndarray,
+    test: svm.Blocks,
+    test_y: np.ndarray,
+    probe: ml_collections.ConfigDict,
+    seed: int = 0,
+    desc: str = "SVM",
+) -> dict[str, float]:
     """`linear_svm` with the JAX solver on device blocks (consumed: standardized in place, block by block).
 
     Features are standardized with training statistics (one C grid then suits every feature set); the C path is
@@ -49,17 +69,25 @@ def block_svm(train: svm.Blocks, train_y: np.ndarray, test: svm.Blocks, test_y: 
     fit_idx, val_idx = validation_split(train.rows, probe.validation_fraction, seed)
     settings = dict(tol=probe.svm_tol, max_newton=probe.svm_max_newton, max_cg=probe.svm_max_cg)
     with progress_bars.bar(total=len(probe.svm_c_values) + 1, desc=desc, unit="C") as bar:
+
         def on_fit(c, solution):
             bar.set_postfix(C=f"{c:g}", newton=solution.newton_steps, cg=solution.cg_steps)
             bar.update(1)
-        path = svm.fit_c_path(train, train_y, num_classes, fit_idx, probe.svm_c_values, on_fit=on_fit, **settings)
-        scores = {c: float(np.mean(np.asarray(sol.margins[val_idx]).argmax(1) == train_y[val_idx]))
-                  for c, sol in path.items()}
+
+        path = svm.fit_c_path(
+            train, train_y, num_classes, fit_idx, probe.svm_c_values, on_fit=on_fit, **settings
+        )
+        scores = {
+            c: float(np.mean(np.asarray(sol.margins[val_idx]).argmax(1) == train_y[val_idx]))
+            for c, sol in path.items()
+        }
         best_c = max(scores, key=lambda c: (scores[c], -c))  # ties: the stronger regularization
         start = path[best_c]
         y = svm.one_vs_rest_targets(train_y, num_classes, train.padded_rows)
         weights = (np.arange(train.padded_rows) < train.rows).astype(np.float32)
-        final = svm.newton_solve(train, y, jnp.asarray(weights), best_c, start.w, start.b, **settings)
+        final = svm.newton_solve(
+            train, y, jnp.asarray(weights), best_c, start.w, start.b, **settings
+        )
         on_fit(best_c, final)
     accuracy = float(np.mean(svm.predict(test, final.w, final.b) == test_y))
     return {"test_accuracy": accuracy, "val_accuracy": scores[best_c], "C": float(best_c)}
@@ -73,38 +101,59 @@ def _liblinear_svm(train_x, train_y, test_x, test_y, probe, seed):
     from sklearn.svm import LinearSVC
 
     def fit(x, y, c):
-        svc = LinearSVC(C=c, loss="squared_hinge", penalty="l2", dual=True, max_iter=probe.svm_max_iter)
+        svc = LinearSVC(
+            C=c, loss="squared_hinge", penalty="l2", dual=True, max_iter=probe.svm_max_iter
+        )
         return make_pipeline(StandardScaler(), svc).fit(x, y)
 
     fit_idx, val_idx = validation_split(len(train_x), probe.validation_fraction, seed)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # the small-C end converges slowly; it is only scored
-        scores = {c: fit(train_x[fit_idx], train_y[fit_idx], c).score(train_x[val_idx], train_y[val_idx])
-                  for c in progress_bars.bar(probe.svm_c_values, desc="SVM (liblinear)", unit="C")}
+        warnings.simplefilter(
+            "ignore", ConvergenceWarning
+        )  # the small-C end converges slowly; it is only scored
+        scores = {
+            c: fit(train_x[fit_idx], train_y[fit_idx], c).score(train_x[val_idx], train_y[val_idx])
+            for c in progress_bars.bar(probe.svm_c_values, desc="SVM (liblinear)", unit="C")
+        }
         best_c = max(scores, key=lambda c: (scores[c], -c))  # ties: the stronger regularization
         accuracy = fit(train_x, train_y, best_c).score(test_x, test_y)
-    return {"test_accuracy": float(accuracy), "val_accuracy": float(scores[best_c]), "C": float(best_c)}
+    return {
+        "test_accuracy": float(accuracy),
+        "val_accuracy": float(scores[best_c]),
+        "C": float(best_c),
+    }
 
 
-def extract_blocks(extract: Callable[[np.ndarray], np.ndarray], images: np.ndarray, block_rows: int,
-                   desc: str) -> svm.Blocks:
+def extract_blocks(
+    extract: Callable[[np.ndarray], np.ndarray], images: np.ndarray, block_rows: int, desc: str
+) -> svm.Blocks:
     """Features of `images` straight into device blocks, one block of images at a time (the host never holds the
     whole feature matrix), with a progress bar in images."""
     block_rows = max(1, min(block_rows, len(images)))
     blocks = []
     with progress_bars.bar(total=len(images), desc=desc, unit="img") as bar:
         for start in range(0, len(images), block_rows):
-            chunk = np.asarray(extract(images[start:start + block_rows]), np.float32)
+            chunk = np.asarray(extract(images[start : start + block_rows]), np.float32)
             if len(chunk) < block_rows:
-                chunk = np.concatenate([chunk, np.zeros((block_rows - len(chunk), chunk.shape[1]), np.float32)])
+                chunk = np.concatenate(
+                    [chunk, np.zeros((block_rows - len(chunk), chunk.shape[1]), np.float32)]
+                )
             blocks.append(jax.device_put(chunk))
             bar.update(min(block_rows, len(images) - start))
     return svm.Blocks(blocks, len(images))
 
 
-def classify(probe: ml_collections.ConfigDict, model: ml_collections.ConfigDict, data: ml_collections.ConfigDict,
-             d_trained: Any, d_init: Any, seed: int, batch_size: int = 256, dataset: str = "",
-             labels_per_class: Optional[int] = None) -> Table:
+def classify(
+    probe: ml_collections.ConfigDict,
+    model: ml_collections.ConfigDict,
+    data: ml_collections.ConfigDict,
+    d_trained: Any,
+    d_init: Any,
+    seed: int,
+    batch_size: int = 256,
+    dataset: str = "",
+    labels_per_class: int | None = None,
+) -> Table:
     """The probe on D features (trained and random-init D) and on raw pixels, one row each.
 
     `probe` is config.eval.probe, `model` config.model (D and its image size), `data` config.data (the default
@@ -125,18 +174,26 @@ def classify(probe: ml_collections.ConfigDict, model: ml_collections.ConfigDict,
     def feature_sets(name, extract):
         if probe.solver == "liblinear":
             return extract(train_images), extract(test_images)
-        return (extract_blocks(extract, train_images, probe.block_rows, f"{name}: train features"),
-                extract_blocks(extract, test_images, probe.block_rows, f"{name}: test features"))
+        return (
+            extract_blocks(extract, train_images, probe.block_rows, f"{name}: train features"),
+            extract_blocks(extract, test_images, probe.block_rows, f"{name}: test features"),
+        )
 
     def d_features(name, d_vars):
         if probe.recompute_batch_stats:
             d_vars = features.recompute_batch_stats(model, d_vars, train_images, batch_size)
-        return feature_sets(name, lambda x: features.discriminator_features(model, d_vars, x, batch_size))
+        return feature_sets(
+            name, lambda x: features.discriminator_features(model, d_vars, x, batch_size)
+        )
 
-    pixels = lambda x: as_model_input(x).reshape(len(x), -1)
-    makers = {"D features (trained)": lambda name: d_features(name, d_trained),
-              "D features (random init)": lambda name: d_features(name, d_init),
-              "raw pixels": lambda name: feature_sets(name, pixels)}
+    def pixels(x):
+        return as_model_input(x).reshape(len(x), -1)
+
+    makers = {
+        "D features (trained)": lambda name: d_features(name, d_trained),
+        "D features (random init)": lambda name: d_features(name, d_init),
+        "raw pixels": lambda name: feature_sets(name, pixels),
+    }
     rows = []
     for name, make in makers.items():
         start = time.time()
@@ -145,8 +202,18 @@ def classify(probe: ml_collections.ConfigDict, model: ml_collections.ConfigDict,
         if probe.solver == "liblinear":
             result = linear_svm(train_x, train_labels, test_x, test_labels, probe, seed)
         else:
-            result = block_svm(train_x, train_labels, test_x, test_labels, probe, seed, f"{name}: SVM")
+            result = block_svm(
+                train_x, train_labels, test_x, test_labels, probe, seed, f"{name}: SVM"
+            )
         del train_x, test_x  # the device blocks go before the next feature set is extracted
-        rows.append({"features": name, "dim": dim, **result, "train_examples": len(train_labels),
-                     "test_examples": len(test_labels), "seconds": round(time.time() - start, 1)})
+        rows.append(
+            {
+                "features": name,
+                "dim": dim,
+                **result,
+                "train_examples": len(train_labels),
+                "test_examples": len(test_labels),
+                "seconds": round(time.time() - start, 1),
+            }
+        )
     return rows

@@ -15,7 +15,8 @@ loop over blocks, and one pass over the blocks gives both X v and X^T (D X v).
 """
 
 import functools
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +26,8 @@ import numpy as np
 class Blocks(NamedTuple):
     """A (rows, dim) float32 matrix as device blocks of `block_rows` rows (the last one zero-padded). The list is
     mutable on purpose: `standardize` replaces its blocks in place, so no holder keeps the raw copy alive."""
-    blocks: List[jax.Array]
+
+    blocks: list[jax.Array]
     rows: int
 
     @property
@@ -48,23 +50,26 @@ def blocks_from_host(x: np.ndarray, block_rows: int) -> Blocks:
     block_rows = min(block_rows, len(x))
     blocks = []
     for start in range(0, len(x), block_rows):
-        chunk = np.asarray(x[start:start + block_rows], np.float32)
+        chunk = np.asarray(x[start : start + block_rows], np.float32)
         if len(chunk) < block_rows:
-            chunk = np.concatenate([chunk, np.zeros((block_rows - len(chunk), chunk.shape[1]), np.float32)])
+            chunk = np.concatenate(
+                [chunk, np.zeros((block_rows - len(chunk), chunk.shape[1]), np.float32)]
+            )
         blocks.append(jax.device_put(chunk))
     return Blocks(blocks, len(x))
 
 
 def blocks_to_host(x: Blocks) -> np.ndarray:
-    return np.concatenate([np.asarray(b) for b in x.blocks])[:x.rows]
+    return np.concatenate([np.asarray(b) for b in x.blocks])[: x.rows]
 
 
 def _row_mask(x: Blocks) -> jax.Array:
     return (jnp.arange(x.padded_rows) < x.rows).astype(jnp.float32)
 
 
-def standardize(x: Blocks, mean: Optional[jax.Array] = None, scale: Optional[jax.Array] = None
-                ) -> Tuple[Blocks, jax.Array, jax.Array]:
+def standardize(
+    x: Blocks, mean: jax.Array | None = None, scale: jax.Array | None = None
+) -> tuple[Blocks, jax.Array, jax.Array]:
     """(x - mean) / scale per feature, IN PLACE (x.blocks' entries are replaced one by one, so at most one extra
     block is in memory); mean and scale (population std, 1 where a feature is constant, as scikit-learn's
     StandardScaler) are x's own unless given. Returns (x, mean, scale)."""
@@ -105,7 +110,7 @@ def _margins_and_grad(blocks, w, b, y, s, c):
     gb = jnp.zeros_like(b)
     for i, block in enumerate(blocks):
         m = jnp.einsum("nd,kd->nk", block, w) + b
-        yi, si = y[i * rows:(i + 1) * rows], s[i * rows:(i + 1) * rows, None]
+        yi, si = y[i * rows : (i + 1) * rows], s[i * rows : (i + 1) * rows, None]
         xi = jnp.maximum(0.0, 1.0 - yi * m) * si
         r = -2.0 * c * yi * xi
         gw = gw + jnp.einsum("nd,nk->kd", block, r)
@@ -124,7 +129,7 @@ def _hessian_product(blocks, active, vw, vb, c):
     out_b = jnp.zeros_like(vb)
     for i, block in enumerate(blocks):
         z = jnp.einsum("nd,kd->nk", block, vw) + vb
-        dz = active[i * rows:(i + 1) * rows] * z
+        dz = active[i * rows : (i + 1) * rows] * z
         out = out + jnp.einsum("nd,nk->kd", block, dz)
         out_b = out_b + dz.sum(0)
         z_all.append(z)
@@ -169,9 +174,9 @@ def _line_search(w, b, pw, pb, margins, z, y, s, c):
 
 # ----------------------------------------------------------------------------------------------- the solver
 class Solution(NamedTuple):
-    w: jax.Array          # (K, dim): rows are classes (the layout in which X^T r is a fast product on CPU)
-    b: jax.Array          # (K,)
-    margins: jax.Array    # (padded rows, K): X w + b on the training blocks
+    w: jax.Array  # (K, dim): rows are classes (the layout in which X^T r is a fast product on CPU)
+    b: jax.Array  # (K,)
+    margins: jax.Array  # (padded rows, K): X w + b on the training blocks
     newton_steps: int
     cg_steps: int
 
@@ -183,8 +188,17 @@ def one_vs_rest_targets(labels: np.ndarray, num_classes: int, padded_rows: int) 
     return jnp.asarray(y)
 
 
-def newton_solve(x: Blocks, y: jax.Array, s: jax.Array, c: float, w: jax.Array, b: jax.Array, tol: float = 1e-3,
-                 max_newton: int = 50, max_cg: int = 100) -> Solution:
+def newton_solve(
+    x: Blocks,
+    y: jax.Array,
+    s: jax.Array,
+    c: float,
+    w: jax.Array,
+    b: jax.Array,
+    tol: float = 1e-3,
+    max_newton: int = 50,
+    max_cg: int = 100,
+) -> Solution:
     """Minimizes every class's f_k from (w, b) until ||grad f_k|| <= tol ||grad f_k(0)|| (liblinear's criterion)."""
     c = jnp.float32(c)
     zero_w, zero_b = jnp.zeros_like(w), jnp.zeros_like(b)
@@ -218,8 +232,18 @@ def _cg_loop(blocks, active, gw, gb, c, target, max_cg):
     """Conjugate gradient, every column at once in one compiled loop; converged columns stop moving."""
     rows = blocks[0].shape[0] * len(blocks)
     rr = _coldot(gw, gb, gw, gb)
-    init = dict(pw=jnp.zeros_like(gw), pb=jnp.zeros_like(gb), xp=jnp.zeros((rows, gw.shape[0]), gw.dtype),
-                rw=-gw, rb=-gb, dw=-gw, db=-gb, rr=rr, k=jnp.int32(0), done=jnp.sqrt(rr) <= target)
+    init = dict(
+        pw=jnp.zeros_like(gw),
+        pb=jnp.zeros_like(gb),
+        xp=jnp.zeros((rows, gw.shape[0]), gw.dtype),
+        rw=-gw,
+        rb=-gb,
+        dw=-gw,
+        db=-gb,
+        rr=rr,
+        k=jnp.int32(0),
+        done=jnp.sqrt(rr) <= target,
+    )
 
     def cond(state):
         return (state["k"] < max_cg) & ~jnp.all(state["done"])
@@ -233,17 +257,34 @@ def _cg_loop(blocks, active, gw, gb, c, target, max_cg):
         done = state["done"] | (jnp.sqrt(rr_new) <= target)
         beta = jnp.where(done, 0.0, rr_new / jnp.maximum(rr, 1e-30))
         keep = jnp.where(done, 0.0, 1.0)
-        return dict(pw=state["pw"] + alpha[:, None] * dw, pb=state["pb"] + alpha * db,
-                    xp=state["xp"] + alpha * xd, rw=rw, rb=rb, dw=keep[:, None] * (rw + beta[:, None] * dw),
-                    db=keep * (rb + beta * db), rr=rr_new, k=state["k"] + 1, done=done)
+        return dict(
+            pw=state["pw"] + alpha[:, None] * dw,
+            pb=state["pb"] + alpha * db,
+            xp=state["xp"] + alpha * xd,
+            rw=rw,
+            rb=rb,
+            dw=keep[:, None] * (rw + beta[:, None] * dw),
+            db=keep * (rb + beta * db),
+            rr=rr_new,
+            k=state["k"] + 1,
+            done=done,
+        )
 
     state = jax.lax.while_loop(cond, body, init)
     return state["pw"], state["pb"], state["xp"], state["k"]
 
 
-def fit_c_path(x: Blocks, labels: np.ndarray, num_classes: int, fit_rows: np.ndarray, c_values: Sequence[float],
-               tol: float = 1e-3, max_newton: int = 50, max_cg: int = 100,
-               on_fit: Optional[Callable[[float, Solution], None]] = None) -> Dict[float, Solution]:
+def fit_c_path(
+    x: Blocks,
+    labels: np.ndarray,
+    num_classes: int,
+    fit_rows: np.ndarray,
+    c_values: Sequence[float],
+    tol: float = 1e-3,
+    max_newton: int = 50,
+    max_cg: int = 100,
+    on_fit: Callable[[float, Solution], None] | None = None,
+) -> dict[float, Solution]:
     """Solutions for every C (increasing, each warm-started from the previous), trained on `fit_rows` only; their
     margins cover every row, so held-out rows are scored without another pass."""
     y = one_vs_rest_targets(labels, num_classes, x.padded_rows)
@@ -263,10 +304,12 @@ def fit_c_path(x: Blocks, labels: np.ndarray, num_classes: int, fit_rows: np.nda
 
 def predict(x: Blocks, w: jax.Array, b: jax.Array) -> np.ndarray:
     """Class predictions (argmax of the one-vs-rest decision values) of x's rows."""
-    return np.asarray(jnp.argmax(_predict_blocks(x.blocks, w, b), axis=1))[:x.rows]
+    return np.asarray(jnp.argmax(_predict_blocks(x.blocks, w, b), axis=1))[: x.rows]
 
 
-def primal_objective(x: np.ndarray, labels: np.ndarray, w: np.ndarray, b: np.ndarray, c: float) -> float:
+def primal_objective(
+    x: np.ndarray, labels: np.ndarray, w: np.ndarray, b: np.ndarray, c: float
+) -> float:
     """Sum over classes of f_k for w (K, dim) (scikit-learn's coef_ layout), in float64 numpy: the common
     yardstick of this solver and liblinear."""
     x, w, b = np.asarray(x, np.float64), np.asarray(w, np.float64), np.asarray(b, np.float64)
@@ -274,4 +317,3 @@ def primal_objective(x: np.ndarray, labels: np.ndarray, w: np.ndarray, b: np.nda
     y[np.arange(len(x)), labels] = 1.0
     hinge = np.maximum(0.0, 1.0 - y * (x @ w.T + b))
     return float(0.5 * (np.sum(w * w) + np.sum(b * b)) + c * np.sum(hinge * hinge))
-

@@ -1,17 +1,20 @@
 """Result tables of the evaluations: aligned text for the console, JSON beside the run."""
 
 import json
-from typing import Any, Dict, List
+from typing import Any
 
 from dcgan_jax import run_files
 
-Table = List[Dict[str, Any]]
+Table = list[dict[str, Any]]
 
 
 def format_table(rows: Table) -> str:
     """Rows of dicts as aligned text columns; floats with 4 significant digits."""
     columns = list(rows[0])
-    cell = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    def cell(v):
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
     widths = [max(len(c), *(len(cell(r[c])) for r in rows)) for c in columns]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
     lines += ["  ".join(cell(r[c]).ljust(w) for c, w in zip(columns, widths)) for r in rows]

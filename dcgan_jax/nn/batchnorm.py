@@ -8,7 +8,7 @@ the input gradient; scale and bias gradients stay per-device, as autodiff of the
 """
 
 import functools
-from typing import Any, Optional, Tuple
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -18,7 +18,7 @@ from jax import lax
 _CHUNK = 256  # rows summed sequentially before the partial sums are added: float32 accuracy on large batches
 
 
-def _channel_sums(a: jax.Array, b: jax.Array) -> Tuple[jax.Array, jax.Array]:
+def _channel_sums(a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(sum of a, sum of b) over all axes but the last, reading both in a single pass; float32 accumulation."""
     channels = a.shape[-1]
     rows = a.size // channels
@@ -26,15 +26,17 @@ def _channel_sums(a: jax.Array, b: jax.Array) -> Tuple[jax.Array, jax.Array]:
     a = a.reshape(rows // chunk, chunk, channels).astype(jnp.float32)
     b = b.reshape(rows // chunk, chunk, channels).astype(jnp.float32)
     zero = jnp.zeros((), jnp.float32)
-    partial_a, partial_b = lax.reduce((a, b), (zero, zero), lambda x, y: (x[0] + y[0], x[1] + y[1]), (1,))
+    partial_a, partial_b = lax.reduce(
+        (a, b), (zero, zero), lambda x, y: (x[0] + y[0], x[1] + y[1]), (1,)
+    )
     return partial_a.sum(0), partial_b.sum(0)
 
 
-def _global(total: jax.Array, axis_name: Optional[str]) -> jax.Array:
+def _global(total: jax.Array, axis_name: str | None) -> jax.Array:
     return total if axis_name is None else lax.psum(total, axis_name)
 
 
-def _count(x: jax.Array, axis_name: Optional[str]) -> jax.Array:
+def _count(x: jax.Array, axis_name: str | None) -> jax.Array:
     local = x.size // x.shape[-1]
     return local if axis_name is None else local * lax.psum(1, axis_name)
 
@@ -43,7 +45,9 @@ def _forward(x, scale, bias, epsilon, axis_name):
     count = _count(x, axis_name)
     total, total_sq = _channel_sums(x, x * x)
     mean = _global(total, axis_name) / count
-    var = jnp.maximum(_global(total_sq, axis_name) / count - mean * mean, 0.0)  # as flax's use_fast_variance
+    var = jnp.maximum(
+        _global(total_sq, axis_name) / count - mean * mean, 0.0
+    )  # as flax's use_fast_variance
     rstd = lax.rsqrt(var + epsilon)
     gain = scale * rstd
     y = x * gain.astype(x.dtype) + (bias - mean * gain).astype(x.dtype)
@@ -51,22 +55,29 @@ def _forward(x, scale, bias, epsilon, axis_name):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
-def batch_norm_train(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: float,
-                     axis_name: Optional[str]) -> Tuple[jax.Array, Tuple[jax.Array, jax.Array]]:
+def batch_norm_train(
+    x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: float, axis_name: str | None
+) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
     """(normalized x, (batch mean, biased batch variance)) over all axes but the last (channels)."""
     return _forward(x, scale, bias, epsilon, axis_name)[0]
 
 
 def _like_primal(grad: jax.Array, primal: jax.Array) -> jax.Array:
     """Under shard_map, the gradient of a replicated (device-invariant) input is the sum of the per-device ones."""
-    summed = tuple(sorted(jax.typeof(grad).manual_axis_type.varying - jax.typeof(primal).manual_axis_type.varying))
+    summed = tuple(
+        sorted(
+            jax.typeof(grad).manual_axis_type.varying - jax.typeof(primal).manual_axis_type.varying
+        )
+    )
     return lax.psum(grad, summed) if summed else grad
 
 
 def _backward(epsilon, axis_name, residuals, cotangents):
     del epsilon
     x, mean, rstd, scale = residuals
-    dy = cotangents[0]  # the statistics only feed the running averages: no gradient flows through them
+    dy = cotangents[
+        0
+    ]  # the statistics only feed the running averages: no gradient flows through them
     count = _count(x, axis_name)
     dbias, centered = _channel_sums(dy, dy * (x - mean.astype(x.dtype)))
     dscale = centered * rstd  # sum of dy * x_hat
@@ -85,7 +96,7 @@ class BatchNorm(nn.Module):
     """Drop-in for `nn.BatchNorm` over the last axis (same variable names, defaults and running-average update)."""
 
     use_running_average: bool = False
-    axis_name: Optional[str] = None
+    axis_name: str | None = None
     momentum: float = 0.99
     epsilon: float = 1e-5
     dtype: Any = jnp.float32

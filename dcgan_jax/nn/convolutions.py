@@ -6,7 +6,7 @@ conv, 17 ms as a strided conv's). `transposed_conv_fast` and `strided_conv_fast`
 form measured fastest, with the same result as the textbook layer (tests/nn/test_convolutions.py).
 """
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +22,9 @@ def _pad1(x: jax.Array) -> jax.Array:
 def transposed_conv_reference(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """The 2x fractional-strided convolution as XLA's transposed convolution (the straightforward formulation)."""
     pad = KERNEL - 2  # k - 1 - p with p = 1
-    return jax.lax.conv_transpose(x, kernel, (2, 2), ((pad, pad), (pad, pad)), dimension_numbers=_DIMS)
+    return jax.lax.conv_transpose(
+        x, kernel, (2, 2), ((pad, pad), (pad, pad)), dimension_numbers=_DIMS
+    )
 
 
 def transposed_conv_subpixel(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -36,15 +38,24 @@ def transposed_conv_subpixel(x: jax.Array, kernel: jax.Array) -> jax.Array:
     features = kernel.shape[-1]
     # kernel[2r+a, 2s+b, i, o] -> phase_kernel[r, s, i, (a, b, o)]
     phase_kernel = kernel.reshape(2, 2, 2, 2, c_in, features).transpose(0, 2, 4, 1, 3, 5)
-    y = jax.lax.conv_general_dilated(_pad1(x), phase_kernel.reshape(2, 2, c_in, 4 * features), (1, 1), "VALID",
-                                     dimension_numbers=_DIMS).reshape(n, h + 1, w + 1, 2, 2, features)
-    rows = [jnp.stack([y[:, a:a + h, b:b + w, a, b] for b in (0, 1)], axis=3) for a in (0, 1)]  # (n, h, w, 2, C)
+    y = jax.lax.conv_general_dilated(
+        _pad1(x),
+        phase_kernel.reshape(2, 2, c_in, 4 * features),
+        (1, 1),
+        "VALID",
+        dimension_numbers=_DIMS,
+    ).reshape(n, h + 1, w + 1, 2, 2, features)
+    rows = [
+        jnp.stack([y[:, a : a + h, b : b + w, a, b] for b in (0, 1)], axis=3) for a in (0, 1)
+    ]  # (n, h, w, 2, C)
     return jnp.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, features)
 
 
 def strided_conv_reference(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """D's 4x4, stride-2, padding-1 convolution as XLA's convolution, with XLA's own gradients."""
-    return jax.lax.conv_general_dilated(x, kernel, (2, 2), ((1, 1), (1, 1)), dimension_numbers=_DIMS)
+    return jax.lax.conv_general_dilated(
+        x, kernel, (2, 2), ((1, 1), (1, 1)), dimension_numbers=_DIMS
+    )
 
 
 def strided_conv_space_to_depth(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -56,9 +67,16 @@ def strided_conv_space_to_depth(x: jax.Array, kernel: jax.Array) -> jax.Array:
     padded = _pad1(x)
     n, h, w, c_in = padded.shape
     blocks = padded.reshape(n, h // 2, 2, w // 2, 2, c_in).transpose(0, 1, 3, 2, 4, 5)
-    block_kernel = kernel.reshape(2, 2, 2, 2, c_in, -1).transpose(0, 2, 1, 3, 4, 5).reshape(2, 2, 4 * c_in, -1)
-    return jax.lax.conv_general_dilated(blocks.reshape(n, h // 2, w // 2, 4 * c_in), block_kernel, (1, 1), "VALID",
-                                        dimension_numbers=_DIMS)
+    block_kernel = (
+        kernel.reshape(2, 2, 2, 2, c_in, -1).transpose(0, 2, 1, 3, 4, 5).reshape(2, 2, 4 * c_in, -1)
+    )
+    return jax.lax.conv_general_dilated(
+        blocks.reshape(n, h // 2, w // 2, 4 * c_in),
+        block_kernel,
+        (1, 1),
+        "VALID",
+        dimension_numbers=_DIMS,
+    )
 
 
 def input_grad_of(form: Callable) -> Callable:
@@ -76,7 +94,9 @@ def _swap_roles(kernel: jax.Array) -> jax.Array:
     return jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
 
 
-def transposed_conv_kernel_grad_strided(x: jax.Array, kernel: jax.Array, cotangent: jax.Array) -> jax.Array:
+def transposed_conv_kernel_grad_strided(
+    x: jax.Array, kernel: jax.Array, cotangent: jax.Array
+) -> jax.Array:
     """The kernel gradient of the 2x transposed conv, as that of the strided conv mapping `cotangent` back to x's shape.
 
     Both sum x[p, q, i] * cotangent[2p + u - 1, 2q + v - 1, o] over the batch and positions, with the taps flipped.
@@ -91,6 +111,7 @@ def _linear_op(forward: Callable, input_grad: Callable, kernel_grad: Callable) -
     XLA:CPU runs some of the three convolutions behind a layer (forward, input and kernel gradient) fast in one exact
     formulation and slowly in another; each is computed in the form measured fastest (benchmarks/train_step.py).
     """
+
     @jax.custom_vjp
     def op(x, kernel):
         return forward(x, kernel)
@@ -108,12 +129,18 @@ def _linear_op(forward: Callable, input_grad: Callable, kernel_grad: Callable) -
 
 # G's upsampling: the sub-pixel forward is 2-3x faster than XLA's transposed convolution; XLA's input gradient of the
 # latter is an ordinary strided convolution (the fastest form), and its kernel gradient is fastest as a strided conv's.
-transposed_conv_fast = _linear_op(transposed_conv_subpixel, input_grad_of(transposed_conv_reference),
-                                  transposed_conv_kernel_grad_strided)
+transposed_conv_fast = _linear_op(
+    transposed_conv_subpixel,
+    input_grad_of(transposed_conv_reference),
+    transposed_conv_kernel_grad_strided,
+)
 # D's downsampling: XLA's input gradient of a strided convolution (an lhs-dilated convolution) is 2-3x slower than
 # that of the space-to-depth form; XLA's own forward and kernel gradient are the fastest.
-strided_conv_fast = _linear_op(strided_conv_reference, input_grad_of(strided_conv_space_to_depth),
-                               kernel_grad_of(strided_conv_reference))
+strided_conv_fast = _linear_op(
+    strided_conv_reference,
+    input_grad_of(strided_conv_space_to_depth),
+    kernel_grad_of(strided_conv_reference),
+)
 
 
 # ---------------------------------------------------------------- which forms, per backend

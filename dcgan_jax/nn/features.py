@@ -6,7 +6,7 @@ them is dcgan_jax/evaluation/probe.py; the nearest-neighbour check in D-feature 
 """
 
 import functools
-from typing import Any, Dict
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -34,19 +34,26 @@ def _pool_to_grid(h: jax.Array) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("discriminator",))
-def _features_batch(discriminator: models.Discriminator, variables: Any, images: jax.Array) -> jax.Array:
+def _features_batch(
+    discriminator: models.Discriminator, variables: Any, images: jax.Array
+) -> jax.Array:
     _, state = discriminator.apply(variables, images, train=False, mutable=["intermediates"])
     layers = state["intermediates"]
     pooled = [_pool_to_grid(layers[f"layer{i}"][0].astype(jnp.float32)) for i in range(len(layers))]
     return jnp.concatenate(pooled, axis=-1)
 
 
-def discriminator_features(model: ml_collections.ConfigDict, d_variables: Any, images: np.ndarray,
-                           batch_size: int = 256) -> np.ndarray:
+def discriminator_features(
+    model: ml_collections.ConfigDict, d_variables: Any, images: np.ndarray, batch_size: int = 256
+) -> np.ndarray:
     """(N, feature_dim(model)) float32 features of images (uint8, or float in [-1, 1]), D in inference mode."""
     _, discriminator = models.build_models(model)
-    return map_batches(lambda chunk: _features_batch(discriminator, d_variables, chunk), images, batch_size,
-                       as_model_input)
+    return map_batches(
+        lambda chunk: _features_batch(discriminator, d_variables, chunk),
+        images,
+        batch_size,
+        as_model_input,
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("discriminator",))
@@ -54,13 +61,16 @@ def _batch_moments(discriminator: models.Discriminator, variables: Any, images: 
     """Per layer: (1, C) batch mean and E[x^2] that batchnorm sees (a momentum-0 D stores exactly those), and the
     batch size, so that batches of different sizes pool exactly."""
     _, updates = discriminator.apply(variables, images, train=True, mutable=["batch_stats"])
-    moments = {layer: {"mean": v["mean"][None], "square": (v["var"] + v["mean"] ** 2)[None]}
-               for layer, v in updates["batch_stats"].items()}
+    moments = {
+        layer: {"mean": v["mean"][None], "square": (v["var"] + v["mean"] ** 2)[None]}
+        for layer, v in updates["batch_stats"].items()
+    }
     return moments, jnp.full((1,), images.shape[0], jnp.float32)
 
 
-def recompute_batch_stats(model: ml_collections.ConfigDict, d_variables: Any, images: np.ndarray,
-                          batch_size: int = 256) -> Dict[str, Any]:
+def recompute_batch_stats(
+    model: ml_collections.ConfigDict, d_variables: Any, images: np.ndarray, batch_size: int = 256
+) -> dict[str, Any]:
     """D variables whose batchnorm population statistics are those of `images` (the paper's SVHN script).
 
     Each layer is normalized with its batch statistics while they are gathered, as in training; the population
@@ -69,14 +79,22 @@ def recompute_batch_stats(model: ml_collections.ConfigDict, d_variables: Any, im
     if len(images) == 0:
         raise ValueError("recompute_batch_stats needs at least one image")
     _, discriminator = models.build_models(model)
-    discriminator = discriminator.clone(bn_momentum=0.0)  # running stats := the current batch's stats
-    moments, counts = map_batches(lambda chunk: _batch_moments(discriminator, d_variables, chunk), images,
-                                  batch_size, as_model_input)
+    discriminator = discriminator.clone(
+        bn_momentum=0.0
+    )  # running stats := the current batch's stats
+    moments, counts = map_batches(
+        lambda chunk: _batch_moments(discriminator, d_variables, chunk),
+        images,
+        batch_size,
+        as_model_input,
+    )
     weights = counts.astype(np.float64) / counts.sum()
     new_stats = {}
     for layer, v in moments.items():
         mean = weights @ v["mean"].astype(np.float64)
         square = weights @ v["square"].astype(np.float64)
-        new_stats[layer] = {"mean": jnp.asarray(mean, jnp.float32),
-                            "var": jnp.asarray(np.maximum(square - mean ** 2, 0.0), jnp.float32)}
+        new_stats[layer] = {
+            "mean": jnp.asarray(mean, jnp.float32),
+            "var": jnp.asarray(np.maximum(square - mean**2, 0.0), jnp.float32),
+        }
     return {"params": d_variables["params"], "batch_stats": new_stats}

@@ -13,23 +13,30 @@ def sample_z(rng: jax.Array, num: int, latent_dim: int, distribution: str = "uni
         return jax.random.uniform(rng, (num, latent_dim), minval=-1.0, maxval=1.0)
     if distribution == "normal":
         return jax.random.normal(rng, (num, latent_dim))
-    raise ValueError(f"z distribution {distribution!r} is not supported; use one of {Z_DISTRIBUTIONS}")
+    raise ValueError(
+        f"z distribution {distribution!r} is not supported; use one of {Z_DISTRIBUTIONS}"
+    )
 
 
-def sample_z_for_examples(rng: jax.Array, example_indices: jax.Array, latent_dim: int,
-                          distribution: str = "uniform") -> jax.Array:
+def sample_z_for_examples(
+    rng: jax.Array, example_indices: jax.Array, latent_dim: int, distribution: str = "uniform"
+) -> jax.Array:
     """One z per global example index, each from `fold_in(rng, index)`.
 
     A device draws the z of its own slice of the global batch, so the step's result does not depend on how the
     batch is split over devices (or hosts).
     """
-    return jax.vmap(lambda i: sample_z(jax.random.fold_in(rng, i), 1, latent_dim, distribution)[0])(example_indices)
+    return jax.vmap(lambda i: sample_z(jax.random.fold_in(rng, i), 1, latent_dim, distribution)[0])(
+        example_indices
+    )
 
 
 def z_for_seed(seed: int, num: int, latent_dim: int, distribution: str = "uniform") -> np.ndarray:
     """The z pool of `python -m dcgan_jax.sample --seed=seed`: z number i depends on (seed, i) only, so a longer
     pool extends a shorter one and `explore --indices` names the same z as `sample`'s sample i."""
-    return np.asarray(sample_z_for_examples(jax.random.PRNGKey(seed), np.arange(num), latent_dim, distribution))
+    return np.asarray(
+        sample_z_for_examples(jax.random.PRNGKey(seed), np.arange(num), latent_dim, distribution)
+    )
 
 
 def class_code(labels, num_classes: int):
@@ -46,7 +53,9 @@ def with_class(z: np.ndarray, labels, num_classes: int) -> np.ndarray:
         return z
     labels = np.broadcast_to(np.asarray(labels, np.int64), z.shape[:1])
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"class labels must be in 0..{num_classes - 1}; got {sorted(set(labels.tolist()))}")
+        raise ValueError(
+            f"class labels must be in 0..{num_classes - 1}; got {sorted(set(labels.tolist()))}"
+        )
     return np.concatenate([z, np.asarray(class_code(labels, num_classes))], axis=-1)
 
 
@@ -90,7 +99,9 @@ def slerp(z0: jax.Array, z1: jax.Array, alpha: jax.Array, eps: float = 1e-6) -> 
 
 def _blend(method: str):
     if method not in INTERPOLATION_METHODS:
-        raise ValueError(f"interpolation method {method!r} is not supported; use one of {INTERPOLATION_METHODS}")
+        raise ValueError(
+            f"interpolation method {method!r} is not supported; use one of {INTERPOLATION_METHODS}"
+        )
     return lerp if method == "linear" else slerp
 
 
@@ -102,8 +113,15 @@ def interpolation_weights(num_steps: int, start: float = 0.0, stop: float = 1.0)
     return (1.0 - fraction) * start + fraction * stop
 
 
-def interpolate(z0: jax.Array, z1: jax.Array, num_steps: int, *, method: str = "linear", start: float = 0.0,
-                stop: float = 1.0) -> jax.Array:
+def interpolate(
+    z0: jax.Array,
+    z1: jax.Array,
+    num_steps: int,
+    *,
+    method: str = "linear",
+    start: float = 0.0,
+    stop: float = 1.0,
+) -> jax.Array:
     """(num_steps, d) points from z0 to z1 at alphas linspace(start, stop); start/stop outside [0, 1] extrapolate."""
     blend = _blend(method)
     alphas = interpolation_weights(num_steps, start, stop)
@@ -114,10 +132,17 @@ def walk(points: jax.Array, steps_between: int, *, method: str = "linear") -> ja
     """A path through K points (K, d): ((K-1) * steps_between + 1, d), passing exactly through every point."""
     points = jnp.asarray(points)
     if points.shape[0] < 2 or steps_between < 1:
-        raise ValueError(f"a walk needs >= 2 points and steps_between >= 1 (got {points.shape[0]}, {steps_between})")
+        raise ValueError(
+            f"a walk needs >= 2 points and steps_between >= 1 (got {points.shape[0]}, {steps_between})"
+        )
     blend = _blend(method)
-    alphas = jnp.arange(steps_between, dtype=jnp.float32) / steps_between  # the next point starts the next segment
-    segment = lambda a, b: jax.vmap(lambda t: blend(a, b, t))(alphas)
+    alphas = (
+        jnp.arange(steps_between, dtype=jnp.float32) / steps_between
+    )  # the next point starts the next segment
+
+    def segment(a, b):
+        return jax.vmap(lambda t: blend(a, b, t))(alphas)
+
     segments = jax.vmap(segment)(points[:-1], points[1:])  # (K-1, steps_between, d)
     return jnp.concatenate([segments.reshape(-1, points.shape[-1]), points[-1:]], axis=0)
 

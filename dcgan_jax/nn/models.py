@@ -5,7 +5,8 @@ G output and the D input layer, ReLU in G with a tanh output, LeakyReLU(0.2) in 
 weights drawn from N(0, 0.02). Every layer is bias-free, as in the reference implementations: batchnorm follows.
 """
 
-from typing import Any, Callable, Mapping, Optional, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -13,8 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dcgan_jax.nn import batchnorm
-from dcgan_jax.nn import convolutions
+from dcgan_jax.nn import batchnorm, convolutions
 from dcgan_jax.nn.convolutions import KERNEL
 
 SUPPORTED_IMAGE_SIZES = (16, 32, 64, 128, 256)  # 4 x 2**n: G doubles from 4x4, D halves down to 4x4
@@ -24,7 +24,9 @@ dcgan_init = nn.initializers.normal(stddev=0.02)
 def num_resolution_changes(image_size: int) -> int:
     """Number of 2x up/downsampling layers between the 4x4 base and `image_size`."""
     if image_size not in SUPPORTED_IMAGE_SIZES:
-        raise ValueError(f"model.image_size={image_size} is not supported; use one of {SUPPORTED_IMAGE_SIZES}")
+        raise ValueError(
+            f"model.image_size={image_size} is not supported; use one of {SUPPORTED_IMAGE_SIZES}"
+        )
     return int(np.log2(image_size)) - 2
 
 
@@ -37,8 +39,12 @@ class Downsample(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        kernel = self.param("kernel", dcgan_init, (KERNEL, KERNEL, x.shape[-1], self.features), jnp.float32)
-        return convolutions.STRIDED_CONVS[self.conv_impl](x.astype(self.dtype), kernel.astype(self.dtype))
+        kernel = self.param(
+            "kernel", dcgan_init, (KERNEL, KERNEL, x.shape[-1], self.features), jnp.float32
+        )
+        return convolutions.STRIDED_CONVS[self.conv_impl](
+            x.astype(self.dtype), kernel.astype(self.dtype)
+        )
 
 
 # G's upsampling: "subpixel" follows conv_impl (the sub-pixel form with the fastest exact gradients, or XLA's own);
@@ -59,8 +65,12 @@ class Upsample(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        kernel = self.param("kernel", dcgan_init, (KERNEL, KERNEL, x.shape[-1], self.features), jnp.float32)
-        return UPSAMPLERS[self.method](self.conv_impl)(x.astype(self.dtype), kernel.astype(self.dtype))
+        kernel = self.param(
+            "kernel", dcgan_init, (KERNEL, KERNEL, x.shape[-1], self.features), jnp.float32
+        )
+        return UPSAMPLERS[self.method](self.conv_impl)(
+            x.astype(self.dtype), kernel.astype(self.dtype)
+        )
 
 
 class Project(nn.Module):
@@ -75,9 +85,17 @@ class Project(nn.Module):
         return jnp.einsum("nl,hwlc->nhwc", z.astype(self.dtype), kernel.astype(self.dtype))
 
 
-def _batch_norm(train: bool, axis_name: Optional[str], momentum: float, epsilon: float, dtype: Any, name: str):
-    return batchnorm.BatchNorm(use_running_average=not train, axis_name=axis_name if train else None,
-                               momentum=momentum, epsilon=epsilon, dtype=dtype, name=name)
+def _batch_norm(
+    train: bool, axis_name: str | None, momentum: float, epsilon: float, dtype: Any, name: str
+):
+    return batchnorm.BatchNorm(
+        use_running_average=not train,
+        axis_name=axis_name if train else None,
+        momentum=momentum,
+        epsilon=epsilon,
+        dtype=dtype,
+        name=name,
+    )
 
 
 CLASS_FORMS = ("projection", "concat")
@@ -94,7 +112,7 @@ class Generator(nn.Module):
     num_channels: int = 3
     width: int = 64
     upsample: str = "subpixel"
-    axis_name: Optional[str] = None
+    axis_name: str | None = None
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
     dtype: Any = jnp.float32
@@ -103,19 +121,26 @@ class Generator(nn.Module):
     embedding_dim: int = 0
 
     @nn.compact
-    def __call__(self, z: jax.Array, train: bool = True,
-                 layer_masks: Optional[Mapping[int, jax.Array]] = None) -> jax.Array:
+    def __call__(
+        self, z: jax.Array, train: bool = True, layer_masks: Mapping[int, jax.Array] | None = None
+    ) -> jax.Array:
         """`layer_masks[i]` (shape (C_i,)) multiplies the feature maps of hidden layer i (0 = 4x4) after its ReLU."""
         n_up = num_resolution_changes(self.image_size)
         layer_masks = layer_masks or {}
         if self.num_classes:
-            z, code = z[:, :-self.num_classes], z[:, -self.num_classes:]
-            table = self.param("class_embedding", nn.initializers.normal(1.0), (self.num_classes, self.embedding_dim),
-                               jnp.float32)
+            z, code = z[:, : -self.num_classes], z[:, -self.num_classes :]
+            table = self.param(
+                "class_embedding",
+                nn.initializers.normal(1.0),
+                (self.num_classes, self.embedding_dim),
+                jnp.float32,
+            )
             z = jnp.concatenate([z, code.astype(jnp.float32) @ table], axis=-1)
         h = Project(self.width * 2 ** (n_up - 1), dtype=self.dtype, name="project")(z)
         for i in range(n_up):
-            h = _batch_norm(train, self.axis_name, self.bn_momentum, self.bn_epsilon, self.dtype, f"bn{i}")(h)
+            h = _batch_norm(
+                train, self.axis_name, self.bn_momentum, self.bn_epsilon, self.dtype, f"bn{i}"
+            )(h)
             h = nn.relu(h)
             if i in layer_masks:
                 h = h * jnp.asarray(layer_masks[i], h.dtype)
@@ -141,7 +166,7 @@ class Discriminator(nn.Module):
 
     image_size: int = 64
     width: int = 64
-    axis_name: Optional[str] = None
+    axis_name: str | None = None
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
     dtype: Any = jnp.float32
@@ -151,52 +176,90 @@ class Discriminator(nn.Module):
     class_form: str = "projection"
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool = True, class_code: Optional[jax.Array] = None) -> jax.Array:
+    def __call__(
+        self, x: jax.Array, train: bool = True, class_code: jax.Array | None = None
+    ) -> jax.Array:
         """Hidden activations are sown into 'intermediates' as `layer{i}` (the paper's classifier features)."""
         n_down = num_resolution_changes(self.image_size)
         if self.num_classes and class_code is None:
             class_code = jnp.zeros((x.shape[0], self.num_classes), jnp.float32)
         if self.num_classes and self.class_form == "concat":
-            planes = jnp.broadcast_to(class_code[:, None, None, :].astype(x.dtype), x.shape[:3] + (self.num_classes,))
+            planes = jnp.broadcast_to(
+                class_code[:, None, None, :].astype(x.dtype), x.shape[:3] + (self.num_classes,)
+            )
             x = jnp.concatenate([x, planes], axis=-1)
         h = x.astype(self.dtype)
         for i in range(n_down):
-            h = Downsample(self.width * 2 ** i, self.dtype, self.conv_impl, name=f"conv{i}")(h)
+            h = Downsample(self.width * 2**i, self.dtype, self.conv_impl, name=f"conv{i}")(h)
             if i > 0:  # the paper: no batchnorm on the discriminator's input layer
-                h = _batch_norm(train, self.axis_name, self.bn_momentum, self.bn_epsilon, self.dtype, f"bn{i}")(h)
+                h = _batch_norm(
+                    train, self.axis_name, self.bn_momentum, self.bn_epsilon, self.dtype, f"bn{i}"
+                )(h)
             h = self.activation(h)
             self.sow("intermediates", f"layer{i}", h)
-        logits = nn.Conv(1, (KERNEL, KERNEL), padding="VALID", use_bias=False, kernel_init=dcgan_init,
-                         dtype=self.dtype, name="logit")(h)
+        logits = nn.Conv(
+            1,
+            (KERNEL, KERNEL),
+            padding="VALID",
+            use_bias=False,
+            kernel_init=dcgan_init,
+            dtype=self.dtype,
+            name="logit",
+        )(h)
         logits = logits.reshape(h.shape[0]).astype(jnp.float32)
         if self.num_classes and self.class_form == "projection":
-            table = self.param("class_projection", dcgan_init, (self.num_classes, h.shape[-1]), jnp.float32)
+            table = self.param(
+                "class_projection", dcgan_init, (self.num_classes, h.shape[-1]), jnp.float32
+            )
             pooled = jnp.sum(h.astype(jnp.float32), axis=(1, 2))
             logits = logits + jnp.sum((class_code.astype(jnp.float32) @ table) * pooled, axis=-1)
         return logits
 
 
-def build_models(model: ml_collections.ConfigDict, axis_name: Optional[str] = None):
+def build_models(model: ml_collections.ConfigDict, axis_name: str | None = None):
     """Generator and Discriminator of `model` (config.model); `axis_name` syncs batchnorm statistics across
     devices."""
     num_resolution_changes(model.image_size)  # validates the size
     if model.num_channels not in (1, 3):
-        raise ValueError(f"model.num_channels={model.num_channels} is not supported; use 1 (grayscale) or 3 (RGB)")
+        raise ValueError(
+            f"model.num_channels={model.num_channels} is not supported; use 1 (grayscale) or 3 (RGB)"
+        )
     upsample = model.upsample
     if upsample not in UPSAMPLERS:
-        raise ValueError(f"model.upsample={model.upsample!r} is not supported; use one of {sorted(UPSAMPLERS)}")
+        raise ValueError(
+            f"model.upsample={model.upsample!r} is not supported; use one of {sorted(UPSAMPLERS)}"
+        )
     dtype = jnp.dtype(model.compute_dtype)
     conv_impl = convolutions.resolve_conv_impl(model.conv_impl)  # 'auto' -> per backend
-    bn = dict(axis_name=axis_name if model.sync_batchnorm else None, bn_momentum=model.bn_momentum,
-              bn_epsilon=model.bn_epsilon, dtype=dtype, conv_impl=conv_impl)
+    bn = dict(
+        axis_name=axis_name if model.sync_batchnorm else None,
+        bn_momentum=model.bn_momentum,
+        bn_epsilon=model.bn_epsilon,
+        dtype=dtype,
+        conv_impl=conv_impl,
+    )
     conditional = model.conditional
     if conditional.num_classes and conditional.d_form not in CLASS_FORMS:
-        raise ValueError(f"model.conditional.d_form={conditional.d_form!r} is not supported; use one of "
-                         f"{CLASS_FORMS}")
-    generator = Generator(model.image_size, model.num_channels, model.g_width, upsample, **bn,
-                          num_classes=conditional.num_classes, embedding_dim=conditional.embedding_dim)
-    discriminator = Discriminator(model.image_size, model.d_width, **bn, num_classes=conditional.num_classes,
-                                  class_form=conditional.d_form)
+        raise ValueError(
+            f"model.conditional.d_form={conditional.d_form!r} is not supported; use one of "
+            f"{CLASS_FORMS}"
+        )
+    generator = Generator(
+        model.image_size,
+        model.num_channels,
+        model.g_width,
+        upsample,
+        **bn,
+        num_classes=conditional.num_classes,
+        embedding_dim=conditional.embedding_dim,
+    )
+    discriminator = Discriminator(
+        model.image_size,
+        model.d_width,
+        **bn,
+        num_classes=conditional.num_classes,
+        class_form=conditional.d_form,
+    )
     return generator, discriminator
 
 
@@ -213,7 +276,7 @@ def g_layer_widths(model: ml_collections.ConfigDict) -> Sequence[int]:
 
 def d_layer_widths(model: ml_collections.ConfigDict) -> Sequence[int]:
     """Channels of D's conv layers, input side first."""
-    return [model.d_width * 2 ** i for i in range(num_resolution_changes(model.image_size))]
+    return [model.d_width * 2**i for i in range(num_resolution_changes(model.image_size))]
 
 
 def init_variables(rng: jax.Array, model: ml_collections.ConfigDict):

@@ -9,7 +9,7 @@ naming the last checkpoint before the streak began, and with `collapse.stop` sto
 """
 
 import statistics
-from typing import Callable, Dict, List, Optional
+from collections.abc import Callable
 
 import ml_collections
 
@@ -22,19 +22,22 @@ class CollapseDetector:
 
     def __init__(self, d_fake_below: float, loss_factor: float, patience: int):
         self.d_fake_below, self.loss_factor, self.patience = d_fake_below, loss_factor, patience
-        self.history: List[float] = []  # g_loss of the logged steps outside any streak
-        self.streak: List[int] = []
+        self.history: list[float] = []  # g_loss of the logged steps outside any streak
+        self.streak: list[int] = []
 
     @classmethod
     def from_config(cls, collapse: ml_collections.ConfigDict) -> "CollapseDetector":
         return cls(collapse.d_fake, collapse.loss_factor, collapse.patience)
 
-    def update(self, step: int, metrics: Dict[str, float]) -> Optional[int]:
+    def update(self, step: int, metrics: dict[str, float]) -> int | None:
         if not self.patience:
             return None
         level = statistics.median(self.history) if self.history else None
-        collapsed = (metrics["d_fake"] < self.d_fake_below and level is not None
-                     and metrics["g_loss"] > self.loss_factor * max(level, 1e-6))
+        collapsed = (
+            metrics["d_fake"] < self.d_fake_below
+            and level is not None
+            and metrics["g_loss"] > self.loss_factor * max(level, 1e-6)
+        )
         if not collapsed:
             self.streak = []
             self.history.append(metrics["g_loss"])
@@ -47,34 +50,50 @@ class DivergenceError(UserError):
     """Non-finite losses or params: training stops and the last good checkpoint is kept."""
 
 
-def check_finite(metrics: Dict[str, float], step: int, manager) -> None:
+def check_finite(metrics: dict[str, float], step: int, manager) -> None:
     """Raises DivergenceError when the step's `finite` flag says a loss or a param is NaN/inf, naming the last good
     checkpoint of `manager` (an orbax CheckpointManager)."""
     if metrics["finite"] == 1.0:
         return
     manager.wait_until_finished()
     last_good = manager.latest_step()
-    kept = (f"the last good checkpoint is step {last_good} in {manager.directory} (kept)" if last_good is not None
-            else "no checkpoint was saved before it")
-    raise DivergenceError(f"training diverged: non-finite loss or params at step {step} "
-                          f"(d_loss {metrics['d_loss']}, g_loss {metrics['g_loss']}); {kept}; "
-                          f"lower optim.learning_rate or change the seed, then rerun")
+    kept = (
+        f"the last good checkpoint is step {last_good} in {manager.directory} (kept)"
+        if last_good is not None
+        else "no checkpoint was saved before it"
+    )
+    raise DivergenceError(
+        f"training diverged: non-finite loss or params at step {step} "
+        f"(d_loss {metrics['d_loss']}, g_loss {metrics['g_loss']}); {kept}; "
+        f"lower optim.learning_rate or change the seed, then rerun"
+    )
 
 
-def check_collapse(collapse: ml_collections.ConfigDict, detector: CollapseDetector, step: int,
-                   metrics: Dict[str, float], manager, say: Callable[[str], None]) -> None:
+def check_collapse(
+    collapse: ml_collections.ConfigDict,
+    detector: CollapseDetector,
+    step: int,
+    metrics: dict[str, float],
+    manager,
+    say: Callable[[str], None],
+) -> None:
     """Warns through `say` (or, with collapse.stop, stops) once D has won completely for collapse.patience logged
     steps, naming the last checkpoint of `manager` from before the streak."""
     began = detector.update(step, metrics)
     if began is None:
         return
     before = [s for s in manager.all_steps() if s < began]
-    kept = (f"the last checkpoint before it is step {max(before)} in {manager.directory}" if before
-            else "no checkpoint predates it")
-    text = (f"D has won completely since step {began} (D(G(z)) < {collapse.d_fake} and g_loss > "
-            f"{collapse.loss_factor}x its running level for {collapse.patience} logged steps): G is "
-            f"no longer learning; {kept}; restart from it (--config.init_from=DIR:STEP) with a lower learning rate "
-            f"or label smoothing")
+    kept = (
+        f"the last checkpoint before it is step {max(before)} in {manager.directory}"
+        if before
+        else "no checkpoint predates it"
+    )
+    text = (
+        f"D has won completely since step {began} (D(G(z)) < {collapse.d_fake} and g_loss > "
+        f"{collapse.loss_factor}x its running level for {collapse.patience} logged steps): G is "
+        f"no longer learning; {kept}; restart from it (--config.init_from=DIR:STEP) with a lower learning rate "
+        f"or label smoothing"
+    )
     if collapse.stop:
         raise UserError(f"stopped: {text}")
     say(f"warning: {text}")

@@ -7,8 +7,6 @@ before D (instance noise, Sønderby et al. 2016; seed 000). Every draw is a func
 as z is, so a run split over any number of devices or resumed anywhere takes the same steps.
 """
 
-from typing import Optional, Tuple
-
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -35,8 +33,12 @@ def _per_example(key: jax.Array, example_ids: jax.Array, draw):
     return jax.vmap(lambda i: draw(jax.random.fold_in(key, i)))(example_ids)
 
 
-def d_targets(d_training: ml_collections.ConfigDict, label_smoothing: float, step_key: jax.Array,
-              example_ids: jax.Array) -> Tuple[Optional[jax.Array], Optional[jax.Array]]:
+def d_targets(
+    d_training: ml_collections.ConfigDict,
+    label_smoothing: float,
+    step_key: jax.Array,
+    example_ids: jax.Array,
+) -> tuple[jax.Array | None, jax.Array | None]:
     """Per-example targets of D's real and fake examples, or (None, None) for the plain constant ones.
 
     label_noise = n: a real example's target is drawn from U[1 - s - n, 1 - s] (s: label_smoothing), a fake one's from
@@ -66,8 +68,14 @@ def instance_noise_std(d_training: ml_collections.ConfigDict, step: jax.Array) -
     return std * jnp.maximum(0.0, 1.0 - step.astype(jnp.float32) / decay)
 
 
-def add_instance_noise(d_training: ml_collections.ConfigDict, step_key: jax.Array, step: jax.Array,
-                       example_ids: jax.Array, real: jax.Array, fake: jax.Array) -> Tuple[jax.Array, jax.Array]:
+def add_instance_noise(
+    d_training: ml_collections.ConfigDict,
+    step_key: jax.Array,
+    step: jax.Array,
+    example_ids: jax.Array,
+    real: jax.Array,
+    fake: jax.Array,
+) -> tuple[jax.Array, jax.Array]:
     """(real, fake) plus gaussian noise of `instance_noise_std(step)`, per example; unchanged when it is off. G's
     update sees the same noisy fakes as D's (the noise is added, so it passes G's gradient unchanged)."""
     if d_training.instance_noise == 0:
@@ -79,5 +87,7 @@ def add_instance_noise(d_training: ml_collections.ConfigDict, step_key: jax.Arra
         real_key, fake_key = jax.random.split(key)
         return jax.random.normal(real_key, shape), jax.random.normal(fake_key, shape)
 
-    real_noise, fake_noise = _per_example(jax.random.fold_in(step_key, rng_tags.INSTANCE_NOISE), example_ids, draw)
+    real_noise, fake_noise = _per_example(
+        jax.random.fold_in(step_key, rng_tags.INSTANCE_NOISE), example_ids, draw
+    )
     return real + std * real_noise, fake + std * fake_noise

@@ -22,8 +22,11 @@ def decay_at(decay: float, step: jax.Array) -> jax.Array:
 
 def update(average: Any, current: Any, decay: jax.Array) -> Any:
     """decay * average + (1 - decay) * current, leaf by leaf (in the average's dtype, float32)."""
-    return jax.tree.map(lambda a, c: (decay * a + (1.0 - decay) * c.astype(a.dtype)).astype(a.dtype),
-                        average, current)
+    return jax.tree.map(
+        lambda a, c: (decay * a + (1.0 - decay) * c.astype(a.dtype)).astype(a.dtype),
+        average,
+        current,
+    )
 
 
 def start(g_params: Any, g_batch_stats: Any) -> Any:

@@ -1,8 +1,6 @@
 """G's inputs for the sample grids saved during training: the same fixed z for the whole run, and fresh z at each
 sampled step, both functions of (seed, step) so that a resumed run draws exactly what an uninterrupted one would."""
 
-from typing import Optional
-
 import jax
 import ml_collections
 import numpy as np
@@ -11,19 +9,22 @@ from dcgan_jax import rng_tags
 from dcgan_jax.nn import latent
 
 
-def grid_columns(num_samples: int, num_classes: int) -> Optional[int]:
+def grid_columns(num_samples: int, num_classes: int) -> int | None:
     """Columns of the training sample grids: None (square) for an unconditional run; for a conditional one, one row
     per class with num_samples // num_classes columns (at least 1)."""
     return max(1, num_samples // num_classes) if num_classes else None
 
 
-def _grid_inputs(model: ml_collections.ConfigDict, num_samples: int, rng: jax.Array,
-                 fresh_per_row: bool) -> np.ndarray:
+def _grid_inputs(
+    model: ml_collections.ConfigDict, num_samples: int, rng: jax.Array, fresh_per_row: bool
+) -> np.ndarray:
     num_classes = model.conditional.num_classes
     if not num_classes:
         return np.asarray(latent.sample_z(rng, num_samples, model.latent_dim, model.z_distribution))
     columns = grid_columns(num_samples, num_classes)
-    rows = num_classes if fresh_per_row else 1  # fixed grids: the same z in every row, so a column holds one style
+    rows = (
+        num_classes if fresh_per_row else 1
+    )  # fixed grids: the same z in every row, so a column holds one style
     z = np.asarray(latent.sample_z(rng, rows * columns, model.latent_dim, model.z_distribution))
     z = np.tile(z, (num_classes // rows, 1))
     return latent.with_class(z, np.repeat(np.arange(num_classes), columns), num_classes)
@@ -31,11 +32,19 @@ def _grid_inputs(model: ml_collections.ConfigDict, num_samples: int, rng: jax.Ar
 
 def fixed_z(model: ml_collections.ConfigDict, num_samples: int, seed: int) -> np.ndarray:
     """G's inputs for the fixed-z grids: the same for the whole run (and for reruns)."""
-    return _grid_inputs(model, num_samples, jax.random.fold_in(jax.random.PRNGKey(seed), rng_tags.FIXED_GRID_Z),
-                        fresh_per_row=False)
+    return _grid_inputs(
+        model,
+        num_samples,
+        jax.random.fold_in(jax.random.PRNGKey(seed), rng_tags.FIXED_GRID_Z),
+        fresh_per_row=False,
+    )
 
 
-def random_z(model: ml_collections.ConfigDict, num_samples: int, seed: int, step: int) -> np.ndarray:
+def random_z(
+    model: ml_collections.ConfigDict, num_samples: int, seed: int, step: int
+) -> np.ndarray:
     """Fresh G inputs for the random-z grid of `step`: a function of (seed, step), so reruns draw the same."""
-    rng = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), rng_tags.RANDOM_GRID_Z), step)
+    rng = jax.random.fold_in(
+        jax.random.fold_in(jax.random.PRNGKey(seed), rng_tags.RANDOM_GRID_Z), step
+    )
     return _grid_inputs(model, num_samples, rng, fresh_per_row=True)

@@ -4,7 +4,7 @@ Every loss is a mean over the (per-device) batch, so averaging per-device gradie
 gradient of the global-batch loss.
 """
 
-from typing import Callable, Dict, Optional, Tuple
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -18,32 +18,40 @@ def _bce_with_logits(logits: jax.Array, target) -> jax.Array:
 
 # Each loss: (real logits, fake logits, real targets, fake targets) -> (D loss, G loss). The targets are the
 # constants 1 - label_smoothing and 0, or one per example (label noise and flips, training/d_training.py).
-def _non_saturating(real: jax.Array, fake: jax.Array, real_target, fake_target) -> Tuple[jax.Array, jax.Array]:
+def _non_saturating(
+    real: jax.Array, fake: jax.Array, real_target, fake_target
+) -> tuple[jax.Array, jax.Array]:
     # Goodfellow et al. 2014: G maximizes log D(G(z)) instead of minimizing log(1 - D(G(z))). The DCGAN default.
     d_loss = _bce_with_logits(real, real_target) + _bce_with_logits(fake, fake_target)
     return d_loss, _bce_with_logits(fake, 1.0)
 
 
-def _minimax(real: jax.Array, fake: jax.Array, real_target, fake_target) -> Tuple[jax.Array, jax.Array]:
+def _minimax(
+    real: jax.Array, fake: jax.Array, real_target, fake_target
+) -> tuple[jax.Array, jax.Array]:
     # The original saturating objective: G minimizes log(1 - D(G(z))).
     d_loss = _bce_with_logits(real, real_target) + _bce_with_logits(fake, fake_target)
     return d_loss, -_bce_with_logits(fake, 0.0)
 
 
-def _least_squares(real: jax.Array, fake: jax.Array, real_target, fake_target) -> Tuple[jax.Array, jax.Array]:
+def _least_squares(
+    real: jax.Array, fake: jax.Array, real_target, fake_target
+) -> tuple[jax.Array, jax.Array]:
     # LSGAN (Mao et al. 2017), a-b-c = 0-1-1 on raw D outputs.
     d_loss = 0.5 * jnp.mean((real - real_target) ** 2) + 0.5 * jnp.mean((fake - fake_target) ** 2)
     return d_loss, 0.5 * jnp.mean((fake - 1.0) ** 2)
 
 
-def _hinge(real: jax.Array, fake: jax.Array, real_target, fake_target) -> Tuple[jax.Array, jax.Array]:
+def _hinge(
+    real: jax.Array, fake: jax.Array, real_target, fake_target
+) -> tuple[jax.Array, jax.Array]:
     # Geometric GAN / SNGAN hinge loss; the margin of the real term shrinks with smoothing. It has no fake target:
     # label noise and flips are refused with it (training/validation.py).
     d_loss = jnp.mean(jax.nn.relu(real_target - real)) + jnp.mean(jax.nn.relu(1.0 + fake))
     return d_loss, -jnp.mean(fake)
 
 
-LOSSES: Dict[str, Callable[..., Tuple[jax.Array, jax.Array]]] = {
+LOSSES: dict[str, Callable[..., tuple[jax.Array, jax.Array]]] = {
     "non_saturating": _non_saturating,
     "minimax": _minimax,
     "least_squares": _least_squares,
@@ -56,9 +64,14 @@ def check_loss(name: str) -> None:
         raise ValueError(f"loss={name!r} is not supported; use one of {sorted(LOSSES)}")
 
 
-def discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array, kind: str = "non_saturating",
-                       label_smoothing: float = 0.0, real_targets: Optional[jax.Array] = None,
-                       fake_targets: Optional[jax.Array] = None) -> jax.Array:
+def discriminator_loss(
+    real_logits: jax.Array,
+    fake_logits: jax.Array,
+    kind: str = "non_saturating",
+    label_smoothing: float = 0.0,
+    real_targets: jax.Array | None = None,
+    fake_targets: jax.Array | None = None,
+) -> jax.Array:
     """D's loss. `label_smoothing` is one-sided (Salimans et al. 2016): real targets become 1 - smoothing.
     `real_targets` / `fake_targets` (one per example) replace those constants (and 0 for fakes) when given."""
     real_target = 1.0 - label_smoothing if real_targets is None else real_targets

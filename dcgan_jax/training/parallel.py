@@ -5,12 +5,14 @@ train state carries a leading device axis; under shard_map it is one replicated 
 from the host as numpy arrays shaped [local_devices, per_device_batch, ...].
 """
 
-from typing import Any, Callable, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import numpy as np
 from jax import lax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 AXIS = "batch"
 PARALLELISMS = ("pmap", "shard_map")
@@ -31,10 +33,12 @@ def varying(tree: Any) -> Any:
 class Parallel:
     """Compiles a step and moves state and batches in the layout the chosen parallelism wants."""
 
-    def __init__(self, parallelism: str = "pmap", devices: Optional[Sequence[jax.Device]] = None):
+    def __init__(self, parallelism: str = "pmap", devices: Sequence[jax.Device] | None = None):
         """`devices` (default: all devices of all hosts) lets tests compare runs on fewer devices."""
         if parallelism not in PARALLELISMS:
-            raise ValueError(f"parallelism={parallelism!r} is not supported; use one of {PARALLELISMS}")
+            raise ValueError(
+                f"parallelism={parallelism!r} is not supported; use one of {PARALLELISMS}"
+            )
         self.parallelism = parallelism
         self.devices = list(devices) if devices is not None else jax.devices()
         self.local_devices = [d for d in self.devices if d.process_index == jax.process_index()]
@@ -44,38 +48,52 @@ class Parallel:
     def num_devices(self) -> int:
         return len(self.devices)
 
-    def compile(self, body: Callable[[Any, Any], Tuple[Any, Any]]) -> Callable[[Any, Any], Tuple[Any, Any]]:
+    def compile(
+        self, body: Callable[[Any, Any], tuple[Any, Any]]
+    ) -> Callable[[Any, Any], tuple[Any, Any]]:
         """`body(state, per_device_batch) -> (state, metrics)` as one compiled program; the state buffer is donated."""
         options = CPU_COMPILER_OPTIONS if all(d.platform == "cpu" for d in self.devices) else None
         if self.parallelism == "shard_map":
+
             def per_shard(state, batch):
                 # The local block of the [devices, ...] batch (images, or images and labels) has a leading axis of 1.
                 return body(state, jax.tree.map(lambda x: x[0], batch))
 
-            mapped = jax.shard_map(per_shard, mesh=self.mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()))
+            mapped = jax.shard_map(
+                per_shard, mesh=self.mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P())
+            )
             return jax.jit(mapped, donate_argnums=0, compiler_options=options)
 
         pmapped = jax.pmap(body, axis_name=AXIS, donate_argnums=0, devices=self.devices)
-        if options is None or jax.process_count() > 1:  # ahead-of-time pmap takes global shapes: single host only
+        if (
+            options is None or jax.process_count() > 1
+        ):  # ahead-of-time pmap takes global shapes: single host only
             return pmapped
         compiled = []
 
-        def step(state, batch):  # pmap takes no compiler options: compiled ahead of time at the first call
+        def step(
+            state, batch
+        ):  # pmap takes no compiler options: compiled ahead of time at the first call
             if not compiled:
                 compiled.append(pmapped.lower(state, batch).compile(compiler_options=options))
             return compiled[0](state, batch)
+
         return step
 
     def replicate(self, tree: Any) -> Any:
         """Host (or single-device) pytree -> the step's state layout, identical on every device."""
         if self.parallelism == "pmap":
             n = len(self.local_devices)
-            stacked = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), jax.device_get(tree))
+            stacked = jax.tree.map(
+                lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), jax.device_get(tree)
+            )
             return jax.pmap(lambda x: x, devices=self.devices)(stacked)
         # From host copies: each host fills its own devices (device_put of a device array would be a cross-host copy).
         sharding = NamedSharding(self.mesh, P())
-        return jax.tree.map(lambda x: jax.make_array_from_callback(np.shape(x), sharding, lambda index: x[index]),
-                            jax.device_get(tree))
+        return jax.tree.map(
+            lambda x: jax.make_array_from_callback(np.shape(x), sharding, lambda index: x[index]),
+            jax.device_get(tree),
+        )
 
     def unreplicate(self, tree: Any) -> Any:
         """The step's state layout -> one copy (still on device; `jax.device_get` it for the host)."""
@@ -90,4 +108,3 @@ class Parallel:
             return batch
         sharding = NamedSharding(self.mesh, P(AXIS))
         return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), batch)
-

@@ -10,7 +10,6 @@ and each host keeps queueing steps ahead of its devices. A signal is acted on at
 import os
 import signal
 import sys
-from typing import Optional
 
 import jax
 import numpy as np
@@ -23,7 +22,7 @@ class StopRequest:
     """Context manager installing the handlers; `requested()` says whether to stop after this step."""
 
     def __init__(self):
-        self.signal_name: Optional[str] = None
+        self.signal_name: str | None = None
         self._previous = {}
 
     def __enter__(self) -> "StopRequest":
@@ -39,11 +38,16 @@ class StopRequest:
         del frame
         name = signal.Signals(signum).name
         if self.signal_name is not None:
-            print(f"second signal ({name}): exiting now, without saving", file=sys.stderr, flush=True)
+            print(
+                f"second signal ({name}): exiting now, without saving", file=sys.stderr, flush=True
+            )
             os._exit(128 + signum)
         self.signal_name = name
-        print(f"received {name}: finishing this step and saving a checkpoint (send it again to exit at once)",
-              file=sys.stderr, flush=True)
+        print(
+            f"received {name}: finishing this step and saving a checkpoint (send it again to exit at once)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def requested(self, at_sync_step: bool) -> bool:
         """Whether to stop after this step. One process: as soon as a signal arrived. Several: only at a step where

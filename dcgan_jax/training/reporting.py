@@ -12,7 +12,6 @@ import json
 import os
 import socket
 import time
-from typing import Dict, Optional
 
 import jax
 import numpy as np
@@ -31,8 +30,10 @@ class SummaryWriter:
     def __init__(self, logdir: str):
         os.makedirs(logdir, exist_ok=True)
         # EventFileWriter's naming: TensorBoard reads every events.out.tfevents.* file of a directory in name order.
-        name = (f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}."
-                f"{next(self._file_ids)}")
+        name = (
+            f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}."
+            f"{next(self._file_ids)}"
+        )
         self._writer = RecordWriter(open(os.path.join(logdir, name), "wb"))
         self._write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
         self.flush()
@@ -51,8 +52,12 @@ class SummaryWriter:
         """One uint8 (H, W, C) image, stored as PNG."""
         buffer = io.BytesIO()
         Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buffer, "PNG")
-        encoded = summary_pb2.Summary.Image(height=image.shape[0], width=image.shape[1],
-                                            colorspace=image.shape[-1], encoded_image_string=buffer.getvalue())
+        encoded = summary_pb2.Summary.Image(
+            height=image.shape[0],
+            width=image.shape[1],
+            colorspace=image.shape[-1],
+            encoded_image_string=buffer.getvalue(),
+        )
         self._add(step, summary_pb2.Summary.Value(tag=tag, image=encoded))
 
     def flush(self) -> None:
@@ -98,34 +103,47 @@ class Reporter:
             trim_metrics(self.metrics_path, start_step)
             self.writer = SummaryWriter(run_files.path(workdir, run_files.TENSORBOARD))
 
-    def scalars(self, step: int, metrics: Dict[str, float]) -> None:
+    def scalars(self, step: int, metrics: dict[str, float]) -> None:
         if not self.enabled:
             return
         now = time.time()
         rate = (step - self.last_step) * self.batch_size / max(now - self.last_time, 1e-9)
         eta = (self.num_train_steps - step) * self.batch_size / max(rate, 1e-9)
         self.last_time, self.last_step = now, step
-        print(f"step {step}/{self.num_train_steps} | d_loss {metrics['d_loss']:.3f} "
-              f"g_loss {metrics['g_loss']:.3f} D(x) {metrics['d_real']:.2f} D(G(z)) {metrics['d_fake']:.2f} | "
-              f"{rate:.0f} img/s | ETA {int(eta) // 60}m{int(eta) % 60:02d}s", flush=True)
+        print(
+            f"step {step}/{self.num_train_steps} | d_loss {metrics['d_loss']:.3f} "
+            f"g_loss {metrics['g_loss']:.3f} D(x) {metrics['d_real']:.2f} D(G(z)) {metrics['d_fake']:.2f} | "
+            f"{rate:.0f} img/s | ETA {int(eta) // 60}m{int(eta) % 60:02d}s",
+            flush=True,
+        )
         self._write(step, {**metrics, "images_per_sec": rate}, "train")
 
-    def evaluation(self, step: int, scores: Dict[str, float]) -> None:
+    def evaluation(self, step: int, scores: dict[str, float]) -> None:
         if not self.enabled:
             return
-        print(f"step {step} eval | " + " ".join(f"{k} {v:.4g}" for k, v in scores.items()), flush=True)
+        print(
+            f"step {step} eval | " + " ".join(f"{k} {v:.4g}" for k, v in scores.items()), flush=True
+        )
         self._write(step, scores, "eval")
 
-    def _write(self, step: int, values: Dict[str, float], prefix: str) -> None:
+    def _write(self, step: int, values: dict[str, float], prefix: str) -> None:
         for key, value in values.items():
             self.writer.scalar(f"{prefix}/{key}", value, step)
         self.writer.flush()
-        row = {"step": step, **({k: v for k, v in values.items() if k != "images_per_sec"} if prefix == "train"
-                                else {f"eval_{k}": v for k, v in values.items()})}
+        row = {
+            "step": step,
+            **(
+                {k: v for k, v in values.items() if k != "images_per_sec"}
+                if prefix == "train"
+                else {f"eval_{k}": v for k, v in values.items()}
+            ),
+        }
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(row) + "\n")
 
-    def samples(self, step: int, images: np.ndarray, z: str = "fixed", num_cols: Optional[int] = None) -> None:
+    def samples(
+        self, step: int, images: np.ndarray, z: str = "fixed", num_cols: int | None = None
+    ) -> None:
         """A grid of `images` (of the run's fixed z, or of fresh `z='random'`) as a PNG and in TensorBoard;
         `num_cols` columns (default: square)."""
         if not self.enabled:
@@ -146,4 +164,6 @@ class Reporter:
             return
         self.writer.close()
         if os.path.exists(self.metrics_path):
-            visualize.plot_losses(self.metrics_path, run_files.path(self.workdir, run_files.LOSS_CURVE))
+            visualize.plot_losses(
+                self.metrics_path, run_files.path(self.workdir, run_files.LOSS_CURVE)
+            )

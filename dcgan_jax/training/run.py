@@ -1,12 +1,12 @@
 """A trained run, opened once for every tool: its config, a checkpoint's train state and the run's random init.
 
-    run = open_run("runs/digits")            # the latest checkpoint; open_run(workdir, step=2000) for another
-    images = generate.generate(run.config.model, run.sampling_g_variables, z)
+run = open_run("runs/digits")            # the latest checkpoint; open_run(workdir, step=2000) for another
+images = generate.generate(run.config.model, run.sampling_g_variables, z)
 """
 
 import dataclasses
 import functools
-from typing import Any, Dict, Optional
+from typing import Any
 
 import jax
 import ml_collections
@@ -26,18 +26,18 @@ class Run:
     state: TrainState
 
     @property
-    def g_variables(self) -> Dict[str, Any]:
+    def g_variables(self) -> dict[str, Any]:
         """The trained G itself, as `TrainState.g_variables`."""
         return self.state.g_variables
 
     @property
-    def sampling_g_variables(self) -> Dict[str, Any]:
+    def sampling_g_variables(self) -> dict[str, Any]:
         """G as samples and evaluations use it: its moving average when the run kept one (optim.ema_decay), else the
         trained G; as `TrainState.sampling_g_variables`."""
         return self.state.sampling_g_variables
 
     @property
-    def d_variables(self) -> Dict[str, Any]:
+    def d_variables(self) -> dict[str, Any]:
         return self.state.d_variables
 
     @functools.cached_property
@@ -48,11 +48,13 @@ class Run:
         op (eagerly) or compiling them optimized takes 10-20 s on a CPU. The values are those of the eager build
         (tested)."""
         config = self.config
-        lowered = jax.jit(lambda: create_train_state(config.model, config.optim, config.seed)).lower()
+        lowered = jax.jit(
+            lambda: create_train_state(config.model, config.optim, config.seed)
+        ).lower()
         return lowered.compile(compiler_options={"xla_backend_optimization_level": 0})()
 
 
-def open_run(workdir: str, step: Optional[int] = None) -> Run:
+def open_run(workdir: str, step: int | None = None) -> Run:
     """The checkpoint at `step` (default: the latest) of a training workdir, read-only.
 
     A workdir without checkpoints, a missing step or a damaged checkpoint is a one-line UserError.
@@ -63,10 +65,14 @@ def open_run(workdir: str, step: Optional[int] = None) -> Run:
     if step not in available:
         raise UserError(f"no checkpoint at step {step} in {workdir}; available: {available}")
     try:  # an abstract template: restoring needs shapes only, and a real init costs seconds
-        template = jax.eval_shape(lambda: create_train_state(config.model, config.optim, config.seed))
+        template = jax.eval_shape(
+            lambda: create_train_state(config.model, config.optim, config.seed)
+        )
         state = checkpoints.restore_state(manager, template, step)
     except Exception as e:  # orbax raises many types for damaged files
         where = f"{checkpoints.checkpoint_dir(workdir)}/{step}"
-        raise AbandonedWork(f"checkpoint {where} is unreadable ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
-                        f"pick another with --step ({available}) or retrain") from None
+        raise AbandonedWork(
+            f"checkpoint {where} is unreadable ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
+            f"pick another with --step ({available}) or retrain"
+        ) from None
     return Run(workdir, config, step, state)

@@ -5,7 +5,7 @@ import fcntl
 import os
 import socket
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import jax
 
@@ -17,12 +17,16 @@ def prepare_workdir(workdir: str) -> None:
     """Creates workdir and checks it is writable, before any work is done."""
     try:
         os.makedirs(run_files.path(workdir, run_files.SAMPLES), exist_ok=True)
-        probe = run_files.path(workdir, f"{run_files.WRITE_TEST}.{jax.process_index()}")  # every host checks; no two share a name
+        probe = run_files.path(
+            workdir, f"{run_files.WRITE_TEST}.{jax.process_index()}"
+        )  # every host checks; no two share a name
         with open(probe, "w") as f:
             f.write("ok")
         os.remove(probe)
     except OSError as e:
-        raise UserError(f"workdir {workdir!r} is not writable ({e.strerror}); pass a writable --workdir") from None
+        raise UserError(
+            f"workdir {workdir!r} is not writable ({e.strerror}); pass a writable --workdir"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -44,13 +48,19 @@ def locked(workdir: str, say: Callable[[str], None] = print) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
-            raise UserError(f"workdir {workdir} is in use by {holder}; wait for that run to end (or stop it), or "
-                            f"pass another --workdir") from None
+            raise UserError(
+                f"workdir {workdir} is in use by {holder}; wait for that run to end (or stop it), or "
+                f"pass another --workdir"
+            ) from None
         previous = os.pread(fd, 4096, 0).decode(errors="replace").strip()
         if previous:
             say(f"took over the lock of {previous}, which ended without releasing it")
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()} (since {time.ctime()})".encode(), 0)
+        os.pwrite(
+            fd,
+            f"pid {os.getpid()} on host {socket.gethostname()} (since {time.ctime()})".encode(),
+            0,
+        )
         try:
             yield
         finally:

@@ -19,7 +19,7 @@ def test_training_progress_uses_the_saved_grids(trained_run, tmp_path):
     assert [step for step, _ in grids] == [2, 4, 5]
     assert len(picture.frames) == 3 and len(picture.rows) == 1 and len(picture.rows[0]) == 3
     for frame, (_, grid) in zip(picture.frames, grids):
-        np.testing.assert_array_equal(frame[-grid.shape[0]:], grid)  # the grid under its caption
+        np.testing.assert_array_equal(frame[-grid.shape[0] :], grid)  # the grid under its caption
     figures.write_picture(picture, str(tmp_path / "training.gif"))
     with Image.open(tmp_path / "training.gif") as gif:
         assert gif.n_frames == 3
@@ -34,7 +34,9 @@ def test_the_png_shows_at_most_max_shown_grids(trained_run, tmp_path):
     picture = animation.training_progress(str(workdir), max_shown=4)
     assert len(picture.frames) == 27 and len(picture.rows[0]) == 4
     np.testing.assert_array_equal(picture.rows[0][0], picture.frames[0])
-    np.testing.assert_array_equal(picture.rows[0][-1], picture.frames[-1])  # first and last always shown
+    np.testing.assert_array_equal(
+        picture.rows[0][-1], picture.frames[-1]
+    )  # first and last always shown
 
 
 def test_a_run_without_grids_says_to_train_first(tmp_path):
@@ -44,7 +46,10 @@ def test_a_run_without_grids_says_to_train_first(tmp_path):
 
 def test_random_z_grids_are_saved_beside_the_fixed_ones_and_animate_too(trained_run):
     """Seed 001's two animations: fixed z (each sample sharpening) and fresh z at each step (the distribution)."""
-    fixed, random = visualize.training_grids(trained_run), visualize.training_grids(trained_run, "random")
+    fixed, random = (
+        visualize.training_grids(trained_run),
+        visualize.training_grids(trained_run, "random"),
+    )
     assert [s for s, _ in random] == [s for s, _ in fixed] == [2, 4, 5]
     for (_, a), (_, b) in zip(fixed, random):
         assert a.shape == b.shape and not np.array_equal(a, b)  # other z, same G

@@ -10,8 +10,10 @@ from dcgan_jax.errors import UserError
 
 def _rows(channels=1):
     rng = np.random.default_rng(0)
-    return [rng.integers(0, 255, (3, 8, 8, channels), dtype=np.uint8),
-            rng.integers(0, 255, (2, 8, 8, channels), dtype=np.uint8)]
+    return [
+        rng.integers(0, 255, (3, 8, 8, channels), dtype=np.uint8),
+        rng.integers(0, 255, (2, 8, 8, channels), dtype=np.uint8),
+    ]
 
 
 def _gif_frames(path):
@@ -45,14 +47,21 @@ def test_gif_plays_the_columns_when_the_picture_has_no_frames(tmp_path):
     rows = _rows()
     figures.write_picture(figures.Picture(rows), str(tmp_path / "p.gif"))
     frames = _gif_frames(tmp_path / "p.gif")
-    assert len(frames) == 3 and frames[0].shape == (2 * 10 + 2, 10 + 2)  # the rows stacked, one column each
+    assert len(frames) == 3 and frames[0].shape == (
+        2 * 10 + 2,
+        10 + 2,
+    )  # the rows stacked, one column each
     np.testing.assert_array_equal(frames[2][2:10, 2:10], rows[0][2, ..., 0])
-    np.testing.assert_array_equal(frames[2][12:20, 2:10], rows[1][1, ..., 0])  # a short row repeats its last image
+    np.testing.assert_array_equal(
+        frames[2][12:20, 2:10], rows[1][1, ..., 0]
+    )  # a short row repeats its last image
 
 
 def test_gif_plays_the_pictures_own_frames(tmp_path):
     frames = [np.full((6, 5, 1), value, np.uint8) for value in (0, 130, 250, 10)]
-    figures.write_picture(figures.Picture(_rows(), frames=frames), str(tmp_path / "own.gif"), zoom=3, gif_levels=3)
+    figures.write_picture(
+        figures.Picture(_rows(), frames=frames), str(tmp_path / "own.gif"), zoom=3, gif_levels=3
+    )
     written = _gif_frames(tmp_path / "own.gif")
     assert len(written) == 4 and written[0].shape == (18, 15)
     assert [int(f[0, 0]) for f in written] == [0, 128, 255, 0]  # 3 levels: 0, 127.5 -> 128, 255

@@ -28,7 +28,9 @@ def test_maps_inside_mask_finds_a_map_that_fires_only_there(setup, method):
     model, g_vars, z = setup
     # The mask is where map 4 of layer 1 fires most (its top 10% of cells): map 4 must rank first.
     acts = generate.activations(model, g_vars, z, 1)
-    hot = acts[..., 4] > np.quantile(acts[..., 4], 0.9)  # (N, 8, 8) cells where map 4 fires strongly
+    hot = acts[..., 4] > np.quantile(
+        acts[..., 4], 0.9
+    )  # (N, 8, 8) cells where map 4 fires strongly
     image_masks = np.repeat(np.repeat(hot, 4, axis=1), 4, axis=2)  # to 32x32 pixels
     order, scores = filters.maps_inside_mask(model, g_vars, z, image_masks, 1, method=method)
     assert sorted(order.tolist()) == list(range(16)) and scores.shape == (16,)
@@ -45,4 +47,6 @@ def test_mask_at_layer_needs_a_multiple_of_the_layer_size():
 def test_maps_inside_mask_rejects_an_unknown_method(setup):
     model, g_vars, z = setup
     with pytest.raises(ValueError, match="'svm' is not supported"):
-        filters.maps_inside_mask(model, g_vars, z, filters.box_mask(32, (0, 0, 16, 32)), 1, method="svm")
+        filters.maps_inside_mask(
+            model, g_vars, z, filters.box_mask(32, (0, 0, 16, 32)), 1, method="svm"
+        )

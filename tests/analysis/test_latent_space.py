@@ -38,7 +38,9 @@ def test_interpolate_rows_start_and_end_at_the_endpoints(gen, z):
 
 
 def test_linear_interpolation_midpoint(gen, z):
-    picture = latent_space.interpolate(*gen, z[:2], num_steps=3, method="linear", start=-1.0, stop=3.0)
+    picture = latent_space.interpolate(
+        *gen, z[:2], num_steps=3, method="linear", start=-1.0, stop=3.0
+    )
     # alphas -1, 1, 3: the middle column is G(z1), the ends extrapolate
     np.testing.assert_array_equal(picture.rows[0][1], sampling.images(*gen, z[1])[0])
     np.testing.assert_array_equal(picture.rows[0][0], sampling.images(*gen, 2 * z[0] - z[1])[0])
@@ -86,21 +88,31 @@ def test_pictures_write_as_grids_and_gifs(gen, z, tmp_path):
     figures.write_picture(picture, str(tmp_path / "walk.png"))
     figures.write_picture(picture, str(tmp_path / "walk.gif"))
     assert np.asarray(Image.open(tmp_path / "walk.png")).shape == (2 * 34 + 2, 3 * 34 + 2)
-    with Image.open(tmp_path / "walk.gif") as gif:  # the walk's own frames: the images of the whole path
+    with Image.open(
+        tmp_path / "walk.gif"
+    ) as gif:  # the walk's own frames: the images of the whole path
         assert gif.n_frames == 5 and gif.size == (32, 32)
 
 
 ERRORS = [  # (function, arguments given gen and z, message): every mistake is a one-line UserError
     ("interpolate", lambda gen, z: latent_space.interpolate(*gen, z[:3]), "pairs"),
     ("interpolate", lambda gen, z: latent_space.interpolate(*gen, z[:1]), "pairs"),
-    ("interpolate", lambda gen, z: latent_space.interpolate(*gen, z[:2], start=float("nan")), "finite"),
+    (
+        "interpolate",
+        lambda gen, z: latent_space.interpolate(*gen, z[:2], start=float("nan")),
+        "finite",
+    ),
     ("interpolate", lambda gen, z: latent_space.interpolate(*gen, z[:2], num_steps=0), "num_steps"),
     ("interpolate", lambda gen, z: latent_space.interpolate(*gen, z[:2], method="cubic"), "cubic"),
     ("walk", lambda gen, z: latent_space.walk(*gen, z[:1]), "at least 2"),
     ("walk", lambda gen, z: latent_space.walk(*gen, z[:3], steps_between=0), "steps_between"),
     ("vary_dim", lambda gen, z: latent_space.vary_dim(*gen, z[:1], dim=-1, values=[0.0]), "dim=-1"),
     ("vary_dim", lambda gen, z: latent_space.vary_dim(*gen, z[:1], dim=16, values=[0.0]), "dim=16"),
-    ("arithmetic", lambda gen, z: latent_space.arithmetic(*gen, z[0:3], z[:0], z[6:9]), "non-empty"),
+    (
+        "arithmetic",
+        lambda gen, z: latent_space.arithmetic(*gen, z[0:3], z[:0], z[6:9]),
+        "non-empty",
+    ),
     ("sweep", lambda gen, z: latent_space.sweep(3, 0.0, float("inf")), "finite"),
 ]
 

@@ -29,7 +29,9 @@ def test_nearest_matches_brute_force():
 
 def test_ties_go_to_the_lower_index_across_chunks():
     refs = np.zeros((6, 2))
-    idx, _ = neighbors.nearest_streaming(np.zeros((1, 2)), lambda: iter([(3, refs[3:]), (0, refs[:3])]), k=4)
+    idx, _ = neighbors.nearest_streaming(
+        np.zeros((1, 2)), lambda: iter([(3, refs[3:]), (0, refs[:3])]), k=4
+    )
     np.testing.assert_array_equal(idx, [[0, 1, 2, 3]])
 
 
@@ -52,7 +54,9 @@ def _source(run):
 def test_d_feature_neighbours_of_training_images(run):
     featurize = neighbors.discriminator_featurizer(run.config.model, run.d_variables)
     source = _source(run)
-    idx, dist = neighbors.nearest_in_source(source.read_many(np.array([3, 50])), source, featurize, k=1)
+    idx, dist = neighbors.nearest_in_source(
+        source.read_many(np.array([3, 50])), source, featurize, k=1
+    )
     np.testing.assert_array_equal(idx[:, 0], [3, 50])
     np.testing.assert_allclose(dist[:, 0], 0.0, atol=1e-3)
 
@@ -61,13 +65,22 @@ def test_nearest_figure_rows(run):
     model, g = run.config.model, run.sampling_g_variables
     z = sampling.pick_z(model, [0, 1])
     figure = lambda k, max_train_images=0: neighbors.nearest_figure(  # noqa: E731
-        model, run.config.data, g, run.d_variables, z, k=k, max_train_images=max_train_images)
+        model, run.config.data, g, run.d_variables, z, k=k, max_train_images=max_train_images
+    )
     picture = figure(2, 300)
-    assert [r.shape for r in picture.rows] == [(7, 32, 32, 1)] * 2  # sample | 2 in pixels | 2 in D features
-    np.testing.assert_array_equal(np.stack([r[0] for r in picture.rows]), sampling.images(model, g, z))
-    assert (picture.rows[0][1] == 255).all() and (picture.rows[0][4] == 255).all()  # blank separators
+    assert [r.shape for r in picture.rows] == [
+        (7, 32, 32, 1)
+    ] * 2  # sample | 2 in pixels | 2 in D features
+    np.testing.assert_array_equal(
+        np.stack([r[0] for r in picture.rows]), sampling.images(model, g, z)
+    )
+    assert (picture.rows[0][1] == 255).all() and (
+        picture.rows[0][4] == 255
+    ).all()  # blank separators
     source = _source(run)
-    idx, _ = neighbors.nearest_in_source(picture.rows[1][:1], source, neighbors.pixel_features, k=2, max_images=300)
+    idx, _ = neighbors.nearest_in_source(
+        picture.rows[1][:1], source, neighbors.pixel_features, k=2, max_images=300
+    )
     np.testing.assert_array_equal(picture.rows[1][2:4], read_batch(source, idx[0]))
     assert len(picture.notes) == 2 and picture.notes[0].startswith("nearest in pixels")
     with pytest.raises(UserError, match="k=3 is more than the 2 images"):

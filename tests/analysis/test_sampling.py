@@ -40,7 +40,9 @@ def test_batch_statistics_make_images_depend_on_batch_mates(gen):
 def test_save_samples_and_z_files(gen, tmp_path):
     images, z = sampling.sample(*gen, 4)
     sampling.save_samples(str(tmp_path / "s.npz"), images, z)
-    np.testing.assert_array_equal(sampling.load_z_file(str(tmp_path / "s.npz"), gen[0].latent_dim), z)
+    np.testing.assert_array_equal(
+        sampling.load_z_file(str(tmp_path / "s.npz"), gen[0].latent_dim), z
+    )
     sampling.save_samples(str(tmp_path / "s.png"), images, z)
     assert np.asarray(Image.open(tmp_path / "s.png")).shape == (2 * 34 + 2, 2 * 34 + 2)
     with pytest.raises(UserError, match=r"\.png"):
@@ -53,9 +55,13 @@ def test_save_samples_and_z_files(gen, tmp_path):
 
 def test_samples_are_the_images_of_the_seeds_z(gen):
     images, z = sampling.sample(*gen, 3, seed=4)
-    np.testing.assert_array_equal(z, latent.z_for_seed(4, 3, gen[0].latent_dim, gen[0].z_distribution))
+    np.testing.assert_array_equal(
+        z, latent.z_for_seed(4, 3, gen[0].latent_dim, gen[0].z_distribution)
+    )
     np.testing.assert_array_equal(images, sampling.images(*gen, z))
-    np.testing.assert_array_equal(sampling.images(*gen, z[1]), images[1:2])  # one z (d,) is a batch of one
+    np.testing.assert_array_equal(
+        sampling.images(*gen, z[1]), images[1:2]
+    )  # one z (d,) is a batch of one
 
 
 def test_pick_z_is_the_sample_pool(gen):
@@ -63,7 +69,9 @@ def test_pick_z_is_the_sample_pool(gen):
     pool = latent.z_for_seed(2, 6, model.latent_dim, model.z_distribution)
     np.testing.assert_array_equal(sampling.pick_z(model, [5, 1], seed=2), pool[[5, 1]])
     np.testing.assert_array_equal(sampling.pick_z(model, range(3), seed=2), pool[:3])
-    np.testing.assert_array_equal(sampling.pick_z(model, [1, 0]), sampling.sample(*gen, 2)[1][[1, 0]])
+    np.testing.assert_array_equal(
+        sampling.pick_z(model, [1, 0]), sampling.sample(*gen, 2)[1][[1, 0]]
+    )
     np.testing.assert_array_equal(sampling.pick_z(model, [1], pool=pool * 2), pool[[1]] * 2)
     with pytest.raises(UserError, match="out of range"):
         sampling.pick_z(model, [6], pool=pool)
@@ -73,12 +81,15 @@ def test_pick_z_is_the_sample_pool(gen):
         sampling.pick_z(model, [])
 
 
-@pytest.mark.parametrize("arrays, message", [
-    ({"z": np.zeros((3, 17))}, r"shape \(3, 17\); this generator needs \(N, 16\)"),
-    ({"z": np.zeros(16)}, r"shape \(16,\)"),
-    ({"z": np.zeros((2, 3, 16))}, r"shape \(2, 3, 16\)"),
-    ({"images": np.zeros((3, 32, 32, 1))}, "not an .npz with a `z` array"),
-])
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        ({"z": np.zeros((3, 17))}, r"shape \(3, 17\); this generator needs \(N, 16\)"),
+        ({"z": np.zeros(16)}, r"shape \(16,\)"),
+        ({"z": np.zeros((2, 3, 16))}, r"shape \(2, 3, 16\)"),
+        ({"images": np.zeros((3, 32, 32, 1))}, "not an .npz with a `z` array"),
+    ],
+)
 def test_load_z_file_errors(gen, tmp_path, arrays, message):
     np.savez(tmp_path / "z.npz", **arrays)
     with pytest.raises(UserError, match=message):

@@ -27,7 +27,9 @@ def run_commands(commands):
                 explore.main(["explore"])
             except SystemExit as e:
                 code = e.code
-        results.append({"returncode": code, "stdout": stdout.getvalue(), "stderr": stderr.getvalue()})
+        results.append(
+            {"returncode": code, "stdout": stdout.getvalue(), "stderr": stderr.getvalue()}
+        )
     return results
 
 

@@ -19,34 +19,53 @@ def test_an_empty_workdir_is_refused(command, tmp_path):
     assert os.listdir(tmp_path) == []  # nothing trained or written into the current directory
 
 
-@pytest.mark.parametrize("command, flag, fragment", [
-    ("explore", "--start=nan", "--start must be a finite number"),
-    ("explore", "--stop=inf", "--stop must be a finite number"),
-    ("explore", "--noise_scale=-1", "--noise_scale must be >= 0"),
-    ("evaluate", "--labels_per_class=-3", "--labels_per_class must be >= 0"),
-    ("evaluate", "--num_samples=1", "--num_samples must be >= 2"),
-    ("evaluate", "--classifier_steps=0", "--classifier_steps must be >= 1"),
-    ("sample", "--num_samples=0", "--num_samples must be >= 1"),
-    ("sample", "--batch_size=-5", "--batch_size must be >= 1"),
-    ("sample", "--step=-1", "--step must be >= 0"),
-    ("main", "--num_processes=-2", "--num_processes must be >= 0"),
-    ("main", "--config.optim.learning_rate=-0.0002", "learning_rate=-0.0002 must be a positive number"),
-    ("main", "--config.model.compute_dtype=int32", "compute_dtype='int32' must be a floating type"),
-    ("prepare", "--config.model.image_size=48", "image_size=48"),
-])
+@pytest.mark.parametrize(
+    "command, flag, fragment",
+    [
+        ("explore", "--start=nan", "--start must be a finite number"),
+        ("explore", "--stop=inf", "--stop must be a finite number"),
+        ("explore", "--noise_scale=-1", "--noise_scale must be >= 0"),
+        ("evaluate", "--labels_per_class=-3", "--labels_per_class must be >= 0"),
+        ("evaluate", "--num_samples=1", "--num_samples must be >= 2"),
+        ("evaluate", "--classifier_steps=0", "--classifier_steps must be >= 1"),
+        ("sample", "--num_samples=0", "--num_samples must be >= 1"),
+        ("sample", "--batch_size=-5", "--batch_size must be >= 1"),
+        ("sample", "--step=-1", "--step must be >= 0"),
+        ("main", "--num_processes=-2", "--num_processes must be >= 0"),
+        (
+            "main",
+            "--config.optim.learning_rate=-0.0002",
+            "learning_rate=-0.0002 must be a positive number",
+        ),
+        (
+            "main",
+            "--config.model.compute_dtype=int32",
+            "compute_dtype='int32' must be a floating type",
+        ),
+        ("prepare", "--config.model.image_size=48", "image_size=48"),
+    ],
+)
 def test_a_bad_number_is_one_line_naming_the_flag(command, flag, fragment, tmp_path):
-    args = [f"--workdir={tmp_path / 'run'}"] if command != "prepare" else [f"--output={tmp_path / 'cache'}"]
+    args = (
+        [f"--workdir={tmp_path / 'run'}"]
+        if command != "prepare"
+        else [f"--output={tmp_path / 'cache'}"]
+    )
     result = run_cli(f"dcgan_jax.{command}", *args, flag, cwd=str(tmp_path))
     one_line_error(result, fragment)
-    assert not os.path.exists(tmp_path / "run" / "checkpoints") and not os.path.exists(tmp_path / "cache")
+    assert not os.path.exists(tmp_path / "run" / "checkpoints") and not os.path.exists(
+        tmp_path / "cache"
+    )
 
 
 @pytest.mark.parametrize("command", ["sample", "explore"])
 def test_an_output_that_is_a_directory_or_under_a_file_is_refused(command, trained_run, tmp_path):
     (tmp_path / "a_file").write_text("x")
     (tmp_path / "a_dir.png").mkdir()
-    for output, fragment in ((tmp_path / "a_dir.png", "is a directory"),
-                             (tmp_path / "a_file" / "out.png", "is a file, not a folder")):
+    for output, fragment in (
+        (tmp_path / "a_dir.png", "is a directory"),
+        (tmp_path / "a_file" / "out.png", "is a file, not a folder"),
+    ):
         result = run_cli(f"dcgan_jax.{command}", f"--workdir={trained_run}", f"--output={output}")
         one_line_error(result, fragment)
     assert (tmp_path / "a_file").read_text() == "x" and os.listdir(tmp_path / "a_dir.png") == []
@@ -56,7 +75,11 @@ def test_a_z_file_with_nan_is_refused(trained_run, tmp_path):
     z = np.zeros((4, 16), np.float32)
     z[1, 3] = np.nan
     np.savez(tmp_path / "z.npz", z=z)
-    result = run_cli("dcgan_jax.explore", f"--workdir={trained_run}", f"--z_file={tmp_path / 'z.npz'}",
-                     f"--output={tmp_path / 'out.png'}")
+    result = run_cli(
+        "dcgan_jax.explore",
+        f"--workdir={trained_run}",
+        f"--z_file={tmp_path / 'z.npz'}",
+        f"--output={tmp_path / 'out.png'}",
+    )
     one_line_error(result, "non-finite")
     assert not (tmp_path / "out.png").exists()

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from tests.helpers import tree_digest, TINY_FLAGS, one_line_error, run_cli
+from tests.helpers import TINY_FLAGS, one_line_error, run_cli, tree_digest
 
 
 def _files(pattern):
@@ -16,7 +16,9 @@ def _files(pattern):
 
 
 DAMAGES = {
-    "truncated data": lambda c: [os.truncate(f, 10) for f in _files(f"{c}/state/ocdbt.process_0/d/*")],
+    "truncated data": lambda c: [
+        os.truncate(f, 10) for f in _files(f"{c}/state/ocdbt.process_0/d/*")
+    ],
     "emptied state": lambda c: [os.truncate(f, 0) for f in _files(f"{c}/state/**/*")],
     "no state": lambda c: shutil.rmtree(f"{c}/state"),
     "no config": lambda c: shutil.rmtree(f"{c}/config"),
@@ -32,7 +34,9 @@ COMMANDS = {
 
 @pytest.mark.parametrize("damage", DAMAGES)
 @pytest.mark.parametrize("command", COMMANDS)
-def test_a_damaged_checkpoint_is_one_line_and_changes_nothing(trained_run, tmp_path, command, damage):
+def test_a_damaged_checkpoint_is_one_line_and_changes_nothing(
+    trained_run, tmp_path, command, damage
+):
     workdir = tmp_path / "run"
     shutil.copytree(trained_run, workdir)
     DAMAGES[damage](str(workdir / "checkpoints" / "5"))

@@ -19,8 +19,13 @@ def workdir(trained_run, tmp_path):
 
 def test_fid(workdir, fid_classifier):
     classifier_dir = fid_classifier[0].eval.classifier.dir
-    result = run_cli("dcgan_jax.evaluate", f"--workdir={workdir}", "--task=fid", "--num_samples=30",
-                     f"--classifier_dir={classifier_dir}")
+    result = run_cli(
+        "dcgan_jax.evaluate",
+        f"--workdir={workdir}",
+        "--task=fid",
+        "--num_samples=30",
+        f"--classifier_dir={classifier_dir}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     with open(os.path.join(workdir, "eval_fid.json")) as f:
         report = json.load(f)
@@ -32,31 +37,57 @@ def test_fid(workdir, fid_classifier):
 
 
 def test_classify(workdir):
-    result = run_cli("dcgan_jax.evaluate", f"--workdir={workdir}", "--task=classify", "--labels_per_class=15")
+    result = run_cli(
+        "dcgan_jax.evaluate", f"--workdir={workdir}", "--task=classify", "--labels_per_class=15"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     with open(os.path.join(workdir, "eval_classify.json")) as f:
         rows = json.load(f)["rows"]
-    assert [r["features"] for r in rows] == ["D features (trained)", "D features (random init)", "raw pixels"]
+    assert [r["features"] for r in rows] == [
+        "D features (trained)",
+        "D features (random init)",
+        "raw pixels",
+    ]
     assert rows[0]["dim"] == (8 + 16 + 32) * 16 and rows[2]["dim"] == 32 * 32
-    assert all(r["train_examples"] == 150 and r["test_examples"] == 360 and r["test_accuracy"] > 0.5
-               for r in rows)
+    assert all(
+        r["train_examples"] == 150 and r["test_examples"] == 360 and r["test_accuracy"] > 0.5
+        for r in rows
+    )
     assert "linear L2-SVM on digits" in result.stdout
 
 
 def test_errors_are_one_line(workdir, tmp_path):
-    one_line_error(run_cli("dcgan_jax.evaluate", f"--workdir={workdir}", "--task=fid", "--extractor=inception"),
-                   "--inception_weights")
-    one_line_error(run_cli("dcgan_jax.evaluate", f"--workdir={tmp_path / 'empty'}", "--task=fid"),
-                   "no checkpoints")
+    one_line_error(
+        run_cli(
+            "dcgan_jax.evaluate", f"--workdir={workdir}", "--task=fid", "--extractor=inception"
+        ),
+        "--inception_weights",
+    )
+    one_line_error(
+        run_cli("dcgan_jax.evaluate", f"--workdir={tmp_path / 'empty'}", "--task=fid"),
+        "no checkpoints",
+    )
 
 
 def test_train_classifier(workdir, tmp_path):
-    result = run_cli("dcgan_jax.evaluate", f"--workdir={workdir}", "--task=train_classifier", "--classifier_steps=20",
-                     f"--classifier_dir={tmp_path}/classifier")
+    result = run_cli(
+        "dcgan_jax.evaluate",
+        f"--workdir={workdir}",
+        "--task=train_classifier",
+        "--classifier_steps=20",
+        f"--classifier_dir={tmp_path}/classifier",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     with open(tmp_path / "classifier" / "meta.json") as f:
         meta = json.load(f)
     assert meta["steps"] == 20 and meta["dataset"] == "digits" and 0 <= meta["test_accuracy"] <= 1
-    one_line_error(run_cli("dcgan_jax.evaluate", f"--workdir={workdir}", "--task=train_classifier",
-                           "--classifier_steps=0", f"--classifier_dir={tmp_path}/other"), "--classifier_steps")
-
+    one_line_error(
+        run_cli(
+            "dcgan_jax.evaluate",
+            f"--workdir={workdir}",
+            "--task=train_classifier",
+            "--classifier_steps=0",
+            f"--classifier_dir={tmp_path}/other",
+        ),
+        "--classifier_steps",
+    )

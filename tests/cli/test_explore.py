@@ -9,11 +9,20 @@ import pytest
 from PIL import Image
 
 from dcgan_jax import visualize
-from dcgan_jax.analysis import animation, figures, filters, guided_backprop, latent_space, neighbors, sampling
+from dcgan_jax.analysis import (
+    animation,
+    figures,
+    filters,
+    guided_backprop,
+    latent_space,
+    neighbors,
+    sampling,
+)
 from dcgan_jax.training.run import open_run
 from tests.helpers import run_cli
 
 CELL = 32 + 2  # a 32px image plus the grid padding
+
 
 def _g(run):
     """The model group and the G explore draws by default (the sampling G): the first arguments of the figures."""
@@ -22,30 +31,88 @@ def _g(run):
 
 # mode, flags, the same picture from Python (run, z pool -> Picture), its grid in cells (rows, cols)
 MODES = [
-    ("interpolate", ("--indices=0,1,2,3", "--num_steps=5", "--method=slerp"),
-     lambda run, z: latent_space.interpolate(*_g(run), z[:4], 5, "slerp"), (2, 5)),
-    ("walk", ("--indices=0,1,2", "--steps_between=3"),
-     lambda run, z: latent_space.walk(*_g(run), z[:3], 3), (2, 4)),
-    ("vary_dim", ("--indices=4", "--dim=3", "--num_steps=4"),
-     lambda run, z: latent_space.vary_dim(*_g(run), z[4:5], 3, latent_space.sweep(4, -1.0, 1.0)), (1, 4)),
-    ("vary_all", ("--num_steps=3",),
-     lambda run, z: latent_space.vary_all(*_g(run), z[0], latent_space.sweep(3, -1.0, 1.0)), (16, 3)),
-    ("arithmetic", ("--groups=0,1,2;3,4,5;6,7,8", "--num_noise=4"),
-     lambda run, z: latent_space.arithmetic(*_g(run), z[0:3], z[3:6], z[6:9], num_noise=4), (4, 5)),
-    ("turn", ("--groups=0,1;2,3", "--indices=5,6", "--num_steps=6"),
-     lambda run, z: latent_space.turn(*_g(run), z[5:7], z[0:2], z[2:4], latent_space.sweep(6, -1.0, 1.0)), (2, 6)),
-    ("drop_filters", ("--mask_box=0,0,16,32", "--probe_samples=20", "--indices=0,1,2"),
-     lambda run, z: filters.drop_filters(*_g(run), z[:3], mask=filters.box_mask(32, (0, 0, 16, 32)),
-                                         probe_samples=20), (2, 3)),
-    ("nearest", ("--indices=0,1", "--k=2", "--max_train_images=300"),
-     lambda run, z: neighbors.nearest_figure(run.config.model, run.config.data, run.sampling_g_variables,
-                                             run.d_variables, z[:2], k=2, max_train_images=300), (2, 7)),
-    ("guided_backprop", ("--num_features=3", "--top_k=4", "--num_images=64"),
-     lambda run, z: guided_backprop.guided_backprop(run.config.model, run.config.data, run.d_variables,
-                                                    run.initial_state.d_variables, 3, 4, 64, step=run.step), (7, 4)),
+    (
+        "interpolate",
+        ("--indices=0,1,2,3", "--num_steps=5", "--method=slerp"),
+        lambda run, z: latent_space.interpolate(*_g(run), z[:4], 5, "slerp"),
+        (2, 5),
+    ),
+    (
+        "walk",
+        ("--indices=0,1,2", "--steps_between=3"),
+        lambda run, z: latent_space.walk(*_g(run), z[:3], 3),
+        (2, 4),
+    ),
+    (
+        "vary_dim",
+        ("--indices=4", "--dim=3", "--num_steps=4"),
+        lambda run, z: latent_space.vary_dim(*_g(run), z[4:5], 3, latent_space.sweep(4, -1.0, 1.0)),
+        (1, 4),
+    ),
+    (
+        "vary_all",
+        ("--num_steps=3",),
+        lambda run, z: latent_space.vary_all(*_g(run), z[0], latent_space.sweep(3, -1.0, 1.0)),
+        (16, 3),
+    ),
+    (
+        "arithmetic",
+        ("--groups=0,1,2;3,4,5;6,7,8", "--num_noise=4"),
+        lambda run, z: latent_space.arithmetic(*_g(run), z[0:3], z[3:6], z[6:9], num_noise=4),
+        (4, 5),
+    ),
+    (
+        "turn",
+        ("--groups=0,1;2,3", "--indices=5,6", "--num_steps=6"),
+        lambda run, z: latent_space.turn(
+            *_g(run), z[5:7], z[0:2], z[2:4], latent_space.sweep(6, -1.0, 1.0)
+        ),
+        (2, 6),
+    ),
+    (
+        "drop_filters",
+        ("--mask_box=0,0,16,32", "--probe_samples=20", "--indices=0,1,2"),
+        lambda run, z: filters.drop_filters(
+            *_g(run), z[:3], mask=filters.box_mask(32, (0, 0, 16, 32)), probe_samples=20
+        ),
+        (2, 3),
+    ),
+    (
+        "nearest",
+        ("--indices=0,1", "--k=2", "--max_train_images=300"),
+        lambda run, z: neighbors.nearest_figure(
+            run.config.model,
+            run.config.data,
+            run.sampling_g_variables,
+            run.d_variables,
+            z[:2],
+            k=2,
+            max_train_images=300,
+        ),
+        (2, 7),
+    ),
+    (
+        "guided_backprop",
+        ("--num_features=3", "--top_k=4", "--num_images=64"),
+        lambda run, z: guided_backprop.guided_backprop(
+            run.config.model,
+            run.config.data,
+            run.d_variables,
+            run.initial_state.d_variables,
+            3,
+            4,
+            64,
+            step=run.step,
+        ),
+        (7, 4),
+    ),
     # --noema: the trained G (the same as the sampling G here: the tiny run keeps no moving average)
-    ("walk_noema", ("--mode=walk", "--indices=0,1,2", "--steps_between=3", "--noema"),
-     lambda run, z: latent_space.walk(run.config.model, run.g_variables, z[:3], 3), (2, 4)),
+    (
+        "walk_noema",
+        ("--mode=walk", "--indices=0,1,2", "--steps_between=3", "--noema"),
+        lambda run, z: latent_space.walk(run.config.model, run.g_variables, z[:3], 3),
+        (2, 4),
+    ),
 ]
 
 BAD_FLAGS = [
@@ -67,17 +134,30 @@ def commands(trained_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("explore")
     lines = {}
     for mode, flags, _, _ in MODES:
-        lines[mode] = (str(out / f"{mode}.png"), [f"--mode={mode}", *flags, f"--output={out}/{mode}.png"])
-    lines["training_gif"] = (str(out / "training.gif"), ["--mode=training_gif", f"--output={out}/training.gif",
-                                                         "--gif_levels=16"])
-    lines["training_gif_random"] = (str(out / "random.gif"), ["--mode=training_gif", "--grids=random",
-                                                               f"--output={out}/random.gif"])
+        lines[mode] = (
+            str(out / f"{mode}.png"),
+            [f"--mode={mode}", *flags, f"--output={out}/{mode}.png"],
+        )
+    lines["training_gif"] = (
+        str(out / "training.gif"),
+        ["--mode=training_gif", f"--output={out}/training.gif", "--gif_levels=16"],
+    )
+    lines["training_gif_random"] = (
+        str(out / "random.gif"),
+        ["--mode=training_gif", "--grids=random", f"--output={out}/random.gif"],
+    )
     for i, (flags, _) in enumerate(BAD_FLAGS):
-        output = () if any(f.startswith("--output") for f in flags) else (f"--output={out}/bad{i}.png",)
+        output = (
+            () if any(f.startswith("--output") for f in flags) else (f"--output={out}/bad{i}.png",)
+        )
         lines[f"bad{i}"] = (None, [*flags, *output])
     names = list(lines)
-    (out / "commands.json").write_text(json.dumps([[f"--workdir={trained_run}", *lines[n][1]] for n in names]))
-    result = run_cli("tests.cli.explore_driver", str(out / "results.json"), str(out / "commands.json"))
+    (out / "commands.json").write_text(
+        json.dumps([[f"--workdir={trained_run}", *lines[n][1]] for n in names])
+    )
+    result = run_cli(
+        "tests.cli.explore_driver", str(out / "results.json"), str(out / "commands.json")
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     return {name: (lines[name][0], types.SimpleNamespace(**r)) for name, r in zip(names, results)}
@@ -134,13 +214,23 @@ def test_gif_of_a_z_file(trained_run, run, tmp_path):
     images, z = sampling.sample(*_g(run), 3, seed=5)
     sampling.save_samples(str(tmp_path / "z.npz"), images, z)
     output = str(tmp_path / "interp.gif")
-    result = run_cli("dcgan_jax.explore", f"--workdir={trained_run}", "--mode=interpolate", f"--output={output}",
-                     f"--z_file={tmp_path}/z.npz", "--indices=0,2", "--num_steps=6", "--start=-0.5", "--stop=1.5")
+    result = run_cli(
+        "dcgan_jax.explore",
+        f"--workdir={trained_run}",
+        "--mode=interpolate",
+        f"--output={output}",
+        f"--z_file={tmp_path}/z.npz",
+        "--indices=0,2",
+        "--num_steps=6",
+        "--start=-0.5",
+        "--stop=1.5",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    expected = figures.columns_as_frames(latent_space.interpolate(*_g(run), z[[0, 2]], 6, start=-0.5, stop=1.5).rows)
+    expected = figures.columns_as_frames(
+        latent_space.interpolate(*_g(run), z[[0, 2]], 6, start=-0.5, stop=1.5).rows
+    )
     with Image.open(output) as gif:
         assert gif.n_frames == 6 and gif.size == (CELL + 2, CELL + 2)
         for k, frame in enumerate(expected):
             gif.seek(k)
             np.testing.assert_array_equal(np.asarray(gif.convert("L")), frame[..., 0])
-

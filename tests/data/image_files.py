@@ -10,7 +10,10 @@ from PIL import Image
 from dcgan_jax import defaults
 from dcgan_jax.data import datasets
 
-MODEL_FIELDS = ("image_size", "num_channels")  # the model's fields the data tests set; the rest: config.data's
+MODEL_FIELDS = (
+    "image_size",
+    "num_channels",
+)  # the model's fields the data tests set; the rest: config.data's
 TOP_FIELDS = ("batch_size", "seed")
 
 
@@ -20,7 +23,9 @@ def data_config(**overrides):
     config = defaults.get_config()
     config.data.num_data_workers = 1
     for key, value in overrides.items():
-        group = config.model if key in MODEL_FIELDS else config if key in TOP_FIELDS else config.data
+        group = (
+            config.model if key in MODEL_FIELDS else config if key in TOP_FIELDS else config.data
+        )
         if key not in group:  # setting it would add it silently
             raise KeyError(f"data_config: no config field {key!r}")
         group[key] = value
@@ -29,7 +34,9 @@ def data_config(**overrides):
 
 def load(config, split=""):
     """datasets.load_source with the parts of `config` it takes."""
-    return datasets.load_source(config.data, config.model.image_size, config.model.num_channels, split)
+    return datasets.load_source(
+        config.data, config.model.image_size, config.model.num_channels, split
+    )
 
 
 def random_images(count, height, width, seed=0):
@@ -38,7 +45,9 @@ def random_images(count, height, width, seed=0):
 
 def write_folder(folder, images, fmt="PNG", ext=".png"):
     os.makedirs(os.path.join(folder, "nested"), exist_ok=True)
-    for i, pixels in enumerate(images):  # half of them one level down: the folder is searched recursively
+    for i, pixels in enumerate(
+        images
+    ):  # half of them one level down: the folder is searched recursively
         sub = "nested" if i % 2 else ""
         Image.fromarray(pixels).save(os.path.join(folder, sub, f"img{i:03d}{ext}"), fmt)
 

@@ -28,13 +28,17 @@ def _digest(path):
 def cache(tmp_path):
     """(config of a folder of 6 images, the path of a cache written from it)."""
     write_folder(str(tmp_path / "folder"), random_images(6, 40, 36, seed=3))
-    config = data_config(dataset="image_folder", data_path=str(tmp_path / "folder"), image_size=32, num_channels=3)
+    config = data_config(
+        dataset="image_folder", data_path=str(tmp_path / "folder"), image_size=32, num_channels=3
+    )
     _write(config, tmp_path / "cache")
     return config, tmp_path / "cache"
 
 
 def _write(config, output):
-    return prepare.write_cache(config.data, config.model.image_size, config.model.num_channels, str(output))
+    return prepare.write_cache(
+        config.data, config.model.image_size, config.model.num_channels, str(output)
+    )
 
 
 def _siblings(path):
@@ -60,7 +64,10 @@ def test_a_full_disk_leaves_the_old_cache(cache, monkeypatch):
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(prepare.progress_bars, "bar", full)  # the first write into the new cache fails
+
+    monkeypatch.setattr(
+        prepare.progress_bars, "bar", full
+    )  # the first write into the new cache fails
     _fails_and_keeps(config, output, "No space left on device")
 
 
@@ -85,13 +92,19 @@ def test_a_cache_can_be_rebuilt_from_itself(cache):
     np.testing.assert_array_equal(again, images)
 
 
-@pytest.mark.parametrize("damage, fragment", [
-    (lambda c: os.remove(c / "info.json"), "no prepared cache"),
-    (lambda c: (c / "info.json").write_text("{not json"), "info.json is unreadable or damaged"),
-    (lambda c: (c / "info.json").write_text(json.dumps({"shape": [6, 32]})), "info.json is unreadable or damaged"),
-    (lambda c: os.remove(c / "images.u8"), "images.u8 is missing, unreadable or damaged"),
-    (lambda c: os.truncate(c / "images.u8", 1000), "truncated or replaced"),
-])
+@pytest.mark.parametrize(
+    "damage, fragment",
+    [
+        (lambda c: os.remove(c / "info.json"), "no prepared cache"),
+        (lambda c: (c / "info.json").write_text("{not json"), "info.json is unreadable or damaged"),
+        (
+            lambda c: (c / "info.json").write_text(json.dumps({"shape": [6, 32]})),
+            "info.json is unreadable or damaged",
+        ),
+        (lambda c: os.remove(c / "images.u8"), "images.u8 is missing, unreadable or damaged"),
+        (lambda c: os.truncate(c / "images.u8", 1000), "truncated or replaced"),
+    ],
+)
 def test_a_damaged_cache_is_one_line_naming_the_file(cache, damage, fragment):
     _, output = cache
     damage(output)

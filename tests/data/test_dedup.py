@@ -27,7 +27,9 @@ def _codes_with_near_copies(seed=0, n=300, copies=120):
     near = []
     for _ in range(copies):
         row = bits[rng.integers(0, n)].copy()
-        flip = rng.choice(128, rng.integers(0, 21), replace=False)  # 0..20 bits: inside and outside the radius
+        flip = rng.choice(
+            128, rng.integers(0, 21), replace=False
+        )  # 0..20 bits: inside and outside the radius
         row[flip] ^= 1
         near.append(row)
     return np.concatenate([bits, np.stack(near)])
@@ -75,7 +77,9 @@ def test_planted_near_duplicates_are_removed_and_distinct_images_kept():
     found = copies & set(removed)
     assert len(found) >= 0.95 * len(copies)
     assert sum(1 for i in removed if i < 300) <= 3  # at most 1% of the distinct images
-    for c in found:  # a copy is matched to its own original (or to another copy of it, which is then kept)
+    for c in (
+        found
+    ):  # a copy is matched to its own original (or to another copy of it, which is then kept)
         assert removed[c] == originals[c - 300] or originals[removed[c] - 300] == originals[c - 300]
 
 
@@ -83,6 +87,7 @@ def test_mostly_dark_images_get_codes_that_tell_them_apart():
     """The digits (dark backgrounds): before inputs were centered, 127 of 128 code units died and all 1,438 images
     shared one code. Measured with 300 steps: 1,437 distinct codes, 64 of 128 bits active on average."""
     from dcgan_jax.data import digits
+
     images, labels = digits.digits_with_labels(32, 1, "train")
     cfg = defaults.get_config().dedup
     cfg.steps = 300
@@ -92,4 +97,6 @@ def test_mostly_dark_images_get_codes_that_tell_them_apart():
     assert len(np.unique(packed, axis=0)) >= 0.95 * len(images)
     removed = dedup.duplicates(packed, cfg.max_hamming, cfg.num_tables, cfg.key_bits)
     assert len(removed) < 0.2 * len(images)
-    assert np.mean([labels[i] == labels[j] for i, j in removed.items()]) > 0.9  # near duplicates: the same digit
+    assert (
+        np.mean([labels[i] == labels[j] for i, j in removed.items()]) > 0.9
+    )  # near duplicates: the same digit

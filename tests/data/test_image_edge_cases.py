@@ -23,18 +23,29 @@ def _png_bytes(image: Image.Image) -> bytes:
 def _png16_rgb(pixels: np.ndarray) -> bytes:
     """A 16-bit RGB PNG written by hand (PIL cannot write one): signature, IHDR, one zlib IDAT, IEND."""
     height, width, _ = pixels.shape
+
     def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
     rows = b"".join(b"\x00" + pixels[y].astype(">u2").tobytes() for y in range(height))
     header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_a_16_bit_grey_png_is_rescaled():
     values = (np.arange(32 * 32).reshape(32, 32) * 64).astype(np.uint16)  # 0 .. 65472
     decoded = decode_image(_png_bytes(Image.fromarray(values)), 32, 1)[..., 0]
     np.testing.assert_allclose(decoded, np.round(values / 257.0), atol=1)
-    assert (decoded == 255).mean() < 0.01 and len(np.unique(decoded)) > 200  # clipping made ~all of it 255
+    assert (decoded == 255).mean() < 0.01 and len(
+        np.unique(decoded)
+    ) > 200  # clipping made ~all of it 255
 
 
 def test_a_16_bit_rgb_png_is_rescaled():
@@ -46,15 +57,17 @@ def test_a_16_bit_rgb_png_is_rescaled():
 @pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
 def test_transparent_pixels_are_white(mode):
     rgba = np.zeros((32, 32, 4), np.uint8)
-    rgba[..., :3] = 30           # dark colour everywhere ...
-    rgba[:, 16:, 3] = 255        # ... opaque on the right half, fully transparent on the left
+    rgba[..., :3] = 30  # dark colour everywhere ...
+    rgba[:, 16:, 3] = 255  # ... opaque on the right half, fully transparent on the left
     image = Image.fromarray(rgba, "RGBA")
     if mode == "LA":
         image = image.convert("LA")
     elif mode == "P":
         image = image.convert("RGB").convert("P")
         image.info["transparency"] = image.getpixel((0, 0))
-        image.putdata([image.getpixel((0, 0)) if x < 16 else 1 for y in range(32) for x in range(32)])
+        image.putdata(
+            [image.getpixel((0, 0)) if x < 16 else 1 for y in range(32) for x in range(32)]
+        )
         image.putpalette([30, 30, 30] * 1 + [30, 30, 30] * 255)
     decoded = decode_image(_png_bytes(image), 32, 3)
     assert (decoded[:, :16] == 255).all()
@@ -76,7 +89,7 @@ def test_symlink_loops_and_duplicate_links_do_not_repeat_images(tmp_path):
     (root / "b").mkdir()
     for folder, name in (("a", "1.png"), ("a", "2.png"), ("b", "3.png")):
         Image.new("L", (8, 8), 100).save(root / folder / name)
-    os.symlink("..", root / "a" / "up")          # a loop: a/up/a/up/...
-    os.symlink(root / "b", root / "b_again")     # a second way into b
+    os.symlink("..", root / "a" / "up")  # a loop: a/up/a/up/...
+    os.symlink(root / "b", root / "b_again")  # a second way into b
     source = sources.ImageFolderSource(str(root), 8, 1)
     assert source.paths == ["a/1.png", "a/2.png", "b/3.png"]

@@ -19,7 +19,9 @@ def test_select_per_class_and_validation_split():
     fit, val = labelled.validation_split(50, 0.2, seed=1)
     assert len(val) == 10 and len(fit) == 40 and not set(fit) & set(val)
     assert sorted(np.concatenate([fit, val]).tolist()) == list(range(50))
-    assert len(labelled.validation_split(5, 0.01, seed=1)[1]) == 1  # at least one validation example
+    assert (
+        len(labelled.validation_split(5, 0.01, seed=1)[1]) == 1
+    )  # at least one validation example
 
 
 def test_load_labelled_digits():
@@ -31,7 +33,9 @@ def test_load_labelled_digits():
 
 
 def test_load_labelled_tfds_resizes_and_reports_errors(monkeypatch):
-    tfds = pytest.importorskip("tensorflow_datasets", reason="TFDS is the optional tfds extra: pip install -e .[tfds]")
+    tfds = pytest.importorskip(
+        "tensorflow_datasets", reason="TFDS is the optional tfds extra: pip install -e .[tfds]"
+    )
     rng = np.random.default_rng(0)
     fake = (rng.integers(0, 256, (3, 28, 28, 1)).astype(np.uint8), np.array([3, 1, 4]))
     calls = {}
@@ -45,8 +49,12 @@ def test_load_labelled_tfds_resizes_and_reports_errors(monkeypatch):
     monkeypatch.setattr(tfds, "load", fake_load)
     monkeypatch.setattr(tfds, "as_numpy", lambda data: data)
     images, labels = labelled.load_labelled("mnist", "train", 32, 1, data_dir="/data/tfds")
-    assert images.shape == (3, 32, 32, 1) and images.dtype == np.uint8 and labels.tolist() == [3, 1, 4]
-    assert calls["as_supervised"] and calls["data_dir"] == "/data/tfds" and calls["split"] == "train"
+    assert (
+        images.shape == (3, 32, 32, 1) and images.dtype == np.uint8 and labels.tolist() == [3, 1, 4]
+    )
+    assert (
+        calls["as_supervised"] and calls["data_dir"] == "/data/tfds" and calls["split"] == "train"
+    )
     expected = np.asarray(Image.fromarray(fake[0][1, ..., 0]).resize((32, 32), Image.BICUBIC))
     np.testing.assert_array_equal(images[1, ..., 0], expected)
     with pytest.raises(UserError, match="no supervised keys.*labelled dataset"):

@@ -9,7 +9,14 @@ import pytest
 
 from dcgan_jax.data import pipeline
 from dcgan_jax.errors import UserError
-from tests.data.image_files import data_config, load, random_images, webp, write_folder, write_lsun_lmdb
+from tests.data.image_files import (
+    data_config,
+    load,
+    random_images,
+    webp,
+    write_folder,
+    write_lsun_lmdb,
+)
 
 
 def test_corrupt_images_in_a_folder_are_skipped_and_counted(tmp_path, caplog):
@@ -17,23 +24,30 @@ def test_corrupt_images_in_a_folder_are_skipped_and_counted(tmp_path, caplog):
     write_folder(str(tmp_path), images)
     with open(tmp_path / "img000.png", "rb") as f:
         truncated = f.read()[:100]
-    (tmp_path / "aa_truncated.png").write_bytes(truncated)   # sorts first
+    (tmp_path / "aa_truncated.png").write_bytes(truncated)  # sorts first
     (tmp_path / "zz_garbage.jpg").write_bytes(b"not an image at all")  # sorts last
-    config = data_config(dataset="image_folder", data_path=str(tmp_path), image_size=32, num_channels=3,
-                         batch_size=7)
+    config = data_config(
+        dataset="image_folder", data_path=str(tmp_path), image_size=32, num_channels=3, batch_size=7
+    )
     source = load(config)
     assert len(source) == 7
     paths = source.paths
     images_read, skipped = source.read_chunk(range(7))
-    assert sorted(os.path.basename(source.describe(i)) for i, _ in skipped) == ["aa_truncated.png",
-                                                                               "zz_garbage.jpg"]
+    assert sorted(os.path.basename(source.describe(i)) for i, _ in skipped) == [
+        "aa_truncated.png",
+        "zz_garbage.jpg",
+    ]
     # A bad entry is replaced by the next readable one (wrapping around).
     np.testing.assert_array_equal(images_read[0], images_read[1])
     np.testing.assert_array_equal(images_read[paths.index("zz_garbage.jpg")], images_read[1])
     fresh = load(config)
     with caplog.at_level(logging.WARNING):
-        next(pipeline.train_batches(config.data, fresh, 7, config.seed, 0, 1))  # one batch = the whole folder
-    warnings = [r.getMessage() for r in caplog.records if "skipped unreadable image" in r.getMessage()]
+        next(
+            pipeline.train_batches(config.data, fresh, 7, config.seed, 0, 1)
+        )  # one batch = the whole folder
+    warnings = [
+        r.getMessage() for r in caplog.records if "skipped unreadable image" in r.getMessage()
+    ]
     assert len(warnings) == 2 and "(2 so far)" in warnings[-1]
 
 
@@ -42,9 +56,14 @@ def test_a_source_without_readable_images_is_a_user_error(tmp_path):
     (tmp_path / "bad" / "a.jpg").write_bytes(b"xx")
     (tmp_path / "bad" / "b.png").write_bytes(b"yy")
     (tmp_path / "empty").mkdir()
-    for folder, message in [("bad", "no readable image"), ("empty", "no images found"),
-                            ("missing", "does not exist")]:
-        config = data_config(dataset="image_folder", data_path=str(tmp_path / folder), image_size=32)
+    for folder, message in [
+        ("bad", "no readable image"),
+        ("empty", "no images found"),
+        ("missing", "does not exist"),
+    ]:
+        config = data_config(
+            dataset="image_folder", data_path=str(tmp_path / folder), image_size=32
+        )
         with pytest.raises(UserError, match=message):
             load(config)
     with pytest.raises(UserError, match=r"--config\.data\.data_path"):
@@ -55,17 +74,25 @@ def test_lsun_lmdb_source_reads_every_key_and_skips_corrupt_values(tmp_path):
     images = random_images(6, 32, 32, seed=3)
     values = [webp(p) for p in images] + [b"corrupt webp"]
     keys = write_lsun_lmdb(str(tmp_path / "bedroom_train_lmdb"), values)
-    config = data_config(dataset="lsun_lmdb", data_path=str(tmp_path / "bedroom_train_lmdb"), image_size=32,
-                         num_channels=3)
+    config = data_config(
+        dataset="lsun_lmdb",
+        data_path=str(tmp_path / "bedroom_train_lmdb"),
+        image_size=32,
+        num_channels=3,
+    )
     source = load(config)
     assert len(source) == 7 and [source.key(i) for i in range(7)] == keys
     by_key = dict(zip(keys, values))
     for i in range(7):
         if by_key[keys[i]] != b"corrupt webp":
-            np.testing.assert_array_equal(source[i], images[values.index(by_key[keys[i]])])  # lossless webp
+            np.testing.assert_array_equal(
+                source[i], images[values.index(by_key[keys[i]])]
+            )  # lossless webp
     _, skipped = source.read_chunk(range(7))
     assert [source.key(i) for i, _ in skipped] == [k for k in keys if by_key[k] == b"corrupt webp"]
-    clone = pickle.loads(pickle.dumps(source))  # what a worker process receives: reopens the LMDB itself
+    clone = pickle.loads(
+        pickle.dumps(source)
+    )  # what a worker process receives: reopens the LMDB itself
     np.testing.assert_array_equal(clone.read_chunk([5, 0, 3])[0], source.read_chunk([5, 0, 3])[0])
 
 

@@ -16,18 +16,23 @@ def test_classifier_learns_a_synthetic_task():
     labels = rng.integers(0, 2, 64).astype(np.int32)
     images = np.zeros((64, 16, 16, 1), np.uint8)
     for k, label in enumerate(labels):  # class 0: bright top half, class 1: bright bottom half
-        images[k, 8 * label:8 * label + 8] = 200
+        images[k, 8 * label : 8 * label + 8] = 200
     settings = tiny_config().eval.classifier
     settings.update(dict(steps=60, width=4, feature_dim=8, max_shift=1))
     model, params = classifier.train_classifier(images, labels, settings)
     logits, feats = classifier.predict(model, params, images, batch_size=10)
-    assert np.mean(logits.argmax(-1) == labels) == 1.0 and feats.shape == (64, 8) and (feats >= 0).all()
+    assert (
+        np.mean(logits.argmax(-1) == labels) == 1.0
+        and feats.shape == (64, 8)
+        and (feats >= 0).all()
+    )
 
 
 def test_saved_classifier_round_trips(fid_classifier):
     config, meta = fid_classifier
-    model, params, loaded_meta = classifier.load_classifier(config.eval.classifier, config.data, 32, 1,
-                                                            train_if_missing=False)
+    model, params, loaded_meta = classifier.load_classifier(
+        config.eval.classifier, config.data, 32, 1, train_if_missing=False
+    )
     assert loaded_meta == meta and meta["dataset"] == "digits" and meta["feature_dim"] == 16
     test_images, test_labels = load_labelled("digits", "test", 32, 1)
     logits, feats = classifier.predict(model, params, test_images)
@@ -36,20 +41,28 @@ def test_saved_classifier_round_trips(fid_classifier):
     assert feats.shape == (len(test_images), 16)
     other = eval_config(config.eval.classifier.dir, model=dict(image_size=64))
     with pytest.raises(UserError, match="is for 32px"):
-        classifier.load_classifier(other.eval.classifier, other.data, other.model.image_size, 1,
-                                   train_if_missing=False)
+        classifier.load_classifier(
+            other.eval.classifier, other.data, other.model.image_size, 1, train_if_missing=False
+        )
     missing = eval_config(os.path.join(config.eval.classifier.dir, "none"))
     with pytest.raises(UserError, match="no FID classifier"):
-        classifier.load_classifier(missing.eval.classifier, missing.data, 32, 1, train_if_missing=False)
+        classifier.load_classifier(
+            missing.eval.classifier, missing.data, 32, 1, train_if_missing=False
+        )
 
 
 def test_classifier_dir_is_the_configured_one_or_a_per_dataset_user_cache(tmp_path):
     config = tiny_config()
     settings, dataset = config.eval.classifier, config.data.dataset
     assert classifier.classifier_dir(settings, dataset, 32, 1) == os.path.join(
-        os.path.expanduser("~"), ".cache", "dcgan_jax", "classifiers", "digits_32px_1ch")
+        os.path.expanduser("~"), ".cache", "dcgan_jax", "classifiers", "digits_32px_1ch"
+    )
     settings.dataset = "mnist"
-    assert classifier.classifier_dir(settings, dataset, 32, 1).endswith(os.path.join("classifiers", "mnist_32px_1ch"))
-    assert classifier.classifier_dir(settings, dataset, 64, 3).endswith(os.path.join("classifiers", "mnist_64px_3ch"))
+    assert classifier.classifier_dir(settings, dataset, 32, 1).endswith(
+        os.path.join("classifiers", "mnist_32px_1ch")
+    )
+    assert classifier.classifier_dir(settings, dataset, 64, 3).endswith(
+        os.path.join("classifiers", "mnist_64px_3ch")
+    )
     settings.dir = str(tmp_path / "clf")
     assert classifier.classifier_dir(settings, dataset, 32, 1) == str(tmp_path / "clf")

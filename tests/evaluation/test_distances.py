@@ -28,8 +28,12 @@ def test_frechet_distance_matches_scipy_sqrtm_for_full_covariances():
     rng = np.random.default_rng(1)
     mu1, mu2 = rng.normal(size=8), rng.normal(size=8)
     s1, s2 = _random_covariance(rng, 8), _random_covariance(rng, 8)
-    reference = (np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2)
-                 - 2 * np.trace(scipy.linalg.sqrtm(s1 @ s2)).real)
+    reference = (
+        np.sum((mu1 - mu2) ** 2)
+        + np.trace(s1)
+        + np.trace(s2)
+        - 2 * np.trace(scipy.linalg.sqrtm(s1 @ s2)).real
+    )
     assert distances.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(reference, rel=1e-8)
 
 
@@ -38,7 +42,9 @@ def test_frechet_distance_of_commuting_covariances_rotated():
     rng = np.random.default_rng(2)
     q, _ = np.linalg.qr(rng.normal(size=(5, 5)))
     l1, l2 = rng.uniform(0.5, 2, 5), rng.uniform(0.5, 2, 5)
-    got = distances.frechet_distance(np.zeros(5), q @ np.diag(l1) @ q.T, np.ones(5), q @ np.diag(l2) @ q.T)
+    got = distances.frechet_distance(
+        np.zeros(5), q @ np.diag(l1) @ q.T, np.ones(5), q @ np.diag(l2) @ q.T
+    )
     assert got == pytest.approx(5.0 + np.sum((np.sqrt(l1) - np.sqrt(l2)) ** 2), rel=1e-8)
 
 
@@ -48,7 +54,9 @@ def test_fid_of_samples_converges_to_closed_form():
     var1, var2 = np.array([1.0, 2.0, 0.5]), np.array([1.5, 0.5, 0.5])
     x = mu1 + np.sqrt(var1) * rng.normal(size=(200_000, 3))
     y = mu2 + np.sqrt(var2) * rng.normal(size=(200_000, 3))
-    assert distances.fid(x, y) == pytest.approx(_diagonal_closed_form(mu1, var1, mu2, var2), abs=0.02)
+    assert distances.fid(x, y) == pytest.approx(
+        _diagonal_closed_form(mu1, var1, mu2, var2), abs=0.02
+    )
 
 
 def test_fid_of_identical_sets_is_zero_even_when_singular():
@@ -71,7 +79,10 @@ def test_fid_is_symmetric_and_needs_two_rows():
 
 def _mmd2_double_loop(x, y):
     d = x.shape[1]
-    k = lambda a, b: (np.dot(a, b) / d + 1.0) ** 3
+
+    def k(a, b):
+        return (np.dot(a, b) / d + 1.0) ** 3
+
     m, n = len(x), len(y)
     xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     yy = sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))

@@ -34,10 +34,17 @@ def test_fid_table_rows(fid_classifier, trained_run):
     config.eval.classifier.dir = fid_classifier[0].eval.classifier.dir
     parts = (config.eval, config.model, config.data, config.seed)
     rows, describe = fid.fid_table(*parts, run.g_variables, run.initial_state.g_variables, run.step)
-    assert [row["images"] for row in rows] == ["generator (step 5)", "generator (untrained)",
-                                               "real 'train' images (floor)"]
-    assert all(row["fid"] >= 0 and row["num_images"] == 30 and row["num_real"] == 30 for row in rows)
-    assert rows[2]["fid"] < rows[1]["fid"]  # real images are closer to the test split than an untrained G's
+    assert [row["images"] for row in rows] == [
+        "generator (step 5)",
+        "generator (untrained)",
+        "real 'train' images (floor)",
+    ]
+    assert all(
+        row["fid"] >= 0 and row["num_images"] == 30 and row["num_real"] == 30 for row in rows
+    )
+    assert (
+        rows[2]["fid"] < rows[1]["fid"]
+    )  # real images are closer to the test split than an untrained G's
     assert describe.startswith("classifier digits 32px")
     config.eval.num_samples = 1
     with pytest.raises(UserError, match="at least 2"):
@@ -50,7 +57,9 @@ def test_real_images_and_eval_z_are_fixed_per_seed(tiny):
     reals = fid.real_images(model, data, "test", 25, seed)
     assert reals.shape == (25, 32, 32, 1) and reals.dtype == np.uint8
     np.testing.assert_array_equal(reals, fid.real_images(model, data, "test", 25, seed))
-    assert len(fid.real_images(model, data, "test", 10 ** 6, seed)) == 360  # capped at the split's size
+    assert (
+        len(fid.real_images(model, data, "test", 10**6, seed)) == 360
+    )  # capped at the split's size
     z = fid.eval_z(model, 7, seed)
     assert z.shape == (7, model.latent_dim)
     np.testing.assert_array_equal(z, fid.eval_z(model, 20, seed)[:7])
@@ -62,5 +71,7 @@ def test_feature_extractor_choices(tiny):
     with pytest.raises(UserError, match="--inception_weights"):
         fid.make_feature_extractor(config.eval, config.model, config.data, config.seed)
     config.eval.feature_extractor = "pixels"
-    with pytest.raises(UserError, match="--config.eval.feature_extractor='pixels'; use 'classifier' or 'inception'"):
+    with pytest.raises(
+        UserError, match="--config.eval.feature_extractor='pixels'; use 'classifier' or 'inception'"
+    ):
         fid.make_feature_extractor(config.eval, config.model, config.data, config.seed)

@@ -41,7 +41,9 @@ def _random_inception_npz(path):
         elif key.endswith("running_var"):
             arrays[key] = rng.uniform(0.5, 1.5, shape).astype(np.float32)
         else:
-            arrays[key] = rng.normal(0, 0.1 if "mean" in key or "bias" in key else 1.0, shape).astype(np.float32)
+            arrays[key] = rng.normal(
+                0, 0.1 if "mean" in key or "bias" in key else 1.0, shape
+            ).astype(np.float32)
     arrays["fc.weight"] = np.zeros((1008, 2048), np.float32)
     np.savez(path, **arrays)
     return arrays
@@ -51,45 +53,80 @@ def _torch_fid_inception(w, x):
     """An independent PyTorch (NCHW, torch.nn.functional) forward of pytorch-fid's FID InceptionV3 up to pool3."""
     import torch
     import torch.nn.functional as F
+
     t = {k: torch.from_numpy(v) for k, v in w.items()}
 
     def conv(name, h, stride=1, padding=0):
         h = F.conv2d(h, t[f"{name}.conv.weight"], stride=stride, padding=padding)
-        h = F.batch_norm(h, t[f"{name}.bn.running_mean"], t[f"{name}.bn.running_var"], t[f"{name}.bn.weight"],
-                         t[f"{name}.bn.bias"], training=False, eps=0.001)
+        h = F.batch_norm(
+            h,
+            t[f"{name}.bn.running_mean"],
+            t[f"{name}.bn.running_var"],
+            t[f"{name}.bn.weight"],
+            t[f"{name}.bn.bias"],
+            training=False,
+            eps=0.001,
+        )
         return F.relu(h)
 
-    avg = lambda h: F.avg_pool2d(h, 3, 1, 1, count_include_pad=False)
+    def avg(h):
+        return F.avg_pool2d(h, 3, 1, 1, count_include_pad=False)
+
     h = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
-    h = F.max_pool2d(conv("Conv2d_2b_3x3", conv("Conv2d_2a_3x3", conv("Conv2d_1a_3x3", h, 2)), padding=1), 3, 2)
+    h = F.max_pool2d(
+        conv("Conv2d_2b_3x3", conv("Conv2d_2a_3x3", conv("Conv2d_1a_3x3", h, 2)), padding=1), 3, 2
+    )
     h = F.max_pool2d(conv("Conv2d_4a_3x3", conv("Conv2d_3b_1x1", h)), 3, 2)
     for n in ("Mixed_5b", "Mixed_5c", "Mixed_5d"):
         b5 = conv(f"{n}.branch5x5_2", conv(f"{n}.branch5x5_1", h), padding=2)
-        bd = conv(f"{n}.branch3x3dbl_3", conv(f"{n}.branch3x3dbl_2", conv(f"{n}.branch3x3dbl_1", h), padding=1),
-                  padding=1)
+        bd = conv(
+            f"{n}.branch3x3dbl_3",
+            conv(f"{n}.branch3x3dbl_2", conv(f"{n}.branch3x3dbl_1", h), padding=1),
+            padding=1,
+        )
         h = torch.cat([conv(f"{n}.branch1x1", h), b5, bd, conv(f"{n}.branch_pool", avg(h))], 1)
     n = "Mixed_6a"
-    bd = conv(f"{n}.branch3x3dbl_3", conv(f"{n}.branch3x3dbl_2", conv(f"{n}.branch3x3dbl_1", h), padding=1), 2)
+    bd = conv(
+        f"{n}.branch3x3dbl_3",
+        conv(f"{n}.branch3x3dbl_2", conv(f"{n}.branch3x3dbl_1", h), padding=1),
+        2,
+    )
     h = torch.cat([conv(f"{n}.branch3x3", h, 2), bd, F.max_pool2d(h, 3, 2)], 1)
     for n in ("Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e"):
-        b7 = conv(f"{n}.branch7x7_3", conv(f"{n}.branch7x7_2", conv(f"{n}.branch7x7_1", h), padding=(0, 3)),
-                  padding=(3, 0))
+        b7 = conv(
+            f"{n}.branch7x7_3",
+            conv(f"{n}.branch7x7_2", conv(f"{n}.branch7x7_1", h), padding=(0, 3)),
+            padding=(3, 0),
+        )
         bd = conv(f"{n}.branch7x7dbl_1", h)
         for i, pad in zip(range(2, 6), ((3, 0), (0, 3), (3, 0), (0, 3))):
             bd = conv(f"{n}.branch7x7dbl_{i}", bd, padding=pad)
         h = torch.cat([conv(f"{n}.branch1x1", h), b7, bd, conv(f"{n}.branch_pool", avg(h))], 1)
     n = "Mixed_7a"
     b3 = conv(f"{n}.branch3x3_2", conv(f"{n}.branch3x3_1", h), 2)
-    b7 = conv(f"{n}.branch7x7x3_3", conv(f"{n}.branch7x7x3_2", conv(f"{n}.branch7x7x3_1", h), padding=(0, 3)),
-              padding=(3, 0))
+    b7 = conv(
+        f"{n}.branch7x7x3_3",
+        conv(f"{n}.branch7x7x3_2", conv(f"{n}.branch7x7x3_1", h), padding=(0, 3)),
+        padding=(3, 0),
+    )
     h = torch.cat([b3, conv(f"{n}.branch7x7x3_4", b7, 2), F.max_pool2d(h, 3, 2)], 1)
     for n, pool in (("Mixed_7b", avg), ("Mixed_7c", lambda v: F.max_pool2d(v, 3, 1, 1))):
         b3 = conv(f"{n}.branch3x3_1", h)
-        b3 = torch.cat([conv(f"{n}.branch3x3_2a", b3, padding=(0, 1)),
-                        conv(f"{n}.branch3x3_2b", b3, padding=(1, 0))], 1)
+        b3 = torch.cat(
+            [
+                conv(f"{n}.branch3x3_2a", b3, padding=(0, 1)),
+                conv(f"{n}.branch3x3_2b", b3, padding=(1, 0)),
+            ],
+            1,
+        )
         bd = conv(f"{n}.branch3x3dbl_2", conv(f"{n}.branch3x3dbl_1", h), padding=1)
-        bd = torch.cat([conv(f"{n}.branch3x3dbl_3a", bd, padding=(0, 1)),
-                        conv(f"{n}.branch3x3dbl_3b", bd, padding=(1, 0))], 1)
+        bd = torch.cat(
+            [
+                conv(f"{n}.branch3x3dbl_3a", bd, padding=(0, 1)),
+                conv(f"{n}.branch3x3dbl_3b", bd, padding=(1, 0)),
+            ],
+            1,
+        )
         h = torch.cat([conv(f"{n}.branch1x1", h), b3, bd, conv(f"{n}.branch_pool", pool(h))], 1)
     return F.adaptive_avg_pool2d(h, 1).flatten(1).numpy()
 

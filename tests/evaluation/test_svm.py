@@ -36,7 +36,9 @@ def test_optimum_matches_liblinear_within_1e_3(c):
     x, y = _standardized_digits()
     blocks = svm.blocks_from_host(x, 256)  # several blocks, the last one padded
     solution = svm.fit_c_path(blocks, y, 10, np.arange(len(x)), [c], tol=1e-4)[c]
-    reference = LinearSVC(C=c, loss="squared_hinge", dual=True, tol=1e-8, max_iter=100_000).fit(x, y)
+    reference = LinearSVC(C=c, loss="squared_hinge", dual=True, tol=1e-8, max_iter=100_000).fit(
+        x, y
+    )
     ours = svm.primal_objective(x, y, np.asarray(solution.w), np.asarray(solution.b), c)
     theirs = svm.primal_objective(x, y, reference.coef_, reference.intercept_, c)
     assert abs(ours - theirs) <= 1e-3 * theirs
@@ -48,7 +50,10 @@ def test_warm_started_path_reaches_each_cold_optimum():
     blocks = svm.blocks_from_host(x, 128)
     path = svm.fit_c_path(blocks, y, 10, np.arange(len(x)), [1e-3, 1e-2, 1e-1], tol=1e-4)
     cold = svm.fit_c_path(blocks, y, 10, np.arange(len(x)), [1e-1], tol=1e-4)[1e-1]
-    objective = lambda s: svm.primal_objective(x, y, np.asarray(s.w), np.asarray(s.b), 1e-1)
+
+    def objective(s):
+        return svm.primal_objective(x, y, np.asarray(s.w), np.asarray(s.b), 1e-1)
+
     assert objective(path[1e-1]) == pytest.approx(objective(cold), rel=1e-3)
 
 
@@ -57,8 +62,9 @@ def test_rows_of_weight_zero_do_not_enter_the_fit():
     fit_rows = np.arange(0, 300, 2)
     c = 1e-2
     masked = svm.fit_c_path(svm.blocks_from_host(x, 100), y, 10, fit_rows, [c], tol=1e-4)[c]
-    alone = svm.fit_c_path(svm.blocks_from_host(x[fit_rows], 100), y[fit_rows], 10, np.arange(150), [c],
-                           tol=1e-4)[c]
+    alone = svm.fit_c_path(
+        svm.blocks_from_host(x[fit_rows], 100), y[fit_rows], 10, np.arange(150), [c], tol=1e-4
+    )[c]
     np.testing.assert_allclose(np.asarray(masked.w), np.asarray(alone.w), atol=2e-3)
 
 

@@ -15,4 +15,9 @@ def test_save_table_writes_eval_task_json(tmp_path):
     path = tables.save_table(str(tmp_path), "fid", 5, "FID vs 40 test images", rows)
     assert path == str(tmp_path / "eval_fid.json")
     with open(path) as f:
-        assert json.load(f) == {"task": "fid", "step": 5, "header": "FID vs 40 test images", "rows": rows}
+        assert json.load(f) == {
+            "task": "fid",
+            "step": 5,
+            "header": "FID vs 40 test images",
+            "rows": rows,
+        }

@@ -33,7 +33,9 @@ def test_batches_are_consecutive_and_only_the_last_is_smaller():
 
 def test_pytree_outputs_are_concatenated_leaf_by_leaf():
     inputs = np.arange(14, dtype=np.float32).reshape(7, 2)
-    got = map_batches(lambda x: {"sum": x.sum(-1), "pair": (x * 2, x[:, :1].astype(jnp.int32))}, inputs, 3)
+    got = map_batches(
+        lambda x: {"sum": x.sum(-1), "pair": (x * 2, x[:, :1].astype(jnp.int32))}, inputs, 3
+    )
     np.testing.assert_array_equal(got["sum"], inputs.sum(-1))
     np.testing.assert_array_equal(got["pair"][0], inputs * 2)
     assert got["pair"][1].dtype == np.int32 and got["pair"][1].shape == (7, 1)
@@ -51,12 +53,17 @@ def test_prepare_is_applied_to_each_host_batch():
     inputs = np.random.default_rng(1).integers(0, 256, (9, 4, 4, 1)).astype(np.uint8)
     got = map_batches(lambda x: x.mean(axis=(1, 2, 3)), inputs, 4, prepare)
     assert prepared == [4, 4, 1]  # batch by batch: the whole input is never converted at once
-    np.testing.assert_allclose(got, inputs.astype(np.float32).mean(axis=(1, 2, 3)) / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(
+        got, inputs.astype(np.float32).mean(axis=(1, 2, 3)) / 255.0, rtol=1e-6
+    )
 
 
 def test_empty_inputs_give_empty_outputs_of_the_right_trailing_shape_and_dtype():
     def fn(x):
-        return {"features": x.reshape(x.shape[0], 36)[:, :5], "label": x[:, 0, 0, 0].astype(jnp.int32)}
+        return {
+            "features": x.reshape(x.shape[0], 36)[:, :5],
+            "label": x[:, 0, 0, 0].astype(jnp.int32),
+        }
 
     inputs = np.zeros((0, 6, 6, 1), np.uint8)
     got = map_batches(fn, inputs, 4, lambda batch: batch.astype(np.float32))

@@ -22,18 +22,24 @@ def _numpy_reference(x, scale, bias, cotangent, epsilon=1e-5):
 
 
 def _run(module, x, scale, bias, cotangent):
-    variables = {"params": {"scale": scale, "bias": bias},
-                 "batch_stats": {"mean": jnp.zeros_like(scale), "var": jnp.ones_like(scale)}}
+    variables = {
+        "params": {"scale": scale, "bias": bias},
+        "batch_stats": {"mean": jnp.zeros_like(scale), "var": jnp.ones_like(scale)},
+    }
 
     def loss(x, params):
         y, updates = module.apply({**variables, "params": params}, x, mutable=["batch_stats"])
         return jnp.sum(y * cotangent), (y, updates["batch_stats"])
 
-    (_, (y, stats)), (dx, dparams) = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(x, variables["params"])
+    (_, (y, stats)), (dx, dparams) = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(
+        x, variables["params"]
+    )
     return y, stats, dx, dparams
 
 
-@pytest.mark.parametrize("shape, offset", [((8, 4, 4, 16), 0.0), ((64, 16, 16, 8), 0.0), ((16, 8, 8, 4), 30.0)])
+@pytest.mark.parametrize(
+    "shape, offset", [((8, 4, 4, 16), 0.0), ((64, 16, 16, 8), 0.0), ((16, 8, 8, 4), 30.0)]
+)
 def test_training_mode_matches_flax_and_float64(shape, offset):
     """offset: activations whose mean is far from zero (one-pass variance and float32 sums stay accurate)."""
     rng = np.random.default_rng(0)
@@ -57,10 +63,16 @@ def test_training_mode_matches_flax_and_float64(shape, offset):
 def test_inference_mode_uses_the_running_averages_like_flax():
     rng = np.random.default_rng(1)
     x = jnp.asarray(rng.normal(size=(4, 3, 3, 6)), jnp.float32)
-    variables = {"params": {"scale": jnp.asarray(rng.normal(size=6), jnp.float32),
-                            "bias": jnp.asarray(rng.normal(size=6), jnp.float32)},
-                 "batch_stats": {"mean": jnp.asarray(rng.normal(size=6), jnp.float32),
-                                 "var": jnp.asarray(rng.uniform(0.5, 2.0, size=6), jnp.float32)}}
+    variables = {
+        "params": {
+            "scale": jnp.asarray(rng.normal(size=6), jnp.float32),
+            "bias": jnp.asarray(rng.normal(size=6), jnp.float32),
+        },
+        "batch_stats": {
+            "mean": jnp.asarray(rng.normal(size=6), jnp.float32),
+            "var": jnp.asarray(rng.uniform(0.5, 2.0, size=6), jnp.float32),
+        },
+    }
     ours = batchnorm.BatchNorm(use_running_average=True).apply(variables, x)
     theirs = nn.BatchNorm(use_running_average=True).apply(variables, x)
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
@@ -90,10 +102,13 @@ def test_synced_statistics_and_gradients_cover_all_devices(map_devices):
         def loss(x):
             y, stats = batchnorm.batch_norm_train(x, scale, bias, 1e-5, "devices")
             return jnp.sum(y * cotangent), (y, stats)
+
         return jax.grad(loss, has_aux=True)(x)
 
     mapped = (jax.vmap if map_devices == "vmap" else jax.pmap)(per_shard, axis_name="devices")
-    dx, (y, (mean, var)) = mapped(x.reshape((shards, 3) + x.shape[1:]), cotangent.reshape((shards, 3) + x.shape[1:]))
+    dx, (y, (mean, var)) = mapped(
+        x.reshape((shards, 3) + x.shape[1:]), cotangent.reshape((shards, 3) + x.shape[1:])
+    )
     y_ref, mean_ref, var_ref, dx_ref, _, _ = _numpy_reference(x, scale, bias, cotangent)
     np.testing.assert_allclose(y.reshape(x.shape), y_ref, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(mean, np.broadcast_to(mean_ref, mean.shape), rtol=1e-5, atol=1e-6)

@@ -20,25 +20,34 @@ def test_layer_widths_match_the_activations(setup):
         acts = generate.activations(model, g_vars, z, layer, batch_size=5)
         assert acts.shape == (12, size, size, width)
         assert acts.min() >= 0.0 and acts.max() > 0.0  # after ReLU
-    np.testing.assert_array_equal(generate.activations(model, g_vars, z, -1),
-                                  generate.activations(model, g_vars, z, 2))
+    np.testing.assert_array_equal(
+        generate.activations(model, g_vars, z, -1), generate.activations(model, g_vars, z, 2)
+    )
 
 
 def test_activations_match_a_direct_apply(setup):
     model, g_vars, z = setup
     generator, _ = models.build_models(model)
     _, state = generator.apply(g_vars, z, train=False, mutable=["intermediates"])
-    np.testing.assert_allclose(generate.activations(model, g_vars, z, 1),
-                               state["intermediates"]["layer1"][0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        generate.activations(model, g_vars, z, 1),
+        state["intermediates"]["layer1"][0],
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_dropping_no_maps_changes_nothing_and_all_maps_changes_output(setup):
     model, g_vars, z = setup
     plain = generate.generate(model, g_vars, z)
-    assert np.abs(plain).min() >= 0 and np.abs(plain).max() > 1e-5  # fresh weights (std 0.02): small outputs
+    assert (
+        np.abs(plain).min() >= 0 and np.abs(plain).max() > 1e-5
+    )  # fresh weights (std 0.02): small outputs
     for layer in range(3):
         np.testing.assert_array_equal(generate.generate_without(model, g_vars, z, layer, []), plain)
-        dropped_all = generate.generate_without(model, g_vars, z, layer, range(models.g_layer_widths(model)[layer]))
+        dropped_all = generate.generate_without(
+            model, g_vars, z, layer, range(models.g_layer_widths(model)[layer])
+        )
         # Layers are bias-free and fresh batchnorm has mean 0 / offset 0, so zeros propagate to tanh(0) = 0.
         np.testing.assert_array_equal(dropped_all, np.zeros_like(dropped_all))
 

@@ -31,7 +31,9 @@ def test_slerp_keeps_norm_between_equal_norm_endpoints():
     path = np.asarray(latent.interpolate(z0, z1, 11, method="slerp", start=-0.5, stop=1.5))
     np.testing.assert_allclose(np.linalg.norm(path, axis=1), np.linalg.norm(z0), rtol=1e-5)
     midpoint = np.asarray(latent.interpolate(z0, z1, 3, method="linear"))[1]
-    assert np.linalg.norm(midpoint) < 0.95 * np.linalg.norm(z0)  # linear cuts inside the sphere, slerp does not
+    assert np.linalg.norm(midpoint) < 0.95 * np.linalg.norm(
+        z0
+    )  # linear cuts inside the sphere, slerp does not
 
 
 def test_slerp_of_parallel_vectors_falls_back_to_linear():
@@ -42,7 +44,9 @@ def test_slerp_of_parallel_vectors_falls_back_to_linear():
 
 def test_linear_extrapolation_matches_formula():
     z0, z1 = _pair(3)
-    path = np.asarray(latent.interpolate(z0, z1, 5, start=-0.5, stop=1.5))  # alphas -0.5, 0, 0.5, 1, 1.5
+    path = np.asarray(
+        latent.interpolate(z0, z1, 5, start=-0.5, stop=1.5)
+    )  # alphas -0.5, 0, 0.5, 1, 1.5
     for alpha, point in zip((-0.5, 0.0, 0.5, 1.0, 1.5), path):
         np.testing.assert_allclose(point, (1 - alpha) * z0 + alpha * z1, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(path[0], z0 - 0.5 * (z1 - z0), rtol=1e-6, atol=1e-6)
@@ -61,7 +65,9 @@ def test_walk_passes_through_every_point():
     assert path.shape == (3 * 5 + 1, 6)
     for k in range(4):
         np.testing.assert_array_equal(path[5 * k], points[k])
-    np.testing.assert_allclose(path[7], points[1] + 0.4 * (points[2] - points[1]), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        path[7], points[1] + 0.4 * (points[2] - points[1]), rtol=1e-6, atol=1e-6
+    )
 
 
 def test_vary_dimension_changes_only_that_coordinate():
@@ -70,7 +76,9 @@ def test_vary_dimension_changes_only_that_coordinate():
     out = np.asarray(latent.vary_dimension(jnp.asarray(z), 3, values))
     assert out.shape == (6, 20)
     np.testing.assert_array_equal(out[:, 3], values)
-    np.testing.assert_array_equal(np.delete(out, 3, axis=1), np.broadcast_to(np.delete(z, 3), (6, 19)))
+    np.testing.assert_array_equal(
+        np.delete(out, 3, axis=1), np.broadcast_to(np.delete(z, 3), (6, 19))
+    )
     traced = jax.jit(latent.vary_dimension)(jnp.asarray(z), 3, values)  # dim traced
     np.testing.assert_array_equal(np.asarray(traced), out)
 
@@ -90,8 +98,12 @@ def test_vector_arithmetic_matches_numpy():
     rng = np.random.default_rng(0)
     a, b, c = (rng.uniform(-1, 1, (3, 100)).astype(np.float32) for _ in range(3))
     expected = a.mean(0) - b.mean(0) + c.mean(0)
-    np.testing.assert_allclose(np.asarray(latent.vector_arithmetic(a, b, c)), expected, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(jax.jit(latent.vector_arithmetic)(a, b, c)), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(latent.vector_arithmetic(a, b, c)), expected, rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        np.asarray(jax.jit(latent.vector_arithmetic)(a, b, c)), expected, rtol=1e-5, atol=1e-6
+    )
 
 
 def test_add_noise_stays_within_scale():
@@ -109,28 +121,41 @@ def test_direction_and_move_along():
     vector = np.asarray(latent.direction(jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)))
     np.testing.assert_allclose(vector, a.mean(0) - b.mean(0), rtol=1e-5, atol=1e-6)
     z = rng.normal(size=10).astype(np.float32)
-    moved = np.asarray(latent.move_along(jnp.asarray(z), jnp.asarray(vector), jnp.array([0.0, 0.5, 2.0])))
-    np.testing.assert_allclose(moved, z + np.array([0.0, 0.5, 2.0])[:, None] * vector, rtol=1e-5, atol=1e-6)
+    moved = np.asarray(
+        latent.move_along(jnp.asarray(z), jnp.asarray(vector), jnp.array([0.0, 0.5, 2.0]))
+    )
+    np.testing.assert_allclose(
+        moved, z + np.array([0.0, 0.5, 2.0])[:, None] * vector, rtol=1e-5, atol=1e-6
+    )
     np.testing.assert_array_equal(moved[0], z)
 
 
 @pytest.mark.parametrize("method", ["linear", "slerp"])
 def test_interpolate_under_vmap_and_jit_matches_a_loop(method):
     z = np.asarray(latent.sample_z(jax.random.PRNGKey(8), 8, 12)).reshape(4, 2, 12)
-    batched = jax.jit(jax.vmap(lambda a, b: latent.interpolate(a, b, 6, method=method, start=-0.5, stop=1.5)))
+    batched = jax.jit(
+        jax.vmap(lambda a, b: latent.interpolate(a, b, 6, method=method, start=-0.5, stop=1.5))
+    )
     out = np.asarray(batched(z[:, 0], z[:, 1]))
     assert out.shape == (4, 6, 12)
     for i in range(4):
-        np.testing.assert_allclose(out[i], latent.interpolate(z[i, 0], z[i, 1], 6, method=method, start=-0.5,
-                                                              stop=1.5), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            out[i],
+            latent.interpolate(z[i, 0], z[i, 1], 6, method=method, start=-0.5, stop=1.5),
+            rtol=1e-5,
+            atol=1e-6,
+        )
 
 
 def test_other_functions_under_vmap_and_jit():
     rng = np.random.default_rng(2)
-    batch = rng.uniform(-1, 1, (5, 3, 3, 8)).astype(np.float32)  # 5 problems x 3 groups x 3 exemplars
+    batch = rng.uniform(-1, 1, (5, 3, 3, 8)).astype(
+        np.float32
+    )  # 5 problems x 3 groups x 3 exemplars
     out = jax.jit(jax.vmap(lambda g: latent.vector_arithmetic(g[0], g[1], g[2])))(batch)
-    np.testing.assert_allclose(out, batch[:, 0].mean(1) - batch[:, 1].mean(1) + batch[:, 2].mean(1), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        out, batch[:, 0].mean(1) - batch[:, 1].mean(1) + batch[:, 2].mean(1), rtol=1e-5, atol=1e-6
+    )
     zs = jnp.asarray(batch[:, 0, 0])
     values = jnp.linspace(-1, 1, 4)
     swept = jax.jit(jax.vmap(lambda z: latent.vary_dimension(z, 2, values)))(zs)
@@ -140,6 +165,8 @@ def test_other_functions_under_vmap_and_jit():
     assert walks.shape == (5, 7, 8)
     np.testing.assert_allclose(walks[2], latent.walk(batch[2, 0], 3), rtol=1e-6)
     dirs = jax.jit(jax.vmap(latent.direction))(jnp.asarray(batch[:, 0]), jnp.asarray(batch[:, 1]))
-    np.testing.assert_allclose(dirs, batch[:, 0].mean(1) - batch[:, 1].mean(1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        dirs, batch[:, 0].mean(1) - batch[:, 1].mean(1), rtol=1e-5, atol=1e-6
+    )
     all_swept = jax.jit(jax.vmap(lambda z: latent.vary_all(z, values)))(zs)
     assert all_swept.shape == (5, 8, 4, 8)

@@ -16,7 +16,9 @@ from dcgan_jax.nn import convolutions, models
 def _model(image_size, num_channels, **overrides):
     """The default config's model group (config.model) at this size, with small widths."""
     model = defaults.get_config().model
-    model.update(image_size=image_size, num_channels=num_channels, g_width=8, d_width=8, latent_dim=12)
+    model.update(
+        image_size=image_size, num_channels=num_channels, g_width=8, d_width=8, latent_dim=12
+    )
     model.update(overrides)
     return model
 
@@ -58,7 +60,9 @@ def test_architecture_follows_the_paper():
     for name, value in {**g_params, **d_params}.items():
         layer, leaf = name.split("/")
         assert layer.startswith(("project", "up", "bn", "conv", "logit")), name
-        assert leaf in ("kernel", "scale", "bias") and (leaf != "bias" or layer.startswith("bn")), name
+        assert leaf in ("kernel", "scale", "bias") and (leaf != "bias" or layer.startswith("bn")), (
+            name
+        )
         if leaf == "kernel":
             assert value.ndim == 4 and value.shape[:2] == (4, 4), name  # 4x4 convolutions
     # G: batchnorm after the projection and every hidden upsampling, none on the output layer (up3 -> tanh).
@@ -81,16 +85,24 @@ def test_activations_relu_in_g_and_leaky_relu_in_d_and_tanh_output():
     _, d_inter = discriminator.apply(d_vars, images, train=False, mutable=["intermediates"])
     layer0 = d_inter["intermediates"]["layer0"][0]
     assert float(jnp.min(layer0)) < 0.0  # LeakyReLU passes 0.2 * negatives
-    conv0 = jax.lax.conv_general_dilated(images, d_vars["params"]["conv0"]["kernel"], (2, 2), ((1, 1), (1, 1)),
-                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    conv0 = jax.lax.conv_general_dilated(
+        images,
+        d_vars["params"]["conv0"]["kernel"],
+        (2, 2),
+        ((1, 1), (1, 1)),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
     np.testing.assert_allclose(layer0, np.where(conv0 > 0, conv0, 0.2 * conv0), atol=1e-6)
 
 
 def test_weights_are_drawn_from_normal_0_002():
     model = _model(64, 3)
     g_vars, d_vars = jax.jit(lambda rng: models.init_variables(rng, model))(jax.random.PRNGKey(0))
-    kernels = {name: np.asarray(v) for name, v in {**_flat(g_vars["params"]), **_flat(d_vars["params"])}.items()
-               if name.endswith("kernel") and v.size >= 8192}  # enough draws to pin the mean and std down
+    kernels = {
+        name: np.asarray(v)
+        for name, v in {**_flat(g_vars["params"]), **_flat(d_vars["params"])}.items()
+        if name.endswith("kernel") and v.size >= 8192
+    }  # enough draws to pin the mean and std down
     assert len(kernels) == 5  # project, up0, up1 of G; conv2, conv3 of D
     for name, kernel in kernels.items():
         assert abs(kernel.mean()) < 1e-3 and abs(kernel.std() - 0.02) < 1e-3, name
@@ -102,8 +114,12 @@ def test_lsun_config_builds_the_papers_generator():
     assert params["project"]["kernel"].shape == (4, 4, 100, 1024)  # z(100) -> 4x4x1024
     assert [params[f"up{i}"]["kernel"].shape[-1] for i in range(4)] == [512, 256, 128, 3]
     generator, _ = models.build_models(model)
-    images = jax.eval_shape(lambda z: generator.apply(generator.init(jax.random.PRNGKey(0), z, train=False), z,
-                                                      train=False), jnp.zeros((1, 100)))
+    images = jax.eval_shape(
+        lambda z: generator.apply(
+            generator.init(jax.random.PRNGKey(0), z, train=False), z, train=False
+        ),
+        jnp.zeros((1, 100)),
+    )
     assert images.shape == (1, 64, 64, 3)
 
 
@@ -131,8 +147,12 @@ def test_downsample_equals_flax_conv(conv_impl):
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 16))
     module = nn.Conv(8, (4, 4), (2, 2), ((1, 1), (1, 1)), use_bias=False)
     variables = module.init(jax.random.PRNGKey(1), x)
-    np.testing.assert_allclose(models.Downsample(8, conv_impl=conv_impl).apply(variables, x),
-                               module.apply(variables, x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        models.Downsample(8, conv_impl=conv_impl).apply(variables, x),
+        module.apply(variables, x),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def _outputs_and_grads(model, g_vars, d_vars, z):
@@ -142,10 +162,14 @@ def _outputs_and_grads(model, g_vars, d_vars, z):
 
     def loss(g_params, d_params):
         images, _ = generator.apply({**g_vars, "params": g_params}, z, mutable=["batch_stats"])
-        logits, _ = discriminator.apply({**d_vars, "params": d_params}, images, mutable=["batch_stats"])
-        return jnp.sum(jnp.sin(logits)) + jnp.mean(images ** 2), (images, logits)
+        logits, _ = discriminator.apply(
+            {**d_vars, "params": d_params}, images, mutable=["batch_stats"]
+        )
+        return jnp.sum(jnp.sin(logits)) + jnp.mean(images**2), (images, logits)
 
-    grads, (images, logits) = jax.grad(loss, argnums=(0, 1), has_aux=True)(g_vars["params"], d_vars["params"])
+    grads, (images, logits) = jax.grad(loss, argnums=(0, 1), has_aux=True)(
+        g_vars["params"], d_vars["params"]
+    )
     return images, logits, grads
 
 
@@ -165,7 +189,7 @@ def test_conv_impl_xla_and_fast_give_the_same_outputs_and_gradients():
 
 def test_conv_impl_auto_resolves_per_backend(monkeypatch):
     assert convolutions.resolve_conv_impl("auto", "cpu") == "fast"  # measured: README "Performance"
-    assert convolutions.resolve_conv_impl("auto", "gpu") == "xla"   # not measured: XLA's own
+    assert convolutions.resolve_conv_impl("auto", "gpu") == "xla"  # not measured: XLA's own
     assert convolutions.resolve_conv_impl("auto", "tpu") == "xla"
     for backend in ("cpu", "gpu", "tpu"):
         assert convolutions.resolve_conv_impl("xla", backend) == "xla"
@@ -184,8 +208,12 @@ def test_layer_widths_match_the_parameters(image_size):
     model = _model(image_size, 3, g_width=4, d_width=6)
     g_vars, d_vars = _init_shapes(model)
     n = models.num_resolution_changes(image_size)
-    assert models.g_layer_widths(model) == [g_vars["params"][f"up{i}"]["kernel"].shape[2] for i in range(n)]
-    assert models.d_layer_widths(model) == [d_vars["params"][f"conv{i}"]["kernel"].shape[3] for i in range(n)]
+    assert models.g_layer_widths(model) == [
+        g_vars["params"][f"up{i}"]["kernel"].shape[2] for i in range(n)
+    ]
+    assert models.d_layer_widths(model) == [
+        d_vars["params"][f"conv{i}"]["kernel"].shape[3] for i in range(n)
+    ]
     assert models.g_layer_widths(model)[-1] == 4 and models.d_layer_widths(model)[0] == 6
 
 

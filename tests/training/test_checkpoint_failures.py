@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.helpers import tree_digest, REPO, TINY_FLAGS, one_line_error, run_cli, xla_flags
+from tests.helpers import REPO, TINY_FLAGS, one_line_error, run_cli, tree_digest, xla_flags
 
 FLAGS = (*TINY_FLAGS, "--config.num_fixed_samples=4")
 
@@ -22,18 +22,41 @@ def two_steps(tmp_path_factory):
     return workdir
 
 
-@pytest.mark.parametrize("mode, fragments", [
-    ("file_size", ("could not write the checkpoint of step 4", "step 2 is the last complete checkpoint (intact)")),
-    ("disk_full", ("not enough disk space for the checkpoint of step 4", "MiB free")),
-])
-def test_a_failed_write_is_one_line_and_keeps_earlier_checkpoints(two_steps, tmp_path, mode, fragments):
+@pytest.mark.parametrize(
+    "mode, fragments",
+    [
+        (
+            "file_size",
+            (
+                "could not write the checkpoint of step 4",
+                "step 2 is the last complete checkpoint (intact)",
+            ),
+        ),
+        ("disk_full", ("not enough disk space for the checkpoint of step 4", "MiB free")),
+    ],
+)
+def test_a_failed_write_is_one_line_and_keeps_earlier_checkpoints(
+    two_steps, tmp_path, mode, fragments
+):
     workdir = tmp_path / "run"
     subprocess.run(["cp", "-r", str(two_steps), str(workdir)], check=True)
     before = tree_digest(workdir / "checkpoints" / "2")
     env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags(1), PYTHONPATH=REPO)
-    result = subprocess.run([sys.executable, os.path.join(REPO, "tests", "training", "checkpoint_failure_driver.py"),
-                             mode, str(workdir), *FLAGS, "--config.num_train_steps=4"],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)  # a hang fails here
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO, "tests", "training", "checkpoint_failure_driver.py"),
+            mode,
+            str(workdir),
+            *FLAGS,
+            "--config.num_train_steps=4",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # a hang fails here
     one_line_error(result, *fragments)
     assert tree_digest(workdir / "checkpoints" / "2") == before
     assert not (workdir / "checkpoints" / "4").exists()
@@ -42,4 +65,6 @@ def test_a_failed_write_is_one_line_and_keeps_earlier_checkpoints(two_steps, tmp
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert "resumed from step 2" in rerun.stdout
     assert (workdir / "checkpoints" / "4").is_dir()
-    assert not [p for p in os.listdir(workdir / "checkpoints") if "tmp" in p]  # orbax's partial write is gone
+    assert not [
+        p for p in os.listdir(workdir / "checkpoints") if "tmp" in p
+    ]  # orbax's partial write is gone

@@ -32,6 +32,8 @@ def test_only_the_latest_checkpoints_are_kept(tmp_path):
     state = create_train_state(config.model, config.optim, config.seed)
     manager = checkpoints.create_manager(str(tmp_path), keep=2)
     for step in (1, 2, 3):
-        checkpoints.save(manager, step, state.replace(step=np.int32(step)), json.loads(config.to_json()))
+        checkpoints.save(
+            manager, step, state.replace(step=np.int32(step)), json.loads(config.to_json())
+        )
     manager.wait_until_finished()
     assert manager.all_steps() == [2, 3]

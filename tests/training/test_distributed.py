@@ -20,7 +20,11 @@ from dcgan_jax.training.state import create_train_state
 from tests.helpers import REPO, TINY_FLAGS, max_abs_diff, xla_flags
 
 # adam_eps=1 and seed 1 keep float32 summation-order noise from flipping Adam updates (multidevice_checks.py).
-TINY = TINY_FLAGS + ("--config.optim.adam_eps=1.0", "--config.optim.learning_rate=0.01", "--config.seed=1")
+TINY = TINY_FLAGS + (
+    "--config.optim.adam_eps=1.0",
+    "--config.optim.learning_rate=0.01",
+    "--config.seed=1",
+)
 
 
 def _free_port() -> int:
@@ -33,14 +37,41 @@ def _launch(workdir, num_processes, devices_per_process, *flags, timeout=900):
     """Runs `dcgan_jax.main` as `num_processes` processes; returns their CompletedProcess-like (rc, out, err)."""
     # No persistent compilation cache here: a process that loads its programs from it reaches the first collective
     # long before a peer that compiles, and gloo's 30 s rendezvous deadline can pass.
-    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_ENABLE_COMPILATION_CACHE="false",
-               XLA_FLAGS=xla_flags(devices_per_process))
-    multi = (f"--coordinator_address=127.0.0.1:{_free_port()}", f"--num_processes={num_processes}",
-             "--coordinator_timeout_s=300") if num_processes > 1 else ()
-    procs = [subprocess.Popen([sys.executable, "-m", "dcgan_jax.main", f"--workdir={workdir}", *TINY, *flags,
-                               *multi, *((f"--process_id={i}",) if multi else ())],
-                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(num_processes)]
+    env = dict(
+        os.environ,
+        JAX_PLATFORMS="cpu",
+        JAX_ENABLE_COMPILATION_CACHE="false",
+        XLA_FLAGS=xla_flags(devices_per_process),
+    )
+    multi = (
+        (
+            f"--coordinator_address=127.0.0.1:{_free_port()}",
+            f"--num_processes={num_processes}",
+            "--coordinator_timeout_s=300",
+        )
+        if num_processes > 1
+        else ()
+    )
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dcgan_jax.main",
+                f"--workdir={workdir}",
+                *TINY,
+                *flags,
+                *multi,
+                *((f"--process_id={i}",) if multi else ()),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(num_processes)
+    ]
     results, deadline = [], time.time() + timeout
     try:
         for p in procs:
@@ -51,14 +82,16 @@ def _launch(workdir, num_processes, devices_per_process, *flags, timeout=900):
             if p.poll() is None:
                 p.kill()
                 p.communicate()
-    for rc, out, err in results:
+    for rc, _, err in results:
         assert rc == 0, err[-3000:]
     return results
 
 
 def _final_params(workdir):
     manager, config = checkpoints.open_workdir(workdir)
-    state = checkpoints.restore_state(manager, jax.eval_shape(lambda: create_train_state(config.model, config.optim, config.seed)))
+    state = checkpoints.restore_state(
+        manager, jax.eval_shape(lambda: create_train_state(config.model, config.optim, config.seed))
+    )
     return int(state.step), state
 
 
@@ -71,7 +104,9 @@ def test_two_processes_equal_one_process_with_four_devices_and_resume(tmp_path):
     resumed = _launch(multi, 2, 2, "--config.num_train_steps=4", "--config.parallelism=shard_map")
 
     # The run names its backend, devices and processes first.
-    assert "backend cpu: 4 x cpu device(s), 2 on this process, 2 process(es)" in first[0][1], first[0][1]
+    assert "backend cpu: 4 x cpu device(s), 2 on this process, 2 process(es)" in first[0][1], first[
+        0
+    ][1]
     # One writer: only process 0 prints progress; one config.json, one metrics row per logged step, one grid each.
     for run in (first, resumed):
         assert "step 2/" in run[0][1] or "step 4/" in run[0][1]
@@ -80,7 +115,9 @@ def test_two_processes_equal_one_process_with_four_devices_and_resume(tmp_path):
     rows = [json.loads(line)["step"] for line in open(multi / "metrics.jsonl")]
     assert rows == [2, 4], rows
     assert sorted(os.path.basename(p) for p in glob.glob(str(multi / "samples" / "*.png"))) == [
-        "step_00000002.png", "step_00000004.png"]
+        "step_00000002.png",
+        "step_00000004.png",
+    ]
     assert json.load(open(multi / "config.json"))["num_train_steps"] == 4
     assert not glob.glob(str(multi / ".write_test*"))
 
@@ -88,7 +125,9 @@ def test_two_processes_equal_one_process_with_four_devices_and_resume(tmp_path):
     step_multi, state_multi = _final_params(multi)
     assert step_single == step_multi == 4
     fields = ("g_params", "d_params", "g_batch_stats", "d_batch_stats")
-    diff = max_abs_diff([getattr(state_single, f) for f in fields], [getattr(state_multi, f) for f in fields])
+    diff = max_abs_diff(
+        [getattr(state_single, f) for f in fields], [getattr(state_multi, f) for f in fields]
+    )
     print(f"max |params(2 processes x 2 devices) - params(1 process x 4 devices)| = {diff:.2e}")
     assert diff < 1e-5, diff
     # The check can fail: 4 steps moved the params well beyond the tolerance.
@@ -99,17 +138,41 @@ def test_two_processes_equal_one_process_with_four_devices_and_resume(tmp_path):
 def test_a_signal_on_one_host_stops_every_host_at_the_same_logged_step_with_a_checkpoint(tmp_path):
     """SIGTERM to process 1 only: the hosts compare their stop flags at logged steps (no per-step collective), so
     both stop after the same step, process 0 included, and the checkpoint of that step is saved."""
-    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_ENABLE_COMPILATION_CACHE="false", XLA_FLAGS=xla_flags(1))
-    flags = [f"--workdir={tmp_path}", *TINY, "--config.num_train_steps=100000", "--config.log_every_steps=4",
-             "--config.sample_every_steps=100000", "--config.checkpoint_every_steps=100000",
-             f"--coordinator_address=127.0.0.1:{_free_port()}", "--num_processes=2", "--coordinator_timeout_s=300"]
-    procs = [subprocess.Popen([sys.executable, "-m", "dcgan_jax.main", *flags, f"--process_id={i}"], cwd=REPO,
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
+    env = dict(
+        os.environ,
+        JAX_PLATFORMS="cpu",
+        JAX_ENABLE_COMPILATION_CACHE="false",
+        XLA_FLAGS=xla_flags(1),
+    )
+    flags = [
+        f"--workdir={tmp_path}",
+        *TINY,
+        "--config.num_train_steps=100000",
+        "--config.log_every_steps=4",
+        "--config.sample_every_steps=100000",
+        "--config.checkpoint_every_steps=100000",
+        f"--coordinator_address=127.0.0.1:{_free_port()}",
+        "--num_processes=2",
+        "--coordinator_timeout_s=300",
+    ]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "dcgan_jax.main", *flags, f"--process_id={i}"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in (0, 1)
+    ]
     killer = threading.Timer(600, lambda: [p.kill() for p in procs])
     killer.start()
     try:
         lines = []
-        for line in procs[0].stdout:  # process 0 prints the progress; signal process 1 once steps are running
+        for line in procs[
+            0
+        ].stdout:  # process 0 prints the progress; signal process 1 once steps are running
             lines.append(line)
             if line.startswith("step 8/"):
                 procs[1].send_signal(signal.SIGTERM)
@@ -121,7 +184,9 @@ def test_a_signal_on_one_host_stops_every_host_at_the_same_logged_step_with_a_ch
     out0 = "".join(lines) + out0
     assert procs[0].returncode == 0 and procs[1].returncode == 0, err0[-2000:] + err1[-2000:]
     assert "received SIGTERM" in err1 and "received" not in err0
-    stopped = [line for line in out0.splitlines() if line.startswith("stopped by another host at step ")]
+    stopped = [
+        line for line in out0.splitlines() if line.startswith("stopped by another host at step ")
+    ]
     assert len(stopped) == 1, out0[-2000:]
     step = int(stopped[0].split("at step ")[1].split(";")[0])
     assert step > 8 and step % 4 == 0, step  # after the signal, at a logged step
@@ -137,15 +202,29 @@ def _initial_g_params(workdir):
 def test_an_unreachable_coordinator_is_a_one_line_error_in_bounded_time():
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     start = time.time()
-    result = subprocess.run([sys.executable, "-m", "dcgan_jax.main", "--workdir=/nonexistent/never_written",
-                             f"--coordinator_address=127.0.0.1:{_free_port()}", "--num_processes=2",
-                             "--process_id=1", "--coordinator_timeout_s=3"],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dcgan_jax.main",
+            "--workdir=/nonexistent/never_written",
+            f"--coordinator_address=127.0.0.1:{_free_port()}",
+            "--num_processes=2",
+            "--process_id=1",
+            "--coordinator_timeout_s=3",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     elapsed = time.time() - start
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: process 1 could not join the run at 127.0.0.1:"), \
-        result.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith(
+        "error: process 1 could not join the run at 127.0.0.1:"
+    ), result.stderr[-2000:]
     assert elapsed < 60, elapsed
 
 
@@ -159,17 +238,30 @@ def test_partial_multi_process_flags_name_what_is_missing():
 
 
 def test_cluster_detection(monkeypatch):
-    for var in ("SLURM_JOB_ID", "SLURM_STEP_NODELIST", "SLURM_NTASKS", "SLURM_PROCID", "SLURM_LOCALID"):
+    for var in (
+        "SLURM_JOB_ID",
+        "SLURM_STEP_NODELIST",
+        "SLURM_NTASKS",
+        "SLURM_PROCID",
+        "SLURM_LOCALID",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(distributed.glob, "glob", lambda pattern: [])
     assert distributed.detect_cluster() is None
     assert distributed.initialize() is False  # a single process: nothing to join
-    slurm = {"SLURM_JOB_ID": "7", "SLURM_STEP_NODELIST": "node[1-2]", "SLURM_NTASKS": "2", "SLURM_PROCID": "1",
-             "SLURM_LOCALID": "0"}
+    slurm = {
+        "SLURM_JOB_ID": "7",
+        "SLURM_STEP_NODELIST": "node[1-2]",
+        "SLURM_NTASKS": "2",
+        "SLURM_PROCID": "1",
+        "SLURM_LOCALID": "0",
+    }
     for var, value in slurm.items():
         monkeypatch.setenv(var, value)
     assert distributed.detect_cluster() == "slurm"
-    monkeypatch.setenv("SLURM_NTASKS", "1")  # one task (e.g. one process driving a node's 8 GPUs): no cluster
+    monkeypatch.setenv(
+        "SLURM_NTASKS", "1"
+    )  # one task (e.g. one process driving a node's 8 GPUs): no cluster
     assert distributed.detect_cluster() is None
 
 
@@ -177,11 +269,17 @@ def test_backend_report_names_devices_and_warns_about_a_cpu_only_jaxlib_on_a_gpu
     monkeypatch.delenv("JAX_PLATFORMS", raising=False)
     monkeypatch.setattr(distributed, "nvidia_gpu_visible", lambda: False)
     lines = distributed.backend_report().splitlines()
-    assert lines == [f"backend cpu: {jax.device_count()} x cpu device(s), {jax.local_device_count()} on this "
-                     f"process, 1 process(es)"]
-    monkeypatch.setattr(distributed, "nvidia_gpu_visible", lambda: True)  # a GPU host, JAX still on the CPU
+    assert lines == [
+        f"backend cpu: {jax.device_count()} x cpu device(s), {jax.local_device_count()} on this "
+        f"process, 1 process(es)"
+    ]
+    monkeypatch.setattr(
+        distributed, "nvidia_gpu_visible", lambda: True
+    )  # a GPU host, JAX still on the CPU
     lines = distributed.backend_report().splitlines()
-    assert len(lines) == 2 and lines[1].startswith("warning: an NVIDIA GPU is visible but JAX runs on the CPU")
+    assert len(lines) == 2 and lines[1].startswith(
+        "warning: an NVIDIA GPU is visible but JAX runs on the CPU"
+    )
     assert lines[1].endswith('install the CUDA one with: pip install -e ".[cuda]"')
     monkeypatch.setenv("JAX_PLATFORMS", "cpu")  # the CPU asked for: no warning
     assert len(distributed.backend_report().splitlines()) == 1
@@ -191,9 +289,14 @@ def test_nvidia_gpu_detection(monkeypatch, tmp_path):
     monkeypatch.setattr(distributed.os.path, "exists", lambda path: False)
     monkeypatch.setattr(distributed.shutil, "which", lambda name: None)
     assert not distributed.nvidia_gpu_visible()
-    monkeypatch.setattr(distributed.shutil, "which", lambda name: "/usr/bin/nvidia-smi" if name == "nvidia-smi"
-                        else None)
+    monkeypatch.setattr(
+        distributed.shutil,
+        "which",
+        lambda name: "/usr/bin/nvidia-smi" if name == "nvidia-smi" else None,
+    )
     assert distributed.nvidia_gpu_visible()
     monkeypatch.setattr(distributed.shutil, "which", lambda name: None)
-    monkeypatch.setattr(distributed.os.path, "exists", lambda path: path == "/proc/driver/nvidia/version")
+    monkeypatch.setattr(
+        distributed.os.path, "exists", lambda path: path == "/proc/driver/nvidia/version"
+    )
     assert distributed.nvidia_gpu_visible()

@@ -19,14 +19,24 @@ from dcgan_jax.training import checkpoints, collapse
 from dcgan_jax.training.state import create_train_state
 from tests.helpers import REPO, TINY_FLAGS, run_cli, tiny_config, xla_flags
 
-RUN_FLAGS = TINY_FLAGS + ("--config.num_train_steps=150", "--config.checkpoint_every_steps=10",
-                          "--config.sample_every_steps=1000", "--config.log_every_steps=50")
+RUN_FLAGS = TINY_FLAGS + (
+    "--config.num_train_steps=150",
+    "--config.checkpoint_every_steps=10",
+    "--config.sample_every_steps=1000",
+    "--config.log_every_steps=50",
+)
 
 
 def _start(workdir, *extra):
     env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags(1))
-    return subprocess.Popen([sys.executable, "-m", "dcgan_jax.main", f"--workdir={workdir}", *RUN_FLAGS, *extra],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dcgan_jax.main", f"--workdir={workdir}", *RUN_FLAGS, *extra],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_checkpoint(workdir, process, timeout=300):
@@ -43,7 +53,9 @@ def _wait_for_checkpoint(workdir, process, timeout=300):
 
 def _final_state(workdir):
     manager, config = checkpoints.open_workdir(workdir)
-    return manager.latest_step(), checkpoints.restore_state(manager, create_train_state(config.model, config.optim, config.seed))
+    return manager.latest_step(), checkpoints.restore_state(
+        manager, create_train_state(config.model, config.optim, config.seed)
+    )
 
 
 @pytest.mark.slow
@@ -76,7 +88,7 @@ def test_sigterm_saves_the_current_step_and_exits_cleanly(tmp_path):
     stdout, stderr = process.communicate(timeout=300)
     assert process.returncode == 0, stderr[-3000:]
     assert "received SIGTERM" in stderr
-    line = [l for l in stdout.splitlines() if l.startswith("stopped by SIGTERM at step")][0]
+    line = [row for row in stdout.splitlines() if row.startswith("stopped by SIGTERM at step")][0]
     stopped_at = int(line.split("at step ")[1].split(";")[0])
     assert 0 < stopped_at < 150
     assert checkpoints.create_manager(workdir, read_only=True).latest_step() == stopped_at
@@ -107,24 +119,36 @@ def test_injected_nan_stops_the_run_and_the_last_good_checkpoint_restores(tmp_pa
 
     monkeypatch.setattr(pipeline, "train_batches", poisoned)
     config = tiny_config(num_train_steps=12, checkpoint_every_steps=4, log_every_steps=1)
-    with pytest.raises(collapse.DivergenceError, match=r"non-finite loss or params at step 7.*last good checkpoint "
-                                                   r"is step 4"):
+    with pytest.raises(
+        collapse.DivergenceError,
+        match=r"non-finite loss or params at step 7.*last good checkpoint "
+        r"is step 4",
+    ):
         train.train_and_evaluate(config, str(tmp_path))
     manager, _ = checkpoints.open_workdir(str(tmp_path))
     assert manager.all_steps() == [4]
-    state = checkpoints.restore_state(manager, create_train_state(config.model, config.optim, config.seed))
+    state = checkpoints.restore_state(
+        manager, create_train_state(config.model, config.optim, config.seed)
+    )
     assert int(state.step) == 4
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state))
 
 
 def test_resuming_with_another_architecture_names_the_fields(tmp_path):
     train.train_and_evaluate(tiny_config(num_train_steps=2), str(tmp_path))
-    with pytest.raises(UserError, match=r"model.latent_dim: checkpoint 16 vs config 20; "
-                                        r"model.g_width: checkpoint 8 vs config 16"):
-        train.train_and_evaluate(tiny_config(num_train_steps=4, model=dict(g_width=16, latent_dim=20)), str(tmp_path))
+    with pytest.raises(
+        UserError,
+        match=r"model.latent_dim: checkpoint 16 vs config 20; "
+        r"model.g_width: checkpoint 8 vs config 16",
+    ):
+        train.train_and_evaluate(
+            tiny_config(num_train_steps=4, model=dict(g_width=16, latent_dim=20)), str(tmp_path)
+        )
     # Harmless fields (steps, logging, learning rate) may change.
-    state = train.train_and_evaluate(tiny_config(num_train_steps=4, log_every_steps=1, optim=dict(learning_rate=1e-4)),
-                                     str(tmp_path))
+    state = train.train_and_evaluate(
+        tiny_config(num_train_steps=4, log_every_steps=1, optim=dict(learning_rate=1e-4)),
+        str(tmp_path),
+    )
     assert int(state.step) == 4
 
 
@@ -146,9 +170,15 @@ def test_a_corrupt_checkpoint_is_a_one_line_error_and_nothing_is_lost(tmp_path):
             with open(os.path.join(root, name), "r+b") as f:
                 f.write(b"garbage!" * 4)
     before = _digest(ckpt)
-    result = run_cli("dcgan_jax.main", f"--workdir={workdir}", *TINY_FLAGS, "--config.num_train_steps=6")
+    result = run_cli(
+        "dcgan_jax.main", f"--workdir={workdir}", *TINY_FLAGS, "--config.num_train_steps=6"
+    )
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "checkpoint" in lines[0] and "unreadable" in lines[0] and "step 2" in lines[0], \
-        result.stderr[-3000:]
+    assert (
+        len(lines) == 1
+        and "checkpoint" in lines[0]
+        and "unreadable" in lines[0]
+        and "step 2" in lines[0]
+    ), result.stderr[-3000:]
     assert _digest(ckpt) == before  # nothing saved was touched

@@ -32,26 +32,42 @@ def _one_line_error(workdir, step=None):
 def test_the_latest_checkpoint_by_default(trained_run):
     run = open_run(trained_run)
     assert run.workdir == trained_run and run.step == 5 and int(run.state.step) == 5
-    assert json.loads(run.config.to_json()) == json.loads(tiny_config(num_train_steps=5, keep_checkpoints=3).to_json())
+    assert json.loads(run.config.to_json()) == json.loads(
+        tiny_config(num_train_steps=5, keep_checkpoints=3).to_json()
+    )
     manager, _ = checkpoints.open_workdir(trained_run)
-    _assert_trees_equal(run.state, checkpoints.restore_state(manager, create_train_state(run.config.model, run.config.optim, run.config.seed), 5))
+    _assert_trees_equal(
+        run.state,
+        checkpoints.restore_state(
+            manager, create_train_state(run.config.model, run.config.optim, run.config.seed), 5
+        ),
+    )
 
 
 def test_a_given_step(trained_run):
     run = open_run(trained_run, step=2)
     assert run.step == 2 and int(run.state.step) == 2
-    assert max_abs_diff(run.sampling_g_variables, open_run(trained_run).g_variables) > 0  # another checkpoint's params
+    assert (
+        max_abs_diff(run.sampling_g_variables, open_run(trained_run).g_variables) > 0
+    )  # another checkpoint's params
 
 
 def test_variables_are_the_states(trained_run):
     run = open_run(trained_run)
-    _assert_trees_equal(run.sampling_g_variables, {"params": run.state.g_params, "batch_stats": run.state.g_batch_stats})
-    _assert_trees_equal(run.d_variables, {"params": run.state.d_params, "batch_stats": run.state.d_batch_stats})
+    _assert_trees_equal(
+        run.sampling_g_variables,
+        {"params": run.state.g_params, "batch_stats": run.state.g_batch_stats},
+    )
+    _assert_trees_equal(
+        run.d_variables, {"params": run.state.d_params, "batch_stats": run.state.d_batch_stats}
+    )
 
 
 def test_the_initial_state_is_the_runs_random_init(trained_run):
     run = open_run(trained_run)
-    initial = run.initial_state  # compiled in one program: the eager build's values up to float rounding
+    initial = (
+        run.initial_state
+    )  # compiled in one program: the eager build's values up to float rounding
     eager = create_train_state(run.config.model, run.config.optim, run.config.seed)
     assert jax.tree.structure(initial) == jax.tree.structure(eager)
     assert max_abs_diff(initial, eager) < 1e-6

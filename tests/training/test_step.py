@@ -27,24 +27,31 @@ def straightforward_step(config):
     """The step as the reference implementations write it: XLA's convolutions with their own gradients, flax's
     BatchNorm, G run again for its update. Trace it while `use_straightforward_layers` is in effect."""
     config = config.copy_and_resolve_references()
-    config.model.conv_impl = "xla"  # XLA's strided and transposed convolutions with their own gradients
+    config.model.conv_impl = (
+        "xla"  # XLA's strided and transposed convolutions with their own gradients
+    )
     generator, discriminator = models.build_models(config.model)
     g_tx, d_tx = make_optimizers(config.optim)
 
     def d_apply(params, stats, x):
-        logits, new = discriminator.apply({"params": params, "batch_stats": stats}, x, train=True,
-                                          mutable=["batch_stats"])
+        logits, new = discriminator.apply(
+            {"params": params, "batch_stats": stats}, x, train=True, mutable=["batch_stats"]
+        )
         return logits, new["batch_stats"]
 
     def g_apply(params, stats, z):
-        images, new = generator.apply({"params": params, "batch_stats": stats}, z, train=True,
-                                      mutable=["batch_stats"])
+        images, new = generator.apply(
+            {"params": params, "batch_stats": stats}, z, train=True, mutable=["batch_stats"]
+        )
         return images, new["batch_stats"]
 
     @jax.jit
     def train_step(state, real):
-        z = latent.sample_z_for_examples(jax.random.fold_in(state.rng, state.step), jnp.arange(config.batch_size),
-                                         config.model.latent_dim)
+        z = latent.sample_z_for_examples(
+            jax.random.fold_in(state.rng, state.step),
+            jnp.arange(config.batch_size),
+            config.model.latent_dim,
+        )
         fake, g_stats = g_apply(state.g_params, state.g_batch_stats, z)
 
         def d_loss(params):
@@ -63,9 +70,15 @@ def straightforward_step(config):
 
         (_, d_stats), g_grads = jax.value_and_grad(g_loss, has_aux=True)(state.g_params)
         g_updates, g_opt = g_tx.update(g_grads, state.g_opt_state, state.g_params)
-        return state.replace(step=state.step + 1, g_params=optax.apply_updates(state.g_params, g_updates),
-                             d_params=d_params, g_batch_stats=g_stats, d_batch_stats=d_stats,
-                             g_opt_state=g_opt, d_opt_state=d_opt)
+        return state.replace(
+            step=state.step + 1,
+            g_params=optax.apply_updates(state.g_params, g_updates),
+            d_params=d_params,
+            g_batch_stats=g_stats,
+            d_batch_stats=d_stats,
+            g_opt_state=g_opt,
+            d_opt_state=d_opt,
+        )
 
     return train_step
 
@@ -85,7 +98,12 @@ def test_optimized_step_equals_straightforward_formulation(monkeypatch):
     for batch in batches:
         reference = reference_step(reference, jnp.asarray(batch))
     assert max_abs_diff(fast, jax.device_get(reference)) < 1e-5
-    assert max_abs_diff(fast.g_params, create_train_state(config.model, config.optim, config.seed).g_params) > 1e-3  # it did train
+    assert (
+        max_abs_diff(
+            fast.g_params, create_train_state(config.model, config.optim, config.seed).g_params
+        )
+        > 1e-3
+    )  # it did train
 
 
 def test_metrics_are_finite_and_the_state_advances():
@@ -93,7 +111,15 @@ def test_metrics_are_finite_and_the_state_advances():
     batches = digit_batches(config, 2)
     state, history = run_steps(config, batches)
     assert int(state.step) == 2
-    assert set(history[0]) == {"d_loss", "g_loss", "d_real", "d_fake", "g_grad_norm", "d_grad_norm", "finite"}
+    assert set(history[0]) == {
+        "d_loss",
+        "g_loss",
+        "d_real",
+        "d_fake",
+        "g_grad_norm",
+        "d_grad_norm",
+        "finite",
+    }
     assert all(m["finite"] == 1.0 for m in history)
     for metrics in history:
         assert all(np.isfinite(v) for v in metrics.values())
@@ -114,7 +140,9 @@ def test_the_same_z_does_not_depend_on_the_device_split():
 def test_one_device_eight_devices_pmap_and_shard_map_agree():
     script = os.path.join(os.path.dirname(__file__), "multidevice_checks.py")
     env = dict(os.environ, JAX_PLATFORMS="cpu")
-    result = subprocess.run([sys.executable, script], capture_output=True, text=True, env=env, timeout=900)
+    result = subprocess.run(
+        [sys.executable, script], capture_output=True, text=True, env=env, timeout=900
+    )
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     assert result.stdout.count("OK ") == 5, result.stdout
 
@@ -124,14 +152,26 @@ def test_the_step_compiles_once(parallelism):
     """Later steps reuse the first step's program (a state layout that differs after step 1 would recompile)."""
     config = tiny_config()
     runner = parallel.Parallel(parallelism)
-    train_step = runner.compile(step.make_train_step(config.model, config.optim, config.objective, config.d_training, config.batch_size // runner.num_devices))
+    train_step = runner.compile(
+        step.make_train_step(
+            config.model,
+            config.optim,
+            config.objective,
+            config.d_training,
+            config.batch_size // runner.num_devices,
+        )
+    )
     state = runner.replicate(create_train_state(config.model, config.optim, config.seed))
     batches = digit_batches(config, 3)
     compiles = []  # programs compiled, or requested from the persistent compilation cache (tests/conftest.py)
     jax.monitoring.register_event_duration_secs_listener(
-        lambda event, duration, **kwargs: compiles.append(event) if event == BACKEND_COMPILE_EVENT else None)
+        lambda event, duration, **kwargs: (
+            compiles.append(event) if event == BACKEND_COMPILE_EVENT else None
+        )
+    )
     jax.monitoring.register_event_listener(
-        lambda event, **kwargs: compiles.append(event) if event == CACHE_REQUEST_EVENT else None)
+        lambda event, **kwargs: compiles.append(event) if event == CACHE_REQUEST_EVENT else None
+    )
     for i, batch in enumerate(batches):
         host_batch = np.asarray(batch).reshape((runner.num_devices, -1) + batch.shape[1:])
         state, metrics = train_step(state, runner.shard_batch(host_batch))
@@ -149,21 +189,40 @@ def _float_dtypes(tree):
 def test_bfloat16_compute_keeps_params_optimizer_statistics_losses_and_logits_float32():
     config = tiny_config(model=dict(compute_dtype="bfloat16"))
     runner = parallel.Parallel("pmap", jax.devices()[:1])
-    train_step = runner.compile(step.make_train_step(config.model, config.optim, config.objective, config.d_training, config.batch_size))
+    train_step = runner.compile(
+        step.make_train_step(
+            config.model, config.optim, config.objective, config.d_training, config.batch_size
+        )
+    )
     device_state = runner.replicate(create_train_state(config.model, config.optim, config.seed))
     batch = np.asarray(digit_batches(config, 1)[0])[None]
     device_state, metrics = train_step(device_state, runner.shard_batch(batch))
     state = jax.device_get(runner.unreplicate(device_state))
-    for field in ("g_params", "d_params", "g_opt_state", "d_opt_state", "g_batch_stats", "d_batch_stats"):
+    for field in (
+        "g_params",
+        "d_params",
+        "g_opt_state",
+        "d_opt_state",
+        "g_batch_stats",
+        "d_batch_stats",
+    ):
         assert _float_dtypes(getattr(state, field)) == {"float32"}, field
     assert {k: str(v.dtype) for k, v in metrics.items()} == {k: "float32" for k in metrics}
     generator, discriminator = models.build_models(config.model)
-    images = generator.apply(state.g_variables, jnp.zeros((2, config.model.latent_dim)), train=False)
-    logits, updates = discriminator.apply(state.d_variables, images, train=True, mutable=["batch_stats"])
+    images = generator.apply(
+        state.g_variables, jnp.zeros((2, config.model.latent_dim)), train=False
+    )
+    logits, updates = discriminator.apply(
+        state.d_variables, images, train=True, mutable=["batch_stats"]
+    )
     assert images.dtype == logits.dtype == jnp.float32 and _float_dtypes(updates) == {"float32"}
     # The check can fail: inside, the activations are bfloat16.
-    _, sown = generator.apply(state.g_variables, jnp.zeros((2, config.model.latent_dim)), train=False,
-                              mutable=["intermediates"])
+    _, sown = generator.apply(
+        state.g_variables,
+        jnp.zeros((2, config.model.latent_dim)),
+        train=False,
+        mutable=["intermediates"],
+    )
     assert _float_dtypes(sown) == {"bfloat16"}
 
 
@@ -184,12 +243,18 @@ def test_a_short_bfloat16_run_stays_close_to_the_float32_run(fid_classifier):
         run_config = config.copy_and_resolve_references()
         run_config.model.compute_dtype = dtype
         state, history = run_steps(run_config, batches)
-        runs[dtype] = (np.array([[m["d_loss"], m["g_loss"]] for m in history]),
-                       _evaluator(run_config)(60, state.g_variables)["fid"])
-    untrained = _evaluator(config)(0, create_train_state(config.model, config.optim, config.seed).g_variables)["fid"]
+        runs[dtype] = (
+            np.array([[m["d_loss"], m["g_loss"]] for m in history]),
+            _evaluator(run_config)(60, state.g_variables)["fid"],
+        )
+    untrained = _evaluator(config)(
+        0, create_train_state(config.model, config.optim, config.seed).g_variables
+    )["fid"]
     loss_gap = np.abs(runs["float32"][0] - runs["bfloat16"][0])
-    print(f"bfloat16 vs float32: mean |loss diff| {loss_gap.mean(0)}, max {loss_gap.max(0)}; FID "
-          f"{runs['bfloat16'][1]:.3f} vs {runs['float32'][1]:.3f} (untrained {untrained:.3f})")
+    print(
+        f"bfloat16 vs float32: mean |loss diff| {loss_gap.mean(0)}, max {loss_gap.max(0)}; FID "
+        f"{runs['bfloat16'][1]:.3f} vs {runs['float32'][1]:.3f} (untrained {untrained:.3f})"
+    )
     assert np.all(loss_gap.mean(0) < 0.05) and np.all(loss_gap.max(0) < 0.15), loss_gap
     assert abs(runs["bfloat16"][1] - runs["float32"][1]) < 1.0
     assert abs(untrained - runs["float32"][1]) > 2.0
@@ -203,4 +268,9 @@ def test_the_keras_cards_z_lengths_and_batch_sizes_train(latent_dim, batch_size)
     final, history = run_steps(config, digit_batches(config, 2), jax.devices()[:1])
     assert all(h["finite"] == 1.0 for h in history)
     assert final.g_params["project"]["kernel"].shape[2] == latent_dim
-    assert max_abs_diff(final.g_params, create_train_state(config.model, config.optim, config.seed).g_params) > 0
+    assert (
+        max_abs_diff(
+            final.g_params, create_train_state(config.model, config.optim, config.seed).g_params
+        )
+        > 0
+    )
