@@ -1,5 +1,6 @@
-"""Milliseconds of every exact form of the forward, input gradient and kernel gradient of each strided convolution
-of the 64 px DCGAN, on JAX's current backend: the table `conv_impl='auto'` is chosen from.
+"""Milliseconds of every exact form of the forward, input gradient and kernel gradient of each
+strided convolution of the 64 px DCGAN, on JAX's current backend: the table `conv_impl='auto'` is
+chosen from.
 
   python benchmarks/conv_forms.py [--batch_size=64] [--dtype=float32] [--repeats=5] [--json]
 
@@ -98,7 +99,8 @@ def forms():
 
 
 def _whole_op(op):
-    """(x, kernel, cotangent) -> forward and both gradients of `op`, as a training step runs them."""
+    """(x, kernel, cotangent) -> forward and both gradients of `op`, as a training step runs
+    them."""
     import jax
 
     def run(x, kernel, cotangent):
@@ -113,7 +115,8 @@ def time_ms(fn, args, repeats: int) -> float:
 
     from dcgan_jax.training import parallel
 
-    # As the train step is compiled: on CPU with XLA's own (Eigen) convolutions (parallel.CPU_COMPILER_OPTIONS).
+    # As the train step is compiled: on CPU with XLA's own (Eigen) convolutions
+    # (parallel.CPU_COMPILER_OPTIONS).
     options = parallel.CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
     compiled = jax.jit(fn).lower(*args).compile(compiler_options=options)
     jax.block_until_ready(compiled(*args))  # compile and warm up

@@ -1,4 +1,5 @@
-"""The D-feature probe's SVM and feature extraction: the JAX solver against liblinear, and at CIFAR-10 scale.
+"""The D-feature probe's SVM and feature extraction: the JAX solver against liblinear, and at
+CIFAR-10 scale.
 
   python benchmarks/evaluate.py [--workdir=runs/digits] [--rows=50000 --dim=28672] [--json]
 

@@ -1,13 +1,15 @@
-"""Images/s of the training input pipeline at 64 px: LSUN-like LMDB (webp), a jpeg folder, the prepared cache.
+"""Images/s of the training input pipeline at 64 px: LSUN-like LMDB (webp), a jpeg folder, the
+prepared cache.
 
   python benchmarks/input_pipeline.py [--num_images=5000] [--image_size=64] [--workdir=/tmp/bench]
 
-Makes its own data: `num_images` synthetic 341x256 photos-like images (smooth colour fields plus sensor noise, about
-the size of LSUN's webp files), written as an LMDB in LSUN's layout (hex keys -> webp), as a folder of jpegs, and as
-a prepared cache (`dcgan_jax.prepare`). Each source is read through `data.pipeline.train_batches` (shuffled
-global batches of 128, decoded, resized, scaled to [-1, 1]) for a whole pass and more, with 1 core (decoding in the
-reading process) and with all cores (one decoding process per core); the rate is printed for every 1,000 images, so
-a reader that slows down over a pass (pytorch/examples#156) shows it.
+Makes its own data: `num_images` synthetic 341x256 photos-like images (smooth colour fields plus
+sensor noise, about the size of LSUN's webp files), written as an LMDB in LSUN's layout (hex keys ->
+webp), as a folder of jpegs, and as a prepared cache (`dcgan_jax.prepare`). Each source is read
+through `data.pipeline.train_batches` (shuffled global batches of 128, decoded, resized, scaled to
+[-1, 1]) for a whole pass and more, with 1 core (decoding in the reading process) and with all cores
+(one decoding process per core); the rate is printed for every 1,000 images, so a reader that slows
+down over a pass (pytorch/examples#156) shows it.
 """
 
 import argparse
@@ -27,7 +29,8 @@ WIDTH, HEIGHT = 341, 256  # LSUN's images have their shorter side at 256
 
 
 def synthetic_photo(index: int) -> Image.Image:
-    """A 341x256 RGB image with photo-like statistics: coarse colour layout, finer texture, noise (webp ~15 KiB)."""
+    """A 341x256 RGB image with photo-like statistics: coarse colour layout, finer texture, noise
+    (webp ~15 KiB)."""
     rng = np.random.default_rng(index)
 
     def field(h, w):
@@ -72,11 +75,12 @@ def make_data(root: str, num_images: int, workers: int) -> None:
 
 
 def measure(config, source, min_images: int, min_seconds: float = 2.0):
-    """Reads through train_batches; returns (images/s, images per CPU-second of this process, per-window rates).
+    """Reads through train_batches; returns (images/s, images per CPU-second of this process,
+    per-window rates).
 
-    The CPU-second rate counts only this process's CPU time: with 1 core (decoding here) it is the reader's own
-    speed, unaffected by other programs competing for the cores; per 1,000-image window it shows whether a pass
-    slows down.
+    The CPU-second rate counts only this process's CPU time: with 1 core (decoding here) it is the
+    reader's own speed, unaffected by other programs competing for the cores; per 1,000-image window
+    it shows whether a pass slows down.
     """
     from dcgan_jax.data import pipeline
 

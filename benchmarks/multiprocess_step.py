@@ -1,18 +1,21 @@
-"""Seconds per training step of a multi-process run on this machine (`python -m dcgan_jax.main`, N processes with
-simulated CPU devices joined by jax.distributed), read from the training loop's own img/s lines.
+"""Seconds per training step of a multi-process run on this machine (`python -m dcgan_jax.main`, N
+processes with simulated CPU devices joined by jax.distributed), read from the training loop's own
+img/s lines.
 
   python benchmarks/multiprocess_step.py [--processes=2] [--steps=600] [--log_every=100] [--repo=PATH] [--json]
   python benchmarks/multiprocess_step.py --stop_check   # the per-step stop check alone, before/after, in ms/call
 
-What it shows is the loop's cost per step around the compiled step: with several processes, anything that makes
-the hosts talk outside the step (e.g. a cross-host allgather after every step) shows up as a longer step at this
-tiny model size, where the step itself takes milliseconds. `--repo` runs another checkout (e.g. an older commit
-unpacked with `git archive`), so a before/after comparison runs the same script on the same machine. The first
-logged interval (compilation) is left out; the figure is the median over the other intervals.
+What it shows is the loop's cost per step around the compiled step: with several processes, anything
+that makes the hosts talk outside the step (e.g. a cross-host allgather after every step) shows up
+as a longer step at this tiny model size, where the step itself takes milliseconds. `--repo` runs
+another checkout (e.g. an older commit unpacked with `git archive`), so a before/after comparison
+runs the same script on the same machine. The first logged interval (compilation) is left out; the
+figure is the median over the other intervals.
 
-`--stop_check` times, in N joined processes, what the loop's stop check costs on a step: a cross-host allgather
-of the stop flags (what every step paid before; now only log and checkpoint steps) against
-`StopRequest.requested(at_sync_step=False)` (what a step that neither logs nor saves pays now).
+`--stop_check` times, in N joined processes, what the loop's stop check costs on a step: a
+cross-host allgather of the stop flags (what every step paid before; now only log and checkpoint
+steps) against `StopRequest.requested(at_sync_step=False)` (what a step that neither logs nor saves
+pays now).
 """
 
 import argparse
@@ -27,7 +30,8 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The tiny test model (tests/helpers.py TINY_FLAGS' sizes): a step of milliseconds, so per-step host overhead shows.
+# The tiny test model (tests/helpers.py TINY_FLAGS' sizes): a step of milliseconds, so per-step host
+# overhead shows.
 MODEL_FLAGS = (
     "--config.model.g_width=8",
     "--config.model.d_width=8",

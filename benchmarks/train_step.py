@@ -1,12 +1,13 @@
-"""Images/s and model FLOP utilization of this project's compiled D+G train step against a PyTorch DCGAN reference
-on the same device, measured side by side.
+"""Images/s and model FLOP utilization of this project's compiled D+G train step against a PyTorch
+DCGAN reference on the same device, measured side by side.
 
   python benchmarks/train_step.py [--batch_sizes=64,128,512] [--dtypes=float32,bfloat16] [--steps=5] [--blocks=3]
       [--torch_device=auto] [--torch_variants=eager,channels_last_bf16,compile] [--peak_tflops=X] [--json]
 
-JAX: `training.step.make_train_step` compiled by `training.parallel.Parallel` on `--devices` devices (default 1:
-the same one device PyTorch gets), pytorch/examples architecture (64 px RGB, nz=100, g_width=d_width=64), once per
-`--dtypes` entry (`compute_dtype`; params, optimizer states and losses stay float32).
+JAX: `training.step.make_train_step` compiled by `training.parallel.Parallel` on `--devices` devices
+(default 1: the same one device PyTorch gets), pytorch/examples architecture (64 px RGB, nz=100,
+g_width=d_width=64), once per `--dtypes` entry (`compute_dtype`; params, optimizer states and losses
+stay float32).
 
 PyTorch: the pytorch/examples DCGAN (4x4 stride-2 padding-1 (transposed) convs, batchnorm, ReLU/LeakyReLU(0.2), BCE,
 Adam 2e-4/0.5; a D step on a real and a fake batch, then a G step), written here, on `--torch_device` (default: CUDA
@@ -17,10 +18,11 @@ when JAX runs on a GPU, else the CPU), in three variants:
                       fused Adam where the device has it. A variant that cannot be built or run here (torch.compile
                       needs a C++ compiler on CPU, for one) is reported unavailable with the reason.
 
-All runners are timed in alternating blocks (each runner `--steps` steps per block, in turn) so that load from other
-processes hits them alike; figures are medians over blocks, synchronized at the end of each block only (no
-per-step host sync, as a training loop that logs every N steps). "compile" is the wall time of the first step
-(tracing and compilation included; for eager PyTorch just its first step).
+All runners are timed in alternating blocks (each runner `--steps` steps per block, in turn) so that
+load from other processes hits them alike; figures are medians over blocks, synchronized at the end
+of each block only (no per-step host sync, as a training loop that logs every N steps). "compile" is
+the wall time of the first step (tracing and compilation included; for eager PyTorch just its first
+step).
 
 Model FLOPs of one step (`step_flops`, per image; the conv and matmul layers only: batchnorm, activations, losses
 and Adam are memory-bound and negligible in FLOPs). With F(l) = 2 x MACs of layer l's forward pass (a transposed
@@ -49,9 +51,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# Dense peak TFLOP/s per device: (TF32 / float32-as-run, bfloat16), by a substring of JAX's device_kind.
-# Vendor datasheets (NVIDIA H100/H200 SXM, H100 PCIe, A100, L4; Google Cloud TPU v4, v5e, v5p, v6e); TPUs run float32
-# matmuls at DEFAULT precision as bfloat16 passes, so both columns are the bfloat16 peak there.
+# Dense peak TFLOP/s per device: (TF32 / float32-as-run, bfloat16), by a substring of JAX's
+# device_kind. Vendor datasheets (NVIDIA H100/H200 SXM, H100 PCIe, A100, L4; Google Cloud TPU v4,
+# v5e, v5p, v6e); TPUs run float32 matmuls at DEFAULT precision as bfloat16 passes, so both columns
+# are the bfloat16 peak there.
 PEAK_TFLOPS = {
     "H200": (494.7, 989.4),
     "H100 PCIe": (378.0, 756.0),
@@ -148,8 +151,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def layer_flops(image_size: int, nz: int = NZ, ngf: int = NGF, ndf: int = NDF, nc: int = NC):
-    """Forward FLOPs (2 x MACs) per image of each conv/matmul layer: ([G layers, z side first], [D layers, image
-    side first, the logit conv last])."""
+    """Forward FLOPs (2 x MACs) per image of each conv/matmul layer: ([G layers, z side first], [D
+    layers, image side first, the logit conv last])."""
     n = IMAGE_SIZES.index(image_size) + 2  # 2x changes between 4x4 and the image
     g, width, size = (
         [2 * nz * 16 * ngf * 2 ** (n - 1)],
@@ -360,7 +363,8 @@ def time_block(step, sync, steps: int) -> float:
 
 
 def run_batch(args, batch_size: int, device: str) -> dict:
-    """Every runner at one batch size: img/s, compile, MFU, and the ratio of each JAX run to each PyTorch run."""
+    """Every runner at one batch size: img/s, compile, MFU, and the ratio of each JAX run to each
+    PyTorch run."""
     import jax
 
     runners, results = {}, {}

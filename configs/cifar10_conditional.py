@@ -1,4 +1,5 @@
-"""Class-conditional DCGAN on CIFAR-10 (TFDS, with its 10 labels): one G and D for all classes, a projection D."""
+"""Class-conditional DCGAN on CIFAR-10 (TFDS, with its 10 labels): one G and D for all classes, a
+projection D."""
 
 from dcgan_jax import defaults
 

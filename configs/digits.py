@@ -1,4 +1,5 @@
-"""The embedded default: scikit-learn's 1,797 bundled 8x8 digits at 32x32, trains offline in minutes on a CPU."""
+"""The embedded default: scikit-learn's 1,797 bundled 8x8 digits at 32x32, trains offline in minutes
+on a CPU."""
 
 from dcgan_jax import defaults
 

@@ -1,4 +1,5 @@
-"""Class-conditional DCGAN on the embedded digits: G draws the digit it is asked for (`sample --class=3`)."""
+"""Class-conditional DCGAN on the embedded digits: G draws the digit it is asked for (`sample
+--class=3`)."""
 
 from dcgan_jax import defaults
 

@@ -2,7 +2,8 @@
 
 import os
 
-# TensorFlow (the optional tfds extra) only reads TFDS datasets; keep its C++ start-up chatter out of the console.
+# TensorFlow (the optional tfds extra) only reads TFDS datasets; keep its C++ start-up chatter out
+# of the console.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault(
     "TF_ENABLE_ONEDNN_OPTS", "0"

@@ -1,10 +1,10 @@
-"""Config knowledge beside the defaults: dotted fields, the names of earlier versions, validation of every group and
-the architecture a checkpoint must match. The one module that knows where each field lives; `defaults.py` says what
-each field means.
+"""Config knowledge beside the defaults: dotted fields, the names of earlier versions, validation of
+every group and the architecture a checkpoint must match. The one module that knows where each field
+lives; `defaults.py` says what each field means.
 
-Earlier versions had flat model, data and optimizer fields (`g_width`, `dataset`, `learning_rate`, ...) and flat
-`eval_*` fields: a config they saved maps onto today's groups with `from_saved`, and an old name given as a flag or
-set by a config file is one line naming its new place.
+Earlier versions had flat model, data and optimizer fields (`g_width`, `dataset`, `learning_rate`,
+...) and flat `eval_*` fields: a config they saved maps onto today's groups with `from_saved`, and
+an old name given as a flag or set by a config file is one line naming its new place.
 """
 
 import math
@@ -82,13 +82,15 @@ OLD_NAMES = {
     **{f"eval_classifier_{field}": f"eval.classifier.{field}" for field in _CLASSIFIER},
     **{f"eval_{field}": f"eval.probe.{field}" for field in _PROBE},
 }
-# Upsampling forms earlier versions offered, saved in their checkpoints' configs: the same math as "subpixel".
+# Upsampling forms earlier versions offered, saved in their checkpoints' configs: the same math as
+# "subpixel".
 RETIRED_VALUES = {"model.upsample": {"subpixel_conv": "subpixel", "subpixel_gemm": "subpixel"}}
 
 
 def new_name(dotted: str) -> str | None:
-    """Today's name of a field of an earlier version ('g_width' -> 'model.g_width', 'conditional.num_classes' ->
-    'model.conditional.num_classes'), or None when the name is current or unknown."""
+    """Today's name of a field of an earlier version ('g_width' -> 'model.g_width',
+    'conditional.num_classes' -> 'model.conditional.num_classes'), or None when the name is current
+    or unknown."""
     head, _, rest = dotted.partition(".")
     moved = OLD_NAMES.get(dotted) or (OLD_NAMES.get(head) and f"{OLD_NAMES[head]}.{rest}")
     return moved or None
@@ -104,7 +106,8 @@ def get(config: Any, dotted: str) -> Any:
 
 
 def set_field(config: ml_collections.ConfigDict, dotted: str, value: Any) -> None:
-    """config['a.b.c'] = value; a mapping given for a group sets its fields one by one, a JSON list a tuple field."""
+    """config['a.b.c'] = value; a mapping given for a group sets its fields one by one, a JSON list
+    a tuple field."""
     *groups, field = dotted.split(".")
     for group in groups:
         config = config[group]
@@ -118,9 +121,9 @@ def set_field(config: ml_collections.ConfigDict, dotted: str, value: Any) -> Non
 
 
 def from_saved(saved: Mapping[str, Any]) -> ml_collections.ConfigDict:
-    """A config saved with a checkpoint (any version), on top of today's defaults: fields added since get their
-    defaults, moved or renamed ones their new places, retired values their current equivalents. Unknown fields are
-    kept (a newer version's)."""
+    """A config saved with a checkpoint (any version), on top of today's defaults: fields added
+    since get their defaults, moved or renamed ones their new places, retired values their current
+    equivalents. Unknown fields are kept (a newer version's)."""
     config = defaults.get_config()
     for key, value in _flatten_old(dict(saved)):
         key = new_name(key) or key
@@ -134,7 +137,8 @@ def from_saved(saved: Mapping[str, Any]) -> ml_collections.ConfigDict:
 
 
 def _flatten_old(saved: Mapping[str, Any]) -> Iterable:
-    """(key, value) pairs with old groups ('conditional') spelled out, so that each field moves on its own."""
+    """(key, value) pairs with old groups ('conditional') spelled out, so that each field moves on
+    its own."""
     for key, value in saved.items():
         if key in OLD_NAMES and isinstance(value, Mapping):
             yield from ((f"{key}.{inner}", v) for inner, v in value.items())
@@ -143,7 +147,8 @@ def _flatten_old(saved: Mapping[str, Any]) -> Iterable:
 
 
 def old_flags(argv: Iterable[str]) -> str | None:
-    """A one-line message for the first `--config.<old name>` in argv, naming its new place; None if there is none."""
+    """A one-line message for the first `--config.<old name>` in argv, naming its new place; None if
+    there is none."""
     for arg in argv:
         if arg.startswith("--config."):
             name, has_value, value = arg[len("--config.") :].partition("=")
@@ -157,8 +162,8 @@ def old_flags(argv: Iterable[str]) -> str | None:
 
 
 def unknown_fields(config: ml_collections.ConfigDict) -> list[str]:
-    """Dotted names that `config` has and today's defaults do not (a config file setting an old or mistyped name
-    adds it silently)."""
+    """Dotted names that `config` has and today's defaults do not (a config file setting an old or
+    mistyped name adds it silently)."""
 
     def walk(node, reference, prefix):
         for key in node:
@@ -173,7 +178,8 @@ def unknown_fields(config: ml_collections.ConfigDict) -> list[str]:
     return list(walk(config, defaults.get_config(), ""))
 
 
-# Fields that change the shapes of the saved params: resuming or sampling with other values cannot work.
+# Fields that change the shapes of the saved params: resuming or sampling with other values cannot
+# work.
 ARCHITECTURE_FIELDS = (
     "model.image_size",
     "model.num_channels",
@@ -191,8 +197,8 @@ CLASS_FIELDS = (
 def check_compatible(
     saved: ml_collections.ConfigDict, config: ml_collections.ConfigDict, where: str
 ) -> None:
-    """A one-line error naming every architecture field that differs between a checkpoint's config and this one
-    (the class fields only where a class-conditional model has them)."""
+    """A one-line error naming every architecture field that differs between a checkpoint's config
+    and this one (the class fields only where a class-conditional model has them)."""
     conditional = get(saved, "model.conditional.num_classes") or get(
         config, "model.conditional.num_classes"
     )
@@ -209,8 +215,8 @@ def check_compatible(
         )
 
 
-# The choices of the string fields whose code lives above this floor (tests/test_config_fields.py checks them
-# against training/losses.py and training/parallel.py).
+# The choices of the string fields whose code lives above this floor (tests/test_config_fields.py
+# checks them against training/losses.py and training/parallel.py).
 CHOICES = {
     "objective.loss": ("non_saturating", "minimax", "least_squares", "hinge"),
     "parallelism": ("pmap", "shard_map"),
@@ -218,8 +224,8 @@ CHOICES = {
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-    """Config values the code cannot run with, refused before any work starts: one UserError naming the field and
-    the fix."""
+    """Config values the code cannot run with, refused before any work starts: one UserError naming
+    the field and the fix."""
     for dotted in unknown_fields(config):
         moved = new_name(dotted)
         fix = (
@@ -293,8 +299,9 @@ RULES = {  # name: (check, what the error says the value must be)
     ),
 }
 
-# Every numeric config field and the values it may take (tests/test_config_fields.py fails for a numeric field
-# missing here). model.image_size and model.num_channels are checked by building the models.
+# Every numeric config field and the values it may take (tests/test_config_fields.py fails for a
+# numeric field missing here). model.image_size and model.num_channels are checked by building the
+# models.
 RANGES = {
     **{
         f: "positive"

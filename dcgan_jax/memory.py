@@ -1,8 +1,10 @@
-"""Memory estimates: refuse, with a line saying what fits, a request no machine can hold, before allocating it.
+"""Memory estimates: refuse, with a line saying what fits, a request no machine can hold, before
+allocating it.
 
-Without this, `sample --num_samples=10000000` or `explore --zoom=3000` start allocating tens of GB and end in a
-native abort or the OOM killer, long after the mistake. The budget is the memory available now (free plus
-reclaimable, as the kernel reports it) less a margin for the program itself.
+Without this, `sample --num_samples=10000000` or `explore --zoom=3000` start allocating tens of GB
+and end in a native abort or the OOM killer, long after the mistake. The budget is the memory
+available now (free plus reclaimable, as the kernel reports it) less a margin for the program
+itself.
 """
 
 import os
@@ -36,8 +38,8 @@ def budget_bytes() -> float:
 def check_fits(
     count: int, bytes_each: float, what: str, fix: str, fixed_bytes: float = 0.0
 ) -> None:
-    """Raises a one-line UserError when `count` items of `bytes_each` (plus `fixed_bytes`) exceed the budget,
-    naming how many would fit and `fix`, the flag to change."""
+    """Raises a one-line UserError when `count` items of `bytes_each` (plus `fixed_bytes`) exceed
+    the budget, naming how many would fit and `fix`, the flag to change."""
     budget = budget_bytes() - fixed_bytes
     needed = count * bytes_each
     if needed > budget:

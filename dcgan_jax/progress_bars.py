@@ -1,7 +1,8 @@
-"""Progress bars of the long commands (feature extraction, the SVM's C path, sampling, prepare, the FID classifier).
+"""Progress bars of the long commands (feature extraction, the SVM's C path, sampling, prepare, the
+FID classifier).
 
-A thin layer over tqdm: bars are drawn on stderr only when stderr is a terminal, so logs, pipes and captured test
-output never receive carriage-return garbage.
+A thin layer over tqdm: bars are drawn on stderr only when stderr is a terminal, so logs, pipes and
+captured test output never receive carriage-return garbage.
 """
 
 import sys
@@ -25,8 +26,8 @@ def bar(
     unit: str = "it",
     **kwargs,
 ) -> tqdm.tqdm:
-    """A tqdm bar on stderr that is a silent no-op when stderr is not a terminal; use as an iterable or a context
-    manager with `.update(n)`."""
+    """A tqdm bar on stderr that is a silent no-op when stderr is not a terminal; use as an iterable
+    or a context manager with `.update(n)`."""
     return tqdm.tqdm(
         iterable,
         total=total,

@@ -1,8 +1,9 @@
-"""Every random stream's tag, in one table: each draw is `fold_in(key, TAG)` (or a NumPy generator seeded with
-`[seed, TAG]`), so no two streams share numbers and every draw stays a function of (seed, step, example index).
+"""Every random stream's tag, in one table: each draw is `fold_in(key, TAG)` (or a NumPy generator
+seeded with `[seed, TAG]`), so no two streams share numbers and every draw stays a function of
+(seed, step, example index).
 
-Changing a value changes the runs' numbers (and the old-checkpoint fixtures' replayed samples): add tags, never
-renumber them.
+Changing a value changes the runs' numbers (and the old-checkpoint fixtures' replayed samples): add
+tags, never renumber them.
 """
 
 # Inside the train step, from that step's key fold_in(state.rng, step) (dcgan_jax/training/).

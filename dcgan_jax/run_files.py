@@ -1,5 +1,5 @@
-"""A training workdir's layout, every file and folder name in one place: what training writes and what the tools
-(sample, explore, evaluate, the TensorBoard reader) read back.
+"""A training workdir's layout, every file and folder name in one place: what training writes and
+what the tools (sample, explore, evaluate, the TensorBoard reader) read back.
 
     workdir/
       .lock                      held (flock) while a run trains here
@@ -42,7 +42,8 @@ def grid_file(workdir: str, z: str, step: int) -> str:
 
 
 def grid_files(workdir: str, z: str) -> list[tuple[int, str]]:
-    """(step, path) of the training grids of `z` ('fixed' or 'random') saved in workdir, in step order."""
+    """(step, path) of the training grids of `z` ('fixed' or 'random') saved in workdir, in step
+    order."""
     found = []
     for path in glob.glob(os.path.join(workdir, GRID_FOLDERS[z], "step_*.png")):
         match = re.fullmatch(r"step_(\d+)\.png", os.path.basename(path))

@@ -3,13 +3,15 @@
     from dcgan_jax import defaults, train
     state = train.train_and_evaluate(defaults.load_config("configs/lsun.py"), "runs/lsun")
 
-The config stops here: this module reads the whole config and hands each part its own group (`config.data` to the
-input pipeline, `config.model` to the models, `config.optim`, `config.objective` and `config.d_training` to the
-step, `config.eval` to the evaluator); nothing below it sees the whole config. It is also the one module that sees
-both training and evaluation: the evaluator carries its own schedule and the score the best checkpoint is kept by.
+The config stops here: this module reads the whole config and hands each part its own group
+(`config.data` to the input pipeline, `config.model` to the models, `config.optim`,
+`config.objective` and `config.d_training` to the step, `config.eval` to the evaluator); nothing
+below it sees the whole config. It is also the one module that sees both training and evaluation:
+the evaluator carries its own schedule and the score the best checkpoint is kept by.
 
-Data order and every random draw are functions of (seed, step), so an interrupted run rerun with the same command
-ends with the same params as an uninterrupted one. SIGTERM/SIGINT stop after the current step with a checkpoint.
+Data order and every random draw are functions of (seed, step), so an interrupted run rerun with the
+same command ends with the same params as an uninterrupted one. SIGTERM/SIGINT stop after the
+current step with a checkpoint.
 """
 
 import json
@@ -39,8 +41,8 @@ from dcgan_jax.training.step import make_train_step
 
 
 class Evaluator(Protocol):
-    """Scores G every `every_steps` steps (e.g. dcgan_jax/evaluation/fid.py's FID/KID); the checkpoint of the lowest
-    `best_metric` is kept."""
+    """Scores G every `every_steps` steps (e.g. dcgan_jax/evaluation/fid.py's FID/KID); the
+    checkpoint of the lowest `best_metric` is kept."""
 
     every_steps: int
     best_metric: str
@@ -49,7 +51,8 @@ class Evaluator(Protocol):
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
-    """Trains (or resumes) in `workdir`; FID/KID every config.eval.every_steps steps when it is > 0."""
+    """Trains (or resumes) in `workdir`; FID/KID every config.eval.every_steps steps when it is >
+    0."""
     _prepare(config, workdir)  # before the evaluator, which may first train the FID classifier
     evaluator = None
     if config.eval.every_steps:
@@ -62,8 +65,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 def train(
     config: ml_collections.ConfigDict, workdir: str, evaluator: Evaluator | None = None
 ) -> TrainState:
-    """Trains from scratch or from the latest checkpoint in workdir; returns the final state (host copy).
-    `evaluator` (if given) scores the current G on its own schedule; its scores are logged."""
+    """Trains from scratch or from the latest checkpoint in workdir; returns the final state (host
+    copy). `evaluator` (if given) scores the current G on its own schedule; its scores are
+    logged."""
     _prepare(config, workdir)
     return _train_prepared(config, workdir, evaluator)
 
@@ -85,9 +89,9 @@ def _saved_config(config: ml_collections.ConfigDict) -> dict:
 
 
 def _initial_from(config: ml_collections.ConfigDict, fresh: TrainState) -> TrainState:
-    """config.init_from ('DIR' or 'DIR:STEP'): that checkpoint's params, batchnorm statistics and Adam moments, at
-    step 0 and with this run's own rng, so a new run (fine-tuning, a restart from before a collapse) goes on from
-    any kept checkpoint of any run."""
+    """config.init_from ('DIR' or 'DIR:STEP'): that checkpoint's params, batchnorm statistics and
+    Adam moments, at step 0 and with this run's own rng, so a new run (fine-tuning, a restart from
+    before a collapse) goes on from any kept checkpoint of any run."""
     source, _, step = config.init_from.rpartition(":")
     if not (source and step.isdigit()):
         source, step = config.init_from, ""
@@ -114,8 +118,9 @@ def _initial_from(config: ml_collections.ConfigDict, fresh: TrainState) -> Train
 
 
 def _train_locked(config, workdir, evaluator):
-    """`train` once the workdir is ours. Every check (checkpoint, step count, data) comes before the first write
-    to the workdir (config.json, TensorBoard, metrics.jsonl), so a run that cannot start changes nothing."""
+    """`train` once the workdir is ours. Every check (checkpoint, step count, data) comes before the
+    first write to the workdir (config.json, TensorBoard, metrics.jsonl), so a run that cannot start
+    changes nothing."""
     manager = checkpoints.create_manager(
         workdir,
         config.keep_checkpoints,
@@ -194,7 +199,8 @@ def _host_g(runner, device_state):
 def _train_loop(
     config, workdir, runner, manager, reporter, train_step, batches, evaluator, device_state
 ):
-    """Steps from the state's step to num_train_steps, or until a stop signal; returns the device state."""
+    """Steps from the state's step to num_train_steps, or until a stop signal; returns the device
+    state."""
     model, saved_config = config.model, _saved_config(config)
     sample_z = grids.fixed_z(model, config.num_fixed_samples, config.seed)
     columns = grids.grid_columns(config.num_fixed_samples, model.conditional.num_classes)

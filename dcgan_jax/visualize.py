@@ -17,7 +17,8 @@ from dcgan_jax.data.images import as_uint8
 def make_grid(
     images: np.ndarray, num_cols: int | None = None, padding: int = 2, pad_value: int = 255
 ) -> np.ndarray:
-    """uint8 images (N, H, W, C) -> one uint8 image (rows*H + pads, cols*W + pads, C), row-major order."""
+    """uint8 images (N, H, W, C) -> one uint8 image (rows*H + pads, cols*W + pads, C), row-major
+    order."""
     images = as_uint8(images)
     n, h, w, c = images.shape
     num_cols = num_cols or int(np.ceil(np.sqrt(n)))
@@ -53,8 +54,9 @@ def save_gif(
 ) -> None:
     """An animated GIF, one frame per uint8 (H, W, C) image (e.g. grids).
 
-    `levels` > 0 quantizes every channel to that many values first (16 makes noisy samples ~3x smaller). Pillow
-    merges a frame identical to the one before it into that one (adding up their durations).
+    `levels` > 0 quantizes every channel to that many values first (16 makes noisy samples ~3x
+    smaller). Pillow merges a frame identical to the one before it into that one (adding up their
+    durations).
     """
     if not frames:
         raise ValueError("a GIF needs at least one frame")
@@ -79,7 +81,8 @@ def save_gif(
 
 
 def table_grid(rows: Sequence[np.ndarray], padding: int = 2, pad_value: int = 255) -> np.ndarray:
-    """Rows of images (each (n_r, H, W, C), n_r may differ) -> one grid; short rows are filled with blank cells."""
+    """Rows of images (each (n_r, H, W, C), n_r may differ) -> one grid; short rows are filled with
+    blank cells."""
     width = max(len(r) for r in rows)
     blank = np.full_like(as_uint8(rows[0])[:1], pad_value)
     cells = [np.concatenate([as_uint8(r)] + [blank] * (width - len(r))) for r in rows]
@@ -87,7 +90,8 @@ def table_grid(rows: Sequence[np.ndarray], padding: int = 2, pad_value: int = 25
 
 
 def zoom(image: np.ndarray, factor: int) -> np.ndarray:
-    """Nearest-neighbour upscaling of an (H, W, C) image by an integer factor (small images stay crisp)."""
+    """Nearest-neighbour upscaling of an (H, W, C) image by an integer factor (small images stay
+    crisp)."""
     return image if factor == 1 else np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
 
 
@@ -102,8 +106,9 @@ def caption(image: np.ndarray, text: str, height: int = 14) -> np.ndarray:
 
 
 def training_grids(workdir: str, z: str = "fixed") -> list[tuple[int, np.ndarray]]:
-    """(step, grid) of the sample grids that training saved, in step order: `z='fixed'` the same z at every step
-    (workdir/samples/), 'random' fresh z at each (workdir/samples/random/): run_files.GRID_FOLDERS."""
+    """(step, grid) of the sample grids that training saved, in step order: `z='fixed'` the same z
+    at every step (workdir/samples/), 'random' fresh z at each (workdir/samples/random/):
+    run_files.GRID_FOLDERS."""
     found = []
     for step, path in run_files.grid_files(workdir, z):
         image = np.asarray(Image.open(path))
@@ -112,7 +117,8 @@ def training_grids(workdir: str, z: str = "fixed") -> list[tuple[int, np.ndarray
 
 
 def training_progress_frames(workdir: str, z: str = "fixed") -> list[np.ndarray]:
-    """One captioned frame per saved sample grid: how the samples (of fixed or fresh z) evolve over training."""
+    """One captioned frame per saved sample grid: how the samples (of fixed or fresh z) evolve over
+    training."""
     return [caption(grid, f"step {step}") for step, grid in training_grids(workdir, z)]
 
 

@@ -1,5 +1,6 @@
-"""Training animations: the sample grids a run saved as it trained (of its fixed z, or of fresh z at each step),
-captioned with their step. Fixed z shows each sample sharpening; fresh z shows the whole distribution improving."""
+"""Training animations: the sample grids a run saved as it trained (of its fixed z, or of fresh z at
+each step), captioned with their step. Fixed z shows each sample sharpening; fresh z shows the whole
+distribution improving."""
 
 import os
 
@@ -11,8 +12,8 @@ from dcgan_jax.errors import UserError
 
 
 def training_progress(workdir: str, max_shown: int = 8, z: str = "fixed") -> Picture:
-    """The grids of fixed (workdir/samples/) or fresh (`z='random'`, workdir/samples/random/) z as GIF frames; the
-    PNG shows up to `max_shown` of them in a row."""
+    """The grids of fixed (workdir/samples/) or fresh (`z='random'`, workdir/samples/random/) z as
+    GIF frames; the PNG shows up to `max_shown` of them in a row."""
     if z not in run_files.GRID_FOLDERS:
         raise UserError(f"z={z!r} must be one of {', '.join(run_files.GRID_FOLDERS)}")
     frames = visualize.training_progress_frames(workdir, z)

@@ -1,4 +1,5 @@
-"""What an analysis draws: rows of images, written as one PNG grid or as a GIF (one frame per column, or its own)."""
+"""What an analysis draws: rows of images, written as one PNG grid or as a GIF (one frame per
+column, or its own)."""
 
 import os
 from collections.abc import Sequence
@@ -13,7 +14,8 @@ FORMATS = (".png", ".gif")
 
 
 class Picture(NamedTuple):
-    """Rows of uint8 images (the PNG grid), optional GIF frames (else one per column), and lines worth printing."""
+    """Rows of uint8 images (the PNG grid), optional GIF frames (else one per column), and lines
+    worth printing."""
 
     rows: list[np.ndarray]
     frames: list[np.ndarray] | None = None
@@ -21,7 +23,8 @@ class Picture(NamedTuple):
 
 
 def columns_as_frames(rows: list[np.ndarray]) -> list[np.ndarray]:
-    """Frame j stacks the j-th image of every row vertically (short rows repeat their last image)."""
+    """Frame j stacks the j-th image of every row vertically (short rows repeat their last
+    image)."""
     width = max(len(r) for r in rows)
     return [
         visualize.make_grid(np.stack([r[min(j, len(r) - 1)] for r in rows]), num_cols=1)
@@ -30,7 +33,8 @@ def columns_as_frames(rows: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def check_output(output: str) -> str:
-    """The lower-case extension of a picture's output path (a str or a pathlib.Path), which must be .png or .gif."""
+    """The lower-case extension of a picture's output path (a str or a pathlib.Path), which must be
+    .png or .gif."""
     output = os.fspath(output)
     extension = os.path.splitext(output)[1].lower()
     if extension not in FORMATS:
@@ -41,7 +45,8 @@ def check_output(output: str) -> str:
 def write_picture(
     picture: Picture, output: str, zoom: int = 1, duration_ms: int = 200, gif_levels: int = 0
 ) -> None:
-    """A .png grid of the rows, or a .gif of the frames; `zoom` upscales by an integer (nearest neighbour)."""
+    """A .png grid of the rows, or a .gif of the frames; `zoom` upscales by an integer (nearest
+    neighbour)."""
 
     def scale(image):
         return visualize.zoom(image, zoom)

@@ -1,5 +1,5 @@
-"""Filter dropping (Radford et al. 2015, Sec. 6.1, "forgetting to draw windows"): find the feature maps of a G layer
-that fire inside an image region, and draw the same z with them zeroed.
+"""Filter dropping (Radford et al. 2015, Sec. 6.1, "forgetting to draw windows"): find the feature
+maps of a G layer that fire inside an image region, and draw the same z with them zeroed.
 
     run = training.run.open_run("runs/lsun")
     picture = filters.drop_filters(run.config.model, run.sampling_g_variables, z, layer=-2,
@@ -21,7 +21,8 @@ from dcgan_jax.nn import generate, latent, models
 
 
 def mask_at_layer(image_masks: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(N, S, S) boolean image masks -> (N, height, width) fraction of each layer cell's pixels inside the mask."""
+    """(N, S, S) boolean image masks -> (N, height, width) fraction of each layer cell's pixels
+    inside the mask."""
     n, size_h, size_w = image_masks.shape
     if size_h % height or size_w % width:
         raise ValueError(
@@ -43,13 +44,15 @@ def maps_inside_mask(
     batch_size: int = 256,
     seed: int = 0,
 ):
-    """Feature maps of G's layer `layer` that fire inside user-given image regions, e.g. window boxes.
+    """Feature maps of G's layer `layer` that fire inside user-given image regions, e.g. window
+    boxes.
 
-    `image_masks` is (S, S) or (N, S, S) boolean, in the generated images' pixels. Every spatial position of the layer
-    is one example: its C activations, labelled positive when most of its cell lies inside the mask. 'logistic' fits
-    an L2-regularized logistic regression on the standardized activations, as the paper did for windows (Sec. 6.1),
-    and scores each map by its weight; the paper dropped every map with a positive weight. 'ratio' scores each map
-    by log(mean activation inside / mean activation outside). Returns (maps sorted by decreasing score, scores).
+    `image_masks` is (S, S) or (N, S, S) boolean, in the generated images' pixels. Every spatial
+    position of the layer is one example: its C activations, labelled positive when most of its cell
+    lies inside the mask. 'logistic' fits an L2-regularized logistic regression on the standardized
+    activations, as the paper did for windows (Sec. 6.1), and scores each map by its weight; the
+    paper dropped every map with a positive weight. 'ratio' scores each map by log(mean activation
+    inside / mean activation outside). Returns (maps sorted by decreasing score, scores).
     """
     acts = generate.activations(model, g_variables, z, layer, batch_size)
     n, h, w, c = acts.shape
@@ -80,7 +83,8 @@ def maps_inside_mask(
 
 
 def box_mask(size: int, box: Sequence[int]) -> np.ndarray:
-    """(size, size) boolean mask of the pixel box (top, left, bottom, right), bottom/right exclusive."""
+    """(size, size) boolean mask of the pixel box (top, left, bottom, right), bottom/right
+    exclusive."""
     if len(box) != 4 or not (0 <= box[0] < box[2] <= size and 0 <= box[1] < box[3] <= size):
         raise UserError(
             f"mask box {tuple(box)} must be (top, left, bottom, right) with 0 <= top < bottom <= "
@@ -92,7 +96,8 @@ def box_mask(size: int, box: Sequence[int]) -> np.ndarray:
 
 
 def file_mask(path: str, size: int) -> np.ndarray:
-    """A (size, size) boolean mask from a .png (or any image Pillow reads) or .npy file: nonzero = inside."""
+    """A (size, size) boolean mask from a .png (or any image Pillow reads) or .npy file: nonzero =
+    inside."""
     try:
         from PIL import Image
 
@@ -120,11 +125,12 @@ def drop_filters(
     seed: int = 0,
     batch_size: int = 256,
 ) -> Picture:
-    """Row 1: G(z); row 2: the same z with feature maps of G's hidden `layer` zeroed everywhere (G: `g_variables`
-    of `model`, config.model).
+    """Row 1: G(z); row 2: the same z with feature maps of G's hidden `layer` zeroed everywhere (G:
+    `g_variables` of `model`, config.model).
 
-    The maps are `maps`, or found from `mask` (an image region) by `maps_inside_mask` on `probe_samples` samples of
-    `seed`: every map with a positive score (at most `max_maps`, 0 = no limit). The picture's note names them.
+    The maps are `maps`, or found from `mask` (an image region) by `maps_inside_mask` on
+    `probe_samples` samples of `seed`: every map with a positive score (at most `max_maps`, 0 = no
+    limit). The picture's note names them.
     """
     try:
         layer = generate.check_layer(model, layer)

@@ -1,12 +1,13 @@
-"""What D's last convolutional features respond to (the paper's Fig. 5): guided backpropagation, trained D against a
-random-init D.
+"""What D's last convolutional features respond to (the paper's Fig. 5): guided backpropagation,
+trained D against a random-init D.
 
-For each of the first `num_features` channels of D's last conv layer, the `top_k` training images that excite it
-most (its maximum over positions) are found, and the gradient of that one activation with respect to the image is
-drawn, with guided backpropagation (Springenberg et al. 2014): at every nonlinearity the gradient passes only where
-the forward input was positive AND the gradient arriving is positive, which keeps the evidence FOR the feature and
-gives sharp maps. A trained D's features respond to parts of scenes (beds, windows in LSUN; strokes in digits); the
-random D's maps show no such structure.
+For each of the first `num_features` channels of D's last conv layer, the `top_k` training images
+that excite it most (its maximum over positions) are found, and the gradient of that one activation
+with respect to the image is drawn, with guided backpropagation (Springenberg et al. 2014): at every
+nonlinearity the gradient passes only where the forward input was positive AND the gradient arriving
+is positive, which keeps the evidence FOR the feature and gives sharp maps. A trained D's features
+respond to parts of scenes (beds, windows in LSUN; strokes in digits); the random D's maps show no
+such structure.
 """
 
 from typing import Any
@@ -28,7 +29,8 @@ from dcgan_jax.nn.batched import map_batches
 
 @jax.custom_vjp
 def guided_activation(x: jax.Array) -> jax.Array:
-    """D's LeakyReLU forward; guided backward: gradient only where input > 0 and incoming gradient > 0."""
+    """D's LeakyReLU forward; guided backward: gradient only where input > 0 and incoming gradient >
+    0."""
     return models.d_activation(x)
 
 
@@ -58,8 +60,8 @@ def top_activations(
     top_k: int,
     batch_size: int = 256,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(image indices F x k, flat positions F x k): per feature of the last layer, the images with the largest
-    activation anywhere, largest first, and where in the layer's grid it is."""
+    """(image indices F x k, flat positions F x k): per feature of the last layer, the images with
+    the largest activation anywhere, largest first, and where in the layer's grid it is."""
 
     def per_image(batch):
         acts = _last_layer(discriminator, variables, batch)[..., :num_features]
@@ -78,7 +80,8 @@ def guided_gradients(
     features: np.ndarray,
     positions: np.ndarray,
 ) -> np.ndarray:
-    """d activation[position, feature] / d image, guided, for each (image, feature, flat position) triple."""
+    """d activation[position, feature] / d image, guided, for each (image, feature, flat position)
+    triple."""
     guided = discriminator.clone(activation=guided_activation)
 
     def one(image, feature, position):
@@ -124,10 +127,11 @@ def guided_backprop(
     split: str = "train",
     step: int | None = None,
 ) -> Picture:
-    """The paper's Fig. 5: rows of the trained D's (`d_variables`, of training step `step`) first `num_features`
-    last-layer features (each: the guided maps of its top_k images among `num_images` images of the `split` of
-    `data`, config.data), a blank row, then the same for `random_d_variables` (the run's random init,
-    `Run.initial_state.d_variables`). `model`: config.model."""
+    """The paper's Fig. 5: rows of the trained D's (`d_variables`, of training step `step`) first
+    `num_features` last-layer features (each: the guided maps of its top_k images among `num_images`
+    images of the `split` of `data`, config.data), a blank row, then the same for
+    `random_d_variables` (the run's random init, `Run.initial_state.d_variables`). `model`:
+    config.model."""
     _, discriminator = models.build_models(model)
     width = models.d_layer_widths(model)[-1]
     if not 1 <= num_features <= width:

@@ -1,6 +1,6 @@
-"""The paper's latent-space figures on a trained generator (Radford et al. 2015, Sec. 6): interpolations, walks,
-coordinate sweeps, vector arithmetic and "turn" vectors. Each takes the model (config.model), a generator's
-variables and latent points, and returns a Picture.
+"""The paper's latent-space figures on a trained generator (Radford et al. 2015, Sec. 6):
+interpolations, walks, coordinate sweeps, vector arithmetic and "turn" vectors. Each takes the model
+(config.model), a generator's variables and latent points, and returns a Picture.
 
     run = training.run.open_run("runs/digits")
     model, g = run.config.model, run.sampling_g_variables
@@ -41,8 +41,8 @@ def interpolate(
     stop: float = 1.0,
     batch_size: int = 256,
 ) -> Picture:
-    """One row per consecutive pair of z (2K, d): G along the line (or great circle) between them; alphas from
-    `start` to `stop` (outside [0, 1] extrapolates)."""
+    """One row per consecutive pair of z (2K, d): G along the line (or great circle) between them;
+    alphas from `start` to `stop` (outside [0, 1] extrapolates)."""
     if len(z) < 2 or len(z) % 2:
         raise UserError(
             f"interpolate needs pairs of latent points (got {len(z)}), e.g. indices 0,1,2,3"
@@ -73,7 +73,8 @@ def walk(
     method: str = "linear",
     batch_size: int = 256,
 ) -> Picture:
-    """A path through all z (K, d); the grid has one row per segment, the GIF plays the whole path."""
+    """A path through all z (K, d); the grid has one row per segment, the GIF plays the whole
+    path."""
     if len(z) < 2 or steps_between < 1:
         raise UserError(
             f"a walk needs at least 2 latent points and steps_between >= 1 "
@@ -113,7 +114,8 @@ def vary_all(
     max_dims: int = 0,
     batch_size: int = 256,
 ) -> Picture:
-    """One row per coordinate of one z (d,) (the first `max_dims`, 0 = all), each swept through `values`."""
+    """One row per coordinate of one z (d,) (the first `max_dims`, 0 = all), each swept through
+    `values`."""
     z = np.asarray(z, np.float32)
     width = models.g_input_dim(model)
     if z.shape != (width,):
@@ -137,8 +139,8 @@ def arithmetic(
     seed: int = 0,
     batch_size: int = 256,
 ) -> Picture:
-    """Rows a, b, c (exemplars, then G(mean z)), then G(mean a - mean b + mean c) and noisy variants around it
-    (the paper's Fig. 7: uniform noise of half-width 0.25)."""
+    """Rows a, b, c (exemplars, then G(mean z)), then G(mean a - mean b + mean c) and noisy variants
+    around it (the paper's Fig. 7: uniform noise of half-width 0.25)."""
     groups = [np.asarray(g).reshape(-1, models.g_input_dim(model)) for g in (a, b, c)]
     if not all(len(g) for g in groups):
         raise UserError("vector arithmetic needs three non-empty groups of latent points")
@@ -162,7 +164,8 @@ def turn(
     amounts: Sequence[float],
     batch_size: int = 256,
 ) -> Picture:
-    """One row per z: z + t (mean a - mean b) for each t in `amounts` (the paper's turn vector, Fig. 8)."""
+    """One row per z: z + t (mean a - mean b) for each t in `amounts` (the paper's turn vector, Fig.
+    8)."""
     vector = latent.direction(np.asarray(group_a), np.asarray(group_b))
     return Picture(
         [

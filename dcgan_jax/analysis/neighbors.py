@@ -1,8 +1,10 @@
-"""Memorization check (Radford et al. 2015, Sec. 6): the training images nearest to generated samples.
+"""Memorization check (Radford et al. 2015, Sec. 6): the training images nearest to generated
+samples.
 
-A generator that copies its training set shows samples whose nearest training image is nearly identical. Distances
-are Euclidean, in pixel space and in the discriminator's feature space (`nn.features.discriminator_features`,
-the paper's max-pooled D activations). Training images are streamed in chunks, so the check scales to any dataset size.
+A generator that copies its training set shows samples whose nearest training image is nearly
+identical. Distances are Euclidean, in pixel space and in the discriminator's feature space
+(`nn.features.discriminator_features`, the paper's max-pooled D activations). Training images are
+streamed in chunks, so the check scales to any dataset size.
 """
 
 from collections.abc import Callable
@@ -35,7 +37,8 @@ def discriminator_featurizer(
 
 
 def squared_distances(queries: np.ndarray, references: np.ndarray) -> np.ndarray:
-    """(N, M) squared Euclidean distances between rows, in float64 (clipped at 0 against rounding)."""
+    """(N, M) squared Euclidean distances between rows, in float64 (clipped at 0 against
+    rounding)."""
     q = np.asarray(queries, np.float64)
     r = np.asarray(references, np.float64)
     d = np.sum(q**2, axis=1)[:, None] - 2.0 * q @ r.T + np.sum(r**2, axis=1)[None, :]
@@ -55,14 +58,16 @@ def _merge_top_k(best_d, best_i, new_d, new_i, k):
 def nearest(
     queries: np.ndarray, references: np.ndarray, k: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(indices, distances), each (N, k): the k reference rows nearest to every query row, nearest first."""
+    """(indices, distances), each (N, k): the k reference rows nearest to every query row, nearest
+    first."""
     return nearest_streaming(queries, lambda: iter([(0, np.asarray(references))]), k)
 
 
 def nearest_streaming(
     queries: np.ndarray, chunks: Callable, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Like `nearest`, over references given as an iterable of (first_index, feature rows) chunks."""
+    """Like `nearest`, over references given as an iterable of (first_index, feature rows)
+    chunks."""
     n = len(queries)
     best_d = np.full((n, 0), np.inf)
     best_i = np.zeros((n, 0), np.int64)
@@ -83,7 +88,8 @@ def nearest_in_source(
     max_images: int | None = None,
     chunk_size: int = 1024,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The k images of `source` (indices) nearest to the query images, both mapped through `featurize`."""
+    """The k images of `source` (indices) nearest to the query images, both mapped through
+    `featurize`."""
     query_features = featurize(np.asarray(queries))
     total = len(source) if not max_images else min(len(source), max_images)
 
@@ -106,8 +112,9 @@ def nearest_figure(
     max_train_images: int = 0,
     batch_size: int = 256,
 ) -> Picture:
-    """Per z: its sample (G: `g_variables`) | the k nearest images of the `split` of `data` (config.data) in pixel
-    space | the k nearest in the feature space of D (`d_variables`). `model`: config.model."""
+    """Per z: its sample (G: `g_variables`) | the k nearest images of the `split` of `data`
+    (config.data) in pixel space | the k nearest in the feature space of D (`d_variables`). `model`:
+    config.model."""
     if k < 1:
         raise UserError(f"k={k} must be >= 1")
     samples = images(model, g_variables, z, batch_size)

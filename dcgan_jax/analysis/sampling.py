@@ -1,8 +1,9 @@
 """Samples of a trained generator, and the z pool every analysis picks its latent points from.
 
-Sample i uses the i-th z of `latent.z_for_seed(seed, ...)`, and inference-mode batchnorm makes each image a function
-of its own z alone: the same seed gives the same images whatever the number of samples or the batch size
-(`batch_stats=True` normalizes with each batch's statistics instead, as the reference implementations do).
+Sample i uses the i-th z of `latent.z_for_seed(seed, ...)`, and inference-mode batchnorm makes each
+image a function of its own z alone: the same seed gives the same images whatever the number of
+samples or the batch size (`batch_stats=True` normalizes with each batch's statistics instead, as
+the reference implementations do).
 """
 
 import os
@@ -25,8 +26,9 @@ def images(
     batch_size: int = 256,
     batch_stats: bool = False,
 ) -> np.ndarray:
-    """uint8 images (N, H, W, C) of the generator `g_variables` (of `model`, config.model) for G inputs
-    (N, models.g_input_dim): z, followed by the class code for a class-conditional G (`g_inputs`)."""
+    """uint8 images (N, H, W, C) of the generator `g_variables` (of `model`, config.model) for G
+    inputs (N, models.g_input_dim): z, followed by the class code for a class-conditional G
+    (`g_inputs`)."""
     z = np.asarray(z, np.float32).reshape(-1, models.g_input_dim(model))
     return as_uint8(generate.generate(model, g_variables, z, batch_size, batch_stats))
 
@@ -37,10 +39,10 @@ def g_inputs(
     rows: Sequence[int] | None = None,
     label: int | None = None,
 ) -> np.ndarray:
-    """G's inputs for z of pool rows `rows` (default 0, 1, ...): z itself for an unconditional G; for a conditional
-    one, z with the class code of `label`, or (no label) of class i % num_classes for row i, so sample i of `sample`
-    and index i of `explore` show the same class. Rows that already hold a class code keep it unless a label is
-    given."""
+    """G's inputs for z of pool rows `rows` (default 0, 1, ...): z itself for an unconditional G;
+    for a conditional one, z with the class code of `label`, or (no label) of class i % num_classes
+    for row i, so sample i of `sample` and index i of `explore` show the same class. Rows that
+    already hold a class code keep it unless a label is given."""
     z = np.asarray(z, np.float32)
     num_classes = model.conditional.num_classes
     if not num_classes:
@@ -71,8 +73,9 @@ def sample(
     batch_stats: bool = False,
     label: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(uint8 images, G inputs) of `num_samples` samples of the generator `g_variables` drawn from `seed`; for a
-    class-conditional G all of class `label`, or (None) sample i of class i % num_classes."""
+    """(uint8 images, G inputs) of `num_samples` samples of the generator `g_variables` drawn from
+    `seed`; for a class-conditional G all of class `label`, or (None) sample i of class i %
+    num_classes."""
     if num_samples <= 0 or batch_size <= 0:
         raise UserError(
             f"--num_samples={num_samples} and --batch_size={batch_size} must be positive"
@@ -103,8 +106,8 @@ def sample(
 
 
 def check_samples_output(output: str) -> str:
-    """The lower-case extension of a samples file (a str or a pathlib.Path), which must be .png (a grid) or .npz
-    (arrays)."""
+    """The lower-case extension of a samples file (a str or a pathlib.Path), which must be .png (a
+    grid) or .npz (arrays)."""
     output = os.fspath(output)
     extension = os.path.splitext(output)[1].lower()
     if extension not in (".png", ".npz"):
@@ -115,7 +118,8 @@ def check_samples_output(output: str) -> str:
 def save_samples(
     output: str, images_: np.ndarray, z: np.ndarray, num_cols: int | None = None
 ) -> None:
-    """`.png`: a grid (`num_cols` columns, default square); `.npz`: `images` (uint8, N x H x W x C) and `z`."""
+    """`.png`: a grid (`num_cols` columns, default square); `.npz`: `images` (uint8, N x H x W x C)
+    and `z`."""
     if check_samples_output(output) == ".png":
         visualize.save_grid(output, images_, num_cols)
     else:
@@ -124,8 +128,9 @@ def save_samples(
 
 
 def load_z_file(path: str, latent_dim: int, input_dim: int | None = None) -> np.ndarray:
-    """The `z` array of an .npz (e.g. written by `sample --output=x.npz`), checked against the generator: rows of
-    latent_dim, or of input_dim (z with a class code, a conditional G's input)."""
+    """The `z` array of an .npz (e.g. written by `sample --output=x.npz`), checked against the
+    generator: rows of latent_dim, or of input_dim (z with a class code, a conditional G's
+    input)."""
     try:
         with np.load(path) as data:
             z = data["z"]
@@ -151,8 +156,9 @@ def pick_z(
     pool: np.ndarray | None = None,
     label: int | None = None,
 ) -> np.ndarray:
-    """Rows `indices` of a z pool: `pool` if given, else the z of `sample --seed=seed` (row i = sample i), as G's
-    inputs (`g_inputs`: for a conditional G of class `label`, or of row i's class)."""
+    """Rows `indices` of a z pool: `pool` if given, else the z of `sample --seed=seed` (row i =
+    sample i), as G's inputs (`g_inputs`: for a conditional G of class `label`, or of row i's
+    class)."""
     return g_inputs(model, _pick_rows(model, indices, seed, pool), [int(i) for i in indices], label)
 
 

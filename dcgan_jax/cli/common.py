@@ -1,4 +1,5 @@
-"""What every command-line entry point shares: absl start-up and one-line errors for the user's mistakes."""
+"""What every command-line entry point shares: absl start-up and one-line errors for the user's
+mistakes."""
 
 import contextlib
 import functools
@@ -14,7 +15,8 @@ from dcgan_jax.errors import AbandonedWork, UserError
 
 
 def run_main(main: Callable) -> Callable:
-    """Wraps an absl main so a UserError (or a config the user mistyped) prints one line and exits 1."""
+    """Wraps an absl main so a UserError (or a config the user mistyped) prints one line and exits
+    1."""
 
     @functools.wraps(main)  # keeps main's module: `start` prints that module's help
     def wrapped(argv):
@@ -61,8 +63,9 @@ def _one_line(error: BaseException) -> str:
     text = str(error)
     if "Failed loading config file" in text or "earlier failure to load" in text:
         return f"cannot load --config: {text.strip().splitlines()[-1].strip()}"
-    # ml_collections reports an unknown --config.field as AttributeError("'field'\nDid you mean ...").
-    # Only those are quoted reprs; absl's own messages ("Unknown command line flag 'x'") keep their quotes.
+    # ml_collections reports an unknown --config.field as AttributeError("'field'\nDid you mean
+    # ..."). Only those are quoted reprs; absl's own messages ("Unknown command line flag 'x'") keep
+    # their quotes.
     text = " ".join(text.replace("\\n", " ").split())
     if isinstance(error, (AttributeError, KeyError)):
         field = text.replace("\\'", "").strip("'\"")
@@ -72,10 +75,11 @@ def _one_line(error: BaseException) -> str:
 
 @contextlib.contextmanager
 def flag_errors():
-    """Flag and config-file mistakes (unknown --config.field, bad value, missing file) as one line, exit 2.
+    """Flag and config-file mistakes (unknown --config.field, bad value, missing file) as one line,
+    exit 2.
 
-    ml_collections applies --config.* overrides when the flag is defined and loads the file lazily, so both the
-    definition and the first use of the config go inside this guard.
+    ml_collections applies --config.* overrides when the flag is defined and loads the file lazily,
+    so both the definition and the first use of the config go inside this guard.
     """
     try:
         yield
@@ -88,7 +92,8 @@ def flag_errors():
 
 
 def require_nonempty(*names: str) -> None:
-    """Refuses `--name=` (empty) at flag parsing: an empty --workdir would otherwise mean the current directory."""
+    """Refuses `--name=` (empty) at flag parsing: an empty --workdir would otherwise mean the
+    current directory."""
     for name in names:
         flags.register_validator(
             name,
@@ -98,7 +103,8 @@ def require_nonempty(*names: str) -> None:
 
 
 def at_least(low: float, *names: str) -> None:
-    """Refuses values of the numeric flags `names` below `low` at flag parsing (None, an unset default, passes)."""
+    """Refuses values of the numeric flags `names` below `low` at flag parsing (None, an unset
+    default, passes)."""
     for name in names:
         flags.register_validator(
             name,
@@ -108,7 +114,8 @@ def at_least(low: float, *names: str) -> None:
 
 
 def finite(*names: str) -> None:
-    """Refuses nan and inf for the float flags `names` at flag parsing (None, an unset default, passes)."""
+    """Refuses nan and inf for the float flags `names` at flag parsing (None, an unset default,
+    passes)."""
     for name in names:
         flags.register_validator(
             name,
@@ -118,8 +125,8 @@ def finite(*names: str) -> None:
 
 
 def output_file(path: str, flag: str = "output") -> str:
-    """A file path the command can write: not empty, not an existing directory, under no path that is a file;
-    missing parent folders are created."""
+    """A file path the command can write: not empty, not an existing directory, under no path that
+    is a file; missing parent folders are created."""
     if not path or not path.strip():
         raise UserError(f"--{flag} is empty; give a file name")
     if os.path.isdir(path):
@@ -144,7 +151,8 @@ HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "-helpshort", "--hel
 
 
 def print_help(module_name: str, full: bool = False) -> None:
-    """The command's docstring and its flags (`full`: every flag, those of the libraries too), on stdout."""
+    """The command's docstring and its flags (`full`: every flag, those of the libraries too), on
+    stdout."""
     module = sys.modules.get(module_name)
     print(((module.__doc__ if module else None) or "").strip() or f"USAGE: {sys.argv[0]} [flags]")
     flag_help = flags.FLAGS.get_help() if full else flags.FLAGS.module_help(module_name)
@@ -154,8 +162,9 @@ def print_help(module_name: str, full: bool = False) -> None:
 
 
 def start(main: Callable) -> None:
-    """Parses the flags (absl's errors as one line, not a usage dump) and runs `main`; --help prints the command's
-    docstring and flags and exits 0 (absl's own --help exists only under app.run, and exits 1)."""
+    """Parses the flags (absl's errors as one line, not a usage dump) and runs `main`; --help prints
+    the command's docstring and flags and exits 0 (absl's own --help exists only under app.run, and
+    exits 1)."""
     args = sys.argv[1 : sys.argv.index("--")] if "--" in sys.argv else sys.argv[1:]
     asked = [a for a in args if a in HELP_FLAGS]
     if asked:

@@ -1,10 +1,12 @@
-"""Evaluates a trained DCGAN: `python -m dcgan_jax.evaluate --workdir=DIR --task=classify|fid|class_accuracy|...`.
+"""Evaluates a trained DCGAN: `python -m dcgan_jax.evaluate --workdir=DIR
+--task=classify|fid|class_accuracy|...`.
 
-classify: the paper's D-feature linear L2-SVM (Sec. 5.1) against raw pixels and the same D at random init
-(dcgan_jax/evaluation/probe.py). fid: FID/KID of the trained generator, the untrained one, and real training images,
-against the held-out split (dcgan_jax/evaluation/fid.py); with an EMA of G, the trained G without it is a row too.
-class_accuracy: a class-conditional G's samples of each class, labelled by the FID classifier
-(dcgan_jax/evaluation/class_accuracy.py). Each prints a table and writes it to DIR/eval_<task>.json.
+classify: the paper's D-feature linear L2-SVM (Sec. 5.1) against raw pixels and the same D at random
+init (dcgan_jax/evaluation/probe.py). fid: FID/KID of the trained generator, the untrained one, and
+real training images, against the held-out split (dcgan_jax/evaluation/fid.py); with an EMA of G,
+the trained G without it is a row too. class_accuracy: a class-conditional G's samples of each
+class, labelled by the FID classifier (dcgan_jax/evaluation/class_accuracy.py). Each prints a table
+and writes it to DIR/eval_<task>.json.
 """
 
 import json

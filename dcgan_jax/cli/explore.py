@@ -1,12 +1,13 @@
 """The paper's visual experiments on a trained generator: `python -m dcgan_jax.explore --workdir=DIR --mode=MODE
 --output=FILE` (.png: a grid; .gif: an animation, one frame per column of the grid).
 
-Latent points are exemplars: --indices picks rows of a pool of z, which is `python -m dcgan_jax.sample --seed=S`'s
-z (row i = the z of that command's sample i), or the `z` array of an .npz written by `sample --output=x.npz`
-(--z_file). For a class-conditional run, index i is of class i mod num_classes, or of --class. Modes: interpolate,
-walk, vary_dim, vary_all, arithmetic, turn, drop_filters, nearest, guided_backprop (what D's last-layer features
-respond to, trained vs random D), training_gif. A run with a moving average of G draws it (--noema: the trained G).
-Each mode is a function of dcgan_jax/analysis/ (the README section "Exploring the latent space"); this module only
+Latent points are exemplars: --indices picks rows of a pool of z, which is `python -m
+dcgan_jax.sample --seed=S`'s z (row i = the z of that command's sample i), or the `z` array of an
+.npz written by `sample --output=x.npz` (--z_file). For a class-conditional run, index i is of class
+i mod num_classes, or of --class. Modes: interpolate, walk, vary_dim, vary_all, arithmetic, turn,
+drop_filters, nearest, guided_backprop (what D's last-layer features respond to, trained vs random
+D), training_gif. A run with a moving average of G draws it (--noema: the trained G). Each mode is a
+function of dcgan_jax/analysis/ (the README section "Exploring the latent space"); this module only
 turns flags into its arguments.
 """
 

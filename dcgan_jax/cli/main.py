@@ -1,7 +1,8 @@
 """Trains a DCGAN: `python -m dcgan_jax.main --config=configs/lsun.py --workdir=runs/lsun`.
 
-With no --config, trains the embedded default (scikit-learn's digits, offline, minutes on a CPU). Any config field
-can be overridden, e.g. --config.batch_size=64. Rerunning the same command resumes from the latest checkpoint.
+With no --config, trains the embedded default (scikit-learn's digits, offline, minutes on a CPU).
+Any config field can be overridden, e.g. --config.batch_size=64. Rerunning the same command resumes
+from the latest checkpoint.
 """
 
 import os
@@ -17,7 +18,8 @@ _WORKDIR = flags.DEFINE_string(
     "workdir", "workdir", "Directory for checkpoints, samples, logs and the config."
 )
 common.require_nonempty("workdir")
-# Several processes (hosts): see dcgan_jax/training/distributed.py and launch/. SLURM and Cloud TPU are detected.
+# Several processes (hosts): see dcgan_jax/training/distributed.py and launch/. SLURM and Cloud TPU
+# are detected.
 _COORDINATOR = flags.DEFINE_string(
     "coordinator_address", "", "host:port of process 0, for a multi-process run."
 )

@@ -1,4 +1,5 @@
-"""Writes a prepared cache once (dcgan_jax/data/prepare.py), so training reads preprocessed images at memory speed:
+"""Writes a prepared cache once (dcgan_jax/data/prepare.py), so training reads preprocessed images
+at memory speed:
 
   python -m dcgan_jax.prepare --config=configs/lsun.py --config.data.dataset=lsun_lmdb \\
       --config.data.data_path=/data/bedroom_train_lmdb --output=/data/lsun_bedroom_64

@@ -1,7 +1,8 @@
-"""Writes samples of a trained generator: `python -m dcgan_jax.sample --workdir=DIR --num_samples=64 --output=s.png`.
+"""Writes samples of a trained generator: `python -m dcgan_jax.sample --workdir=DIR --num_samples=64
+--output=s.png`.
 
-`.png` writes a grid; `.npz` writes `images` (uint8, N x H x W x C) and `z`. The same seed gives the same images
-whatever --num_samples or --batch_size (dcgan_jax/analysis/sampling.py).
+`.png` writes a grid; `.npz` writes `images` (uint8, N x H x W x C) and `z`. The same seed gives the
+same images whatever --num_samples or --batch_size (dcgan_jax/analysis/sampling.py).
 """
 
 from absl import flags

@@ -1,2 +1,3 @@
-"""Data: image sources (embedded digits, LSUN LMDB, image folders, prepared caches, TFDS), preprocessing, parallel
-decoding, and training batches in an order that is a function of (seed, step). No model code here."""
+"""Data: image sources (embedded digits, LSUN LMDB, image folders, prepared caches, TFDS),
+preprocessing, parallel decoding, and training batches in an order that is a function of (seed,
+step). No model code here."""

@@ -1,4 +1,5 @@
-"""`config.data.dataset` -> a random-access source of preprocessed uint8 images (sources.LOCAL_KINDS, or TFDS)."""
+"""`config.data.dataset` -> a random-access source of preprocessed uint8 images
+(sources.LOCAL_KINDS, or TFDS)."""
 
 import os
 
@@ -26,7 +27,8 @@ def is_tfds(dataset: str) -> bool:
 def open_local(
     data: ml_collections.ConfigDict, image_size: int, num_channels: int, split: str = ""
 ) -> Source:
-    """The source of a non-TFDS dataset kind (`data`: config.data), preprocessed to image_size / num_channels."""
+    """The source of a non-TFDS dataset kind (`data`: config.data), preprocessed to image_size /
+    num_channels."""
     if data.dataset == "digits":
         return ArraySource(
             *digits.digits_with_labels(image_size, num_channels, split or data.split)
@@ -51,11 +53,12 @@ def load_source(
     split: str = "",
     labelled: bool = False,
 ) -> Source:
-    """The source data.dataset names (`data`: config.data), preprocessed to image_size / num_channels (the model's).
+    """The source data.dataset names (`data`: config.data), preprocessed to image_size /
+    num_channels (the model's).
 
-    'digits' (embedded), 'lsun_lmdb' / 'image_folder' / 'prepared' (at data.data_path), else a TFDS name. `split`:
-    '' = data.split. labelled=True: a TFDS split read into memory keeps its labels too (a class-conditional run);
-    the other sources have theirs (or none) either way.
+    'digits' (embedded), 'lsun_lmdb' / 'image_folder' / 'prepared' (at data.data_path), else a TFDS
+    name. `split`: '' = data.split. labelled=True: a TFDS split read into memory keeps its labels
+    too (a class-conditional run); the other sources have theirs (or none) either way.
     """
     if not is_tfds(data.dataset):
         return open_local(data, image_size, num_channels, split)
@@ -65,9 +68,9 @@ def load_source(
 
 
 def load_labels(source: Source, num_classes: int, dataset: str) -> np.ndarray:
-    """The int labels of `source`'s images (of `dataset`, config.data.dataset), for a class-conditional run with
-    num_classes (config.model.conditional.num_classes) > 0: checked to be in 0..num_classes-1. Datasets without
-    labels are a UserError naming those that have them."""
+    """The int labels of `source`'s images (of `dataset`, config.data.dataset), for a
+    class-conditional run with num_classes (config.model.conditional.num_classes) > 0: checked to be
+    in 0..num_classes-1. Datasets without labels are a UserError naming those that have them."""
     labels = getattr(source, "labels", None)
     if labels is None:
         raise UserError(

@@ -1,8 +1,9 @@
 """Near-duplicate removal by semantic hashing (the paper's Sec. 4.1.1, used on LSUN bedrooms).
 
-The paper fits a 3072-128-3072 denoising, dropout-regularized ReLU autoencoder on 32x32 downsampled center crops,
-binarizes the code layer by thresholding its ReLU activations, and treats images whose codes collide as duplicates:
-hashing makes the search linear in the number of images, which matters at 3M images. Here:
+The paper fits a 3072-128-3072 denoising, dropout-regularized ReLU autoencoder on 32x32 downsampled
+center crops, binarizes the code layer by thresholding its ReLU activations, and treats images whose
+codes collide as duplicates: hashing makes the search linear in the number of images, which matters
+at 3M images. Here:
 
 - the corruption the autoencoder learns to undo is the kind a near duplicate differs by (a pixel or two of shift,
   a small change of brightness/colour, pixel noise), so such copies land on the same code;
@@ -30,9 +31,9 @@ from dcgan_jax.data.images import as_model_input
 class Autoencoder(nn.Module):
     """One hidden ReLU layer (the code), dropout on the input, linear reconstruction.
 
-    Inputs are centered on the data's mean thumbnail (`input_mean`, set once from the data, never trained): on
-    mostly-dark data such as the digits an uncentered input drove every code unit but one dead, so all images shared
-    one code and every image was a "duplicate" of the first."""
+    Inputs are centered on the data's mean thumbnail (`input_mean`, set once from the data, never
+    trained): on mostly-dark data such as the digits an uncentered input drove every code unit but
+    one dead, so all images shared one code and every image was a "duplicate" of the first."""
 
     code_dim: int
     dropout: float
@@ -55,7 +56,8 @@ class Autoencoder(nn.Module):
 
 
 def thumbnails(images: np.ndarray, size: int) -> np.ndarray:
-    """uint8 N x H x W x C -> uint8 N x size x size x 3, area-resized (the images are center crops already)."""
+    """uint8 N x H x W x C -> uint8 N x size x size x 3, area-resized (the images are center crops
+    already)."""
     out = np.empty((len(images), size, size, 3), np.uint8)
     for i, image in enumerate(images):
         pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
@@ -66,9 +68,10 @@ def thumbnails(images: np.ndarray, size: int) -> np.ndarray:
 def _corrupt(
     rng: np.random.Generator, thumbs: np.ndarray, dedup: ml_collections.ConfigDict
 ) -> np.ndarray:
-    """The perturbations a near duplicate shows, on uint8 thumbnails B x S x S x 3 -> float32 in model range: a shift
-    of up to dedup.max_shift pixels (edge-padded), a per-channel gain, pixel noise. On the host: it is cheap in numpy
-    and costs more than the autoencoder's own step when compiled."""
+    """The perturbations a near duplicate shows, on uint8 thumbnails B x S x S x 3 -> float32 in
+    model range: a shift of up to dedup.max_shift pixels (edge-padded), a per-channel gain, pixel
+    noise. On the host: it is cheap in numpy and costs more than the autoencoder's own step when
+    compiled."""
     b, size = thumbs.shape[0], thumbs.shape[1]
     shift = dedup.max_shift
     x = as_model_input(thumbs)
@@ -82,7 +85,8 @@ def _corrupt(
 
 
 def _mean_thumbnail(thumbs: np.ndarray, chunk: int = 65536) -> np.ndarray:
-    """The mean of uint8 thumbnails, summed in chunks (LSUN's 3M thumbnails in float would take 37 GB)."""
+    """The mean of uint8 thumbnails, summed in chunks (LSUN's 3M thumbnails in float would take 37
+    GB)."""
     total = np.zeros(thumbs.shape[1:], np.float64)
     for start in range(0, len(thumbs), chunk):
         total += thumbs[start : start + chunk].sum(axis=0, dtype=np.float64)
@@ -92,8 +96,8 @@ def _mean_thumbnail(thumbs: np.ndarray, chunk: int = 65536) -> np.ndarray:
 def train_autoencoder(
     thumbs: np.ndarray, dedup: ml_collections.ConfigDict, seed: int = 0
 ) -> tuple[Autoencoder, dict]:
-    """Fits the denoising autoencoder (`dedup`: config.dedup) to uint8 thumbnails N x S x S x 3; returns (module,
-    params)."""
+    """Fits the denoising autoencoder (`dedup`: config.dedup) to uint8 thumbnails N x S x S x 3;
+    returns (module, params)."""
     dim = int(np.prod(thumbs.shape[1:]))
     model = Autoencoder(dedup.code_dim, dedup.dropout, dim)
     rng = jax.random.PRNGKey(seed)
@@ -127,7 +131,8 @@ def train_autoencoder(
 
 
 def codes(model: Autoencoder, params, thumbs: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """Binary codes, packed: N x ceil(code_dim / 8) uint8 (a bit is set where the code's ReLU is active)."""
+    """Binary codes, packed: N x ceil(code_dim / 8) uint8 (a bit is set where the code's ReLU is
+    active)."""
     dim = int(np.prod(thumbs.shape[1:]))
     encode = jax.jit(lambda x: model.apply({"params": params}, x, method=Autoencoder.encode) > 0)
     bits = [
@@ -147,14 +152,16 @@ def duplicates(
     key_bits: int = 20,
     seed: int = 0,
 ) -> dict[int, int]:
-    """{removed index: the kept index it duplicates} for codes within `max_hamming` bits of a kept code.
+    """{removed index: the kept index it duplicates} for codes within `max_hamming` bits of a kept
+    code.
 
-    max_hamming=0 is the paper's exact collision: one hash table. Otherwise candidates come from `num_tables` hash
-    tables, each keyed on `key_bits` bits drawn at random (bit-sampling LSH), and are verified by their exact Hamming
-    distance, so nothing farther than max_hamming is ever removed; a pair d bits apart is missed only when every
-    table's key holds a differing bit, with probability (1 - C(n-d, k)/C(n, k))^num_tables (d=12, n=128, k=20, 32
-    tables: 0.018). Images are visited in index order and an image is removed only when it is close to a KEPT image,
-    so a chain of small differences never removes an image far from every kept one.
+    max_hamming=0 is the paper's exact collision: one hash table. Otherwise candidates come from
+    `num_tables` hash tables, each keyed on `key_bits` bits drawn at random (bit-sampling LSH), and
+    are verified by their exact Hamming distance, so nothing farther than max_hamming is ever
+    removed; a pair d bits apart is missed only when every table's key holds a differing bit, with
+    probability (1 - C(n-d, k)/C(n, k))^num_tables (d=12, n=128, k=20, 32 tables: 0.018). Images are
+    visited in index order and an image is removed only when it is close to a KEPT image, so a chain
+    of small differences never removes an image far from every kept one.
     """
     bits = np.unpackbits(packed, axis=1)
     n_bits = bits.shape[1]
@@ -188,8 +195,8 @@ def duplicates(
 def find_duplicates(
     images: np.ndarray, dedup: ml_collections.ConfigDict, seed: int = 0
 ) -> dict[int, int]:
-    """Near duplicates among uint8 images N x H x W x C: {removed index: kept index} (see the module docstring);
-    `dedup` is config.dedup."""
+    """Near duplicates among uint8 images N x H x W x C: {removed index: kept index} (see the module
+    docstring); `dedup` is config.dedup."""
     thumbs = thumbnails(images, dedup.thumbnail_size)
     model, params = train_autoencoder(thumbs, dedup, seed)
     return duplicates(

@@ -1,4 +1,5 @@
-"""The embedded default dataset: scikit-learn's 1,797 bundled 8x8 handwritten digits, offline, with labels."""
+"""The embedded default dataset: scikit-learn's 1,797 bundled 8x8 handwritten digits, offline, with
+labels."""
 
 import numpy as np
 from PIL import Image
@@ -12,7 +13,8 @@ SPLITS = ("train", "test", "all")
 def digits_with_labels(
     image_size: int, num_channels: int, split: str = "train"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(uint8 images N x S x S x C, int32 labels); split 'train' (4/5 of the scans), 'test' (every 5th) or 'all'."""
+    """(uint8 images N x S x S x C, int32 labels); split 'train' (4/5 of the scans), 'test' (every
+    5th) or 'all'."""
     from sklearn.datasets import (
         load_digits,  # scikit-learn: imported only where the digits are read
     )

@@ -1,4 +1,5 @@
-"""Image preprocessing and pixel ranges: decoding, the reference resize-and-crop, uint8 <-> the model's [-1, 1].
+"""Image preprocessing and pixel ranges: decoding, the reference resize-and-crop, uint8 <-> the
+model's [-1, 1].
 
 No JAX here: the decoding worker processes import this module.
 """
@@ -10,8 +11,9 @@ from PIL import Image
 
 
 def _dtype_checked(images: np.ndarray, what: str) -> np.ndarray:
-    """`images` as a numpy array, refusing integer and bool dtypes other than uint8: they are neither pixels
-    (uint8) nor model-range floats, and reading them as either silently gives wrong images."""
+    """`images` as a numpy array, refusing integer and bool dtypes other than uint8: they are
+    neither pixels (uint8) nor model-range floats, and reading them as either silently gives wrong
+    images."""
     images = np.asarray(images)
     if images.dtype != np.uint8 and images.dtype.kind in "biu":
         raise ValueError(
@@ -22,9 +24,10 @@ def _dtype_checked(images: np.ndarray, what: str) -> np.ndarray:
 
 
 def as_model_input(images: np.ndarray, pixel_scale: bool = False) -> np.ndarray:
-    """Images -> float32 in [-1, 1], the range of G's tanh: uint8 [0, 255] is scaled, float images (model range
-    already) are cast. pixel_scale=True: the values are on the 0..255 pixel scale whatever their dtype (e.g. a float
-    mean of uint8 images), and are scaled. Other integer dtypes are a ValueError."""
+    """Images -> float32 in [-1, 1], the range of G's tanh: uint8 [0, 255] is scaled, float images
+    (model range already) are cast. pixel_scale=True: the values are on the 0..255 pixel scale
+    whatever their dtype (e.g. a float mean of uint8 images), and are scaled. Other integer dtypes
+    are a ValueError."""
     images = _dtype_checked(images, "as_model_input")
     if images.dtype == np.uint8 or pixel_scale:
         return images.astype(np.float32) * (2.0 / 255.0) - 1.0
@@ -32,8 +35,8 @@ def as_model_input(images: np.ndarray, pixel_scale: bool = False) -> np.ndarray:
 
 
 def as_uint8(images: np.ndarray) -> np.ndarray:
-    """Images -> uint8 [0, 255]: uint8 images unchanged, model-range float images in [-1, 1] converted (values
-    outside are clipped). Other integer dtypes are a ValueError."""
+    """Images -> uint8 [0, 255]: uint8 images unchanged, model-range float images in [-1, 1]
+    converted (values outside are clipped). Other integer dtypes are a ValueError."""
     images = _dtype_checked(images, "as_uint8")
     if images.dtype == np.uint8:
         return images
@@ -41,9 +44,10 @@ def as_uint8(images: np.ndarray) -> np.ndarray:
 
 
 def _eight_bit(image: Image.Image) -> Image.Image:
-    """An image of any PIL mode as 8-bit L or RGB(A)-compatible: 16-bit and 32-bit integer greys are rescaled to
-    0..255 (PIL's own conversion clips them, turning a 16-bit PNG white), and transparency is composited onto
-    white (dropping alpha would show whatever colour the transparent pixels happen to hold)."""
+    """An image of any PIL mode as 8-bit L or RGB(A)-compatible: 16-bit and 32-bit integer greys are
+    rescaled to 0..255 (PIL's own conversion clips them, turning a 16-bit PNG white), and
+    transparency is composited onto white (dropping alpha would show whatever colour the transparent
+    pixels happen to hold)."""
     if image.mode.startswith("I"):  # 'I;16', 'I;16B', ... (16-bit PNG/TIFF greys) and 'I' (32-bit)
         pixels = np.asarray(image).astype(np.float64)
         top = 65535.0 if image.mode.startswith("I;16") or pixels.max() > 255 else 255.0
@@ -65,7 +69,8 @@ def _eight_bit(image: Image.Image) -> Image.Image:
 
 
 def resize_and_center_crop(image: Image.Image, size: int, num_channels: int) -> np.ndarray:
-    """The reference preprocessing: resize the shorter side to `size` (bicubic), center-crop, convert channels."""
+    """The reference preprocessing: resize the shorter side to `size` (bicubic), center-crop,
+    convert channels."""
     image = _eight_bit(image).convert("L" if num_channels == 1 else "RGB")
     width, height = image.size
     scale = size / min(width, height)
@@ -78,8 +83,9 @@ def resize_and_center_crop(image: Image.Image, size: int, num_channels: int) -> 
 
 
 def preprocess_array(pixels: np.ndarray, size: int, num_channels: int) -> np.ndarray:
-    """resize_and_center_crop for a decoded uint8 array (H, W), (H, W, 1) or (H, W, 3); one that is already
-    size x size x num_channels is returned as it is (the preprocessing would leave it unchanged)."""
+    """resize_and_center_crop for a decoded uint8 array (H, W), (H, W, 1) or (H, W, 3); one that is
+    already size x size x num_channels is returned as it is (the preprocessing would leave it
+    unchanged)."""
     pixels = np.asarray(pixels, np.uint8)
     if pixels.ndim == 3 and pixels.shape == (size, size, num_channels):
         return pixels
@@ -89,7 +95,8 @@ def preprocess_array(pixels: np.ndarray, size: int, num_channels: int) -> np.nda
 
 
 def decode_image(data: bytes, size: int, num_channels: int) -> np.ndarray:
-    """Encoded jpeg/png/webp/... bytes -> preprocessed uint8 image; raises on bytes that do not decode."""
+    """Encoded jpeg/png/webp/... bytes -> preprocessed uint8 image; raises on bytes that do not
+    decode."""
     with Image.open(io.BytesIO(data)) as image:
         if (
             image.format == "JPEG"

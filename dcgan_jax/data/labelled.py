@@ -1,4 +1,5 @@
-"""Labelled images for the evaluations: the embedded digits or a supervised TFDS dataset, and seeded subsets of them."""
+"""Labelled images for the evaluations: the embedded digits or a supervised TFDS dataset, and seeded
+subsets of them."""
 
 import numpy as np
 
@@ -11,7 +12,8 @@ from dcgan_jax.errors import UserError
 def load_labelled(
     dataset: str, split: str, image_size: int, num_channels: int, data_dir: str = ""
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(uint8 images N x S x S x C, int32 labels) of 'digits' or a supervised TFDS dataset (mnist, cifar10, ...)."""
+    """(uint8 images N x S x S x C, int32 labels) of 'digits' or a supervised TFDS dataset (mnist,
+    cifar10, ...)."""
     if dataset == "digits":
         return digits.digits_with_labels(image_size, num_channels, split)
     tfds_source.require_tfds(f"labelled dataset {dataset!r}")
@@ -37,7 +39,8 @@ def load_labelled(
 def validation_split(
     num_examples: int, fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(train indices, validation indices): a seeded random `fraction` held out for model selection."""
+    """(train indices, validation indices): a seeded random `fraction` held out for model
+    selection."""
     permutation = np.random.default_rng([seed, rng_tags.PROBE_SPLIT]).permutation(num_examples)
     num_val = max(1, int(round(num_examples * fraction)))
     return np.sort(permutation[num_val:]), np.sort(permutation[:num_val])

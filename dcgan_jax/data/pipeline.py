@@ -1,8 +1,10 @@
-"""Training batches: random-access image sources read in an order that is a function of (seed, step).
+"""Training batches: random-access image sources read in an order that is a function of (seed,
+step).
 
-Every source serves uint8 images already shaped (image_size, image_size, num_channels). The global batch of step s
-holds examples s*B .. s*B+B-1 of an endless sequence of per-epoch permutations, so a resumed run reads exactly what
-an uninterrupted one would, and each host reads only its own slice of every global batch.
+Every source serves uint8 images already shaped (image_size, image_size, num_channels). The global
+batch of step s holds examples s*B .. s*B+B-1 of an endless sequence of per-epoch permutations, so a
+resumed run reads exactly what an uninterrupted one would, and each host reads only its own slice of
+every global batch.
 """
 
 import collections
@@ -20,7 +22,8 @@ from dcgan_jax.data.sources import Source
 
 
 def global_batch_indices(step: int, batch_size: int, num_examples: int, seed: int) -> np.ndarray:
-    """Dataset indices of the global batch of `step`: consecutive positions in a stream of per-epoch permutations."""
+    """Dataset indices of the global batch of `step`: consecutive positions in a stream of per-epoch
+    permutations."""
     positions = step * batch_size + np.arange(batch_size, dtype=np.int64)
     epochs, offsets = np.divmod(positions, num_examples)
     indices = np.empty(batch_size, np.int64)
@@ -32,14 +35,16 @@ def global_batch_indices(step: int, batch_size: int, num_examples: int, seed: in
 
 @functools.lru_cache(maxsize=4)
 def _epoch_permutation(seed: int, epoch: int, num_examples: int) -> np.ndarray:
-    """Cached: permuting 3M LSUN indices takes ~50 ms, longer than a training step on an accelerator."""
+    """Cached: permuting 3M LSUN indices takes ~50 ms, longer than a training step on an
+    accelerator."""
     permutation = np.random.default_rng([seed, epoch]).permutation(num_examples)
     permutation.flags.writeable = False
     return permutation
 
 
 def host_slice(batch_size: int, process_index: int, process_count: int) -> slice:
-    """The rows of the global batch this host feeds to its local devices (process-major device order)."""
+    """The rows of the global batch this host feeds to its local devices (process-major device
+    order)."""
     per_host = batch_size // process_count
     return slice(process_index * per_host, (process_index + 1) * per_host)
 
@@ -52,8 +57,8 @@ def host_indices(
     process_index: int,
     process_count: int,
 ) -> Iterator[np.ndarray]:
-    """This host's rows of the global batch of each step from `start_step` on; `seed` is the data order's
-    (the run's seed + data.shuffle_seed_offset)."""
+    """This host's rows of the global batch of each step from `start_step` on; `seed` is the data
+    order's (the run's seed + data.shuffle_seed_offset)."""
     rows = host_slice(batch_size, process_index, process_count)
     step = start_step
     while True:
@@ -73,15 +78,17 @@ def train_batches(
     process_index: int | None = None,
     process_count: int | None = None,
 ) -> Iterator[np.ndarray]:
-    """Endless host batches [local_devices, per_device_batch, H, W, C] in [-1, 1] of the global batch `batch_size`
-    (`data`: config.data; `seed`: the run's), starting at `start_step`; with `labels` (datasets.load_labels, for a
-    class-conditional run), (images, int32 labels [local_devices, per_device_batch]) with the label of the image
-    actually read (an unreadable image's replacement has its own).
+    """Endless host batches [local_devices, per_device_batch, H, W, C] in [-1, 1] of the global
+    batch `batch_size` (`data`: config.data; `seed`: the run's), starting at `start_step`; with
+    `labels` (datasets.load_labels, for a class-conditional run), (images, int32 labels
+    [local_devices, per_device_batch]) with the label of the image actually read (an unreadable
+    image's replacement has its own).
 
-    The data order is a function of (seed + data.shuffle_seed_offset, step). Sources that decode (LMDB, folders, TFDS
-    array_record) are read by data.num_data_workers processes (0 = all cores, 1 = in this process),
-    data.prefetch_batches batches ahead of the ones already decoding; the order of the data never depends on the
-    number of workers. process_index / process_count: this host's (default: JAX's).
+    The data order is a function of (seed + data.shuffle_seed_offset, step). Sources that decode
+    (LMDB, folders, TFDS array_record) are read by data.num_data_workers processes (0 = all cores, 1
+    = in this process), data.prefetch_batches batches ahead of the ones already decoding; the order
+    of the data never depends on the number of workers. process_index / process_count: this host's
+    (default: JAX's).
     """
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
@@ -126,7 +133,8 @@ def train_batches(
 
 
 def _readable(index: int, skipped: set, num_examples: int) -> int:
-    """The entry a source serves for `index`: the next one not found unreadable (sources.EncodedSource)."""
+    """The entry a source serves for `index`: the next one not found unreadable
+    (sources.EncodedSource)."""
     while index in skipped:
         index = (index + 1) % num_examples
     return index

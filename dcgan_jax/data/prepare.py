@@ -1,15 +1,16 @@
-"""Writes a prepared cache once, so training reads preprocessed images at memory speed instead of decoding them.
+"""Writes a prepared cache once, so training reads preprocessed images at memory speed instead of
+decoding them.
 
   python -m dcgan_jax.prepare --config=configs/lsun.py --config.data.dataset=lsun_lmdb \\
       --config.data.data_path=/data/bedroom_train_lmdb --output=/data/lsun_bedroom_64
   python -m dcgan_jax.main --config=configs/lsun.py --config.data.dataset=prepared \\
       --config.data.data_path=/data/lsun_bedroom_64
 
-The cache is raw uint8 N x H x W x C (images.u8, read with np.memmap) and info.json (its shape and provenance),
-written last, so an interrupted run never leaves a cache that looks complete. Why this format: training draws
-random rows, and a fixed-size row at offset index * H*W*C is the cheapest random read there is (no decoding, no
-index, no dependency); at 64 px it is 12 KiB per image (3M LSUN bedrooms: 37 GB). Images that do not decode are
-left out and counted.
+The cache is raw uint8 N x H x W x C (images.u8, read with np.memmap) and info.json (its shape and
+provenance), written last, so an interrupted run never leaves a cache that looks complete. Why this
+format: training draws random rows, and a fixed-size row at offset index * H*W*C is the cheapest
+random read there is (no decoding, no index, no dependency); at 64 px it is 12 KiB per image (3M
+LSUN bedrooms: 37 GB). Images that do not decode are left out and counted.
 """
 
 import json
@@ -33,7 +34,8 @@ CHUNK = 256  # images per decoding task
 def _source_chunks(
     data: ml_collections.ConfigDict, image_size: int, num_channels: int
 ) -> tuple[int, Iterator[tuple[np.ndarray, int]]]:
-    """(number of entries, iterator of (readable preprocessed images, number left out)) in source order."""
+    """(number of entries, iterator of (readable preprocessed images, number left out)) in source
+    order."""
     if datasets.is_tfds(data.dataset):
         opened = tfds_source.open_tfds(data, image_size, num_channels, in_memory=False)
         if not isinstance(
@@ -63,7 +65,8 @@ def _source_chunks(
     return len(source), readable()
 
 
-# (images of the cache, N x H x W x C uint8, memory-mapped) -> {removed index: the kept index it duplicates}
+# (images of the cache, N x H x W x C uint8, memory-mapped) -> {removed index: the kept index it
+# duplicates}
 FindDuplicates = Callable[[np.ndarray], dict[int, int]]
 DUPLICATES_FILE = "duplicates.json"
 
@@ -76,15 +79,16 @@ def write_cache(
     dedup: FindDuplicates | None = None,
     max_removed_fraction: float = 0.5,
 ) -> dict:
-    """Preprocesses every image of the source `data` (config.data) names, at image_size / num_channels, into
-    `output`; returns the info written.
+    """Preprocesses every image of the source `data` (config.data) names, at image_size /
+    num_channels, into `output`; returns the info written.
 
-    Nothing in `output` changes until the new cache is complete: the source is opened (and checked) first, the
-    cache is written into a sibling directory, and only then swapped in by two renames, so a failed or interrupted
-    run (missing source, full disk, Ctrl-C) leaves an existing cache as it was, and a cache can be rebuilt from
-    itself. `dedup` (`prepare --dedup`) drops near duplicates before the swap; their list is kept in the cache.
-    Removing more than max_removed_fraction (config.dedup.max_removed_fraction) of the images is a UserError, and
-    then nothing is written.
+    Nothing in `output` changes until the new cache is complete: the source is opened (and checked)
+    first, the cache is written into a sibling directory, and only then swapped in by two renames,
+    so a failed or interrupted run (missing source, full disk, Ctrl-C) leaves an existing cache as
+    it was, and a cache can be rebuilt from itself. `dedup` (`prepare --dedup`) drops near
+    duplicates before the swap; their list is kept in the cache. Removing more than
+    max_removed_fraction (config.dedup.max_removed_fraction) of the images is a UserError, and then
+    nothing is written.
     """
     output = os.path.abspath(output)
     if os.path.exists(output) and not (os.path.isdir(output) and _is_cache_or_empty(output)):
@@ -120,7 +124,8 @@ def _is_cache_or_empty(path: str) -> bool:
 
 
 def _swap(new: str, output: str) -> None:
-    """Puts the complete cache `new` at `output`; an old cache there is renamed aside first, then deleted."""
+    """Puts the complete cache `new` at `output`; an old cache there is renamed aside first, then
+    deleted."""
     old = f"{output}.old-{os.getpid()}"
     if os.path.exists(output):
         os.rename(output, old)
@@ -196,8 +201,8 @@ def _write(
 
 
 def _compact(path: str, shape, removed) -> int:
-    """Drops the rows in `removed` from the raw image file, in place (each kept row moves to a lower or equal
-    offset, so no row is overwritten before it is read); returns the rows kept."""
+    """Drops the rows in `removed` from the raw image file, in place (each kept row moves to a lower
+    or equal offset, so no row is overwritten before it is read); returns the rows kept."""
     row = int(np.prod(shape[1:]))
     kept = 0
     with open(path, "r+b") as f:

@@ -1,12 +1,15 @@
-"""Random-access image sources: in-memory arrays, the official LSUN LMDB export, image folders, prepared caches.
+"""Random-access image sources: in-memory arrays, the official LSUN LMDB export, image folders,
+prepared caches.
 
-Every source serves uint8 images (image_size, image_size, num_channels), preprocessed like the paper's
-implementations: resize the shorter side (bicubic), center-crop, grayscale -> 1 channel. This module imports neither
-JAX nor TensorFlow, so the decoding worker processes (dcgan_jax/data/workers.py) start in a fraction of a second.
+Every source serves uint8 images (image_size, image_size, num_channels), preprocessed like the
+paper's implementations: resize the shorter side (bicubic), center-crop, grayscale -> 1 channel.
+This module imports neither JAX nor TensorFlow, so the decoding worker processes
+(dcgan_jax/data/workers.py) start in a fraction of a second.
 
-Corrupt images: an entry that fails to decode is replaced by the next readable entry (index + 1, + 2, ... wrapping
-around), so the data order stays a function of (seed, step); each replaced entry is recorded once per process and
-reported to the training loop, which logs it with a running count. A source with no readable entry is a UserError.
+Corrupt images: an entry that fails to decode is replaced by the next readable entry (index + 1, +
+2, ... wrapping around), so the data order stays a function of (seed, step); each replaced entry is
+recorded once per process and reported to the training loop, which logs it with a running count. A
+source with no readable entry is a UserError.
 """
 
 import json
@@ -28,8 +31,8 @@ LSUN_HELP = (
     "`unzip bedroom_train_lmdb.zip`) and pass the unzipped directory"
 )
 
-# The dataset kinds served by this module, with what config.data.data_path must hold; 'digits' is embedded, any
-# other config.data.dataset is a TFDS name (dcgan_jax/data/datasets.py dispatches).
+# The dataset kinds served by this module, with what config.data.data_path must hold; 'digits' is
+# embedded, any other config.data.dataset is a TFDS name (dcgan_jax/data/datasets.py dispatches).
 PATH_KINDS = {
     "lsun_lmdb": "LSUN LMDB directory (e.g. bedroom_train_lmdb/)",
     "image_folder": "folder of jpg/png/webp images",
@@ -51,7 +54,8 @@ class Source(Protocol):
 
 
 class ArraySource:
-    """An in-memory uint8 array of images, N x H x W x C, with their int labels when the dataset has them."""
+    """An in-memory uint8 array of images, N x H x W x C, with their int labels when the dataset has
+    them."""
 
     cheap = True  # read in the training process: no worker pool needed
 
@@ -70,7 +74,8 @@ class ArraySource:
 
 
 class EncodedSource:
-    """Entries of encoded image bytes, decoded and preprocessed on read; unreadable ones replaced (see module doc)."""
+    """Entries of encoded image bytes, decoded and preprocessed on read; unreadable ones replaced
+    (see module doc)."""
 
     cheap = False
 
@@ -128,8 +133,9 @@ class EncodedSource:
 
 
 def _image_paths(folder: str) -> list[str]:
-    """Image files under `folder`, relative and sorted. Symlinked folders are followed, but each real folder is
-    read once: a symlink loop (a -> ..) or two links to one folder would otherwise repeat its images."""
+    """Image files under `folder`, relative and sorted. Symlinked folders are followed, but each
+    real folder is read once: a symlink loop (a -> ..) or two links to one folder would otherwise
+    repeat its images."""
     seen, paths = set(), []
     for root, dirs, names in os.walk(folder, followlinks=True):
         real = os.path.realpath(root)
@@ -147,8 +153,8 @@ def _image_paths(folder: str) -> list[str]:
 
 
 class ImageFolderSource(EncodedSource):
-    """Every jpg/jpeg/png/webp/bmp file under a folder (recursive, symlinks followed, each real folder once), in
-    sorted path order."""
+    """Every jpg/jpeg/png/webp/bmp file under a folder (recursive, symlinks followed, each real
+    folder once), in sorted path order."""
 
     def __init__(self, folder: str, image_size: int, num_channels: int):
         if not os.path.isdir(folder):
@@ -171,8 +177,8 @@ class ImageFolderSource(EncodedSource):
 
     @property
     def labels(self) -> np.ndarray | None:
-        """Each image's class: the index of its top-level subfolder in `class_names`; None if any image lies
-        directly in the folder (then it is not a folder of classes)."""
+        """Each image's class: the index of its top-level subfolder in `class_names`; None if any
+        image lies directly in the folder (then it is not a folder of classes)."""
         if any(os.sep not in p for p in self.paths):
             return None
         index = {name: i for i, name in enumerate(self.class_names)}
@@ -183,12 +189,14 @@ class ImageFolderSource(EncodedSource):
 
 
 class LmdbSource(EncodedSource):
-    """LSUN's official LMDB export (e.g. bedroom_train_lmdb/): keys are hex ids, values encoded webp/jpeg images.
+    """LSUN's official LMDB export (e.g. bedroom_train_lmdb/): keys are hex ids, values encoded
+    webp/jpeg images.
 
-    The environment is opened read-only without locks, readahead or meminit, and each process keeps one read
-    transaction for its lifetime: random reads then cost the same at the millionth image as at the first (the
-    slowdown of pytorch/examples#156 comes from OS readahead filling the page cache with neighbours never read).
-    Keys are held as one bytes blob plus offsets, so sending the source to a worker process is one cheap copy.
+    The environment is opened read-only without locks, readahead or meminit, and each process keeps
+    one read transaction for its lifetime: random reads then cost the same at the millionth image as
+    at the first (the slowdown of pytorch/examples#156 comes from OS readahead filling the page
+    cache with neighbours never read). Keys are held as one bytes blob plus offsets, so sending the
+    source to a worker process is one cheap copy.
     """
 
     def __init__(self, path: str, image_size: int, num_channels: int):
@@ -255,10 +263,11 @@ def _open_lmdb(path: str):
 
 
 class PreparedSource:
-    """A cache written by `python -m dcgan_jax.prepare` (dcgan_jax/data/prepare.py): raw uint8 N x H x W x C
-    (images.u8) + info.json.
+    """A cache written by `python -m dcgan_jax.prepare` (dcgan_jax/data/prepare.py): raw uint8 N x H
+    x W x C (images.u8) + info.json.
 
-    Reads are memory-mapped copies of preprocessed rows (memory speed once the page cache holds the file).
+    Reads are memory-mapped copies of preprocessed rows (memory speed once the page cache holds the
+    file).
     """
 
     cheap = True
@@ -325,7 +334,8 @@ def read_batch(source: Source, indices: Sequence[int]) -> np.ndarray:
 
 
 def read_chunk(source: Source, indices: Sequence[int]) -> tuple[np.ndarray, Skipped]:
-    """Images at `indices` (uint8, stacked) and the unreadable entries replaced while reading them."""
+    """Images at `indices` (uint8, stacked) and the unreadable entries replaced while reading
+    them."""
     if hasattr(source, "read_chunk"):
         return source.read_chunk(indices)
     if hasattr(source, "read_many"):
@@ -336,7 +346,8 @@ def read_chunk(source: Source, indices: Sequence[int]) -> tuple[np.ndarray, Skip
 def decode_chunk(
     blobs: Sequence[bytes], image_size: int, num_channels: int
 ) -> tuple[np.ndarray, list[int]]:
-    """Decodes a list of encoded images; returns the readable ones stacked and the positions that failed."""
+    """Decodes a list of encoded images; returns the readable ones stacked and the positions that
+    failed."""
     images, failed = [], []
     for position, data in enumerate(blobs):
         try:

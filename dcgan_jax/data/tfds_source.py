@@ -1,4 +1,5 @@
-"""TFDS image datasets by name (mnist, cifar10, celeb_a, lsun/bedroom, imagenet_resized/64x64, ...), random access.
+"""TFDS image datasets by name (mnist, cifar10, celeb_a, lsun/bedroom, imagenet_resized/64x64, ...),
+random access.
 
 Data order must stay a function of (seed, step), so TFDS is read in one of two ways:
 - prepared in a random-access format (`tfds build NAME --file_format=array_record`): read through
@@ -31,8 +32,9 @@ def _installed(module: str) -> bool:
 
 
 def require_tfds(what: str) -> None:
-    """TFDS and the TensorFlow it reads TFRecords with are the optional `tfds` extra: a one-line UserError naming
-    the install command when either is absent. Also keeps TensorFlow quiet and off the accelerators."""
+    """TFDS and the TensorFlow it reads TFRecords with are the optional `tfds` extra: a one-line
+    UserError naming the install command when either is absent. Also keeps TensorFlow quiet and off
+    the accelerators."""
     missing = [m for m in ("tensorflow_datasets", "tensorflow") if not _installed(m)]
     if missing:
         raise UserError(
@@ -137,7 +139,8 @@ class TfdsRandomSource(sources.EncodedSource):
 
     @property
     def labels(self) -> np.ndarray | None:
-        """Every record's 'label' (read once, images left encoded), or None when the dataset has none."""
+        """Every record's 'label' (read once, images left encoded), or None when the dataset has
+        none."""
         if getattr(self, "_labels", None) is None:
             records = self._records()
             if "label" not in records[0]:
@@ -170,8 +173,9 @@ def _encode_png(pixels: np.ndarray) -> bytes:
 def stream_encoded(
     data: ml_collections.ConfigDict, builder, labels_out: list[int] | None = None
 ) -> Iterator[list[bytes]]:
-    """The encoded images of the split data.split in file order, in chunks of STREAM_CHUNK (decoding is left to the
-    workers); with `labels_out`, each image's 'label' is appended to it as the image is read."""
+    """The encoded images of the split data.split in file order, in chunks of STREAM_CHUNK (decoding
+    is left to the workers); with `labels_out`, each image's 'label' is appended to it as the image
+    is read."""
     import tensorflow_datasets as tfds
 
     key = _image_key(builder)
@@ -206,9 +210,9 @@ def stream_decoded(
     num_channels: int,
     labels_out: list[int] | None = None,
 ) -> Iterator[tuple[np.ndarray, int]]:
-    """Preprocessed uint8 chunks of the split in file order, decoded on data.num_data_workers cores, with each
-    chunk's failures; with `labels_out`, the labels of the images yielded (those of undecodable ones left out) are
-    appended to it."""
+    """Preprocessed uint8 chunks of the split in file order, decoded on data.num_data_workers cores,
+    with each chunk's failures; with `labels_out`, the labels of the images yielded (those of
+    undecodable ones left out) are appended to it."""
     import functools
 
     decode = functools.partial(
@@ -234,10 +238,12 @@ def open_tfds(
     labelled: bool = False,
     in_memory: bool = True,
 ):
-    """A random-access source for the TFDS split data.split (`data`: config.data); TFRecord splits are loaded into
-    memory (see module doc), with their labels when `labelled` (array_record sources read labels on demand).
+    """A random-access source for the TFDS split data.split (`data`: config.data); TFRecord splits
+    are loaded into memory (see module doc), with their labels when `labelled` (array_record sources
+    read labels on demand).
 
-    With in_memory=False, a TFRecord split is returned as the builder instead, for prepare.py to stream.
+    With in_memory=False, a TFRecord split is returned as the builder instead, for prepare.py to
+    stream.
     """
     builder = _builder(data)
     from tensorflow_datasets.core import file_adapters

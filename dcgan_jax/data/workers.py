@@ -1,11 +1,12 @@
 """Parallel decoding: an order-preserving map over a pool of worker processes.
 
-Why processes (concurrent.futures + 'spawn') rather than threads, tf.data or grain: decoding a 64 px training image
-is ~2-3 ms of Pillow work plus Python glue that holds the GIL, so only processes scale it to all cores; 'spawn'
-because forking a process that already runs JAX's threads can deadlock; the standard library because the order of
-the results must be exactly the order of the requests (data order = f(seed, step), for bit-exact resume), which a
-bounded window of futures gives directly, with no extra dependency and no TensorFlow in the workers. The source
-is sent to each worker once (pool initializer), never with every task.
+Why processes (concurrent.futures + 'spawn') rather than threads, tf.data or grain: decoding a 64 px
+training image is ~2-3 ms of Pillow work plus Python glue that holds the GIL, so only processes
+scale it to all cores; 'spawn' because forking a process that already runs JAX's threads can
+deadlock; the standard library because the order of the results must be exactly the order of the
+requests (data order = f(seed, step), for bit-exact resume), which a bounded window of futures gives
+directly, with no extra dependency and no TensorFlow in the workers. The source is sent to each
+worker once (pool initializer), never with every task.
 """
 
 import collections
@@ -47,9 +48,11 @@ def ordered_map(
     initializer: Callable | None = None,
     initargs: tuple = (),
 ) -> Iterator:
-    """fn(item) for each item, in order; with workers > 1, up to `ahead` items run ahead in a process pool.
+    """fn(item) for each item, in order; with workers > 1, up to `ahead` items run ahead in a
+    process pool.
 
-    fn (and initializer) must be importable module-level functions; with workers <= 1 everything runs here.
+    fn (and initializer) must be importable module-level functions; with workers <= 1 everything
+    runs here.
     """
     if workers <= 1:
         if initializer is not None:
@@ -81,7 +84,8 @@ def ordered_map(
 
 
 def read_source(source: Any, index_chunks: Iterable, workers: int, ahead: int) -> Iterator:
-    """sources.read_chunk(source, chunk) for each chunk of indices, in order, decoded on `workers` processes."""
+    """sources.read_chunk(source, chunk) for each chunk of indices, in order, decoded on `workers`
+    processes."""
     if workers <= 1:
         return (sources.read_chunk(source, chunk) for chunk in index_chunks)
     return ordered_map(

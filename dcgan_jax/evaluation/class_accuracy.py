@@ -1,5 +1,6 @@
-"""How often a class-conditional G draws the class it is asked for: its samples of each class c, labelled by the
-project's FID classifier (evaluation/classifier.py), are counted correct when the classifier says c."""
+"""How often a class-conditional G draws the class it is asked for: its samples of each class c,
+labelled by the project's FID classifier (evaluation/classifier.py), are counted correct when the
+classifier says c."""
 
 from typing import Any
 
@@ -22,9 +23,10 @@ def confusion(
     per_class: int,
     seed: int,
 ) -> np.ndarray:
-    """(num_classes, classifier classes) counts: row c holds the classifier's labels of `per_class` samples of class
-    c (the eval z, the same for every class and every evaluation of the run). `ev` is config.eval (its classifier:
-    ev.classifier), `model` config.model, `data` config.data (the classifier's default dataset), `seed` the run's."""
+    """(num_classes, classifier classes) counts: row c holds the classifier's labels of `per_class`
+    samples of class c (the eval z, the same for every class and every evaluation of the run). `ev`
+    is config.eval (its classifier: ev.classifier), `model` config.model, `data` config.data (the
+    classifier's default dataset), `seed` the run's."""
     num_classes = model.conditional.num_classes
     if not num_classes:
         raise UserError(
@@ -52,7 +54,8 @@ def confusion(
 
 
 def accuracy_table(counts: np.ndarray) -> Table:
-    """One row per class (its accuracy and what its misses were called most), then the mean over classes."""
+    """One row per class (its accuracy and what its misses were called most), then the mean over
+    classes."""
     rows: list[dict] = []
     for c, row in enumerate(counts):
         misses = row.copy()

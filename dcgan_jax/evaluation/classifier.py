@@ -1,8 +1,9 @@
 """A small CNN classifier the project trains itself: its penultimate layer is FID's feature space.
 
-The classifier is trained once per (dataset, image size, channels) and kept as an orbax checkpoint plus meta.json,
-by default under ~/.cache/dcgan_jax/classifiers/, so FID/KID work offline with no downloaded weights. Numbers made
-with it compare only with numbers made with the same classifier (its meta.json records how it was trained).
+The classifier is trained once per (dataset, image size, channels) and kept as an orbax checkpoint
+plus meta.json, by default under ~/.cache/dcgan_jax/classifiers/, so FID/KID work offline with no
+downloaded weights. Numbers made with it compare only with numbers made with the same classifier
+(its meta.json records how it was trained).
 """
 
 import functools
@@ -24,9 +25,11 @@ from dcgan_jax.errors import UserError
 from dcgan_jax.nn.batched import map_batches
 
 
-# ------------------------------------------------------------------------------------------------- the model
+# -------------------------------------------------------------------------------------------------
+# the model
 class SmallCNN(nn.Module):
-    """Three conv blocks (3x3, then 3x3 stride 2), global average pooling, a ReLU feature layer, logits."""
+    """Three conv blocks (3x3, then 3x3 stride 2), global average pooling, a ReLU feature layer,
+    logits."""
 
     num_classes: int
     width: int = 32
@@ -72,8 +75,8 @@ def _shift_batch(images: np.ndarray, rng: np.random.Generator, max_shift: int) -
 def train_classifier(
     images: np.ndarray, labels: np.ndarray, classifier: ml_collections.ConfigDict, seed: int = 0
 ) -> tuple[SmallCNN, Any]:
-    """Adam on softmax cross-entropy for classifier.steps steps (`classifier`: config.eval.classifier); returns
-    (model, params)."""
+    """Adam on softmax cross-entropy for classifier.steps steps (`classifier`:
+    config.eval.classifier); returns (model, params)."""
     model = SmallCNN(int(labels.max()) + 1, classifier.width, classifier.feature_dim)
     x = as_model_input(images)
     params = model.init(jax.random.PRNGKey(seed), jnp.asarray(x[:1]))["params"]
@@ -107,13 +110,15 @@ def train_classifier(
     return model, params
 
 
-# ------------------------------------------------------------------------------------------ checkpoint on disk
-# `classifier` is config.eval.classifier; `dataset` the run's (config.data.dataset), the default of classifier.dataset;
-# image_size and num_channels the run's images' (config.model); `data` (config.data) where labelled data is loaded.
+# ------------------------------------------------------------------------------------------
+# checkpoint on disk `classifier` is config.eval.classifier; `dataset` the run's
+# (config.data.dataset), the default of classifier.dataset; image_size and num_channels the run's
+# images' (config.model); `data` (config.data) where labelled data is loaded.
 def classifier_dir(
     classifier: ml_collections.ConfigDict, dataset: str, image_size: int, num_channels: int
 ) -> str:
-    """Where the FID classifier lives: classifier.dir, or the per-user cache of its dataset, size and channels."""
+    """Where the FID classifier lives: classifier.dir, or the per-user cache of its dataset, size
+    and channels."""
     if classifier.dir:
         return os.path.abspath(os.path.expanduser(classifier.dir))
     name = f"{classifier_dataset(classifier, dataset)}_{image_size}px_{num_channels}ch"
@@ -132,7 +137,8 @@ def train_and_save(
     num_channels: int,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Trains the FID classifier on the labelled train split, measures test accuracy, saves it; returns meta."""
+    """Trains the FID classifier on the labelled train split, measures test accuracy, saves it;
+    returns meta."""
     import orbax.checkpoint as ocp
 
     dataset = classifier_dataset(classifier, data.dataset)
@@ -171,7 +177,8 @@ def load_classifier(
     seed: int = 0,
     train_if_missing: bool = True,
 ):
-    """(model, params, meta) of the FID classifier, trained (with `seed`) and saved first if it does not exist yet."""
+    """(model, params, meta) of the FID classifier, trained (with `seed`) and saved first if it does
+    not exist yet."""
     import orbax.checkpoint as ocp
 
     path = classifier_dir(classifier, data.dataset, image_size, num_channels)

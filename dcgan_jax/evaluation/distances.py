@@ -1,7 +1,8 @@
-"""FID (Heusel et al. 2017) and KID (Binkowski et al. 2018) between two sets of feature vectors, in float64 numpy.
+"""FID (Heusel et al. 2017) and KID (Binkowski et al. 2018) between two sets of feature vectors, in
+float64 numpy.
 
-Both depend on the feature extractor and on the sample sizes (FID is biased upwards for small N); compare numbers
-only when both are the same.
+Both depend on the feature extractor and on the sample sizes (FID is biased upwards for small N);
+compare numbers only when both are the same.
 """
 
 import numpy as np
@@ -16,9 +17,11 @@ def gaussian_fit(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _clip_round_off(eigenvalues: np.ndarray) -> np.ndarray:
-    """Eigenvalues of a PSD matrix with those indistinguishable from 0 (numpy's rank tolerance) set to 0.
+    """Eigenvalues of a PSD matrix with those indistinguishable from 0 (numpy's rank tolerance) set
+    to 0.
 
-    Their square roots would otherwise add ~sqrt(eps) each, visible for singular covariances (N < D).
+    Their square roots would otherwise add ~sqrt(eps) each, visible for singular covariances (N <
+    D).
     """
     tolerance = max(eigenvalues.max(initial=0.0), 0.0) * len(eigenvalues) * np.finfo(np.float64).eps
     return np.where(eigenvalues > tolerance, eigenvalues, 0.0)
@@ -35,8 +38,9 @@ def frechet_distance(
 ) -> float:
     """|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)) between two Gaussians.
 
-    tr (S1 S2)^(1/2) = tr (S1^(1/2) S2 S1^(1/2))^(1/2): the inner matrix is symmetric PSD, so the trace is the sum of
-    square roots of its eigenvalues, real and stable even when the covariances are singular (N < D).
+    tr (S1 S2)^(1/2) = tr (S1^(1/2) S2 S1^(1/2))^(1/2): the inner matrix is symmetric PSD, so the
+    trace is the sum of square roots of its eigenvalues, real and stable even when the covariances
+    are singular (N < D).
     """
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
     sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
@@ -48,7 +52,8 @@ def frechet_distance(
 
 
 def fid(features1: np.ndarray, features2: np.ndarray) -> float:
-    """Fréchet Inception Distance between the Gaussian fits of two feature sets (with any extractor)."""
+    """Fréchet Inception Distance between the Gaussian fits of two feature sets (with any
+    extractor)."""
     return frechet_distance(*gaussian_fit(features1), *gaussian_fit(features2))
 
 
@@ -76,9 +81,11 @@ def kid(
     subset_size: int = 1000,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """Kernel Inception Distance: mean and std of the unbiased MMD^2 over random subsets (without replacement).
+    """Kernel Inception Distance: mean and std of the unbiased MMD^2 over random subsets (without
+    replacement).
 
-    `subset_size` is clipped to the smaller set; with one subset covering both sets it is exactly their MMD^2.
+    `subset_size` is clipped to the smaller set; with one subset covering both sets it is exactly
+    their MMD^2.
     """
     size = min(subset_size, len(features1), len(features2))
     rng = np.random.default_rng(seed)

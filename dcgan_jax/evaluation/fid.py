@@ -1,5 +1,5 @@
-"""FID/KID of a generator against held-out real images, with the project's classifier or InceptionV3 features:
-the `evaluate --task=fid` table and the evaluator the training loop calls."""
+"""FID/KID of a generator against held-out real images, with the project's classifier or InceptionV3
+features: the `evaluate --task=fid` table and the evaluator the training loop calls."""
 
 import dataclasses
 from collections.abc import Callable
@@ -19,8 +19,8 @@ from dcgan_jax.nn import generate, latent
 Table = list[dict[str, Any]]
 Extractor = Callable[[np.ndarray], np.ndarray]  # images (uint8 or [-1, 1]) -> (N, D) features
 
-# Every function takes its parts of the run's config: `ev` (config.eval), `model` (config.model), `data`
-# (config.data), and the run's `seed` (config.seed).
+# Every function takes its parts of the run's config: `ev` (config.eval), `model` (config.model),
+# `data` (config.data), and the run's `seed` (config.seed).
 
 
 def make_feature_extractor(
@@ -29,8 +29,8 @@ def make_feature_extractor(
     data: ml_collections.ConfigDict,
     seed: int,
 ) -> tuple[Extractor, str]:
-    """(images -> features, description) for ev.feature_extractor. The classifier is trained (with `seed`, on
-    ev.classifier.dataset or data.dataset) if it does not exist yet."""
+    """(images -> features, description) for ev.feature_extractor. The classifier is trained (with
+    `seed`, on ev.classifier.dataset or data.dataset) if it does not exist yet."""
     if ev.feature_extractor == "classifier":
         net, params, meta = classifier.load_classifier(
             ev.classifier, data, model.image_size, model.num_channels, seed
@@ -64,8 +64,8 @@ def real_images(
 
 
 def eval_z(model: ml_collections.ConfigDict, num: int, seed: int) -> np.ndarray:
-    """The fixed G inputs of FID samples: the same for every evaluation of a run (every class equally often for a
-    class-conditional G)."""
+    """The fixed G inputs of FID samples: the same for every evaluation of a run (every class
+    equally often for a class-conditional G)."""
     rng = jax.random.fold_in(jax.random.PRNGKey(seed), rng_tags.EVAL_Z)
     z = np.asarray(latent.sample_z(rng, num, model.latent_dim, model.z_distribution))
     num_classes = model.conditional.num_classes
@@ -96,7 +96,8 @@ def generator_scores(
 def in_chunks(
     fn: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray, chunk: int, desc: str
 ) -> np.ndarray:
-    """`fn` over consecutive chunks of `inputs` (each a few device batches), concatenated, with a progress bar."""
+    """`fn` over consecutive chunks of `inputs` (each a few device batches), concatenated, with a
+    progress bar."""
     parts = []
     with progress_bars.bar(total=len(inputs), desc=desc, unit="img") as bar:
         for start in range(0, len(inputs), chunk):
@@ -107,8 +108,9 @@ def in_chunks(
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class TrainingEvaluator:
-    """`(step, g_variables) -> {'fid', 'kid', 'kid_std'}` for the training loop, with its schedule: the loop calls
-    it at steps that are multiples of `every_steps` and keeps the checkpoint of the lowest `best_metric`."""
+    """`(step, g_variables) -> {'fid', 'kid', 'kid_std'}` for the training loop, with its schedule:
+    the loop calls it at steps that are multiples of `every_steps` and keeps the checkpoint of the
+    lowest `best_metric`."""
 
     ev: ml_collections.ConfigDict
     model: ml_collections.ConfigDict
@@ -139,10 +141,11 @@ def make_training_evaluator(
     seed: int,
     workdir: str = "",
 ) -> TrainingEvaluator:
-    """The evaluator of the training loop (`training.loop.train`): FID/KID every ev.every_steps steps.
+    """The evaluator of the training loop (`training.loop.train`): FID/KID every ev.every_steps
+    steps.
 
-    Real features (ev.split, at most ev.num_samples images) and the fake z are fixed when this is built, so values
-    from different steps are comparable. `workdir` is only named in messages.
+    Real features (ev.split, at most ev.num_samples images) and the fake z are fixed when this is
+    built, so values from different steps are comparable. `workdir` is only named in messages.
     """
     extractor, describe = make_feature_extractor(ev, model, data, seed)
     reals = real_images(model, data, ev.split, ev.num_samples, seed)
@@ -170,9 +173,9 @@ def fid_table(
     g_without_ema: Any | None = None,
     ema_decay: float = 0.0,
 ) -> tuple[Table, str]:
-    """FID/KID of the trained G, the untrained G and real training images (data.split), against ev.split. With
-    `g_without_ema` (a run keeping a moving average with `ema_decay`: `g_trained` is the average), the trained G
-    itself is a row too.
+    """FID/KID of the trained G, the untrained G and real training images (data.split), against
+    ev.split. With `g_without_ema` (a run keeping a moving average with `ema_decay`: `g_trained` is
+    the average), the trained G itself is a row too.
 
     Returns (rows, a description of the feature extractor).
     """

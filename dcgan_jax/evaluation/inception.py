@@ -1,4 +1,5 @@
-"""InceptionV3 pool features for FID/KID comparable with published numbers: user-supplied weights only.
+"""InceptionV3 pool features for FID/KID comparable with published numbers: user-supplied weights
+only.
 
 Nothing is ever downloaded. The expected weights file is a .npz of the FID InceptionV3 (the TF-slim graph of
 Heusel et al.'s TTUR code, as ported by pytorch-fid in `pt_inception-2015-12-05-6726825d.pth`), one array per
@@ -7,9 +8,10 @@ parameter named by its PyTorch state_dict key (e.g. `Conv2d_1a_3x3.conv.weight`)
                np.savez('inception_fid.npz', **{k: v.numpy() for k, v in sd.items()})"
 The .pth is distributed with pytorch-fid's GitHub releases (github.com/mseitzer/pytorch-fid).
 
-The network is pytorch-fid's FIDInceptionA/C/E_1/E_2 variant of InceptionV3 (average pools exclude padding,
-the last block max-pools), fed 299x299 bilinear-resized images in [-1, 1]; features are the 2,048-d global average
-pool. Only the layers up to that pool are read from the file (fc.* and any AuxLogits.* are ignored).
+The network is pytorch-fid's FIDInceptionA/C/E_1/E_2 variant of InceptionV3 (average pools exclude
+padding, the last block max-pools), fed 299x299 bilinear-resized images in [-1, 1]; features are the
+2,048-d global average pool. Only the layers up to that pool are read from the file (fc.* and any
+AuxLogits.* are ignored).
 """
 
 import os
@@ -113,7 +115,8 @@ def _conv_specs() -> list[tuple[str, int, int, int, int]]:
 
 
 def param_shapes() -> dict[str, tuple[int, ...]]:
-    """Every array the .npz must hold, with its (PyTorch) shape: OIHW conv weights and BN vectors."""
+    """Every array the .npz must hold, with its (PyTorch) shape: OIHW conv weights and BN
+    vectors."""
     shapes = {}
     for name, cin, cout, kh, kw in _conv_specs():
         shapes[f"{name}.conv.weight"] = (cout, cin, kh, kw)
@@ -143,7 +146,8 @@ def _max_pool(x: jax.Array, stride: int = 2, pad: int = 0) -> jax.Array:
 
 
 def _avg_pool(x: jax.Array) -> jax.Array:
-    """3x3, stride 1, padding 1, averaging over the in-image cells only (count_include_pad=False)."""
+    """3x3, stride 1, padding 1, averaging over the in-image cells only
+    (count_include_pad=False)."""
     padding = ((0, 0), (1, 1), (1, 1), (0, 0))
     total = lax.reduce_window(x, 0.0, lax.add, (1, 3, 3, 1), (1, 1, 1, 1), padding)
     count = lax.reduce_window(
@@ -232,7 +236,8 @@ def pool_features(p: Params, x: jax.Array) -> jax.Array:
 def _features(p: Params, images: jax.Array) -> jax.Array:
     if images.shape[-1] == 1:
         images = jnp.repeat(images, 3, axis=-1)
-    # Bilinear, half-pixel centers, no antialiasing: torch's interpolate(align_corners=False), as pytorch-fid.
+    # Bilinear, half-pixel centers, no antialiasing: torch's interpolate(align_corners=False), as
+    # pytorch-fid.
     resized = jax.image.resize(
         images, (images.shape[0], INPUT_SIZE, INPUT_SIZE, 3), "bilinear", antialias=False
     )
@@ -240,7 +245,8 @@ def _features(p: Params, images: jax.Array) -> jax.Array:
 
 
 def load_weights(path: str) -> Params:
-    """The arrays of `param_shapes()` from a .npz, checked; extra arrays (fc, AuxLogits) are ignored."""
+    """The arrays of `param_shapes()` from a .npz, checked; extra arrays (fc, AuxLogits) are
+    ignored."""
     path = check_weights(path)
     shapes = param_shapes()
     with np.load(path) as data:
@@ -260,7 +266,8 @@ def load_weights(path: str) -> Params:
 
 
 def make_extractor(weights_path: str, batch_size: int = 256) -> Callable[[np.ndarray], np.ndarray]:
-    """images (uint8, or float in [-1, 1]; 1 or 3 channels) -> (N, 2048) InceptionV3 pool features."""
+    """images (uint8, or float in [-1, 1]; 1 or 3 channels) -> (N, 2048) InceptionV3 pool
+    features."""
     params = load_weights(weights_path)
 
     def extract(images: np.ndarray) -> np.ndarray:

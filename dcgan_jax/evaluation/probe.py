@@ -1,8 +1,10 @@
-"""The paper's D-feature linear probe (Radford et al. 2015, Sec. 5.1): an L2-regularized squared-hinge linear SVM
-on discriminator features, against raw pixels and the same D at its random init.
+"""The paper's D-feature linear probe (Radford et al. 2015, Sec. 5.1): an L2-regularized
+squared-hinge linear SVM on discriminator features, against raw pixels and the same D at its random
+init.
 
-The default solver is dcgan_jax/evaluation/svm.py (JAX, on the run's backend, features extracted straight into device
-blocks); probe.solver='liblinear' (config.eval.probe) uses scikit-learn's LinearSVC on host arrays instead.
+The default solver is dcgan_jax/evaluation/svm.py (JAX, on the run's backend, features extracted
+straight into device blocks); probe.solver='liblinear' (config.eval.probe) uses scikit-learn's
+LinearSVC on host arrays instead.
 """
 
 import time
@@ -33,8 +35,9 @@ def linear_svm(
     probe: ml_collections.ConfigDict,
     seed: int = 0,
 ) -> dict[str, float]:
-    """L2-regularized squared-hinge linear SVM on host arrays; C chosen on a validation split, then refit on all
-    training rows. `probe` is config.eval.probe; its `solver` picks the JAX solver or liblinear."""
+    """L2-regularized squared-hinge linear SVM on host arrays; C chosen on a validation split, then
+    refit on all training rows. `probe` is config.eval.probe; its `solver` picks the JAX solver or
+    liblinear."""
     if probe.solver == "liblinear":
         return _liblinear_svm(train_x, train_y, test_x, test_y, probe, seed)
     return block_svm(
@@ -56,10 +59,12 @@ def block_svm(
     seed: int = 0,
     desc: str = "SVM",
 ) -> dict[str, float]:
-    """`linear_svm` with the JAX solver on device blocks (consumed: standardized in place, block by block).
+    """`linear_svm` with the JAX solver on device blocks (consumed: standardized in place, block by
+    block).
 
-    Features are standardized with training statistics (one C grid then suits every feature set); the C path is
-    solved on the fit rows, increasing and warm-started; the refit on all rows starts from the chosen C's solution.
+    Features are standardized with training statistics (one C grid then suits every feature set);
+    the C path is solved on the fit rows, increasing and warm-started; the refit on all rows starts
+    from the chosen C's solution.
     """
     if probe.solver != "jax":
         raise UserError(f"--config.eval.probe.solver={probe.solver!r}; use 'jax' or 'liblinear'")
@@ -94,7 +99,8 @@ def block_svm(
 
 
 def _liblinear_svm(train_x, train_y, test_x, test_y, probe, seed):
-    """scikit-learn's LinearSVC (liblinear's dual coordinate descent) over the same C grid: the reference solver."""
+    """scikit-learn's LinearSVC (liblinear's dual coordinate descent) over the same C grid: the
+    reference solver."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -127,8 +133,8 @@ def _liblinear_svm(train_x, train_y, test_x, test_y, probe, seed):
 def extract_blocks(
     extract: Callable[[np.ndarray], np.ndarray], images: np.ndarray, block_rows: int, desc: str
 ) -> svm.Blocks:
-    """Features of `images` straight into device blocks, one block of images at a time (the host never holds the
-    whole feature matrix), with a progress bar in images."""
+    """Features of `images` straight into device blocks, one block of images at a time (the host
+    never holds the whole feature matrix), with a progress bar in images."""
     block_rows = max(1, min(block_rows, len(images)))
     blocks = []
     with progress_bars.bar(total=len(images), desc=desc, unit="img") as bar:
@@ -156,10 +162,10 @@ def classify(
 ) -> Table:
     """The probe on D features (trained and random-init D) and on raw pixels, one row each.
 
-    `probe` is config.eval.probe, `model` config.model (D and its image size), `data` config.data (the default
-    dataset and its data_dir); `seed` the run's; `batch_size` D's inference batch (config.eval.batch_size).
-    `dataset` (default: data.dataset) must be labelled; `labels_per_class` (default: probe.labels_per_class; 0 = all)
-    picks a seeded subset of the training split.
+    `probe` is config.eval.probe, `model` config.model (D and its image size), `data` config.data
+    (the default dataset and its data_dir); `seed` the run's; `batch_size` D's inference batch
+    (config.eval.batch_size). `dataset` (default: data.dataset) must be labelled; `labels_per_class`
+    (default: probe.labels_per_class; 0 = all) picks a seeded subset of the training split.
     """
     dataset = dataset or data.dataset
     per_class = probe.labels_per_class if labels_per_class is None else labels_per_class

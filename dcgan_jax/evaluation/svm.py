@@ -1,17 +1,19 @@
-"""The paper's linear L2-SVM (squared hinge, one-vs-rest) solved in JAX on the run's backend, at CIFAR-10 scale.
+"""The paper's linear L2-SVM (squared hinge, one-vs-rest) solved in JAX on the run's backend, at
+CIFAR-10 scale.
 
-Objective, per class k with labels y_ik = +1 (class k) / -1 (other classes), the same as liblinear's (scikit-learn
-`LinearSVC(loss='squared_hinge', fit_intercept=True, intercept_scaling=1)`), whose bias is an extra feature of value
-1 regularized like every weight:
+Objective, per class k with labels y_ik = +1 (class k) / -1 (other classes), the same as liblinear's
+(scikit-learn `LinearSVC(loss='squared_hinge', fit_intercept=True, intercept_scaling=1)`), whose
+bias is an extra feature of value 1 regularized like every weight:
 
     f_k(w, b) = 0.5 (||w||^2 + b^2) + C sum_i s_i max(0, 1 - y_ik (w . x_i + b))^2
 
-with row weights s_i in {0, 1} (0: validation or padding rows). It is solved by truncated Newton (conjugate gradient
-on the generalized Hessian I + 2C X^T D X, D the rows inside the margin), all classes at once as the columns of one
-(d, K) matrix, with an exact line search along the Newton direction (piecewise quadratic in the step, evaluated from
-margins already at hand), warm-started along the increasing C path. Features live on the device as a list of row
-blocks (`Blocks`), so a 50,000 x 28,672 float32 problem (5.7 GB) is held once; every product with X or X^T is a
-loop over blocks, and one pass over the blocks gives both X v and X^T (D X v).
+with row weights s_i in {0, 1} (0: validation or padding rows). It is solved by truncated Newton
+(conjugate gradient on the generalized Hessian I + 2C X^T D X, D the rows inside the margin), all
+classes at once as the columns of one (d, K) matrix, with an exact line search along the Newton
+direction (piecewise quadratic in the step, evaluated from margins already at hand), warm-started
+along the increasing C path. Features live on the device as a list of row blocks (`Blocks`), so a
+50,000 x 28,672 float32 problem (5.7 GB) is held once; every product with X or X^T is a loop over
+blocks, and one pass over the blocks gives both X v and X^T (D X v).
 """
 
 import functools
@@ -24,8 +26,9 @@ import numpy as np
 
 
 class Blocks(NamedTuple):
-    """A (rows, dim) float32 matrix as device blocks of `block_rows` rows (the last one zero-padded). The list is
-    mutable on purpose: `standardize` replaces its blocks in place, so no holder keeps the raw copy alive."""
+    """A (rows, dim) float32 matrix as device blocks of `block_rows` rows (the last one
+    zero-padded). The list is mutable on purpose: `standardize` replaces its blocks in place, so no
+    holder keeps the raw copy alive."""
 
     blocks: list[jax.Array]
     rows: int
@@ -70,9 +73,10 @@ def _row_mask(x: Blocks) -> jax.Array:
 def standardize(
     x: Blocks, mean: jax.Array | None = None, scale: jax.Array | None = None
 ) -> tuple[Blocks, jax.Array, jax.Array]:
-    """(x - mean) / scale per feature, IN PLACE (x.blocks' entries are replaced one by one, so at most one extra
-    block is in memory); mean and scale (population std, 1 where a feature is constant, as scikit-learn's
-    StandardScaler) are x's own unless given. Returns (x, mean, scale)."""
+    """(x - mean) / scale per feature, IN PLACE (x.blocks' entries are replaced one by one, so at
+    most one extra block is in memory); mean and scale (population std, 1 where a feature is
+    constant, as scikit-learn's StandardScaler) are x's own unless given. Returns (x, mean,
+    scale)."""
     if mean is None:
         mask = _row_mask(x).reshape(len(x.blocks), -1)
         total = sum(_masked_sum(b, m) for b, m in zip(x.blocks, mask))
@@ -100,7 +104,8 @@ def _scale_block(block, mean, scale):
     return ((block - mean) / scale).astype(jnp.float32)
 
 
-# ----------------------------------------------------------------------------------------- blockwise products
+# -----------------------------------------------------------------------------------------
+# blockwise products
 @jax.jit
 def _margins_and_grad(blocks, w, b, y, s, c):
     """One pass: margins X w + b, per-class objective and gradient (w-part, b-part)."""
@@ -123,7 +128,8 @@ def _margins_and_grad(blocks, w, b, y, s, c):
 
 @jax.jit
 def _hessian_product(blocks, active, vw, vb, c):
-    """One pass: (H v, X v + vb) with H = I + 2C X_aug^T D X_aug column by column, D = `active` (rows, K)."""
+    """One pass: (H v, X v + vb) with H = I + 2C X_aug^T D X_aug column by column, D = `active`
+    (rows, K)."""
     rows = blocks[0].shape[0]
     out, z_all = jnp.zeros_like(vw), []
     out_b = jnp.zeros_like(vb)
@@ -147,8 +153,8 @@ def _coldot(aw, ab, bw, bb):
 
 @jax.jit
 def _line_search(w, b, pw, pb, margins, z, y, s, c):
-    """Per class, the exact minimizer t >= 0 of f(theta + t p) (convex, piecewise quadratic in t) by safeguarded
-    1-D Newton from t = 1 on cached margins; falls back to halving until f decreases."""
+    """Per class, the exact minimizer t >= 0 of f(theta + t p) (convex, piecewise quadratic in t) by
+    safeguarded 1-D Newton from t = 1 on cached margins; falls back to halving until f decreases."""
     tp, pp = _coldot(w, b, pw, pb), _coldot(pw, pb, pw, pb)
     ww = _coldot(w, b, w, b)
 
@@ -172,7 +178,8 @@ def _line_search(w, b, pw, pb, margins, z, y, s, c):
     return jnp.where(phi(t) <= f0, t, fallback)
 
 
-# ----------------------------------------------------------------------------------------------- the solver
+# -----------------------------------------------------------------------------------------------
+# the solver
 class Solution(NamedTuple):
     w: jax.Array  # (K, dim): rows are classes (the layout in which X^T r is a fast product on CPU)
     b: jax.Array  # (K,)
@@ -199,7 +206,8 @@ def newton_solve(
     max_newton: int = 50,
     max_cg: int = 100,
 ) -> Solution:
-    """Minimizes every class's f_k from (w, b) until ||grad f_k|| <= tol ||grad f_k(0)|| (liblinear's criterion)."""
+    """Minimizes every class's f_k from (w, b) until ||grad f_k|| <= tol ||grad f_k(0)||
+    (liblinear's criterion)."""
     c = jnp.float32(c)
     zero_w, zero_b = jnp.zeros_like(w), jnp.zeros_like(b)
     _, _, g0w, g0b = _margins_and_grad(x.blocks, zero_w, zero_b, y, s, c)
@@ -219,8 +227,9 @@ def newton_solve(
 
 
 def _conjugate_gradient(x, active, gw, gb, c, gnorm, max_cg):
-    """Approximately solves H p = -g per column, to a relative residual that tightens as the gradient shrinks (a
-    forcing term, for superlinear convergence); also returns X_aug p, accumulated from the products CG already made."""
+    """Approximately solves H p = -g per column, to a relative residual that tightens as the
+    gradient shrinks (a forcing term, for superlinear convergence); also returns X_aug p,
+    accumulated from the products CG already made."""
     forcing = np.minimum(0.1, np.sqrt(gnorm / (gnorm.max() + 1e-30)))
     target = jnp.asarray(forcing * gnorm, jnp.float32)
     pw, pb, xp, steps = _cg_loop(x.blocks, active, gw, gb, c, target, max_cg)
@@ -229,7 +238,8 @@ def _conjugate_gradient(x, active, gw, gb, c, gnorm, max_cg):
 
 @functools.partial(jax.jit, static_argnames=("max_cg",))
 def _cg_loop(blocks, active, gw, gb, c, target, max_cg):
-    """Conjugate gradient, every column at once in one compiled loop; converged columns stop moving."""
+    """Conjugate gradient, every column at once in one compiled loop; converged columns stop
+    moving."""
     rows = blocks[0].shape[0] * len(blocks)
     rr = _coldot(gw, gb, gw, gb)
     init = dict(
@@ -285,8 +295,9 @@ def fit_c_path(
     max_cg: int = 100,
     on_fit: Callable[[float, Solution], None] | None = None,
 ) -> dict[float, Solution]:
-    """Solutions for every C (increasing, each warm-started from the previous), trained on `fit_rows` only; their
-    margins cover every row, so held-out rows are scored without another pass."""
+    """Solutions for every C (increasing, each warm-started from the previous), trained on
+    `fit_rows` only; their margins cover every row, so held-out rows are scored without another
+    pass."""
     y = one_vs_rest_targets(labels, num_classes, x.padded_rows)
     weights = np.zeros(x.padded_rows, np.float32)
     weights[fit_rows] = 1.0
@@ -310,8 +321,8 @@ def predict(x: Blocks, w: jax.Array, b: jax.Array) -> np.ndarray:
 def primal_objective(
     x: np.ndarray, labels: np.ndarray, w: np.ndarray, b: np.ndarray, c: float
 ) -> float:
-    """Sum over classes of f_k for w (K, dim) (scikit-learn's coef_ layout), in float64 numpy: the common
-    yardstick of this solver and liblinear."""
+    """Sum over classes of f_k for w (K, dim) (scikit-learn's coef_ layout), in float64 numpy: the
+    common yardstick of this solver and liblinear."""
     x, w, b = np.asarray(x, np.float64), np.asarray(w, np.float64), np.asarray(b, np.float64)
     y = -np.ones((len(x), w.shape[0]))
     y[np.arange(len(x)), labels] = 1.0

@@ -14,12 +14,12 @@ def map_batches(
     batch_size: int,
     prepare: Callable[[np.ndarray], np.ndarray] = np.asarray,
 ) -> Any:
-    """`fn` applied to `inputs[i:i + batch_size]` for consecutive i, its outputs (arrays or a pytree of arrays with a
-    leading batch axis) concatenated on the host as numpy.
+    """`fn` applied to `inputs[i:i + batch_size]` for consecutive i, its outputs (arrays or a pytree
+    of arrays with a leading batch axis) concatenated on the host as numpy.
 
-    `prepare` converts each host batch first (e.g. uint8 -> float), so the whole input is never converted at once.
-    Only the last batch may be smaller, so `fn` compiles at most twice. Empty inputs give empty outputs of the right
-    trailing shapes.
+    `prepare` converts each host batch first (e.g. uint8 -> float), so the whole input is never
+    converted at once. Only the last batch may be smaller, so `fn` compiles at most twice. Empty
+    inputs give empty outputs of the right trailing shapes.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")

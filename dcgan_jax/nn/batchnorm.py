@@ -1,10 +1,12 @@
-"""Batch normalization with `flax.linen.BatchNorm`'s parameters, statistics and results, in fewer memory passes.
+"""Batch normalization with `flax.linen.BatchNorm`'s parameters, statistics and results, in fewer
+memory passes.
 
-Training-mode batchnorm is memory-bound. Written with `jnp.mean`, its forward reads the activations once per statistic
-and its autodiff backward several times more; on XLA:CPU that cost a tenth of the whole DCGAN step. Here the forward
-reads x once for both sums (one variadic reduction) and once to normalize, and a hand-written backward reads (x, dy)
-once for both sums and once for dx. With `axis_name`, the sums cover the global batch (synced batchnorm) and so does
-the input gradient; scale and bias gradients stay per-device, as autodiff of the `lax.pmean` formulation gives them.
+Training-mode batchnorm is memory-bound. Written with `jnp.mean`, its forward reads the activations
+once per statistic and its autodiff backward several times more; on XLA:CPU that cost a tenth of the
+whole DCGAN step. Here the forward reads x once for both sums (one variadic reduction) and once to
+normalize, and a hand-written backward reads (x, dy) once for both sums and once for dx. With
+`axis_name`, the sums cover the global batch (synced batchnorm) and so does the input gradient;
+scale and bias gradients stay per-device, as autodiff of the `lax.pmean` formulation gives them.
 """
 
 import functools
@@ -19,7 +21,8 @@ _CHUNK = 256  # rows summed sequentially before the partial sums are added: floa
 
 
 def _channel_sums(a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(sum of a, sum of b) over all axes but the last, reading both in a single pass; float32 accumulation."""
+    """(sum of a, sum of b) over all axes but the last, reading both in a single pass; float32
+    accumulation."""
     channels = a.shape[-1]
     rows = a.size // channels
     chunk = _CHUNK if rows % _CHUNK == 0 else rows
@@ -63,7 +66,8 @@ def batch_norm_train(
 
 
 def _like_primal(grad: jax.Array, primal: jax.Array) -> jax.Array:
-    """Under shard_map, the gradient of a replicated (device-invariant) input is the sum of the per-device ones."""
+    """Under shard_map, the gradient of a replicated (device-invariant) input is the sum of the
+    per-device ones."""
     summed = tuple(
         sorted(
             jax.typeof(grad).manual_axis_type.varying - jax.typeof(primal).manual_axis_type.varying
@@ -93,7 +97,8 @@ batch_norm_train.defvjp(_forward, _backward)
 
 
 class BatchNorm(nn.Module):
-    """Drop-in for `nn.BatchNorm` over the last axis (same variable names, defaults and running-average update)."""
+    """Drop-in for `nn.BatchNorm` over the last axis (same variable names, defaults and
+    running-average update)."""
 
     use_running_average: bool = False
     axis_name: str | None = None

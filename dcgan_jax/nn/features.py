@@ -1,8 +1,10 @@
-"""The paper's discriminator features (Radford et al. 2015, Sec. 5.1): D's activations as a fixed image encoding.
+"""The paper's discriminator features (Radford et al. 2015, Sec. 5.1): D's activations as a fixed
+image encoding.
 
-Every D conv layer's activations (after LeakyReLU) are max-pooled to a 4x4 grid, flattened and concatenated: with
-widths w, 2w, 4w at 32px that is 7w x 16 dimensions (7,168 for w=64, the paper's SVHN setup). The linear probe on
-them is dcgan_jax/evaluation/probe.py; the nearest-neighbour check in D-feature space is dcgan_jax/analysis.
+Every D conv layer's activations (after LeakyReLU) are max-pooled to a 4x4 grid, flattened and
+concatenated: with widths w, 2w, 4w at 32px that is 7w x 16 dimensions (7,168 for w=64, the paper's
+SVHN setup). The linear probe on them is dcgan_jax/evaluation/probe.py; the nearest-neighbour check
+in D-feature space is dcgan_jax/analysis.
 """
 
 import functools
@@ -46,7 +48,8 @@ def _features_batch(
 def discriminator_features(
     model: ml_collections.ConfigDict, d_variables: Any, images: np.ndarray, batch_size: int = 256
 ) -> np.ndarray:
-    """(N, feature_dim(model)) float32 features of images (uint8, or float in [-1, 1]), D in inference mode."""
+    """(N, feature_dim(model)) float32 features of images (uint8, or float in [-1, 1]), D in
+    inference mode."""
     _, discriminator = models.build_models(model)
     return map_batches(
         lambda chunk: _features_batch(discriminator, d_variables, chunk),
@@ -58,8 +61,8 @@ def discriminator_features(
 
 @functools.partial(jax.jit, static_argnames=("discriminator",))
 def _batch_moments(discriminator: models.Discriminator, variables: Any, images: jax.Array):
-    """Per layer: (1, C) batch mean and E[x^2] that batchnorm sees (a momentum-0 D stores exactly those), and the
-    batch size, so that batches of different sizes pool exactly."""
+    """Per layer: (1, C) batch mean and E[x^2] that batchnorm sees (a momentum-0 D stores exactly
+    those), and the batch size, so that batches of different sizes pool exactly."""
     _, updates = discriminator.apply(variables, images, train=True, mutable=["batch_stats"])
     moments = {
         layer: {"mean": v["mean"][None], "square": (v["var"] + v["mean"] ** 2)[None]}
@@ -71,10 +74,11 @@ def _batch_moments(discriminator: models.Discriminator, variables: Any, images: 
 def recompute_batch_stats(
     model: ml_collections.ConfigDict, d_variables: Any, images: np.ndarray, batch_size: int = 256
 ) -> dict[str, Any]:
-    """D variables whose batchnorm population statistics are those of `images` (the paper's SVHN script).
+    """D variables whose batchnorm population statistics are those of `images` (the paper's SVHN
+    script).
 
-    Each layer is normalized with its batch statistics while they are gathered, as in training; the population
-    mean and (biased) variance are pooled exactly over all batches.
+    Each layer is normalized with its batch statistics while they are gathered, as in training; the
+    population mean and (biased) variance are pooled exactly over all batches.
     """
     if len(images) == 0:
         raise ValueError("recompute_batch_stats needs at least one image")

@@ -1,4 +1,5 @@
-"""Generator-side tools: images from z in batches, in inference mode (batchnorm running averages) by default."""
+"""Generator-side tools: images from z in batches, in inference mode (batchnorm running averages) by
+default."""
 
 import functools
 from collections.abc import Mapping, Sequence
@@ -38,9 +39,9 @@ def generate(
 ) -> np.ndarray:
     """Images in [-1, 1] for every row of z.
 
-    In inference mode each image depends on its own z only, whatever `batch_size` or the number of samples.
-    `batch_stats_mode` normalizes with the statistics of each batch instead (the reference implementations' default,
-    which makes an image depend on its batch-mates).
+    In inference mode each image depends on its own z only, whatever `batch_size` or the number of
+    samples. `batch_stats_mode` normalizes with the statistics of each batch instead (the reference
+    implementations' default, which makes an image depend on its batch-mates).
     """
     generator, _ = models.build_models(model)
     return map_batches(
@@ -51,7 +52,8 @@ def generate(
 
 
 def check_layer(model: ml_collections.ConfigDict, layer: int) -> int:
-    """`layer` as a non-negative index (negative counts from the top, -1 = the last hidden layer)."""
+    """`layer` as a non-negative index (negative counts from the top, -1 = the last hidden
+    layer)."""
     count = len(models.g_layer_widths(model))
     if not -count <= layer < count:
         raise ValueError(f"G has hidden layers 0..{count - 1} (or -{count}..-1); got layer={layer}")
@@ -106,7 +108,8 @@ def generate_without(
     dropped: Sequence[int],
     batch_size: int = 256,
 ) -> np.ndarray:
-    """Images with the feature maps `dropped` of G's hidden layer `layer` zeroed everywhere (the paper's Sec. 6.1)."""
+    """Images with the feature maps `dropped` of G's hidden layer `layer` zeroed everywhere (the
+    paper's Sec. 6.1)."""
     mask = feature_mask(model, layer, dropped)
     return generate(
         model, g_variables, z, batch_size, layer_masks={check_layer(model, layer): mask}

@@ -1,8 +1,9 @@
 """DCGAN generator and discriminator (Radford et al. 2015, Sec. 3) in Flax linen.
 
-The paper's rules: no pooling (strided convs in D, fractional-strided convs in G), batchnorm everywhere except the
-G output and the D input layer, ReLU in G with a tanh output, LeakyReLU(0.2) in D, no fully connected hidden layers,
-weights drawn from N(0, 0.02). Every layer is bias-free, as in the reference implementations: batchnorm follows.
+The paper's rules: no pooling (strided convs in D, fractional-strided convs in G), batchnorm
+everywhere except the G output and the D input layer, ReLU in G with a tanh output, LeakyReLU(0.2)
+in D, no fully connected hidden layers, weights drawn from N(0, 0.02). Every layer is bias-free, as
+in the reference implementations: batchnorm follows.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -31,7 +32,8 @@ def num_resolution_changes(image_size: int) -> int:
 
 
 class Downsample(nn.Module):
-    """D's strided 4x4 convolution (bias-free), halving the resolution. `conv_impl`: 'fast' or 'xla' (resolved)."""
+    """D's strided 4x4 convolution (bias-free), halving the resolution. `conv_impl`: 'fast' or 'xla'
+    (resolved)."""
 
     features: int
     dtype: Any = jnp.float32
@@ -47,8 +49,8 @@ class Downsample(nn.Module):
         )
 
 
-# G's upsampling: "subpixel" follows conv_impl (the sub-pixel form with the fastest exact gradients, or XLA's own);
-# "transpose" is always XLA's transposed convolution and its gradients.
+# G's upsampling: "subpixel" follows conv_impl (the sub-pixel form with the fastest exact gradients,
+# or XLA's own); "transpose" is always XLA's transposed convolution and its gradients.
 UPSAMPLERS: Mapping[str, Callable[[str], Callable[[jax.Array, jax.Array], jax.Array]]] = {
     "subpixel": lambda conv_impl: convolutions.TRANSPOSED_CONVS[conv_impl],
     "transpose": lambda conv_impl: convolutions.transposed_conv_reference,
@@ -74,7 +76,8 @@ class Upsample(nn.Module):
 
 
 class Project(nn.Module):
-    """The paper's "project and reshape": z -> 4x4xC, i.e. a 4x4 transposed conv applied to a 1x1 input."""
+    """The paper's "project and reshape": z -> 4x4xC, i.e. a 4x4 transposed conv applied to a 1x1
+    input."""
 
     features: int
     dtype: Any = jnp.float32
@@ -102,11 +105,13 @@ CLASS_FORMS = ("projection", "concat")
 
 
 class Generator(nn.Module):
-    """z (N, latent_dim) -> images (N, S, S, C) in [-1, 1]. Widths halve from 4x4 up: g_width * 2**(n-1) ... g_width.
+    """z (N, latent_dim) -> images (N, S, S, C) in [-1, 1]. Widths halve from 4x4 up: g_width *
+    2**(n-1) ... g_width.
 
-    Class-conditional (num_classes > 0): G's input is z followed by a class code of num_classes entries (one-hot for
-    class c, `latent.with_class`); the code is mapped to a learned embedding (code @ E: E's row c for one-hot c, a
-    mixture for a soft code, so latent tools interpolate between classes too) and concatenated to z."""
+    Class-conditional (num_classes > 0): G's input is z followed by a class code of num_classes
+    entries (one-hot for class c, `latent.with_class`); the code is mapped to a learned embedding
+    (code @ E: E's row c for one-hot c, a mixture for a soft code, so latent tools interpolate
+    between classes too) and concatenated to z."""
 
     image_size: int = 64
     num_channels: int = 3
@@ -124,7 +129,8 @@ class Generator(nn.Module):
     def __call__(
         self, z: jax.Array, train: bool = True, layer_masks: Mapping[int, jax.Array] | None = None
     ) -> jax.Array:
-        """`layer_masks[i]` (shape (C_i,)) multiplies the feature maps of hidden layer i (0 = 4x4) after its ReLU."""
+        """`layer_masks[i]` (shape (C_i,)) multiplies the feature maps of hidden layer i (0 = 4x4)
+        after its ReLU."""
         n_up = num_resolution_changes(self.image_size)
         layer_masks = layer_masks or {}
         if self.num_classes:
@@ -156,9 +162,11 @@ def d_activation(x: jax.Array) -> jax.Array:
 
 
 class Discriminator(nn.Module):
-    """images (N, S, S, C) -> logits (N,). Strided 4x4 convs, widths d_width ... d_width * 2**(n-1), then 4x4 valid.
+    """images (N, S, S, C) -> logits (N,). Strided 4x4 convs, widths d_width ... d_width * 2**(n-1),
+    then 4x4 valid.
 
-    `activation` is replaceable so analyses can change how gradients pass it (guided backpropagation).
+    `activation` is replaceable so analyses can change how gradients pass it (guided
+    backpropagation).
 
     Class-conditional (num_classes > 0) D takes the class code (N, num_classes) too: 'projection' (Miyato & Koyama
     2018) adds <code @ V, sum over positions of the last features> to the logit; 'concat' appends the code to the
@@ -179,7 +187,8 @@ class Discriminator(nn.Module):
     def __call__(
         self, x: jax.Array, train: bool = True, class_code: jax.Array | None = None
     ) -> jax.Array:
-        """Hidden activations are sown into 'intermediates' as `layer{i}` (the paper's classifier features)."""
+        """Hidden activations are sown into 'intermediates' as `layer{i}` (the paper's classifier
+        features)."""
         n_down = num_resolution_changes(self.image_size)
         if self.num_classes and class_code is None:
             class_code = jnp.zeros((x.shape[0], self.num_classes), jnp.float32)
@@ -217,8 +226,8 @@ class Discriminator(nn.Module):
 
 
 def build_models(model: ml_collections.ConfigDict, axis_name: str | None = None):
-    """Generator and Discriminator of `model` (config.model); `axis_name` syncs batchnorm statistics across
-    devices."""
+    """Generator and Discriminator of `model` (config.model); `axis_name` syncs batchnorm statistics
+    across devices."""
     num_resolution_changes(model.image_size)  # validates the size
     if model.num_channels not in (1, 3):
         raise ValueError(
@@ -264,12 +273,14 @@ def build_models(model: ml_collections.ConfigDict, axis_name: str | None = None)
 
 
 def g_input_dim(model: ml_collections.ConfigDict) -> int:
-    """The length of G's input vectors: latent_dim, plus num_classes for the class code of a conditional G."""
+    """The length of G's input vectors: latent_dim, plus num_classes for the class code of a
+    conditional G."""
     return model.latent_dim + model.conditional.num_classes
 
 
 def g_layer_widths(model: ml_collections.ConfigDict) -> Sequence[int]:
-    """Channels of G's hidden layers, 4x4 layer first (the layers `layer_masks` and sown `layer{i}` index)."""
+    """Channels of G's hidden layers, 4x4 layer first (the layers `layer_masks` and sown `layer{i}`
+    index)."""
     n_up = num_resolution_changes(model.image_size)
     return [model.g_width * 2 ** (n_up - 1 - i) for i in range(n_up)]
 

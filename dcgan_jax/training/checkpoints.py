@@ -1,11 +1,12 @@
 """Orbax checkpoints of the train state, with the resolved config stored beside each step.
 
-Orbax writes a step into a temporary directory and renames it when complete, so a step interrupted mid-write is
-never listed or read. Saves are synchronous: an asynchronous save that fails (full disk, read-only volume) surfaces
-only later, as a wall of tracebacks from orbax's background threads, and those non-daemon threads can keep the
-process alive; a DCGAN checkpoint (tens of MB) takes well under a second to write, once per
-checkpoint_every_steps steps. The config saved with the state lets tools (sample, explore, evaluate) rebuild the models;
-`run.open_run` opens a trained run for them.
+Orbax writes a step into a temporary directory and renames it when complete, so a step interrupted
+mid-write is never listed or read. Saves are synchronous: an asynchronous save that fails (full
+disk, read-only volume) surfaces only later, as a wall of tracebacks from orbax's background
+threads, and those non-daemon threads can keep the process alive; a DCGAN checkpoint (tens of MB)
+takes well under a second to write, once per checkpoint_every_steps steps. The config saved with the
+state lets tools (sample, explore, evaluate) rebuild the models; `run.open_run` opens a trained run
+for them.
 """
 
 import contextlib
@@ -38,9 +39,9 @@ def create_manager(
     keep_every: int = 0,
     best_metric: str | None = None,
 ) -> ocp.CheckpointManager:
-    """A manager for workdir/checkpoints keeping the latest `keep` steps, every `keep_every`-th step (milestones to
-    go back to, 0: none) and, with `best_metric` (e.g. 'fid', lower is better), the checkpoint of its lowest value
-    among those saved with one (`save(metrics=)`)."""
+    """A manager for workdir/checkpoints keeping the latest `keep` steps, every `keep_every`-th step
+    (milestones to go back to, 0: none) and, with `best_metric` (e.g. 'fid', lower is better), the
+    checkpoint of its lowest value among those saved with one (`save(metrics=)`)."""
     policies = [ocp.checkpoint_managers.LatestN(keep)]
     if keep_every:
         policies.append(ocp.checkpoint_managers.EveryNSteps(keep_every))
@@ -71,8 +72,8 @@ def save(
     saved_config: Mapping[str, Any],
     metrics: dict | None = None,
 ) -> None:
-    """Saves `state` with the run's config as JSON data (and `metrics`, e.g. {'fid': ...}, which the best-score
-    policy ranks)."""
+    """Saves `state` with the run's config as JSON data (and `metrics`, e.g. {'fid': ...}, which the
+    best-score policy ranks)."""
     manager.save(
         step,
         args=ocp.args.Composite(
@@ -91,8 +92,9 @@ def restore_for_training(
     ema: bool,
     accept: Callable[[ml_collections.ConfigDict, str], None],
 ) -> Any:
-    """The latest complete checkpoint's state if there is one, else `template`. `accept(saved config, where)` raises
-    when the checkpoint cannot be resumed with this run's config; `ema`: whether this run keeps a moving average."""
+    """The latest complete checkpoint's state if there is one, else `template`. `accept(saved
+    config, where)` raises when the checkpoint cannot be resumed with this run's config; `ema`:
+    whether this run keeps a moving average."""
     step = manager.latest_step()
     if step is None:
         return template
@@ -131,8 +133,9 @@ def _state_bytes(state: Any) -> int:
 
 
 def check_room(directory: str, state: Any, step: int) -> None:
-    """Refuses, before writing, a checkpoint the disk cannot hold (twice the state's bytes, for orbax's temporary
-    copy), or a directory that cannot be written: the one-line error a failed write would otherwise bury."""
+    """Refuses, before writing, a checkpoint the disk cannot hold (twice the state's bytes, for
+    orbax's temporary copy), or a directory that cannot be written: the one-line error a failed
+    write would otherwise bury."""
     needed, free = 2 * _state_bytes(state), shutil.disk_usage(directory).free
     if free < needed:
         raise UserError(
@@ -154,10 +157,11 @@ def save_or_fail(
     wait: bool = False,
     metrics: dict | None = None,
 ) -> None:
-    """`save`, turning a failed write (disk full, permissions, file size limits) into one line and ending the
-    process (AbandonedWork): orbax's writer threads print tracebacks and may not finish, so what they print while
-    the write fails is dropped, and nothing waits for them. A failed write leaves only an orbax temporary
-    directory, which is never read; earlier steps stay intact. (`wait` is kept for callers; saves are synchronous.)
+    """`save`, turning a failed write (disk full, permissions, file size limits) into one line and
+    ending the process (AbandonedWork): orbax's writer threads print tracebacks and may not finish,
+    so what they print while the write fails is dropped, and nothing waits for them. A failed write
+    leaves only an orbax temporary directory, which is never read; earlier steps stay intact.
+    (`wait` is kept for callers; saves are synchronous.)
     """
     del wait
     check_room(str(manager.directory), state, step)
@@ -181,9 +185,10 @@ def save_or_fail(
 
 @contextlib.contextmanager
 def quiet_orbax():
-    """Runs an orbax read or write with what it prints held back: when the files are damaged or the disk is full,
-    orbax's threads log the failure with tracebacks and tensorstore's callbacks print more, a wall of text around
-    the one line the caller reports. On success whatever was printed passes through."""
+    """Runs an orbax read or write with what it prints held back: when the files are damaged or the
+    disk is full, orbax's threads log the failure with tracebacks and tensorstore's callbacks print
+    more, a wall of text around the one line the caller reports. On success whatever was printed
+    passes through."""
     printed, verbosity = io.StringIO(), logging.get_verbosity()
     logging.set_verbosity(logging.FATAL)
     try:
@@ -201,13 +206,14 @@ def quiet_orbax():
 
 
 def _saved_entries(state: Any) -> dict:
-    """The state's entries as saved: those that are None (an off option, e.g. no EMA) are left out, so checkpoints
-    without them keep the layout of earlier versions."""
+    """The state's entries as saved: those that are None (an off option, e.g. no EMA) are left out,
+    so checkpoints without them keep the layout of earlier versions."""
     return {k: v for k, v in serialization.to_state_dict(state).items() if v is not None}
 
 
 def restore_state(manager: ocp.CheckpointManager, template: Any, step: int | None = None) -> Any:
-    """The state saved at `step` (default: latest), in the structure of `template` (its None entries stay None)."""
+    """The state saved at `step` (default: latest), in the structure of `template` (its None entries
+    stay None)."""
     step = manager.latest_step() if step is None else step
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _saved_entries(template))
     with quiet_orbax():
@@ -221,7 +227,8 @@ def restore_state(manager: ocp.CheckpointManager, template: Any, step: int | Non
 def restore_config(
     manager: ocp.CheckpointManager, step: int | None = None
 ) -> ml_collections.ConfigDict:
-    """The config saved with `step` (default: latest), mapped onto today's fields (`config_fields.from_saved`)."""
+    """The config saved with `step` (default: latest), mapped onto today's fields
+    (`config_fields.from_saved`)."""
     step = manager.latest_step() if step is None else step
     with quiet_orbax():
         restored = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
@@ -229,7 +236,8 @@ def restore_config(
 
 
 def open_workdir(workdir: str):
-    """(manager, config) of a trained workdir, read-only; a clear error when it holds no checkpoint."""
+    """(manager, config) of a trained workdir, read-only; a clear error when it holds no
+    checkpoint."""
     if not os.path.isdir(checkpoint_dir(workdir)):
         raise UserError(
             f"no checkpoints in {checkpoint_dir(workdir)}: train first with "

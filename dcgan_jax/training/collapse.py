@@ -1,11 +1,13 @@
-"""Training going wrong: divergence (non-finite losses or params) stops the run; collapse (D has won completely and G
-no longer learns, the common GAN failure that is not a divergence) warns, or stops with collapse.stop.
+"""Training going wrong: divergence (non-finite losses or params) stops the run; collapse (D has won
+completely and G no longer learns, the common GAN failure that is not a divergence) warns, or stops
+with collapse.stop.
 
-The sign of collapse, at logged steps: D(G(z)) (the mean probability D gives G's samples) below `collapse.d_fake` AND G's
-loss above `collapse.loss_factor` times its running median (over the logged steps before), for
-`collapse.patience` logged steps in a row. Then G's gradient has all but vanished (the non-saturating loss
-saturates less, but a D that rejects everything still leaves G without direction). The loop warns once per streak,
-naming the last checkpoint before the streak began, and with `collapse.stop` stops there.
+The sign of collapse, at logged steps: D(G(z)) (the mean probability D gives G's samples) below
+`collapse.d_fake` AND G's loss above `collapse.loss_factor` times its running median (over the
+logged steps before), for `collapse.patience` logged steps in a row. Then G's gradient has all but
+vanished (the non-saturating loss saturates less, but a D that rejects everything still leaves G
+without direction). The loop warns once per streak, naming the last checkpoint before the streak
+began, and with `collapse.stop` stops there.
 """
 
 import statistics
@@ -17,8 +19,8 @@ from dcgan_jax.errors import UserError
 
 
 class CollapseDetector:
-    """Fed the metrics of each logged step; `update` returns the step the streak began when it reaches
-    `patience` logged steps (once per streak), else None."""
+    """Fed the metrics of each logged step; `update` returns the step the streak began when it
+    reaches `patience` logged steps (once per streak), else None."""
 
     def __init__(self, d_fake_below: float, loss_factor: float, patience: int):
         self.d_fake_below, self.loss_factor, self.patience = d_fake_below, loss_factor, patience
@@ -51,8 +53,8 @@ class DivergenceError(UserError):
 
 
 def check_finite(metrics: dict[str, float], step: int, manager) -> None:
-    """Raises DivergenceError when the step's `finite` flag says a loss or a param is NaN/inf, naming the last good
-    checkpoint of `manager` (an orbax CheckpointManager)."""
+    """Raises DivergenceError when the step's `finite` flag says a loss or a param is NaN/inf,
+    naming the last good checkpoint of `manager` (an orbax CheckpointManager)."""
     if metrics["finite"] == 1.0:
         return
     manager.wait_until_finished()
@@ -77,8 +79,9 @@ def check_collapse(
     manager,
     say: Callable[[str], None],
 ) -> None:
-    """Warns through `say` (or, with collapse.stop, stops) once D has won completely for collapse.patience logged
-    steps, naming the last checkpoint of `manager` from before the streak."""
+    """Warns through `say` (or, with collapse.stop, stops) once D has won completely for
+    collapse.patience logged steps, naming the last checkpoint of `manager` from before the
+    streak."""
     began = detector.update(step, metrics)
     if began is None:
         return

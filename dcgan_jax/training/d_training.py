@@ -1,10 +1,11 @@
-"""How D is trained beyond the plain step (the `d_training` group, every option off by default): D pre-training, k D
-updates per G update, noisy and flipped labels, and instance noise on D's inputs.
+"""How D is trained beyond the plain step (the `d_training` group, every option off by default): D
+pre-training, k D updates per G update, noisy and flipped labels, and instance noise on D's inputs.
 
-The seed documents teach these as stabilizers: D trained first, then both together (the Keras card, the paper
-notes); label noise and label flips (ganhacks, seed 000's tutorials); noise added to real and generated images
-before D (instance noise, Sønderby et al. 2016; seed 000). Every draw is a function of (seed, step, example index),
-as z is, so a run split over any number of devices or resumed anywhere takes the same steps.
+The seed documents teach these as stabilizers: D trained first, then both together (the Keras card,
+the paper notes); label noise and label flips (ganhacks, seed 000's tutorials); noise added to real
+and generated images before D (instance noise, Sønderby et al. 2016; seed 000). Every draw is a
+function of (seed, step, example index), as z is, so a run split over any number of devices or
+resumed anywhere takes the same steps.
 """
 
 import jax
@@ -15,16 +16,18 @@ from dcgan_jax import rng_tags
 
 
 def is_plain(d_training: ml_collections.ConfigDict) -> bool:
-    """True when G updates at every step (no pre-training, one D update per G update): the step has no branch."""
+    """True when G updates at every step (no pre-training, one D update per G update): the step has
+    no branch."""
     return d_training.pretrain_steps == 0 and d_training.steps_per_g_step == 1
 
 
 def g_updates_at(d_training: ml_collections.ConfigDict, step: jax.Array) -> jax.Array:
     """Whether the step that starts at `step` (0-based) updates G.
 
-    Every step updates D once. The first `pretrain_steps` steps update D only; after them G updates on every
-    `steps_per_g_step`-th step, after that many D updates (k = 2: steps p+1, p+3, ...). So num_train_steps counts D
-    updates, and G makes (num_train_steps - pretrain_steps) // k of them."""
+    Every step updates D once. The first `pretrain_steps` steps update D only; after them G updates
+    on every `steps_per_g_step`-th step, after that many D updates (k = 2: steps p+1, p+3, ...). So
+    num_train_steps counts D updates, and G makes (num_train_steps - pretrain_steps) // k of
+    them."""
     p, k = d_training.pretrain_steps, d_training.steps_per_g_step
     return (step >= p) & ((step - p) % k == k - 1)
 
@@ -39,10 +42,12 @@ def d_targets(
     step_key: jax.Array,
     example_ids: jax.Array,
 ) -> tuple[jax.Array | None, jax.Array | None]:
-    """Per-example targets of D's real and fake examples, or (None, None) for the plain constant ones.
+    """Per-example targets of D's real and fake examples, or (None, None) for the plain constant
+    ones.
 
-    label_noise = n: a real example's target is drawn from U[1 - s - n, 1 - s] (s: label_smoothing), a fake one's from
-    U[0, n]. label_flip = p: each example, real or fake, takes the other side's target with probability p."""
+    label_noise = n: a real example's target is drawn from U[1 - s - n, 1 - s] (s: label_smoothing),
+    a fake one's from U[0, n]. label_flip = p: each example, real or fake, takes the other side's
+    target with probability p."""
     noise, flip = d_training.label_noise, d_training.label_flip
     if noise == 0 and flip == 0:
         return None, None
@@ -76,8 +81,9 @@ def add_instance_noise(
     real: jax.Array,
     fake: jax.Array,
 ) -> tuple[jax.Array, jax.Array]:
-    """(real, fake) plus gaussian noise of `instance_noise_std(step)`, per example; unchanged when it is off. G's
-    update sees the same noisy fakes as D's (the noise is added, so it passes G's gradient unchanged)."""
+    """(real, fake) plus gaussian noise of `instance_noise_std(step)`, per example; unchanged when
+    it is off. G's update sees the same noisy fakes as D's (the noise is added, so it passes G's
+    gradient unchanged)."""
     if d_training.instance_noise == 0:
         return real, fake
     std = instance_noise_std(d_training, step)

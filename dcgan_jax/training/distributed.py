@@ -1,8 +1,10 @@
-"""Joining a multi-process (multi-host) run with `jax.distributed`, before anything else touches JAX devices.
+"""Joining a multi-process (multi-host) run with `jax.distributed`, before anything else touches JAX
+devices.
 
-Three ways in: explicit (coordinator address, process count and id, e.g. launch/local_multiprocess.sh), a SLURM job
-step with several tasks (`srun`), or a Cloud TPU VM (jax reads the slice's workers from the metadata server). A
-single process needs none of this: it sees all of its host's devices (e.g. 8 GPUs) by itself.
+Three ways in: explicit (coordinator address, process count and id, e.g.
+launch/local_multiprocess.sh), a SLURM job step with several tasks (`srun`), or a Cloud TPU VM (jax
+reads the slice's workers from the metadata server). A single process needs none of this: it sees
+all of its host's devices (e.g. 8 GPUs) by itself.
 """
 
 import glob
@@ -18,7 +20,8 @@ _BACKSTOP_S = 30  # seconds jax's own connection deadline leaves the watchdog
 
 
 def detect_cluster() -> str | None:
-    """'slurm' inside an `srun` step of several tasks, 'tpu' on a Cloud TPU VM, else None (a single process)."""
+    """'slurm' inside an `srun` step of several tasks, 'tpu' on a Cloud TPU VM, else None (a single
+    process)."""
     slurm_vars = (
         "SLURM_JOB_ID",
         "SLURM_STEP_NODELIST",
@@ -40,10 +43,11 @@ def initialize(
     process_id: int = -1,
     timeout_s: int = 300,
 ) -> bool:
-    """Joins the run's other processes when there are several (explicit or detected); returns whether it did.
+    """Joins the run's other processes when there are several (explicit or detected); returns
+    whether it did.
 
-    Must run before any JAX computation. A coordinator that cannot be reached within `timeout_s` seconds is a
-    UserError naming the address, not a hang.
+    Must run before any JAX computation. A coordinator that cannot be reached within `timeout_s`
+    seconds is a UserError naming the address, not a hang.
     """
     explicit = bool(coordinator_address) or num_processes > 1 or process_id >= 0
     cluster = None if explicit else detect_cluster()
@@ -78,7 +82,8 @@ def initialize(
     if jax.distributed.is_initialized():
         return True
     if explicit and _cpu_only():
-        # Cross-process collectives on CPU devices (the default in jax 0.10 is gloo; set it for older defaults).
+        # Cross-process collectives on CPU devices (the default in jax 0.10 is gloo; set it for
+        # older defaults).
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     kwargs = (
         dict(
@@ -98,8 +103,8 @@ def initialize(
         "check that every process is running, that the address and port are reachable from this host, and "
         "that all processes were given the same --coordinator_address and --num_processes"
     )
-    # jax aborts the process (a C++ fatal error and a stack trace) when its own deadline passes: the watchdog fires
-    # first with one line; jax's deadline is only the backstop.
+    # jax aborts the process (a C++ fatal error and a stack trace) when its own deadline passes: the
+    # watchdog fires first with one line; jax's deadline is only the backstop.
     watchdog = threading.Timer(timeout_s, _exit_with, (f"{problem}; {advice}",))
     watchdog.daemon = True
     watchdog.start()
@@ -134,9 +139,10 @@ def nvidia_gpu_visible() -> bool:
 
 
 def backend_report() -> str:
-    """The lines a run starts with: backend, device kind and count, process count; and, when an NVIDIA GPU is
-    visible but JAX runs on the CPU (a CPU-only jaxlib, the plain `pip install` default), a warning naming the
-    install command that fixes it. CPU chosen on purpose (JAX_PLATFORMS=cpu) is not warned about."""
+    """The lines a run starts with: backend, device kind and count, process count; and, when an
+    NVIDIA GPU is visible but JAX runs on the CPU (a CPU-only jaxlib, the plain `pip install`
+    default), a warning naming the install command that fixes it. CPU chosen on purpose
+    (JAX_PLATFORMS=cpu) is not warned about."""
     import jax
 
     backend = jax.default_backend()

@@ -1,8 +1,10 @@
-"""An exponential moving average of G's weights and batchnorm statistics (`optim.ema_decay`, 0 = off).
+"""An exponential moving average of G's weights and batchnorm statistics (`optim.ema_decay`, 0 =
+off).
 
-Averaging G over its last few hundred updates smooths the oscillation of GAN training (Yazıcı et al. 2019, "The
-Unusual Effectiveness of Averaging in GAN Training"; StyleGAN's G_ema). When on, the average is what samples,
-evaluations and every tool use; the trained G stays in the state for training.
+Averaging G over its last few hundred updates smooths the oscillation of GAN training (Yazıcı et al.
+2019, "The Unusual Effectiveness of Averaging in GAN Training"; StyleGAN's G_ema). When on, the
+average is what samples, evaluations and every tool use; the trained G stays in the state for
+training.
 """
 
 from typing import Any
@@ -14,8 +16,9 @@ import jax.numpy as jnp
 def decay_at(decay: float, step: jax.Array) -> jax.Array:
     """The decay used at `step` (1-based count of updates): min(decay, (1 + step) / (10 + step)).
 
-    Early on the average would otherwise be dominated by the random init for ~1 / (1 - decay) steps; the ramp (as in
-    TensorFlow's ExponentialMovingAverage with num_updates) lets it follow G from the start."""
+    Early on the average would otherwise be dominated by the random init for ~1 / (1 - decay) steps;
+    the ramp (as in TensorFlow's ExponentialMovingAverage with num_updates) lets it follow G from
+    the start."""
     step = jnp.asarray(step, jnp.float32)
     return jnp.minimum(jnp.float32(decay), (1.0 + step) / (10.0 + step))
 

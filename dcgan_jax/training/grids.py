@@ -1,5 +1,6 @@
-"""G's inputs for the sample grids saved during training: the same fixed z for the whole run, and fresh z at each
-sampled step, both functions of (seed, step) so that a resumed run draws exactly what an uninterrupted one would."""
+"""G's inputs for the sample grids saved during training: the same fixed z for the whole run, and
+fresh z at each sampled step, both functions of (seed, step) so that a resumed run draws exactly
+what an uninterrupted one would."""
 
 import jax
 import ml_collections
@@ -10,8 +11,8 @@ from dcgan_jax.nn import latent
 
 
 def grid_columns(num_samples: int, num_classes: int) -> int | None:
-    """Columns of the training sample grids: None (square) for an unconditional run; for a conditional one, one row
-    per class with num_samples // num_classes columns (at least 1)."""
+    """Columns of the training sample grids: None (square) for an unconditional run; for a
+    conditional one, one row per class with num_samples // num_classes columns (at least 1)."""
     return max(1, num_samples // num_classes) if num_classes else None
 
 
@@ -43,7 +44,8 @@ def fixed_z(model: ml_collections.ConfigDict, num_samples: int, seed: int) -> np
 def random_z(
     model: ml_collections.ConfigDict, num_samples: int, seed: int, step: int
 ) -> np.ndarray:
-    """Fresh G inputs for the random-z grid of `step`: a function of (seed, step), so reruns draw the same."""
+    """Fresh G inputs for the random-z grid of `step`: a function of (seed, step), so reruns draw
+    the same."""
     rng = jax.random.fold_in(
         jax.random.fold_in(jax.random.PRNGKey(seed), rng_tags.RANDOM_GRID_Z), step
     )

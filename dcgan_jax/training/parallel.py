@@ -1,8 +1,10 @@
-"""Running one per-device step body under `jax.pmap` or `jax.shard_map` over a 1-D mesh of all devices.
+"""Running one per-device step body under `jax.pmap` or `jax.shard_map` over a 1-D mesh of all
+devices.
 
-The body is written once with named-axis collectives (`lax.pmean(..., AXIS)`, `lax.axis_index(AXIS)`). Under pmap the
-train state carries a leading device axis; under shard_map it is one replicated global array. Batches always arrive
-from the host as numpy arrays shaped [local_devices, per_device_batch, ...].
+The body is written once with named-axis collectives (`lax.pmean(..., AXIS)`,
+`lax.axis_index(AXIS)`). Under pmap the train state carries a leading device axis; under shard_map
+it is one replicated global array. Batches always arrive from the host as numpy arrays shaped
+[local_devices, per_device_batch, ...].
 """
 
 from collections.abc import Callable, Sequence
@@ -16,16 +18,17 @@ from jax.sharding import PartitionSpec as P
 
 AXIS = "batch"
 PARALLELISMS = ("pmap", "shard_map")
-# XLA:CPU hands convolutions to YNNPACK by default; its own (Eigen) convolutions run this project's train step
-# 1.4x faster (benchmarks/train_step.py, 64 px: 0.65 vs 0.93 s/step on 2 cores).
+# XLA:CPU hands convolutions to YNNPACK by default; its own (Eigen) convolutions run this project's
+# train step 1.4x faster (benchmarks/train_step.py, 64 px: 0.65 vs 0.93 s/step on 2 cores).
 CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 
 def varying(tree: Any) -> Any:
     """Marks replicated values as per-device before differentiating with respect to them.
 
-    Under shard_map, AD sums the gradient of a replicated (invariant) input over the axis by itself; as a per-device
-    value its gradient stays local, and `lax.pmean` then gives the global-batch mean under pmap and shard_map alike.
+    Under shard_map, AD sums the gradient of a replicated (invariant) input over the axis by itself;
+    as a per-device value its gradient stays local, and `lax.pmean` then gives the global-batch mean
+    under pmap and shard_map alike.
     """
     return jax.tree.map(lambda x: lax.pcast(x, AXIS, to="varying"), tree)
 
@@ -34,7 +37,8 @@ class Parallel:
     """Compiles a step and moves state and batches in the layout the chosen parallelism wants."""
 
     def __init__(self, parallelism: str = "pmap", devices: Sequence[jax.Device] | None = None):
-        """`devices` (default: all devices of all hosts) lets tests compare runs on fewer devices."""
+        """`devices` (default: all devices of all hosts) lets tests compare runs on fewer
+        devices."""
         if parallelism not in PARALLELISMS:
             raise ValueError(
                 f"parallelism={parallelism!r} is not supported; use one of {PARALLELISMS}"
@@ -51,12 +55,14 @@ class Parallel:
     def compile(
         self, body: Callable[[Any, Any], tuple[Any, Any]]
     ) -> Callable[[Any, Any], tuple[Any, Any]]:
-        """`body(state, per_device_batch) -> (state, metrics)` as one compiled program; the state buffer is donated."""
+        """`body(state, per_device_batch) -> (state, metrics)` as one compiled program; the state
+        buffer is donated."""
         options = CPU_COMPILER_OPTIONS if all(d.platform == "cpu" for d in self.devices) else None
         if self.parallelism == "shard_map":
 
             def per_shard(state, batch):
-                # The local block of the [devices, ...] batch (images, or images and labels) has a leading axis of 1.
+                # The local block of the [devices, ...] batch (images, or images and labels) has a
+                # leading axis of 1.
                 return body(state, jax.tree.map(lambda x: x[0], batch))
 
             mapped = jax.shard_map(
@@ -88,7 +94,8 @@ class Parallel:
                 lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), jax.device_get(tree)
             )
             return jax.pmap(lambda x: x, devices=self.devices)(stacked)
-        # From host copies: each host fills its own devices (device_put of a device array would be a cross-host copy).
+        # From host copies: each host fills its own devices (device_put of a device array would be a
+        # cross-host copy).
         sharding = NamedSharding(self.mesh, P())
         return jax.tree.map(
             lambda x: jax.make_array_from_callback(np.shape(x), sharding, lambda index: x[index]),
@@ -96,14 +103,17 @@ class Parallel:
         )
 
     def unreplicate(self, tree: Any) -> Any:
-        """The step's state layout -> one copy (still on device; `jax.device_get` it for the host)."""
+        """The step's state layout -> one copy (still on device; `jax.device_get` it for the
+        host)."""
         if self.parallelism == "pmap":
-            # The first local copy: x[0] would be a program over all hosts' devices, compiled for every leaf.
+            # The first local copy: x[0] would be a program over all hosts' devices, compiled for
+            # every leaf.
             return jax.tree.map(lambda x: x.addressable_data(0)[0], tree)
         return tree
 
     def shard_batch(self, batch: Any) -> Any:
-        """Host batch [local_devices, per_device_batch, ...] -> device arrays (global over all hosts for shard_map)."""
+        """Host batch [local_devices, per_device_batch, ...] -> device arrays (global over all hosts
+        for shard_map)."""
         if self.parallelism == "pmap":
             return batch
         sharding = NamedSharding(self.mesh, P(AXIS))

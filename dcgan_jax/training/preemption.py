@@ -1,10 +1,11 @@
 """Preemption: on SIGTERM or SIGINT, finish the current step, save a checkpoint and exit cleanly.
 
-A second signal exits at once. With several processes, any host's signal stops all of them at the same step: the
-hosts compare their flags only at steps where they already wait for each other (log and checkpoint steps fetch
-results of the step's collectives), so the steps in between run no cross-host collective outside the compiled step
-and each host keeps queueing steps ahead of its devices. A signal is acted on at the next such step, at most
-`log_every_steps` later (checkpoints are also due then).
+A second signal exits at once. With several processes, any host's signal stops all of them at the
+same step: the hosts compare their flags only at steps where they already wait for each other (log
+and checkpoint steps fetch results of the step's collectives), so the steps in between run no
+cross-host collective outside the compiled step and each host keeps queueing steps ahead of its
+devices. A signal is acted on at the next such step, at most `log_every_steps` later (checkpoints
+are also due then).
 """
 
 import os
@@ -19,7 +20,8 @@ _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class StopRequest:
-    """Context manager installing the handlers; `requested()` says whether to stop after this step."""
+    """Context manager installing the handlers; `requested()` says whether to stop after this
+    step."""
 
     def __init__(self):
         self.signal_name: str | None = None
@@ -50,9 +52,10 @@ class StopRequest:
         )
 
     def requested(self, at_sync_step: bool) -> bool:
-        """Whether to stop after this step. One process: as soon as a signal arrived. Several: only at a step where
-        the hosts synchronize anyway (`at_sync_step`, the same on every host), where all of them learn whether any
-        host was signalled; on other steps False, with no cross-host communication."""
+        """Whether to stop after this step. One process: as soon as a signal arrived. Several: only
+        at a step where the hosts synchronize anyway (`at_sync_step`, the same on every host), where
+        all of them learn whether any host was signalled; on other steps False, with no cross-host
+        communication."""
         local = self.signal_name is not None
         if jax.process_count() == 1:
             return local

@@ -1,9 +1,11 @@
-"""What a run shows and writes as it goes: console lines, TensorBoard, metrics.jsonl and sample grids.
+"""What a run shows and writes as it goes: console lines, TensorBoard, metrics.jsonl and sample
+grids.
 
-Only process 0 writes, so a multi-host run produces one set of outputs. TensorBoard event files are written with
-the `tensorboard` package's protos and record format into a plain local file, which needs neither TensorFlow nor
-PyTorch (flax's and tensorboardX's writers import one of them; so does tensorboard's own EventFileWriter when
-TensorFlow is installed: it opens its file through `tensorboard.compat.tf`, which is TensorFlow when importable).
+Only process 0 writes, so a multi-host run produces one set of outputs. TensorBoard event files are
+written with the `tensorboard` package's protos and record format into a plain local file, which
+needs neither TensorFlow nor PyTorch (flax's and tensorboardX's writers import one of them; so does
+tensorboard's own EventFileWriter when TensorFlow is installed: it opens its file through
+`tensorboard.compat.tf`, which is TensorFlow when importable).
 """
 
 import io
@@ -29,7 +31,8 @@ class SummaryWriter:
 
     def __init__(self, logdir: str):
         os.makedirs(logdir, exist_ok=True)
-        # EventFileWriter's naming: TensorBoard reads every events.out.tfevents.* file of a directory in name order.
+        # EventFileWriter's naming: TensorBoard reads every events.out.tfevents.* file of a
+        # directory in name order.
         name = (
             f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}."
             f"{next(self._file_ids)}"
@@ -69,9 +72,9 @@ class SummaryWriter:
 
 
 def trim_metrics(path: str, last_step: int) -> None:
-    """Drops the rows of steps after `last_step` (logged by a run that died before its next checkpoint, and about to
-    be replayed by the resumed run), so metrics.jsonl and the loss curve hold every step once. Atomic: the trimmed
-    file replaces the old one by a rename."""
+    """Drops the rows of steps after `last_step` (logged by a run that died before its next
+    checkpoint, and about to be replayed by the resumed run), so metrics.jsonl and the loss curve
+    hold every step once. Atomic: the trimmed file replaces the old one by a rename."""
     if not os.path.exists(path):
         return
     with open(path) as f:
@@ -91,7 +94,8 @@ def _row_step(line: str) -> float:
 
 
 class Reporter:
-    """Console lines with img/s and ETA, TensorBoard scalars/images, metrics.jsonl rows, sample grid PNGs."""
+    """Console lines with img/s and ETA, TensorBoard scalars/images, metrics.jsonl rows, sample grid
+    PNGs."""
 
     def __init__(self, workdir: str, start_step: int, num_train_steps: int, batch_size: int):
         self.enabled = jax.process_index() == 0
@@ -144,8 +148,8 @@ class Reporter:
     def samples(
         self, step: int, images: np.ndarray, z: str = "fixed", num_cols: int | None = None
     ) -> None:
-        """A grid of `images` (of the run's fixed z, or of fresh `z='random'`) as a PNG and in TensorBoard;
-        `num_cols` columns (default: square)."""
+        """A grid of `images` (of the run's fixed z, or of fresh `z='random'`) as a PNG and in
+        TensorBoard; `num_cols` columns (default: square)."""
         if not self.enabled:
             return
         grid = visualize.make_grid(images, num_cols)

@@ -1,4 +1,5 @@
-"""A trained run, opened once for every tool: its config, a checkpoint's train state and the run's random init.
+"""A trained run, opened once for every tool: its config, a checkpoint's train state and the run's
+random init.
 
 run = open_run("runs/digits")            # the latest checkpoint; open_run(workdir, step=2000) for another
 images = generate.generate(run.config.model, run.sampling_g_variables, z)
@@ -32,8 +33,8 @@ class Run:
 
     @property
     def sampling_g_variables(self) -> dict[str, Any]:
-        """G as samples and evaluations use it: its moving average when the run kept one (optim.ema_decay), else the
-        trained G; as `TrainState.sampling_g_variables`."""
+        """G as samples and evaluations use it: its moving average when the run kept one
+        (optim.ema_decay), else the trained G; as `TrainState.sampling_g_variables`."""
         return self.state.sampling_g_variables
 
     @property
@@ -44,9 +45,9 @@ class Run:
     def initial_state(self) -> TrainState:
         """The run's own random init (step 0): the paper's untrained baselines.
 
-        One program compiled at XLA's lowest optimization level: it runs once, and building the initializers op by
-        op (eagerly) or compiling them optimized takes 10-20 s on a CPU. The values are those of the eager build
-        (tested)."""
+        One program compiled at XLA's lowest optimization level: it runs once, and building the
+        initializers op by op (eagerly) or compiling them optimized takes 10-20 s on a CPU. The
+        values are those of the eager build (tested)."""
         config = self.config
         lowered = jax.jit(
             lambda: create_train_state(config.model, config.optim, config.seed)

@@ -24,8 +24,8 @@ class TrainState:
     g_opt_state: Any
     d_opt_state: Any
     rng: jax.Array  # raw uint32 key data; per-step keys are fold_in(rng, step)
-    # {'params', 'batch_stats'}: the moving average of G (optim.ema_decay > 0), else None. None is not saved, so
-    # checkpoints of runs without it (and of versions before it) have the same layout.
+    # {'params', 'batch_stats'}: the moving average of G (optim.ema_decay > 0), else None. None is
+    # not saved, so checkpoints of runs without it (and of versions before it) have the same layout.
     ema: Any = None
 
     @property
@@ -35,7 +35,8 @@ class TrainState:
 
     @property
     def sampling_g_variables(self) -> dict[str, Any]:
-        """The G that samples and evaluations use: the moving average when the run keeps one, else the trained G."""
+        """The G that samples and evaluations use: the moving average when the run keeps one, else
+        the trained G."""
         return dict(self.ema) if self.ema is not None else self.g_variables
 
     @property
@@ -74,8 +75,9 @@ def create_train_state(
 
 
 def set_ema(state: TrainState, on: bool) -> TrainState:
-    """The state with a moving average of G (started from G itself when it had none) or without one. Works on
-    abstract states too: restoring a checkpoint uses the layout the checkpoint was saved with, then this one."""
+    """The state with a moving average of G (started from G itself when it had none) or without one.
+    Works on abstract states too: restoring a checkpoint uses the layout the checkpoint was saved
+    with, then this one."""
     if not on:
         return state.replace(ema=None)
     return (

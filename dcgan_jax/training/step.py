@@ -1,4 +1,5 @@
-"""The per-device D+G update step, a pure `(state, batch) -> (state, metrics)`; run it with `parallel.Parallel`."""
+"""The per-device D+G update step, a pure `(state, batch) -> (state, metrics)`; run it with
+`parallel.Parallel`."""
 
 import functools
 from collections.abc import Callable
@@ -26,9 +27,11 @@ def make_train_step(
     d_training: ml_collections.ConfigDict,
     per_device_batch: int,
 ) -> Callable[[TrainState, jax.Array], tuple[TrainState, Metrics]]:
-    """The per-device body `(state, batch) -> (state, metrics)`: a D update, then a G update against the new D.
+    """The per-device body `(state, batch) -> (state, metrics)`: a D update, then a G update against
+    the new D.
 
-    Gradients, batchnorm statistics and metrics are averaged over `AXIS`; run it with `parallel.Parallel`.
+    Gradients, batchnorm statistics and metrics are averaged over `AXIS`; run it with
+    `parallel.Parallel`.
     """
     generator, discriminator = models.build_models(model, axis_name=AXIS)
     g_tx, d_tx = make_optimizers(optim)
@@ -87,8 +90,8 @@ def make_train_step(
             return fake, updates["batch_stats"]
 
         fake, g_vjp, g_batch_stats = jax.vjp(g_forward, varying(state.g_params), has_aux=True)
-        # D's inputs. Instance noise, when on, is added to both; being added, it passes G's gradient unchanged, so
-        # the gradient with respect to the noisy fakes is the one G's vjp takes.
+        # D's inputs. Instance noise, when on, is added to both; being added, it passes G's gradient
+        # unchanged, so the gradient with respect to the noisy fakes is the one G's vjp takes.
         d_real, d_fake = d_training_lib.add_instance_noise(
             d_training, step_rng, state.step, example_ids, real, fake
         )
@@ -126,7 +129,8 @@ def make_train_step(
             g_grads = pmean(g_grads)
             g_updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state, state.g_params)
             g_params = optax.apply_updates(state.g_params, g_updates)
-            # Already identical across devices with synced batchnorm; averaged otherwise (per-device statistics).
+            # Already identical across devices with synced batchnorm; averaged otherwise (per-device
+            # statistics).
             return (
                 g_params,
                 pmean(g_batch_stats),
@@ -190,7 +194,8 @@ def make_train_step(
         )
         metrics["g_grad_norm"] = g_grad_norm
         metrics["d_grad_norm"] = optax.tree.norm(d_grads)
-        # One flag for the divergence guard: NaN/inf anywhere in the losses or the new params shows up here.
+        # One flag for the divergence guard: NaN/inf anywhere in the losses or the new params shows
+        # up here.
         metrics["finite"] = (
             pmean(  # averaged so it is replicated (shard_map's out_specs); < 1 if any device fails
                 jnp.isfinite(d_loss + g_loss + optax.tree.norm((g_params, d_params))).astype(

@@ -1,4 +1,5 @@
-"""The run's folder: created and checked writable before any work is done, and locked while a run uses it."""
+"""The run's folder: created and checked writable before any work is done, and locked while a run
+uses it."""
 
 import contextlib
 import fcntl
@@ -31,12 +32,13 @@ def prepare_workdir(workdir: str) -> None:
 
 @contextlib.contextmanager
 def locked(workdir: str, say: Callable[[str], None] = print) -> Iterator[None]:
-    """Holds workdir/.lock (an flock) for the run, so a second run on the same workdir stops with one line instead
-    of overwriting the first's checkpoints and interleaving its metrics.
+    """Holds workdir/.lock (an flock) for the run, so a second run on the same workdir stops with
+    one line instead of overwriting the first's checkpoints and interleaving its metrics.
 
-    The kernel drops an flock when its process dies, so a killed run's lock is taken over by the next run; the file
-    still names the dead holder (a clean exit empties it), which the taker reports in one line. Only process 0 of a
-    multi-process run locks: the others share its workdir by design.
+    The kernel drops an flock when its process dies, so a killed run's lock is taken over by the
+    next run; the file still names the dead holder (a clean exit empties it), which the taker
+    reports in one line. Only process 0 of a multi-process run locks: the others share its workdir
+    by design.
     """
     if jax.process_index() != 0:
         yield
