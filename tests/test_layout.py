@@ -100,7 +100,7 @@ def _imports(module, tree):
 
 
 def _part(dotted):
-    """dcgan_jax.training.loop -> 'training'; dcgan_jax.errors.UserError -> 'errors'; dcgan_jax -> '__init__'."""
+    """dcgan_jax.training.step -> 'training'; dcgan_jax.errors.UserError -> 'errors'; dcgan_jax -> '__init__'."""
     parts = dotted.split(".")
     return parts[1] if len(parts) > 1 else "__init__"
 

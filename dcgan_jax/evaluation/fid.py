@@ -141,7 +141,7 @@ def make_training_evaluator(
     seed: int,
     workdir: str = "",
 ) -> TrainingEvaluator:
-    """The evaluator of the training loop (`training.loop.train`): FID/KID every ev.every_steps
+    """The evaluator of the training loop (`dcgan_jax.train`): FID/KID every ev.every_steps
     steps.
 
     Real features (ev.split, at most ev.num_samples images) and the fake z are fixed when this is

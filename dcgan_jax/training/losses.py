@@ -48,7 +48,7 @@ def _hinge(
     real: jax.Array, fake: jax.Array, real_target, fake_target
 ) -> tuple[jax.Array, jax.Array]:
     # Geometric GAN / SNGAN hinge loss; the margin of the real term shrinks with smoothing. It has
-    # no fake target: label noise and flips are refused with it (training/validation.py).
+    # no fake target: label noise and flips are refused with it (dcgan_jax/config_fields.py).
     d_loss = jnp.mean(jax.nn.relu(real_target - real)) + jnp.mean(jax.nn.relu(1.0 + fake))
     return d_loss, -jnp.mean(fake)
 
