@@ -47,16 +47,7 @@ def run_main(main: Callable) -> Callable:
     return wrapped
 
 
-FLAG_ERRORS = (
-    AttributeError,
-    KeyError,
-    TypeError,
-    ValueError,
-    OSError,
-    SyntaxError,
-    ImportError,
-    RuntimeError,
-)
+FLAG_ERRORS = (AttributeError, KeyError, TypeError, ValueError, OSError, SyntaxError, ImportError)
 
 
 def _one_line(error: BaseException) -> str:
