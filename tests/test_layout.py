@@ -216,3 +216,51 @@ def test_the_layout_rule_catches_a_module_that_takes_the_whole_config():
         for name, _ in _takes_config(node)
     ]
     assert found == ["config", "c"]
+
+
+WORKDIR_NAMES = {
+    "checkpoints",
+    "config.json",
+    "metrics.jsonl",
+    "loss_curve.png",
+    "tensorboard",
+    ".lock",
+}
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if _part(m) != "run_files"))
+def test_workdir_names_live_in_run_files(module):
+    """A workdir's file and folder names are written once, in dcgan_jax/run_files.py."""
+    for node in ast.walk(MODULES[module]):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            assert node.value not in WORKDIR_NAMES, f"{module}:{node.lineno}: {node.value!r}"
+
+
+def _literal_tags(tree):
+    """Line numbers where a random stream is keyed by a bare number: `fold_in(key, 0x5A)` or
+    `default_rng([seed, 0x7A1])`."""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = ast.unparse(node.func)
+        if name.endswith("fold_in") and len(node.args) == 2:
+            tag = node.args[1]
+        elif name.endswith("default_rng") and node.args and isinstance(node.args[0], ast.List):
+            tag = node.args[0].elts[-1] if node.args[0].elts else None
+        else:
+            continue
+        if isinstance(tag, ast.Constant) or (
+            isinstance(tag, ast.BinOp) and isinstance(tag.left, ast.Constant)
+        ):
+            yield node.lineno
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if _part(m) != "rng_tags"))
+def test_random_stream_tags_live_in_rng_tags(module):
+    """Every fold_in tag (and NumPy seed tag) is a name of dcgan_jax/rng_tags.py, never a number."""
+    assert not list(_literal_tags(MODULES[module])), module
+
+
+def test_the_tag_rule_catches_a_bare_number():
+    tree = ast.parse("a = jax.random.fold_in(k, 0x5A)\nb = np.random.default_rng([s, 0xE7A1 + o])")
+    assert list(_literal_tags(tree)) == [1, 2]
