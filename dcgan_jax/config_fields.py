@@ -302,88 +302,38 @@ RULES = {  # name: (check, what the error says the value must be)
 # Every numeric config field and the values it may take (tests/test_config_fields.py fails for a
 # numeric field missing here). model.image_size and model.num_channels are checked by building the
 # models.
-RANGES = {
-    **{
-        f: "positive"
-        for f in (
-            "batch_size",
-            "num_train_steps",
-            "log_every_steps",
-            "sample_every_steps",
-            "checkpoint_every_steps",
-            "keep_checkpoints",
-            "model.latent_dim",
-            "model.g_width",
-            "model.d_width",
-            "model.bn_epsilon",
-            "model.image_size",
-            "model.num_channels",
-            "model.conditional.embedding_dim",
-            "optim.learning_rate",
-            "optim.adam_eps",
-            "data.max_in_memory_mb",
-            "d_training.steps_per_g_step",
-            "dedup.batch_size",
-            "dedup.code_dim",
-            "dedup.key_bits",
-            "dedup.num_tables",
-            "dedup.steps",
-            "dedup.thumbnail_size",
-            "dedup.learning_rate",
-            "dedup.max_removed_fraction",
-            "collapse.loss_factor",
-            "eval.batch_size",
-            "eval.num_samples",
-            "eval.kid_subsets",
-            "eval.kid_subset_size",
-            "eval.classifier.batch_size",
-            "eval.classifier.feature_dim",
-            "eval.classifier.steps",
-            "eval.classifier.width",
-            "eval.classifier.learning_rate",
-            "eval.probe.block_rows",
-            "eval.probe.svm_max_cg",
-            "eval.probe.svm_max_iter",
-            "eval.probe.svm_max_newton",
-            "eval.probe.svm_tol",
-        )
-    },
-    **{
-        f: "non_negative"
-        for f in (
-            "num_fixed_samples",
-            "keep_every_steps",
-            "data.num_data_workers",
-            "data.prefetch_batches",
-            "collapse.patience",
-            "d_training.pretrain_steps",
-            "d_training.instance_noise",
-            "d_training.instance_noise_decay_steps",
-            "model.conditional.num_classes",
-            "dedup.max_hamming",
-            "dedup.max_shift",
-            "dedup.colour_jitter",
-            "dedup.noise_std",
-            "eval.every_steps",
-            "eval.classifier.max_shift",
-            "eval.probe.labels_per_class",
-        )
-    },
-    **{
-        f: "unit"
-        for f in (
-            "optim.beta1",
-            "optim.beta2",
-            "model.bn_momentum",
-            "objective.label_smoothing",
-            "dedup.dropout",
-            "optim.ema_decay",
-            "d_training.label_noise",
-        )
-    },
-    "d_training.label_flip": "below_half",
-    "eval.probe.validation_fraction": "open_unit",
-    "collapse.d_fake": "open_unit",
-    "seed": "any_integer",
-    "data.shuffle_seed_offset": "any_integer",  # any integer seeds a PRNG
+_FIELDS_BY_RULE = {
+    "positive": """
+        batch_size num_train_steps log_every_steps sample_every_steps checkpoint_every_steps
+        keep_checkpoints model.latent_dim model.g_width model.d_width model.bn_epsilon
+        model.image_size model.num_channels model.conditional.embedding_dim optim.learning_rate
+        optim.adam_eps data.max_in_memory_mb d_training.steps_per_g_step dedup.batch_size
+        dedup.code_dim dedup.key_bits dedup.num_tables dedup.steps dedup.thumbnail_size
+        dedup.learning_rate dedup.max_removed_fraction collapse.loss_factor eval.batch_size
+        eval.num_samples eval.kid_subsets eval.kid_subset_size eval.classifier.batch_size
+        eval.classifier.feature_dim eval.classifier.steps eval.classifier.width
+        eval.classifier.learning_rate eval.probe.block_rows eval.probe.svm_max_cg
+        eval.probe.svm_max_iter eval.probe.svm_max_newton eval.probe.svm_tol
+    """,
+    "non_negative": """
+        num_fixed_samples keep_every_steps data.num_data_workers data.prefetch_batches
+        collapse.patience d_training.pretrain_steps d_training.instance_noise
+        d_training.instance_noise_decay_steps model.conditional.num_classes dedup.max_hamming
+        dedup.max_shift dedup.colour_jitter dedup.noise_std eval.every_steps
+        eval.classifier.max_shift eval.probe.labels_per_class
+    """,
+    "unit": """
+        optim.beta1 optim.beta2 model.bn_momentum objective.label_smoothing dedup.dropout
+        optim.ema_decay d_training.label_noise
+    """,
+    "open_unit": """
+        eval.probe.validation_fraction collapse.d_fake
+    """,
+    "below_half": """
+        d_training.label_flip
+    """,
+    "any_integer": """
+        seed data.shuffle_seed_offset
+    """,  # any integer seeds a PRNG
 }
+RANGES = {f: rule for rule, fields in _FIELDS_BY_RULE.items() for f in fields.split()}
