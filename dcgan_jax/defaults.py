@@ -194,7 +194,8 @@ def get_config() -> ml_collections.ConfigDict:
     # The FID classifier (dcgan_jax/evaluation/classifier.py), trained once on a labelled dataset
     # and cached.
     config.eval.classifier = ml_collections.ConfigDict()
-    config.eval.classifier.dataset = ""  # '' = config.data.dataset; 'digits' or a supervised TFDS name
+    # '' = config.data.dataset; 'digits' or a supervised TFDS name
+    config.eval.classifier.dataset = ""
     config.eval.classifier.dir = ""  # '' = ~/.cache/dcgan_jax/classifiers/<dataset>_<size>px_<C>ch
     config.eval.classifier.steps = 1000  # ~98% on digits; raise for CIFAR-10 (e.g. 20_000 on a GPU)
     config.eval.classifier.batch_size = 64
