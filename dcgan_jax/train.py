@@ -101,10 +101,10 @@ def _initial_from(config: ml_collections.ConfigDict, fresh: TrainState) -> Train
     step = int(step) if step else manager.latest_step()
     if step not in manager.all_steps():
         raise UserError(
-            f"init_from: no checkpoint at step {step} in {checkpoints.checkpoint_dir(source)}; "
+            f"init_from: no checkpoint at step {step} in {run_files.checkpoint_dir(source)}; "
             f"available: {sorted(manager.all_steps())}"
         )
-    where = os.path.join(checkpoints.checkpoint_dir(source), str(step))
+    where = os.path.join(run_files.checkpoint_dir(source), str(step))
     config_fields.check_compatible(saved, config, where)
     template = set_ema(jax.eval_shape(lambda: fresh), bool(saved.optim.ema_decay))
     try:
@@ -143,7 +143,7 @@ def _train_locked(config, workdir, evaluator):
     start_step = int(state.step)
     if start_step > config.num_train_steps:
         raise UserError(
-            f"the checkpoint in {checkpoints.checkpoint_dir(workdir)} is already at step {start_step}, "
+            f"the checkpoint in {run_files.checkpoint_dir(workdir)} is already at step {start_step}, "
             f"past num_train_steps={config.num_train_steps}; pass a larger --config.num_train_steps to "
             f"train on, or another --workdir"
         )
@@ -164,7 +164,7 @@ def _train_locked(config, workdir, evaluator):
         distributed.backend_report()
     )  # backend, devices, processes; a CPU-only jaxlib on a GPU host
     if start_step:
-        reporter.message(f"resumed from step {start_step} in {checkpoints.checkpoint_dir(workdir)}")
+        reporter.message(f"resumed from step {start_step} in {run_files.checkpoint_dir(workdir)}")
     if jax.process_index() == 0:
         with open(run_files.path(workdir, run_files.CONFIG), "w") as f:
             f.write(config.to_json(indent=2))
@@ -260,7 +260,7 @@ def _train_loop(
             if stopping:
                 reporter.message(
                     f"stopped by {stop.signal_name or 'another host'} at step {step}; checkpoint "
-                    f"saved in {checkpoints.checkpoint_dir(workdir)}; rerun the same command to resume"
+                    f"saved in {run_files.checkpoint_dir(workdir)}; rerun the same command to resume"
                 )
                 break
     return device_state

@@ -29,8 +29,6 @@ from dcgan_jax.errors import AbandonedWork, UserError
 from dcgan_jax.nn import models
 from dcgan_jax.training.state import set_ema
 
-checkpoint_dir = run_files.checkpoint_dir
-
 
 def create_manager(
     workdir: str,
@@ -61,7 +59,7 @@ def create_manager(
         enable_async_checkpointing=False,
     )
     return ocp.CheckpointManager(
-        checkpoint_dir(workdir), options=options, item_names=("state", "config")
+        run_files.checkpoint_dir(workdir), options=options, item_names=("state", "config")
     )
 
 
@@ -98,7 +96,7 @@ def restore_for_training(
     step = manager.latest_step()
     if step is None:
         return template
-    where = os.path.join(checkpoint_dir(workdir), str(step))
+    where = os.path.join(run_files.checkpoint_dir(workdir), str(step))
     try:
         saved_config = restore_config(manager, step)
     except Exception as e:  # orbax raises many types for damaged files
@@ -238,29 +236,29 @@ def restore_config(
 def open_workdir(workdir: str):
     """(manager, config) of a trained workdir, read-only; a clear error when it holds no
     checkpoint."""
-    if not os.path.isdir(checkpoint_dir(workdir)):
+    if not os.path.isdir(run_files.checkpoint_dir(workdir)):
         raise UserError(
-            f"no checkpoints in {checkpoint_dir(workdir)}: train first with "
+            f"no checkpoints in {run_files.checkpoint_dir(workdir)}: train first with "
             f"`python -m dcgan_jax.main --workdir={workdir}`"
         )
     manager = create_manager(workdir, read_only=True)
     if manager.latest_step() is None:
         raise UserError(
-            f"no complete checkpoint in {checkpoint_dir(workdir)}: train first with "
+            f"no complete checkpoint in {run_files.checkpoint_dir(workdir)}: train first with "
             f"`python -m dcgan_jax.main --workdir={workdir}`"
         )
     try:
         config = restore_config(manager)
     except Exception as e:  # orbax raises many types for damaged files
         raise UserError(
-            f"the config saved in {checkpoint_dir(workdir)}/{manager.latest_step()} is unreadable "
+            f"the config saved in {run_files.checkpoint_dir(workdir)}/{manager.latest_step()} is unreadable "
             f"({type(e).__name__}: {' '.join(str(e).split())[:200]})"
         ) from None
     try:
         models.build_models(config.model)
     except (ValueError, TypeError, AttributeError) as e:
         raise UserError(
-            f"the config saved in {checkpoint_dir(workdir)} cannot build the models ({e}); was it written "
+            f"the config saved in {run_files.checkpoint_dir(workdir)} cannot build the models ({e}); was it written "
             f"by another version of dcgan_jax?"
         ) from None
     return manager, config

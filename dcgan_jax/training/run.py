@@ -12,6 +12,7 @@ from typing import Any
 import jax
 import ml_collections
 
+from dcgan_jax import run_files
 from dcgan_jax.errors import AbandonedWork, UserError
 from dcgan_jax.training import checkpoints
 from dcgan_jax.training.state import TrainState, create_train_state
@@ -71,7 +72,7 @@ def open_run(workdir: str, step: int | None = None) -> Run:
         )
         state = checkpoints.restore_state(manager, template, step)
     except Exception as e:  # orbax raises many types for damaged files
-        where = f"{checkpoints.checkpoint_dir(workdir)}/{step}"
+        where = f"{run_files.checkpoint_dir(workdir)}/{step}"
         raise AbandonedWork(
             f"checkpoint {where} is unreadable ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
             f"pick another with --step ({available}) or retrain"

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from dcgan_jax import train
+from dcgan_jax import run_files, train
 from dcgan_jax.data import pipeline
 from dcgan_jax.errors import UserError
 from dcgan_jax.training import checkpoints, collapse
@@ -99,7 +99,7 @@ def test_a_half_written_step_is_never_read(tmp_path):
     workdir = str(tmp_path)
     train.train_and_evaluate(config, workdir)
     # What a crash mid-write leaves: orbax's temporary directory for step 6, with partial content.
-    partial = os.path.join(checkpoints.checkpoint_dir(workdir), "6.orbax-checkpoint-tmp-1795420000")
+    partial = os.path.join(run_files.checkpoint_dir(workdir), "6.orbax-checkpoint-tmp-1795420000")
     os.makedirs(os.path.join(partial, "state"))
     with open(os.path.join(partial, "state", "partial"), "wb") as f:
         f.write(b"\x00" * 10)
@@ -164,7 +164,7 @@ def _digest(directory):
 def test_a_corrupt_checkpoint_is_a_one_line_error_and_nothing_is_lost(tmp_path):
     workdir = str(tmp_path)
     train.train_and_evaluate(tiny_config(num_train_steps=4), workdir)
-    ckpt = checkpoints.checkpoint_dir(workdir)
+    ckpt = run_files.checkpoint_dir(workdir)
     for root, _, files in os.walk(os.path.join(ckpt, "4", "state")):
         for name in files:
             with open(os.path.join(root, name), "r+b") as f:

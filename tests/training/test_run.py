@@ -8,6 +8,7 @@ import jax
 import numpy as np
 import pytest
 
+from dcgan_jax import run_files
 from dcgan_jax.errors import UserError
 from dcgan_jax.training import checkpoints
 from dcgan_jax.training.run import open_run
@@ -83,7 +84,7 @@ def test_a_missing_step_names_the_available_ones(trained_run):
 def test_a_workdir_without_checkpoints_says_to_train_first(tmp_path):
     message = _one_line_error(str(tmp_path))
     assert "no checkpoints in" in message and "train first" in message
-    os.makedirs(checkpoints.checkpoint_dir(str(tmp_path)))  # created, but nothing completed in it
+    os.makedirs(run_files.checkpoint_dir(str(tmp_path)))  # created, but nothing completed in it
     message = _one_line_error(str(tmp_path))
     assert "no complete checkpoint" in message and "train first" in message
 
@@ -91,7 +92,7 @@ def test_a_workdir_without_checkpoints_says_to_train_first(tmp_path):
 def test_a_damaged_checkpoint_is_a_one_line_error(trained_run, tmp_path):
     workdir = str(tmp_path / "run")
     shutil.copytree(trained_run, workdir)
-    for root, _, files in os.walk(os.path.join(checkpoints.checkpoint_dir(workdir), "5", "state")):
+    for root, _, files in os.walk(os.path.join(run_files.checkpoint_dir(workdir), "5", "state")):
         for name in files:
             with open(os.path.join(root, name), "r+b") as f:
                 f.write(b"garbage!" * 4)
