@@ -12,12 +12,10 @@ from tests.helpers import REPO
 PACKAGE = os.path.join(REPO, "dcgan_jax")
 # What each part may import from the package (besides itself). Floors, bottom up: the leaf modules (errors, the
 # config's defaults, the rng tag table, the workdir's file names, progress bars), memory, data, visualize | nn,
-# config_fields (config knowledge: it builds the models to validate), training | evaluation (siblings that never
-# import each other), analysis, train, cli, the shims.
+# config_fields (config knowledge: it builds the models to validate), training | evaluation | analysis (siblings
+# that never import each other: analysis works on G's and D's variables, not on runs), train, cli, the shims.
 LEAVES = {"errors", "defaults", "progress_bars", "rng_tags", "run_files"}
-BASE = LEAVES - {
-    "defaults"
-}  # what every floor may import: the defaults only the config's own floors
+BASE = LEAVES - {"defaults"}  # what every floor may import: the defaults only the config's own floors
 ALLOWED = {
     **{leaf: set() for leaf in LEAVES},
     "memory": BASE,
@@ -27,7 +25,7 @@ ALLOWED = {
     "config_fields": BASE | {"defaults", "nn"},
     "training": BASE | {"data", "nn", "visualize", "config_fields"},
     "evaluation": BASE | {"data", "nn"},
-    "analysis": BASE | {"memory", "data", "nn", "visualize", "training"},
+    "analysis": BASE | {"memory", "data", "nn", "visualize"},  # functions of G/D variables
     "train": BASE | {"defaults", "config_fields", "data", "nn", "training", "evaluation"},
     "cli": BASE
     | {
