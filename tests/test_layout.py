@@ -15,9 +15,8 @@ PACKAGE = os.path.join(REPO, "dcgan_jax")
 # config_fields (config knowledge: it builds the models to validate), training | evaluation | analysis (siblings
 # that never import each other: analysis works on G's and D's variables, not on runs), train, cli, the shims.
 LEAVES = {"errors", "defaults", "progress_bars", "rng_tags", "run_files"}
-BASE = LEAVES - {
-    "defaults"
-}  # what every floor may import: the defaults only the config's own floors
+# What every floor may import: the leaves, but the defaults only on the config's own floors.
+BASE = LEAVES - {"defaults"}
 ALLOWED = {
     **{leaf: set() for leaf in LEAVES},
     "memory": BASE,
