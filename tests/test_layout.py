@@ -16,9 +16,11 @@ PACKAGE = os.path.join(REPO, "dcgan_jax")
 # that never import each other: analysis works on G's and D's variables, not on runs), train, cli, the shims.
 LEAVES = {"errors", "defaults", "progress_bars", "rng_tags", "run_files"}
 # What every floor may import: the leaves, but the defaults only on the config's own floors.
-BASE = LEAVES - {"defaults"}
+# atomic_write sits just above errors (its failures are UserErrors) and below every floor that writes.
+BASE = (LEAVES - {"defaults"}) | {"atomic_write"}
 ALLOWED = {
     **{leaf: set() for leaf in LEAVES},
+    "atomic_write": {"errors"},
     "memory": BASE,
     "data": BASE,
     "visualize": BASE | {"data"},
