@@ -1,12 +1,14 @@
 """Config knowledge beside the defaults: dotted fields, the names of earlier versions, validation of
-every group and the architecture a checkpoint must match. The one module that knows where each field
-lives; `defaults.py` says what each field means.
+every group (the bounds each value's use holds, a training run's memory) and the architecture a
+checkpoint must match. The one module that knows where each field lives; `defaults.py` says what
+each field means.
 
 Earlier versions had flat model, data and optimizer fields (`g_width`, `dataset`, `learning_rate`,
 ...) and flat `eval_*` fields: a config they saved maps onto today's groups with `from_saved`, and
 an old name given as a flag or set by a config file is one line naming its new place.
 """
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -15,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from dcgan_jax import defaults
+from dcgan_jax import defaults, memory
 from dcgan_jax.errors import UserError
 from dcgan_jax.nn import latent, models
 
@@ -49,33 +51,14 @@ _GROUPED = {
     "optim": ("learning_rate", "beta1", "beta2", "adam_eps", "ema_decay"),
     "objective": ("loss", "label_smoothing"),
 }
-_EVAL = {
-    "every_steps",
-    "num_samples",
-    "split",
-    "batch_size",
-    "feature_extractor",
-    "inception_weights",
-    "kid_subsets",
-    "kid_subset_size",
-}
-_CLASSIFIER = {
-    "dataset",
-    "dir",
-    "steps",
-    "batch_size",
-    "learning_rate",
-    "width",
-    "feature_dim",
-    "max_shift",
-}
-_PROBE = {
-    "labels_per_class",
-    "validation_fraction",
-    "svm_c_values",
-    "svm_max_iter",
-    "recompute_batch_stats",
-}
+_EVAL = set(
+    "every_steps num_samples split batch_size feature_extractor inception_weights kid_subsets "
+    "kid_subset_size".split()
+)
+_CLASSIFIER = set("dataset dir steps batch_size learning_rate width feature_dim max_shift".split())
+_PROBE = set(
+    "labels_per_class validation_fraction svm_c_values svm_max_iter recompute_batch_stats".split()
+)
 OLD_NAMES = {
     **{field: f"{group}.{field}" for group, fields in _GROUPED.items() for field in fields},
     **{f"eval_{field}": f"eval.{field}" for field in _EVAL},
@@ -267,6 +250,62 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise UserError(
             f"invalid config: eval.probe.svm_c_values={config.eval.probe.svm_c_values} must all be > 0"
         )
+    fix = functools.partial(_largest_size, config)  # estimates alternatives: only when refused
+    memory.check_device_fits(_training_bytes(config), "invalid config: training", fix)
+
+
+# The fields that set what a training run holds in memory (`_training_bytes`).
+SIZE_FIELDS = tuple(
+    """model.latent_dim model.g_width model.d_width model.image_size model.conditional.num_classes
+    model.conditional.embedding_dim batch_size num_fixed_samples""".split()
+)
+
+
+def _training_bytes(config: ml_collections.ConfigDict) -> int:
+    """A rough estimate (1.2-1.4x XLA's own for the shipped configs' step) of one device's memory in
+    training: G's and D's params times the copies the state and the step hold (params, gradients,
+    Adam's two moments, EMA), 16 bytes per activation of G and D for each example of the device's
+    batch (forward values kept for the gradients, and those gradients) and G's float32 activations
+    for the sample grid. Shapes only (jax.eval_shape): nothing is allocated, whatever the sizes."""
+    model, ema = config.model, bool(config.optim.ema_decay)
+    g_vars, d_vars = jax.eval_shape(lambda: models.init_variables(jax.random.PRNGKey(0), model))
+    params = _nbytes(g_vars["params"]) + _nbytes(d_vars["params"])
+    stats = _nbytes(g_vars["batch_stats"]) + _nbytes(d_vars["batch_stats"])
+    size, image = model.image_size, model.image_size**2 * model.num_channels
+    g_acts = models.g_input_dim(model) + image
+    g_acts += sum((4 * 2**i) ** 2 * w for i, w in enumerate(models.g_layer_widths(model)))
+    d_acts = image + sum(
+        (size >> i + 1) ** 2 * w for i, w in enumerate(models.d_layer_widths(model))
+    )
+    per_device_batch = max(config.batch_size // jax.device_count(), 1)
+    return (
+        (4 + ema) * params
+        + (1 + ema) * stats
+        + 16 * (g_acts + d_acts) * per_device_batch
+        + 4 * g_acts * config.num_fixed_samples
+    )
+
+
+def _nbytes(tree) -> int:
+    return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(tree))
+
+
+def _largest_size(config: ml_collections.ConfigDict) -> str:
+    """The fix for a run too large for the memory: the size field above its default whose default
+    would shrink the estimate most."""
+    default, shrunk = defaults.get_config(), []
+    for field in SIZE_FIELDS:
+        if get(config, field) > get(default, field):
+            smaller = config.copy_and_resolve_references()
+            set_field(smaller, field, get(default, field))
+            shrunk.append((_training_bytes(smaller), field))
+    if not shrunk:
+        return "lower batch_size, model.g_width or model.d_width, or use a machine with more memory"
+    estimate, field = min(shrunk)
+    return (
+        f"lower {field}={get(config, field)} (at its default, {get(default, field)}, training "
+        f"would need about {memory.size_text(estimate)})"
+    )
 
 
 def _validate_model(model: ml_collections.ConfigDict) -> None:
@@ -287,12 +326,25 @@ def _finite(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+INT32_MAX = 2**31 - 1  # the step counter and the step's own counts are int32
+SEEDS = 2**32  # PRNGKey keeps a seed's low 32 bits (2**32 would repeat 0); NumPy refuses seeds < 0
+
+
+def _integer(value, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
 RULES = {  # name: (check, what the error says the value must be)
     "positive": (lambda v: _finite(v) and v > 0, "a positive number"),
     "non_negative": (lambda v: _finite(v) and v >= 0, ">= 0"),
+    "count": (lambda v: _integer(v, 1, INT32_MAX), f"an integer in [1, {INT32_MAX}]"),
+    "count_or_zero": (lambda v: _integer(v, 0, INT32_MAX), f"an integer in [0, {INT32_MAX}]"),
+    "seed": (
+        lambda v: _integer(v, 0, SEEDS - 1),
+        f"an integer in [0, {SEEDS - 1}] (a PRNG seed of 32 bits)",
+    ),
     "unit": (lambda v: _finite(v) and 0 <= v < 1, "in [0, 1)"),
     "open_unit": (lambda v: _finite(v) and 0 < v < 1, "in (0, 1)"),
-    "any_integer": (lambda v: isinstance(v, int), "an integer"),
     "below_half": (
         lambda v: _finite(v) and 0 <= v < 0.5,
         "in [0, 0.5) (0.5 makes D's labels pure noise)",
@@ -300,27 +352,35 @@ RULES = {  # name: (check, what the error says the value must be)
 }
 
 # Every numeric config field and the values it may take (tests/test_config_fields.py fails for a
-# numeric field missing here). model.image_size and model.num_channels are checked by building the
-# models.
+# numeric field missing here, or an integer field without an integer rule). Integers are counts
+# within int32 (steps are compared with the int32 step counter), and the sizes of what training
+# holds are checked against the memory too (`SIZE_FIELDS`). model.image_size and
+# model.num_channels are checked by building the models.
 _FIELDS_BY_RULE = {
-    "positive": """
+    "count": """
         batch_size num_train_steps log_every_steps sample_every_steps checkpoint_every_steps
-        keep_checkpoints model.latent_dim model.g_width model.d_width model.bn_epsilon
-        model.image_size model.num_channels model.conditional.embedding_dim optim.learning_rate
-        optim.adam_eps data.max_in_memory_mb d_training.steps_per_g_step dedup.batch_size
-        dedup.code_dim dedup.key_bits dedup.num_tables dedup.steps dedup.thumbnail_size
-        dedup.learning_rate dedup.max_removed_fraction collapse.loss_factor eval.batch_size
-        eval.num_samples eval.kid_subsets eval.kid_subset_size eval.classifier.batch_size
+        keep_checkpoints model.latent_dim model.g_width model.d_width model.image_size
+        model.num_channels model.conditional.embedding_dim data.max_in_memory_mb
+        d_training.steps_per_g_step dedup.batch_size dedup.code_dim dedup.key_bits
+        dedup.num_tables dedup.steps dedup.thumbnail_size eval.batch_size eval.num_samples
+        eval.kid_subsets eval.kid_subset_size eval.classifier.batch_size
         eval.classifier.feature_dim eval.classifier.steps eval.classifier.width
-        eval.classifier.learning_rate eval.probe.block_rows eval.probe.svm_max_cg
-        eval.probe.svm_max_iter eval.probe.svm_max_newton eval.probe.svm_tol
+        eval.probe.block_rows eval.probe.svm_max_cg eval.probe.svm_max_iter
+        eval.probe.svm_max_newton
+    """,
+    "count_or_zero": """
+        num_fixed_samples keep_every_steps data.num_data_workers data.prefetch_batches
+        collapse.patience d_training.pretrain_steps d_training.instance_noise_decay_steps
+        model.conditional.num_classes dedup.max_hamming dedup.max_shift eval.every_steps
+        eval.classifier.max_shift eval.probe.labels_per_class
+    """,
+    "positive": """
+        model.bn_epsilon optim.learning_rate optim.adam_eps dedup.learning_rate
+        dedup.max_removed_fraction collapse.loss_factor eval.classifier.learning_rate
+        eval.probe.svm_tol
     """,
     "non_negative": """
-        num_fixed_samples keep_every_steps data.num_data_workers data.prefetch_batches
-        collapse.patience d_training.pretrain_steps d_training.instance_noise
-        d_training.instance_noise_decay_steps model.conditional.num_classes dedup.max_hamming
-        dedup.max_shift dedup.colour_jitter dedup.noise_std eval.every_steps
-        eval.classifier.max_shift eval.probe.labels_per_class
+        d_training.instance_noise dedup.colour_jitter dedup.noise_std
     """,
     "unit": """
         optim.beta1 optim.beta2 model.bn_momentum objective.label_smoothing dedup.dropout
@@ -332,8 +392,8 @@ _FIELDS_BY_RULE = {
     "below_half": """
         d_training.label_flip
     """,
-    "any_integer": """
+    "seed": """
         seed data.shuffle_seed_offset
-    """,  # any integer seeds a PRNG
+    """,
 }
 RANGES = {f: rule for rule, fields in _FIELDS_BY_RULE.items() for f in fields.split()}

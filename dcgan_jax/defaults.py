@@ -35,7 +35,9 @@ def get_config() -> ml_collections.ConfigDict:
     # outputs. Every other part has its own group, which is all its code receives: config.data,
     # config.model, config.optim, config.objective, config.d_training, config.collapse, config.eval,
     # config.dedup.
-    config.seed = 0  # every random draw of the run: init, z, data order, grids, evaluation
+    # every random draw of the run: init, z, data order, grids, evaluation; 0 <= seed < 2**32 (a
+    # PRNG key holds 32 bits of it)
+    config.seed = 0
     config.batch_size = 128  # global, over all devices of all hosts (the paper: 128)
     config.num_train_steps = 10_000
     config.parallelism = "pmap"  # 'pmap' or 'shard_map' (same step body, 1-D device mesh)
@@ -61,7 +63,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.data_dir = ""  # TFDS data_dir ('' = TFDS default, ~/tensorflow_datasets)
     config.data.data_path = ""  # LMDB directory, image folder or prepared cache
     config.data.split = "train"
-    config.data.shuffle_seed_offset = 1  # data order = f(seed + offset, step): exact resume
+    # data order = f(seed + offset, step): exact resume; 0 <= offset < 2**32
+    config.data.shuffle_seed_offset = 1
     config.data.num_data_workers = 0  # decoding processes; 0 = all cores
     # batches decoded ahead of the training step (beyond one per worker)
     config.data.prefetch_batches = 2

@@ -4,10 +4,14 @@ allocating it.
 Without this, `sample --num_samples=10000000` or `explore --zoom=3000` start allocating tens of GB
 and end in a native abort or the OOM killer, long after the mistake. The budget is the memory
 available now (free plus reclaimable, as the kernel reports it) less a margin for the program
-itself.
+itself; for what each device holds (a training run's state and batch), an accelerator's own free
+memory.
 """
 
 import os
+from collections.abc import Callable
+
+import jax
 
 from dcgan_jax.errors import UserError
 
@@ -26,8 +30,12 @@ def available_bytes() -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def _size(nbytes: float) -> str:
-    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.0f} MiB"
+def size_text(nbytes: float) -> str:
+    """Bytes as people read them: '512 MiB', '3.2 GiB', '2.9 PiB'."""
+    for unit, power in (("PiB", 50), ("TiB", 40), ("GiB", 30)):
+        if nbytes >= 2**power:
+            return f"{nbytes / 2**power:,.1f} {unit}"
+    return f"{nbytes / 2**20:.0f} MiB"
 
 
 def budget_bytes() -> float:
@@ -45,6 +53,31 @@ def check_fits(
     if needed > budget:
         fits = max(int(budget // bytes_each), 0) if bytes_each else 0
         raise UserError(
-            f"{what} needs about {_size(needed + fixed_bytes)} of memory and {_size(available_bytes())} "
-            f"is available: at most {fits:,} fit; {fix}"
+            f"{what} needs about {size_text(needed + fixed_bytes)} of memory and "
+            f"{size_text(available_bytes())} is available: at most {fits:,} fit; {fix}"
+        )
+
+
+def device_budget() -> tuple[float, str]:
+    """(bytes, where) one device may hold: an accelerator's free memory as its allocator reports it
+    (the allocator's limit already leaves XLA its room), else MARGIN of the host's available memory
+    shared by the host's CPU devices."""
+    device = jax.local_devices()[0]
+    stats = (device.memory_stats() or {}) if device.platform != "cpu" else {}
+    if "bytes_limit" in stats:
+        free = int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+        return free, f"{size_text(free)} is free on the {device.device_kind}"
+    shared = jax.local_device_count()
+    where = f" shared by {shared} CPU devices" if shared > 1 else ""
+    return budget_bytes() / shared, f"{size_text(available_bytes())} is available{where}"
+
+
+def check_device_fits(per_device: float, what: str, fix: Callable[[], str]) -> None:
+    """Raises a one-line UserError when `per_device` bytes exceed what one device may hold
+    (`device_budget`), naming the estimate, the memory and `fix()` (called only then: it may
+    estimate alternatives)."""
+    budget, where = device_budget()
+    if per_device > budget:
+        raise UserError(
+            f"{what} needs about {size_text(per_device)} of memory per device and {where}; {fix()}"
         )

@@ -12,6 +12,13 @@ the evaluator carries its own schedule and the score the best checkpoint is kept
 Data order and every random draw are functions of (seed, step), so an interrupted run rerun with the
 same command ends with the same params as an uninterrupted one. SIGTERM/SIGINT stop after the
 current step with a checkpoint.
+
+What a step writes (its metrics row, TensorBoard events, eval scores, sample grids) is written
+before its checkpoint, so a resumed run leaves no gaps: whatever a killed run wrote after its last
+checkpoint is written again by the resumed run (metrics.jsonl trimmed to the resumed step, grids
+replaced, TensorBoard told to drop the dead run's later events), and everything of a checkpointed
+step was written before the checkpoint. A failed write of those still saves the step's
+checkpoint before the error stops the run.
 """
 
 import json
@@ -106,6 +113,7 @@ def _initial_from(config: ml_collections.ConfigDict, fresh: TrainState) -> Train
         )
     where = os.path.join(run_files.checkpoint_dir(source), str(step))
     config_fields.check_compatible(saved, config, where)
+    checkpoints.check_architecture(manager, step, saved.model, where)
     template = set_ema(jax.eval_shape(lambda: fresh), bool(saved.optim.ema_decay))
     try:
         restored = checkpoints.restore_state(manager, template, step)
@@ -165,9 +173,9 @@ def _train_locked(config, workdir, evaluator):
     )  # backend, devices, processes; a CPU-only jaxlib on a GPU host
     if start_step:
         reporter.message(f"resumed from step {start_step} in {run_files.checkpoint_dir(workdir)}")
-    if jax.process_index() == 0:
-        with open(run_files.path(workdir, run_files.CONFIG), "w") as f:
-            f.write(config.to_json(indent=2))
+    reporter.save_config(config.to_json(indent=2))
+    if start_step and config.num_fixed_samples > 0 and jax.process_index() == 0:
+        _rewrite_grids(config, workdir, manager, jax.eval_shape(new_state), state, reporter)
     runner = parallel.Parallel(config.parallelism)
     train_step = runner.compile(
         make_train_step(
@@ -196,14 +204,62 @@ def _host_g(runner, device_state):
     return jax.device_get(runner.unreplicate(device_state)).sampling_g_variables
 
 
+def _grid_zs(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """The grids a sample step writes: of the fixed z, and of fresh z with sample_random_z."""
+    return ("fixed", "random") if config.sample_random_z else ("fixed",)
+
+
+def _save_grids(config, reporter, step: int, g_variables, zs) -> None:
+    """The sample grids of `step` (`zs`: 'fixed' and/or 'random') drawn by G's `g_variables`."""
+    model, count = config.model, config.num_fixed_samples
+    columns = grids.grid_columns(count, model.conditional.num_classes)
+    for z in zs:
+        inputs = (
+            grids.fixed_z(model, count, config.seed)
+            if z == "fixed"
+            else grids.random_z(model, count, config.seed, step)
+        )
+        images = generate.generate(model, g_variables, inputs)
+        reporter.samples(step, images, z=z, num_cols=columns)
+
+
+def _rewrite_grids(config, workdir, manager, template, state, reporter) -> None:
+    """At a resume, rewrites the sample grids of the kept checkpoints that are missing (a run killed
+    between a checkpoint and its grids, before grids were written first) or empty or unreadable (a
+    failed write), each from its own checkpoint: the resume step's from the restored `state`, an
+    earlier one's restored from its step (in the layout it was saved with, `template` giving the
+    shapes). Grids of steps whose checkpoint is gone cannot be redrawn and are left as they are; so
+    are an earlier step's in a multi-process run, where only process 0 draws and orbax's reads are
+    collective."""
+    start_step = int(state.step)
+    kept = [s for s in manager.all_steps() if s == start_step or jax.process_count() == 1]
+    todo = grids.to_rewrite(workdir, kept, config.sample_every_steps, _grid_zs(config))
+    for step in sorted({s for s, _ in todo}):
+        if step == start_step:
+            g_variables = state.sampling_g_variables
+        else:
+            try:  # orbax raises many types for damaged files
+                saved = checkpoints.restore_config(manager, step)
+                restored = checkpoints.restore_state(
+                    manager, set_ema(template, bool(saved.optim.ema_decay)), step
+                )
+            except Exception as e:
+                reporter.message(
+                    f"warning: the sample grids of step {step} are missing or damaged and its "
+                    f"checkpoint is unreadable ({type(e).__name__}); they are left as they are"
+                )
+                continue
+            g_variables = restored.sampling_g_variables
+        _save_grids(config, reporter, step, g_variables, [z for s, z in todo if s == step])
+        reporter.message(f"rewrote the missing or damaged sample grids of step {step}")
+
+
 def _train_loop(
     config, workdir, runner, manager, reporter, train_step, batches, evaluator, device_state
 ):
     """Steps from the state's step to num_train_steps, or until a stop signal; returns the device
     state."""
-    model, saved_config = config.model, _saved_config(config)
-    sample_z = grids.fixed_z(model, config.num_fixed_samples, config.seed)
-    columns = grids.grid_columns(config.num_fixed_samples, model.conditional.num_classes)
+    saved_config = _saved_config(config)
     detector = collapse.CollapseDetector.from_config(config.collapse)
     start_step = int(jax.device_get(runner.unreplicate(device_state.step)))
     with preemption.StopRequest() as stop:
@@ -217,45 +273,42 @@ def _train_loop(
             stopping = stop.requested(
                 at_sync_step=log or save
             )  # hosts compare flags only where they sync anyway
-            if (
-                log or save or stopping or last
-            ):  # fetching metrics waits for the step: only when needed
+            evaluate_now = evaluator is not None and step % evaluator.every_steps == 0
+            checkpoint_now = save or stopping or last or evaluate_now
+            if log or checkpoint_now:  # fetching metrics waits for the step: only when needed
                 host_metrics = {
                     k: float(v) for k, v in jax.device_get(runner.unreplicate(metrics)).items()
                 }
-                collapse.check_finite(host_metrics, step, manager)
-            evaluate_now = evaluator is not None and step % evaluator.every_steps == 0
+                collapse.check_finite(host_metrics, step, manager)  # no non-finite state is saved
             scores = evaluator(step, _host_g(runner, device_state)) if evaluate_now else None
-            if (
-                save or stopping or last or evaluate_now
-            ):  # before logs and samples: their failure must not cost it
-                kept_by = {evaluator.best_metric: scores[evaluator.best_metric]} if scores else None
-                checkpoints.save_or_fail(
-                    manager,
-                    step,
-                    jax.device_get(runner.unreplicate(device_state)),
-                    saved_config,
-                    wait=stopping,
-                    metrics=kept_by,
-                )
-            if log:
-                reporter.scalars(step, host_metrics)
-                collapse.check_collapse(
-                    config.collapse, detector, step, host_metrics, manager, reporter.message
-                )
-            if scores:
-                reporter.evaluation(step, scores)
-            if (
-                (step % config.sample_every_steps == 0 or last)
-                and config.num_fixed_samples > 0
-                and jax.process_index() == 0
-            ):  # one writer; num_fixed_samples=0: no grids
-                g_vars = _host_g(runner, device_state)
-                reporter.samples(step, generate.generate(model, g_vars, sample_z), num_cols=columns)
-                if config.sample_random_z:
-                    fresh = grids.random_z(model, config.num_fixed_samples, config.seed, step)
-                    reporter.samples(
-                        step, generate.generate(model, g_vars, fresh), z="random", num_cols=columns
+            try:  # the step's outputs before its checkpoint: a resume then leaves no gaps
+                if log:
+                    reporter.scalars(step, host_metrics)
+                    collapse.check_collapse(
+                        config.collapse, detector, step, host_metrics, manager, reporter.message
+                    )
+                if scores:
+                    reporter.evaluation(step, scores)
+                if (
+                    (step % config.sample_every_steps == 0 or last)
+                    and config.num_fixed_samples > 0
+                    and jax.process_index() == 0
+                ):  # one writer; num_fixed_samples=0: no grids
+                    _save_grids(
+                        config, reporter, step, _host_g(runner, device_state), _grid_zs(config)
+                    )
+            finally:  # whatever failed above (a full disk, a collapse stop) does not cost it
+                if checkpoint_now:
+                    kept_by = (
+                        {evaluator.best_metric: scores[evaluator.best_metric]} if scores else None
+                    )
+                    checkpoints.save_or_fail(
+                        manager,
+                        step,
+                        jax.device_get(runner.unreplicate(device_state)),
+                        saved_config,
+                        wait=stopping,
+                        metrics=kept_by,
                     )
             if stopping:
                 reporter.message(

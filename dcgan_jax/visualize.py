@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from dcgan_jax import run_files
+from dcgan_jax import atomic_write, run_files
 from dcgan_jax.data.images import as_uint8
 
 
@@ -40,9 +40,21 @@ def _to_pil(image: np.ndarray) -> Image.Image:
 
 
 def save_image(path: str, image: np.ndarray) -> None:
-    """Writes one uint8 (H, W, C) image; the format comes from the extension."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    _to_pil(image).save(path)
+    """Writes one uint8 (H, W, C) image; the format comes from the extension. Atomic (a kill or a
+    full disk leaves the old file, never a 0-byte one); a failed write is one UserError."""
+    image_format = _format(path)
+    with atomic_write.target(path) as tmp:
+        _to_pil(image).save(tmp, format=image_format)
+
+
+def _format(path: str) -> str:
+    """Pillow's format name for the extension of `path` (the temporary name keeps the extension,
+    but an explicit format leaves no doubt)."""
+    extension = os.path.splitext(path)[1].lower()
+    formats = Image.registered_extensions()
+    if extension not in formats:
+        raise ValueError(f"unknown image file extension {extension!r} of {path}")
+    return formats[extension]
 
 
 def save_grid(path: str, images: np.ndarray, num_cols: int | None = None) -> None:
@@ -62,22 +74,23 @@ def save_gif(
         raise ValueError("a GIF needs at least one frame")
     if levels:
         frames = [quantize(f, levels) for f in frames]
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     pil_frames = [
         _to_pil(np.asarray(f)).convert("RGB")
         if np.asarray(f).shape[-1] == 3
         else _to_pil(np.asarray(f))
         for f in frames
     ]
-    pil_frames[0].save(
-        path,
-        save_all=True,
-        append_images=pil_frames[1:],
-        duration=duration_ms,
-        loop=loop,
-        optimize=False,
-        disposal=1,
-    )
+    with atomic_write.target(path) as tmp:
+        pil_frames[0].save(
+            tmp,
+            format="GIF",
+            save_all=True,
+            append_images=pil_frames[1:],
+            duration=duration_ms,
+            loop=loop,
+            optimize=False,
+            disposal=1,
+        )
 
 
 def table_grid(rows: Sequence[np.ndarray], padding: int = 2, pad_value: int = 255) -> np.ndarray:
@@ -105,21 +118,38 @@ def caption(image: np.ndarray, text: str, height: int = 14) -> np.ndarray:
     return np.concatenate([strip, image], axis=0)
 
 
-def training_grids(workdir: str, z: str = "fixed") -> list[tuple[int, np.ndarray]]:
-    """(step, grid) of the sample grids that training saved, in step order: `z='fixed'` the same z
-    at every step (workdir/samples/), 'random' fresh z at each (workdir/samples/random/):
-    run_files.GRID_FOLDERS."""
-    found = []
+def read_grid(path: str) -> np.ndarray | None:
+    """A saved grid as uint8 (H, W, C), or None if it cannot be read: older versions wrote grids in
+    place, so a kill or a full disk could leave a 0-byte or truncated PNG behind."""
+    try:
+        with Image.open(path) as opened:
+            image = np.asarray(opened)
+    except (OSError, SyntaxError, ValueError):  # Pillow: SyntaxError for a broken PNG chunk
+        return None
+    return image[..., None] if image.ndim == 2 else image
+
+
+def training_grids(
+    workdir: str, z: str = "fixed"
+) -> tuple[list[tuple[int, np.ndarray]], list[str]]:
+    """((step, grid) of the sample grids that training saved, in step order; the paths of those that
+    cannot be read, skipped): `z='fixed'` the same z at every step (workdir/samples/), 'random'
+    fresh z at each (workdir/samples/random/): run_files.GRID_FOLDERS."""
+    found, unreadable = [], []
     for step, path in run_files.grid_files(workdir, z):
-        image = np.asarray(Image.open(path))
-        found.append((step, image[..., None] if image.ndim == 2 else image))
-    return found
+        grid = read_grid(path)
+        if grid is None:
+            unreadable.append(path)
+        else:
+            found.append((step, grid))
+    return found, unreadable
 
 
-def training_progress_frames(workdir: str, z: str = "fixed") -> list[np.ndarray]:
-    """One captioned frame per saved sample grid: how the samples (of fixed or fresh z) evolve over
-    training."""
-    return [caption(grid, f"step {step}") for step, grid in training_grids(workdir, z)]
+def training_progress_frames(workdir: str, z: str = "fixed") -> tuple[list[np.ndarray], list[str]]:
+    """(one captioned frame per readable sample grid: how the samples, of fixed or fresh z, evolve
+    over training; the paths of the unreadable grids skipped)."""
+    grids, unreadable = training_grids(workdir, z)
+    return [caption(grid, f"step {step}") for step, grid in grids], unreadable
 
 
 def quantize(image: np.ndarray, levels: int) -> np.ndarray:
@@ -153,5 +183,8 @@ def plot_losses(metrics_path: str, output_path: str) -> None:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(output_path, dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_write.target(output_path) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(fig)

@@ -1,5 +1,6 @@
 """Config knowledge in one module: validation as a class (every numeric field has a range, and a value outside it
-(-1, nan) is one UserError naming the field, whichever field it is; every shipped config passes), the fields of
+(-1, nan, an integer past int32 or a seed past 32 bits, a run no memory holds) is one UserError naming the field,
+whichever field it is; every shipped config passes), the fields of
 earlier versions mapped onto today's groups, old names refused with their new place, and the architecture check."""
 
 import glob
@@ -10,10 +11,10 @@ import os
 import ml_collections
 import pytest
 
-from dcgan_jax import config_fields, defaults
+from dcgan_jax import config_fields, defaults, memory
 from dcgan_jax.errors import UserError
 from dcgan_jax.training import losses, parallel
-from tests.helpers import FIXTURES, REPO
+from tests.helpers import FIXTURES, REPO, tiny_config
 
 
 def _numeric_fields(config, prefix=""):
@@ -31,9 +32,7 @@ def test_every_numeric_field_has_a_range():
     assert sorted(config_fields.RANGES) == NUMERIC  # a new numeric field needs its rule in RANGES
 
 
-@pytest.mark.parametrize(
-    "field", [f for f in NUMERIC if config_fields.RANGES.get(f) != "any_integer"]
-)
+@pytest.mark.parametrize("field", NUMERIC)
 def test_a_value_out_of_range_is_one_line_naming_the_field(field):
     config = defaults.get_config()
     default = config_fields.get(config, field)
@@ -45,10 +44,69 @@ def test_a_value_out_of_range_is_one_line_naming_the_field(field):
         assert "\n" not in str(error.value)
 
 
-def test_seeds_may_be_any_integer():
+INTEGERS = [f for f in NUMERIC if isinstance(config_fields.get(defaults.get_config(), f), int)]
+
+
+def test_every_integer_field_has_a_bounded_integer_rule():
+    integer_rules = {"count", "count_or_zero", "seed"}
+    assert {config_fields.RANGES[f] for f in INTEGERS} <= integer_rules
+    assert {f for f, rule in config_fields.RANGES.items() if rule in integer_rules} == set(INTEGERS)
+
+
+@pytest.mark.parametrize("field", INTEGERS)
+def test_an_integer_past_what_its_use_holds_is_one_line(field):
+    """Steps and counts beyond int32 (the step counter's type), seeds beyond 32 bits (PRNGKey
+    keeps 32: a larger seed silently repeats a smaller one's numbers)."""
     config = defaults.get_config()
-    config.seed, config.data.shuffle_seed_offset = -7, -1
+    limit = config_fields.SEEDS if config_fields.RANGES[field] == "seed" else 2**31
+    config_fields.set_field(config, field, limit)
+    with pytest.raises(
+        UserError, match=f"{field}={limit} (must be an integer|is not supp)"
+    ) as error:
+        config_fields.validate(config)
+    assert "\n" not in str(error.value)
+
+
+def test_seeds_span_32_bits():
+    config = defaults.get_config()
+    config.seed, config.data.shuffle_seed_offset = 2**32 - 1, 2**32 - 1
     config_fields.validate(config)
+    config.num_train_steps = config.checkpoint_every_steps = 2**31 - 1
+    config_fields.validate(config)
+    for seed in (-1, 2**32, 99999999999999999999):
+        config.seed = seed
+        with pytest.raises(
+            UserError, match=f"seed={seed} must be an integer in \\[0, 4294967295\\]"
+        ):
+            config_fields.validate(config)
+
+
+def test_the_memory_estimate_allocates_nothing_whatever_the_sizes():
+    config = defaults.get_config()
+    config.model.latent_dim = config.model.g_width = config.model.d_width = 2**31 - 1
+    estimate = config_fields._training_bytes(config)  # abstract shapes: returns at once
+    assert estimate > 2**70  # about 25 ZiB
+    shipped = config_fields._training_bytes(defaults.load_config("lsun"))
+    assert 2**29 < shipped < 2**31  # XLA's own for the lsun step: 0.8 GB
+
+
+@pytest.mark.parametrize(
+    "sizes, field",
+    [
+        (dict(model=dict(latent_dim=2**31 - 1)), "model.latent_dim=2147483647"),
+        (dict(model=dict(g_width=2**20)), "model.g_width=1048576"),
+        (dict(batch_size=2**30), "batch_size=1073741824"),
+        (dict(num_fixed_samples=2**31 - 1), "num_fixed_samples=2147483647"),
+    ],
+)
+def test_a_run_no_memory_holds_is_one_line_naming_the_field(sizes, field, monkeypatch):
+    monkeypatch.setattr(memory, "available_bytes", lambda: 64 * 2**30)  # the same on any machine
+    config = tiny_config(**sizes)
+    with pytest.raises(UserError, match="training needs about .* of memory per device") as error:
+        config_fields.validate(config)
+    message = str(error.value)
+    assert f"lower {field}" in message and "is available" in message and "\n" not in message
+    config_fields.validate(tiny_config())  # the tiny run fits
 
 
 @pytest.mark.parametrize("dtype", ["int32", "bool", "uint8"])

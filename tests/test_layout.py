@@ -25,7 +25,7 @@ ALLOWED = {
     "data": BASE,
     "visualize": BASE | {"data"},
     "nn": BASE | {"data"},
-    "config_fields": BASE | {"defaults", "nn"},
+    "config_fields": BASE | {"defaults", "memory", "nn"},
     "training": BASE | {"data", "nn", "visualize", "config_fields"},
     "evaluation": BASE | {"data", "nn"},
     "analysis": BASE | {"memory", "data", "nn", "visualize"},  # functions of G/D variables

@@ -59,11 +59,11 @@ def test_training_progress_frames_in_step_order(tmp_path):
             run_files.grid_file(str(tmp_path), "fixed", step)
         )
     (tmp_path / "samples" / "notes.png").write_bytes(b"")  # not a step grid: ignored
-    grids = visualize.training_grids(str(tmp_path))
-    assert [s for s, _ in grids] == [30, 200, 1000]
+    grids, unreadable = visualize.training_grids(str(tmp_path))
+    assert [s for s, _ in grids] == [30, 200, 1000] and unreadable == []
     assert grids[0][1].shape == (10, 12, 1) and grids[2][1][0, 0, 0] == 1000 % 256
-    frames = visualize.training_progress_frames(str(tmp_path))
-    assert len(frames) == 3 and frames[0].shape == (24, 12, 1)
+    frames, unreadable = visualize.training_progress_frames(str(tmp_path))
+    assert len(frames) == 3 and frames[0].shape == (24, 12, 1) and unreadable == []
     path = str(tmp_path / "t.gif")
     visualize.save_gif(path, frames)
     with Image.open(path) as gif:

@@ -13,7 +13,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from dcgan_jax import memory, progress_bars, visualize
+from dcgan_jax import atomic_write, memory, progress_bars, visualize
 from dcgan_jax.data.images import as_uint8
 from dcgan_jax.errors import UserError
 from dcgan_jax.nn import generate, latent, models
@@ -119,12 +119,12 @@ def save_samples(
     output: str, images_: np.ndarray, z: np.ndarray, num_cols: int | None = None
 ) -> None:
     """`.png`: a grid (`num_cols` columns, default square); `.npz`: `images` (uint8, N x H x W x C)
-    and `z`."""
+    and `z`. Atomic: a kill or a full disk leaves the old file whole (a failure is one UserError)."""
     if check_samples_output(output) == ".png":
         visualize.save_grid(output, images_, num_cols)
-    else:
-        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-        np.savez(output, images=images_, z=z)
+    else:  # a file object: np.savez would add ".npz" to a name ending in ".NPZ"
+        with atomic_write.target(output) as tmp, open(tmp, "wb") as f:
+            np.savez(f, images=images_, z=z)
 
 
 def load_z_file(path: str, latent_dim: int, input_dim: int | None = None) -> np.ndarray:

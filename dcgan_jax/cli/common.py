@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from absl import app, flags, logging
 
-from dcgan_jax import config_fields
+from dcgan_jax import atomic_write, config_fields
 from dcgan_jax.errors import AbandonedWork, UserError
 
 
@@ -50,8 +50,60 @@ def run_main(main: Callable) -> Callable:
 FLAG_ERRORS = (AttributeError, KeyError, TypeError, ValueError, OSError, SyntaxError, ImportError)
 
 
+def _config_file() -> str | None:
+    """The file given by --config (`--config=PATH[:ARGS]` or `--config PATH`), None when the
+    command's default config is used."""
+    args = sys.argv[1:]
+    for i, arg in enumerate(args):
+        name, has_value, value = arg.lstrip("-").partition("=")
+        if arg.startswith("-") and name == "config":
+            path = value if has_value else (args[i + 1] if i + 1 < len(args) else "")
+            return path.split(":", 1)[0] or None
+    return None
+
+
+def _raised_in(error: BaseException, path: str) -> BaseException | None:
+    """The exception that running the file `path` raised, found in `error`'s chain (absl and
+    ml_collections wrap what a config file raises, flattening its traceback into text): the deepest
+    one with a frame of `path` in its traceback, or a syntax error in it. None when `path` raised
+    nothing."""
+    chain, seen = [], set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    target, found = os.path.realpath(path), None
+    for outer, inner in zip(chain, chain[1:] + [None]):
+        files = [outer.filename] if isinstance(outer, SyntaxError) and outer.filename else []
+        tb = outer.__traceback__
+        while tb is not None:
+            files.append(tb.tb_frame.f_code.co_filename)
+            tb = tb.tb_next
+        if any(os.path.realpath(f) == target for f in files):
+            found = outer
+        elif inner is not None and str(outer).startswith("Error whilst parsing config file"):
+            found = inner  # ml_collections' wrapper of what calling get_config raised
+    return found
+
+
 def _one_line(error: BaseException) -> str:
+    path = _config_file()
+    raised = path and _raised_in(error, path)
+    if raised:  # a bug in the user's config file: name the file and what it raised
+        reason = " ".join(str(raised).split())[:300]
+        return (
+            f"cannot load the config file {path}: it raised {type(raised).__name__}"
+            f"{': ' + reason if reason else ''}; fix the file or pass another --config"
+        )
     text = str(error)
+    if path and (
+        (isinstance(error, AttributeError) and " object has no attribute " in text)
+        or text.startswith("Unexpected None value for flag config")
+    ):  # get_config() returned None or another type
+        return (
+            f"the config file {path} gave no ml_collections.ConfigDict ({text}); its get_config() "
+            f"must return one"
+        )
     if "Failed loading config file" in text or "earlier failure to load" in text:
         return f"cannot load --config: {text.strip().splitlines()[-1].strip()}"
     # ml_collections reports an unknown --config.field as AttributeError("'field'\nDid you mean
@@ -66,15 +118,21 @@ def _one_line(error: BaseException) -> str:
 
 @contextlib.contextmanager
 def flag_errors():
-    """Flag and config-file mistakes (unknown --config.field, bad value, missing file) as one line,
-    exit 2.
+    """Flag and config-file mistakes (unknown --config.field, bad value, missing file, any
+    exception raised by running the config file, named with it) as one line, exit 2; other
+    exceptions keep their traceback.
 
     ml_collections applies --config.* overrides when the flag is defined and loads the file lazily,
     so both the definition and the first use of the config go inside this guard.
     """
     try:
         yield
-    except (flags.Error,) + FLAG_ERRORS as e:
+    except Exception as e:  # a config file may raise anything
+        config_file = _config_file()
+        if not isinstance(e, (flags.Error,) + FLAG_ERRORS) and not (
+            config_file and _raised_in(e, config_file)
+        ):
+            raise  # not the user's flags or config file: a bug, with its traceback
         moved = config_fields.old_flags(
             sys.argv[1:]
         )  # a field of an earlier version: say where it lives now
@@ -104,6 +162,18 @@ def at_least(low: float, *names: str) -> None:
         )
 
 
+def seeds(*names: str) -> None:
+    """Refuses seed flags outside [0, 2**32): PRNGKey keeps a seed's low 32 bits (so 2**32 would
+    repeat seed 0, and -1 be seed 2**32 - 1) and NumPy refuses negative seeds."""
+    high = config_fields.SEEDS - 1
+    for name in names:
+        flags.register_validator(
+            name,
+            lambda value: value is None or 0 <= value <= high,
+            message=f"--{name} must be an integer in [0, {high}]",
+        )
+
+
 def finite(*names: str) -> None:
     """Refuses nan and inf for the float flags `names` at flag parsing (None, an unset default,
     passes)."""
@@ -117,7 +187,9 @@ def finite(*names: str) -> None:
 
 def output_file(path: str, flag: str = "output") -> str:
     """A file path the command can write: not empty, not an existing directory, under no path that
-    is a file; missing parent folders are created."""
+    is a file, in a folder it can write (not read-only, not full) and of a name its file system
+    allows; missing parent folders are created. Called before any work, so a bad --output costs
+    nothing."""
     if not path or not path.strip():
         raise UserError(f"--{flag} is empty; give a file name")
     if os.path.isdir(path):
@@ -135,6 +207,7 @@ def output_file(path: str, flag: str = "output") -> str:
         os.makedirs(parent, exist_ok=True)
     except OSError as e:
         raise UserError(f"--{flag}={path}: cannot create {parent} ({e.strerror})") from None
+    atomic_write.check_writable(path)
     return path
 
 

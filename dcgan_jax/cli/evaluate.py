@@ -13,7 +13,7 @@ import json
 
 from absl import flags
 
-from dcgan_jax import config_fields
+from dcgan_jax import atomic_write, config_fields, run_files
 from dcgan_jax.cli import common
 from dcgan_jax.errors import UserError
 from dcgan_jax.evaluation import class_accuracy, classifier, fid, probe, tables
@@ -98,6 +98,10 @@ def main(argv):
     ev, model, data = config.eval, config.model, config.data
     classifier_dir = classifier.classifier_dir(
         ev.classifier, data.dataset, model.image_size, model.num_channels
+    )
+    # Before any work: where the result goes must be writable (a full disk, a read-only folder).
+    atomic_write.check_writable(
+        classifier_dir if task == "train_classifier" else run_files.eval_table(_WORKDIR.value, task)
     )
     if task == "train_classifier":
         meta = classifier.train_and_save(

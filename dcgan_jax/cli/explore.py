@@ -165,6 +165,7 @@ _GIF_LEVELS = flags.DEFINE_integer(
 )
 common.finite("start", "stop", "noise_scale")
 common.at_least(0, "step", "noise_scale")
+common.seeds("seed")
 
 
 def parse_ints(text: str, flag: str) -> list[int]:

@@ -12,7 +12,7 @@ from ml_collections import config_flags
 
 from dcgan_jax import defaults, run_files, train
 from dcgan_jax.cli import common
-from dcgan_jax.training import distributed
+from dcgan_jax.training import distributed, peers
 
 _WORKDIR = flags.DEFINE_string(
     "workdir", "workdir", "Directory for checkpoints, samples, logs and the config."
@@ -53,7 +53,8 @@ def main(argv):
         f"in {os.path.abspath(_WORKDIR.value)}",
         flush=True,
     )
-    state = train.train_and_evaluate(config, _WORKDIR.value)
+    with peers.guarded(_WORKDIR.value):  # a lost peer: one line naming it and the checkpoint
+        state = train.train_and_evaluate(config, _WORKDIR.value)
     if int(state.step) >= config.num_train_steps:
         print(
             f"done: samples in {run_files.path(_WORKDIR.value, run_files.SAMPLES)}, checkpoints in "

@@ -7,9 +7,13 @@ at memory speed:
       --config.data.data_path=/data/lsun_bedroom_64
 
 --dedup removes near duplicates first, as the paper did for LSUN bedrooms (Sec. 4.1.1).
+
+SIGTERM or Ctrl-C stops it cleanly: one line says so, the partial cache is removed, an existing cache
+is unchanged, and the exit status is the shell's for that signal (143, 130).
 """
 
 import os
+import sys
 import time
 
 from absl import flags
@@ -59,14 +63,18 @@ def main(argv):
         else None
     )
     size, channels = config.model.image_size, config.model.num_channels
-    info = prepare.write_cache(
-        config.data,
-        size,
-        channels,
-        _OUTPUT.value,
-        dedup=find,
-        max_removed_fraction=config.dedup.max_removed_fraction,
-    )
+    try:
+        info = prepare.write_cache(
+            config.data,
+            size,
+            channels,
+            _OUTPUT.value,
+            dedup=find,
+            max_removed_fraction=config.dedup.max_removed_fraction,
+        )
+    except prepare.Stopped as stopped:  # asked to stop, not an error
+        print(stopped, file=sys.stderr, flush=True)
+        sys.exit(stopped.exit_status)
     if _DEDUP.value:
         print(
             f"removed {info['removed_duplicates']:,} near duplicates; their list (and the image each duplicates) "

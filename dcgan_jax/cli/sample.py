@@ -39,6 +39,7 @@ _CLASS = flags.DEFINE_integer(
 )
 common.at_least(1, "num_samples", "batch_size")
 common.at_least(0, "step")
+common.seeds("seed")
 
 
 @common.run_main

@@ -2,12 +2,60 @@
 model's [-1, 1].
 
 No JAX here: the decoding worker processes import this module.
+
+Decoding is bounded by the header, read before any pixel is: an image over MAX_PIXELS pixels (after
+JPEG's DCT-domain reduction) or with one side over MAX_ASPECT times the other is refused unread
+(ImageTooLarge), so no file can exhaust a worker's memory: a 2 KB PNG can claim 1 x 1,000,000
+pixels, and resizing its short side to 64 would make it 64 x 64,000,000 before the crop.
 """
 
 import io
+import warnings
 
 import numpy as np
 from PIL import Image
+
+# PIL's own decompression-bomb threshold (it only warns below twice this): ~89M pixels, 268 MB as RGB.
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+# The resized image before the crop holds image_size**2 * aspect pixels; panoramas stay well under.
+MAX_ASPECT = 64
+
+
+class ImageTooLarge(ValueError):
+    """An image whose header claims more than the decoder may allocate; `kind` names the bound."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+def failure_kind(error: BaseException) -> str:
+    """A short name for why an image failed to decode, the same for every image failing alike (the
+    skipped-image reports count images by it)."""
+    if isinstance(error, ImageTooLarge):
+        return error.kind
+    if isinstance(error, Image.DecompressionBombError):  # PIL's own refusal, at twice MAX_PIXELS
+        return "too many pixels"
+    if isinstance(error, Image.UnidentifiedImageError):
+        return "not a decodable image"
+    if isinstance(error, OSError) and "truncated" in str(error):
+        return "truncated file"
+    return type(error).__name__
+
+
+def check_size(width: int, height: int) -> None:
+    """Refuses (ImageTooLarge) an image too large to decode safely (see module doc)."""
+    if width * height > MAX_PIXELS:
+        raise ImageTooLarge(
+            "too many pixels",
+            f"{width} x {height} = {width * height:,} pixels, over the limit of {MAX_PIXELS:,}; "
+            f"shrink it",
+        )
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise ImageTooLarge(
+            "too elongated",
+            f"{width} x {height} pixels, one side over {MAX_ASPECT} times the other; crop it",
+        )
 
 
 def _dtype_checked(images: np.ndarray, what: str) -> np.ndarray:
@@ -96,10 +144,14 @@ def preprocess_array(pixels: np.ndarray, size: int, num_channels: int) -> np.nda
 
 def decode_image(data: bytes, size: int, num_channels: int) -> np.ndarray:
     """Encoded jpeg/png/webp/... bytes -> preprocessed uint8 image; raises on bytes that do not
-    decode."""
-    with Image.open(io.BytesIO(data)) as image:
+    decode, and (ImageTooLarge) on an image too large to decode, before decoding it."""
+    with warnings.catch_warnings():  # check_size refuses what PIL would warn about
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        opened = Image.open(io.BytesIO(data))  # reads the header only
+    with opened as image:
         if (
             image.format == "JPEG"
         ):  # DCT-domain downscaling, kept >= 2x the target so the bicubic pass still filters
             image.draft("L" if num_channels == 1 else "RGB", (2 * size, 2 * size))
+        check_size(*image.size)
         return resize_and_center_crop(image, size, num_channels)

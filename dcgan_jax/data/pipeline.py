@@ -14,9 +14,8 @@ from collections.abc import Iterator
 import jax
 import ml_collections
 import numpy as np
-from absl import logging
 
-from dcgan_jax.data import workers
+from dcgan_jax.data import skip_report, workers
 from dcgan_jax.data.images import as_model_input
 from dcgan_jax.data.sources import Source
 
@@ -111,25 +110,26 @@ def train_batches(
 
     count = 1 if getattr(source, "cheap", False) else workers.num_workers(data.num_data_workers)
     skipped = set()
-    for images, newly_skipped in workers.read_source(
-        source, recorded(steps), count, count + data.prefetch_batches
-    ):
-        indices = pending.popleft()
-        for index, reason in newly_skipped:
-            if index not in skipped:
-                skipped.add(index)
-                logging.warning(
-                    "skipped unreadable image %s (%d so far), using the next readable one instead",
-                    reason,
-                    len(skipped),
-                )
-        images = as_model_input(images)
-        images = images.reshape((local_devices, -1) + images.shape[1:])
-        if labels is None:
-            yield images
-        else:
-            read = [_readable(int(i), skipped, len(source)) for i in indices]
-            yield images, labels[read].reshape(local_devices, -1)
+    report = skip_report.SkipReport("skipped", "; each is replaced by the next readable one")
+    try:
+        for images, newly_skipped in workers.read_source(
+            source, recorded(steps), count, count + data.prefetch_batches
+        ):
+            indices = pending.popleft()
+            for index, kind, reason in newly_skipped:
+                if index not in skipped:  # each worker finds it once
+                    skipped.add(index)
+                    report.add(kind, reason)
+            report.report()
+            images = as_model_input(images)
+            images = images.reshape((local_devices, -1) + images.shape[1:])
+            if labels is None:
+                yield images
+            else:
+                read = [_readable(int(i), skipped, len(source)) for i in indices]
+                yield images, labels[read].reshape(local_devices, -1)
+    finally:
+        report.report(final=True)
 
 
 def _readable(index: int, skipped: set, num_examples: int) -> int:

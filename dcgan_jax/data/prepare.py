@@ -10,11 +10,16 @@ The cache is raw uint8 N x H x W x C (images.u8, read with np.memmap) and info.j
 provenance), written last, so an interrupted run never leaves a cache that looks complete. Why this
 format: training draws random rows, and a fixed-size row at offset index * H*W*C is the cheapest
 random read there is (no decoding, no index, no dependency); at 64 px it is 12 KiB per image (3M
-LSUN bedrooms: 37 GB). Images that do not decode are left out and counted.
+LSUN bedrooms: 37 GB). Images that do not decode are left out and counted (skip_report.py).
+
+SIGTERM and SIGINT stop a run cleanly (Stopped): the partial cache is removed, the decode workers end
+and an existing cache stays as it was. What a run killed outright leaves beside the cache
+(CACHE.partial-<pid>, CACHE.old-<pid>) is cleaned up by the next run, once that pid is gone.
 """
 
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -23,8 +28,8 @@ from collections.abc import Callable, Iterator
 import ml_collections
 import numpy as np
 
-from dcgan_jax import progress_bars
-from dcgan_jax.data import datasets, sources, tfds_source, workers
+from dcgan_jax import atomic_write, progress_bars
+from dcgan_jax.data import datasets, skip_report, sources, stop_signals, tfds_source, workers
 from dcgan_jax.data.sources import PREPARED_IMAGES, PREPARED_INFO
 from dcgan_jax.errors import UserError
 
@@ -33,9 +38,9 @@ CHUNK = 256  # images per decoding task
 
 def _source_chunks(
     data: ml_collections.ConfigDict, image_size: int, num_channels: int
-) -> tuple[int, Iterator[tuple[np.ndarray, int]]]:
-    """(number of entries, iterator of (readable preprocessed images, number left out)) in source
-    order."""
+) -> tuple[int, Iterator[tuple[np.ndarray, list[tuple[str, str]]]]]:
+    """(number of entries, iterator of (readable preprocessed images, (kind, why) of each image
+    left out)) in source order."""
     if datasets.is_tfds(data.dataset):
         opened = tfds_source.open_tfds(data, image_size, num_channels, in_memory=False)
         if not isinstance(
@@ -49,18 +54,18 @@ def _source_chunks(
     count = 1 if getattr(source, "cheap", False) else workers.num_workers(data.num_data_workers)
     chunks = [np.arange(i, min(i + CHUNK, len(source))) for i in range(0, len(source), CHUNK)]
 
-    def readable() -> Iterator[tuple[np.ndarray, int]]:
-        bad = (
-            set()
-        )  # an entry is reported no later than in its own chunk, and chunks come back in order
-        for indices, (images, skipped) in zip(
-            chunks, workers.read_source(source, chunks, count, 2 * count)
-        ):
-            bad.update(index for index, _ in skipped)
-            for _, reason in skipped:
-                print(f"left out unreadable image {reason}", file=sys.stderr, flush=True)
-            keep = np.array([int(i) not in bad for i in indices])
-            yield images[keep], int((~keep).sum())
+    def readable() -> Iterator[tuple[np.ndarray, list[tuple[str, str]]]]:
+        # An entry is reported no later than in its own chunk (chunks come back in order), maybe by
+        # two workers; it is left out of its own chunk.
+        bad = {}
+        stream = workers.read_source(source, chunks, count, 2 * count)
+        try:
+            for indices, (images, skipped) in zip(chunks, stream):
+                bad.update((index, (kind, why)) for index, kind, why in skipped if index not in bad)
+                keep = np.array([int(i) not in bad for i in indices])
+                yield images[keep], [bad[int(i)] for i in indices[~keep]]
+        finally:
+            stream.close()  # the worker pool ends here, also when the caller stops early
 
     return len(source), readable()
 
@@ -91,11 +96,43 @@ def write_cache(
     nothing is written.
     """
     output = os.path.abspath(output)
+    with stop_signals.StopOnSignals() as stop:
+        try:
+            return _write_cache(
+                data, image_size, num_channels, output, dedup, max_removed_fraction, stop
+            )
+        except stop_signals.Signalled as signalled:
+            kept = (
+                f"the cache at {output} is unchanged"
+                if os.path.exists(os.path.join(output, PREPARED_INFO))
+                else f"no cache was written to {output}"
+            )
+            raise Stopped(
+                f"stopped by {signalled.name} before the cache was complete: the partial cache was "
+                f"removed and {kept}; run the same command again to prepare it",
+                signalled.exit_status,
+            ) from None
+
+
+class Stopped(UserError):
+    """prepare was stopped by SIGTERM or SIGINT, cleanly; `exit_status`: 143 or 130, the shell's
+    status of a process ended by that signal."""
+
+    def __init__(self, message: str, exit_status: int):
+        super().__init__(message)
+        self.exit_status = exit_status
+
+
+def _write_cache(data, image_size, num_channels, output, dedup, max_removed_fraction, stop):
+    """write_cache under `stop` (stop_signals.StopOnSignals), which spares the final swap."""
     if os.path.exists(output) and not (os.path.isdir(output) and _is_cache_or_empty(output)):
         raise UserError(
             f"--output {output} exists and is not a prepared cache; pass a new directory (an old cache "
             f"there is replaced only when the new one is complete)"
         )
+    # A read-only folder, a full disk, a name too long: refused before any work.
+    atomic_write.check_writable(output)
+    _clean_leftovers(output)
     total, chunks = _source_chunks(
         data, image_size, num_channels
     )  # a missing source fails here, before any write
@@ -103,15 +140,65 @@ def write_cache(
     shape = [image_size, image_size, num_channels]
     try:
         info = _write(data, shape, partial, total, chunks, dedup, max_removed_fraction)
-        _swap(partial, output)
+        with stop.too_late():
+            _swap(partial, output)
     except OSError as e:
         raise UserError(
             f"cannot write the cache to {output} ({e.strerror or e}); free space or pass a writable "
             f"--output (an existing cache there is unchanged)"
         ) from None
     finally:
+        chunks.close()  # the decode workers end here, whatever stopped the run
         shutil.rmtree(partial, ignore_errors=True)
     return info
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _clean_leftovers(output: str) -> None:
+    """Removes what killed prepare runs left beside `output` (OUTPUT.partial-<pid>: a cache being
+    written; OUTPUT.old-<pid>: the cache it replaced, renamed aside), for pids no longer running;
+    an old cache without a cache at `output` (a kill between the two renames of _swap) is put back
+    instead. One line says what was done."""
+    parent, base = os.path.split(output)
+    pattern = re.compile(re.escape(base) + r"\.(partial|old)-(\d+)")
+    try:
+        names = sorted(os.listdir(parent or "."))
+    except OSError:
+        return
+    removed, restored = [], None
+    for name in names:
+        match = pattern.fullmatch(name)
+        if not match or _pid_alive(int(match.group(2))):
+            continue
+        path = os.path.join(parent, name)
+        if match.group(1) == "old" and not os.path.exists(output):
+            try:
+                os.rename(path, output)
+                restored = name
+            except (
+                OSError
+            ):  # then the new cache will not be written there either: its error says why
+                pass
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(name)
+    if removed or restored:
+        done = [f"removed {', '.join(removed)}"] if removed else []
+        done += [f"put back the cache {restored} as {base}"] if restored else []
+        print(
+            f"cleaned up after an interrupted prepare in {parent}: {'; '.join(done)}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _is_cache_or_empty(path: str) -> bool:
@@ -145,6 +232,7 @@ def _write(
     os.makedirs(directory)
     images_path = os.path.join(directory, PREPARED_IMAGES)
     written = left_out = 0
+    report = skip_report.SkipReport("left out")
     start = last_print = time.time()
     with (
         open(images_path, "wb") as f,
@@ -152,8 +240,11 @@ def _write(
     ):
         for images, dropped in chunks:
             f.write(np.ascontiguousarray(images, np.uint8).tobytes())
-            written, left_out = written + len(images), left_out + dropped
-            bar.update(len(images) + dropped)
+            written, left_out = written + len(images), left_out + len(dropped)
+            for kind, why in dropped:
+                report.add(kind, why)
+            report.report()
+            bar.update(len(images) + len(dropped))
             if (
                 not progress_bars.enabled() and time.time() - last_print > 10
             ):  # logs: a line every 10 s instead
@@ -161,6 +252,7 @@ def _write(
                 rate = written / (last_print - start)
                 of = f"/{total:,}" if total else ""
                 print(f"prepared {written:,}{of} images ({rate:,.0f} images/s)", flush=True)
+    report.report(final=True)
     if written == 0:
         raise UserError(f"no readable image in {data.dataset} ({data.data_path or data.data_dir})")
     shape = [written, *image_shape]
@@ -185,18 +277,15 @@ def _write(
             )
         info["shape"][0] = _compact(images_path, shape, set(removed))
         info["removed_duplicates"], info["duplicates_file"] = len(removed), DUPLICATES_FILE
-        with open(os.path.join(directory, DUPLICATES_FILE), "w") as f:
-            json.dump(
-                {
-                    "about": "indices in the cache before deduplication (source order, unreadable images left "
-                    "out): removed index -> the kept index it duplicates",
-                    "removed": {str(k): v for k, v in sorted(removed.items())},
-                },
-                f,
-                indent=1,
-            )
-    with open(os.path.join(directory, PREPARED_INFO), "w") as f:
-        json.dump(info, f, indent=2)
+        duplicates = {
+            "about": "indices in the cache before deduplication (source order, unreadable images left "
+            "out): removed index -> the kept index it duplicates",
+            "removed": {str(k): v for k, v in sorted(removed.items())},
+        }
+        atomic_write.write_text(
+            os.path.join(directory, DUPLICATES_FILE), json.dumps(duplicates, indent=1)
+        )
+    atomic_write.write_text(os.path.join(directory, PREPARED_INFO), json.dumps(info, indent=2))
     return info
 
 

@@ -8,8 +8,9 @@ This module imports neither JAX nor TensorFlow, so the decoding worker processes
 
 Corrupt images: an entry that fails to decode is replaced by the next readable entry (index + 1, +
 2, ... wrapping around), so the data order stays a function of (seed, step); each replaced entry is
-recorded once per process and reported to the training loop, which logs it with a running count. A
-source with no readable entry is a UserError.
+recorded once per process and reported to the training loop, which counts them by kind
+(skip_report.py). An image too large to decode safely (images.check_size) is refused unread, like one
+that does not decode. A source with no readable entry is a UserError.
 """
 
 import json
@@ -20,7 +21,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from dcgan_jax.data.images import decode_image
+from dcgan_jax.data.images import decode_image, failure_kind
 from dcgan_jax.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -40,9 +41,9 @@ PATH_KINDS = {
 }
 LOCAL_KINDS = ("digits",) + tuple(PATH_KINDS)
 
-Skipped = list[
-    tuple[int, str]
-]  # (index, "what it was: why it failed") of entries replaced by a readable neighbour
+# (index, kind, "what it was (why it failed)") of entries replaced by a readable neighbour; kind:
+# images.failure_kind
+Skipped = list[tuple[int, str, str]]
 
 
 class Source(Protocol):
@@ -119,7 +120,7 @@ class EncodedSource:
                 )
                 reason = f"{self.describe(candidate)} ({type(e).__name__}: {message})"
                 self._bad[candidate] = reason
-                self._unreported.append((candidate, reason))
+                self._unreported.append((candidate, failure_kind(e), reason))
         raise UserError(
             f"no readable image in {self.location}: all {self.num_entries} entries fail to decode "
             f"(e.g. {next(iter(self._bad.values()))})"
@@ -345,14 +346,14 @@ def read_chunk(source: Source, indices: Sequence[int]) -> tuple[np.ndarray, Skip
 
 def decode_chunk(
     blobs: Sequence[bytes], image_size: int, num_channels: int
-) -> tuple[np.ndarray, list[int]]:
-    """Decodes a list of encoded images; returns the readable ones stacked and the positions that
-    failed."""
+) -> tuple[np.ndarray, list[tuple[int, str, str]]]:
+    """Decodes a list of encoded images; returns the readable ones stacked and (position, kind, why)
+    of those that failed (kind: images.failure_kind)."""
     images, failed = [], []
     for position, data in enumerate(blobs):
         try:
             images.append(decode_image(data, image_size, num_channels))
-        except Exception:  # see EncodedSource.__getitem__
-            failed.append(position)
+        except Exception as e:  # see EncodedSource.__getitem__
+            failed.append((position, failure_kind(e), f"{type(e).__name__}: {e}"))
     empty = np.zeros((0, image_size, image_size, num_channels), np.uint8)
     return (np.stack(images) if images else empty), failed

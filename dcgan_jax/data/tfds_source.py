@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import ml_collections
 import numpy as np
 
-from dcgan_jax.data import sources, workers
+from dcgan_jax.data import skip_report, sources, workers
 from dcgan_jax.errors import UserError
 
 STREAM_CHUNK = 256  # encoded images per decoding task
@@ -209,10 +209,10 @@ def stream_decoded(
     image_size: int,
     num_channels: int,
     labels_out: list[int] | None = None,
-) -> Iterator[tuple[np.ndarray, int]]:
+) -> Iterator[tuple[np.ndarray, list[tuple[str, str]]]]:
     """Preprocessed uint8 chunks of the split in file order, decoded on data.num_data_workers cores,
-    with each chunk's failures; with `labels_out`, the labels of the images yielded (those of
-    undecodable ones left out) are appended to it."""
+    with each chunk's failures, (kind, "example N (why)"); with `labels_out`, the labels of the
+    images yielded (those of undecodable ones left out) are appended to it."""
     import functools
 
     decode = functools.partial(
@@ -220,15 +220,18 @@ def stream_decoded(
     )
     count = workers.num_workers(data.num_data_workers)
     read = [] if labels_out is not None else None
-    done = 0
+    done = seen = 0
+    where = f"TFDS {data.dataset} {data.split} example"
     for images, failed in workers.ordered_map(
         decode, stream_encoded(data, builder, read), count, 2 * count
     ):
         if read:
             chunk = read[done : done + len(images) + len(failed)]
             done += len(chunk)
-            labels_out.extend(label for i, label in enumerate(chunk) if i not in set(failed))
-        yield images, len(failed)
+            bad = {position for position, _, _ in failed}
+            labels_out.extend(label for i, label in enumerate(chunk) if i not in bad)
+        yield images, [(kind, f"{where} {seen + p} ({why})") for p, kind, why in failed]
+        seen += len(images) + len(failed)
 
 
 def open_tfds(
@@ -257,17 +260,17 @@ def open_tfds(
     known = num_examples(builder, data.split)
     if known is not None and known > limit:
         raise _too_big(data, image_size, known * row_bytes)
-    chunks, skipped, total = [], 0, 0
+    chunks, total = [], 0
+    report = skip_report.SkipReport("left out")
     labels = [] if labelled else None
     for images, failed in stream_decoded(data, builder, image_size, num_channels, labels):
         chunks.append(images)
-        skipped, total = skipped + failed, total + len(images)
+        total += len(images)
+        for kind, reason in failed:
+            report.add(kind, reason)
         if total > limit:
             raise _too_big(data, image_size, None)
-    if skipped:
-        from absl import logging
-
-        logging.warning("TFDS %s: skipped %d images that do not decode", data.dataset, skipped)
+    report.report(final=True)
     if not total:
         raise UserError(
             f"TFDS dataset {data.dataset!r} split {data.split!r} holds no readable image"

@@ -7,11 +7,19 @@ deadlock; the standard library because the order of the results must be exactly 
 requests (data order = f(seed, step), for bit-exact resume), which a bounded window of futures gives
 directly, with no extra dependency and no TensorFlow in the workers. The source is sent to each
 worker once (pool initializer), never with every task.
+
+No worker outlives its parent: each one watches its parent's pid (a daemon thread) and ends itself
+when the parent is gone, kill -9 included, which no handler in the parent could cover; and each
+ignores SIGINT (a Ctrl-C reaches the whole process group), leaving it to the parent, which stops the
+pool. Once the workers are gone, multiprocessing's resource_tracker, whose pipe they held too, ends.
 """
 
 import collections
 import multiprocessing
 import os
+import signal
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
 from typing import Any
@@ -19,6 +27,7 @@ from typing import Any
 from dcgan_jax.data import sources
 
 _WORKER_SOURCE = None  # the source of this worker process, set once by the pool initializer
+PARENT_POLL_SECONDS = 0.5  # how often a worker checks that its parent still lives
 
 
 def num_workers(requested: int) -> int:
@@ -34,6 +43,23 @@ def num_workers(requested: int) -> int:
 def _set_worker_source(source: Any) -> None:
     global _WORKER_SOURCE
     _WORKER_SOURCE = source
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Ends this worker at once when its parent is gone (the parent's pid is no longer ours: the
+    orphan was adopted by init or a subreaper)."""
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_POLL_SECONDS)
+    os._exit(1)
+
+
+def _start_worker(parent_pid: int, initializer: Callable | None, initargs: tuple) -> None:
+    """The pool initializer of every worker: the parent watch and SIGINT left to the parent, then
+    the caller's own initializer."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    if initializer is not None:
+        initializer(*initargs)
 
 
 def _read_from_worker_source(indices):
@@ -63,10 +89,11 @@ def ordered_map(
     pool = futures.ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=initializer,
-        initargs=initargs,
+        initializer=_start_worker,
+        initargs=(os.getpid(), initializer, initargs),
     )
     pending = collections.deque()
+    finished = False
     try:
         iterator = iter(items)
         for item in iterator:
@@ -79,8 +106,16 @@ def ordered_map(
                 pending.append(pool.submit(fn, item))
                 break
             yield result
+        finished = True
     finally:
+        # Stopped early (an error, a signal, the consumer done): nobody will read the results of the
+        # tasks already handed to the workers (up to workers + 1 of them, seconds each for 256 large
+        # images), so the workers are ended now rather than after those. ProcessPoolExecutor has no
+        # public way to do so before Python 3.14 (terminate_workers); shutdown forgets them.
+        processes = [] if finished else list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
 
 
 def read_source(source: Any, index_chunks: Iterable, workers: int, ahead: int) -> Iterator:

@@ -9,6 +9,8 @@ downloaded weights. Numbers made with it compare only with numbers made with the
 import functools
 import json
 import os
+import re
+import shutil
 from typing import Any
 
 import flax.linen as nn
@@ -18,11 +20,16 @@ import ml_collections
 import numpy as np
 import optax
 
-from dcgan_jax import progress_bars
+from dcgan_jax import atomic_write, progress_bars
 from dcgan_jax.data.images import as_model_input
 from dcgan_jax.data.labelled import load_labelled
 from dcgan_jax.errors import UserError
 from dcgan_jax.nn.batched import map_batches
+
+# The classifier's folder: the orbax checkpoint of its params and meta.json (how it was trained).
+PARAMS = "params"
+META = "meta.json"
+_META_KEYS = ("image_size", "num_channels", "num_classes", "width", "feature_dim")
 
 
 # -------------------------------------------------------------------------------------------------
@@ -138,9 +145,9 @@ def train_and_save(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Trains the FID classifier on the labelled train split, measures test accuracy, saves it;
-    returns meta."""
-    import orbax.checkpoint as ocp
-
+    returns meta. A folder it cannot write is refused before training."""
+    path = classifier_dir(classifier, data.dataset, image_size, num_channels)
+    atomic_write.check_writable(path)
     dataset = classifier_dataset(classifier, data.dataset)
     images, labels = load_labelled(dataset, "train", image_size, num_channels, data.data_dir)
     model, params = train_classifier(images, labels, classifier, seed=seed)
@@ -159,14 +166,72 @@ def train_and_save(
         "train_examples": len(images),
         "test_accuracy": accuracy,
     }
-    path = classifier_dir(classifier, data.dataset, image_size, num_channels)
-    os.makedirs(path, exist_ok=True)
-    checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(os.path.join(path, "params"), params, force=True)
-    checkpointer.wait_until_finished()
-    with open(os.path.join(path, "meta.json"), "w") as f:
-        json.dump(meta, f, indent=2)
+    save_classifier(path, params, meta)
     return meta
+
+
+def save_classifier(path: str, params: Any, meta: dict[str, Any]) -> None:
+    """Writes the classifier folder `path` (params and meta.json) as one swap: everything goes to a
+    sibling temporary folder, which replaces `path` once whole (the old folder renamed aside, then
+    deleted), so a kill or a failed write leaves the old classifier whole, never a folder without
+    params. A failed write is one UserError naming `path`."""
+    import orbax.checkpoint as ocp
+
+    atomic_write.check_writable(path)
+    staging = os.path.abspath(atomic_write.partial_name(path))  # orbax wants absolute paths
+    try:
+        try:
+            checkpointer = ocp.StandardCheckpointer()
+            checkpointer.save(os.path.join(staging, PARAMS), params)
+            checkpointer.wait_until_finished()
+        except OSError:
+            raise
+        except Exception as e:  # orbax/tensorstore wrap I/O failures (a full disk) in their own
+            raise _save_failure(path, e) from None
+        atomic_write.write_text(os.path.join(staging, META), json.dumps(meta, indent=2))
+        _swap_into_place(staging, path)
+    except OSError as e:
+        raise atomic_write.failure(path, e) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _save_failure(path: str, error: Exception) -> UserError:
+    """One line for orbax's failure to save: tensorstore reports the OS error as
+    `[os_error_code='28']` inside a long message."""
+    code = re.search(r"os_error_code='(\d+)'", str(error))
+    if code:
+        return atomic_write.failure(path, OSError(int(code[1]), os.strerror(int(code[1]))))
+    return UserError(
+        f"cannot write the FID classifier to {path} ({' '.join(str(error).split())[:300]}); "
+        "check the folder (or write elsewhere: --classifier_dir) and rerun"
+    )
+
+
+def _swap_into_place(staging: str, path: str) -> None:
+    """Renames the folder `staging` to `path`, the old `path` (if any) renamed aside first and
+    deleted after: a directory cannot be replaced by one rename."""
+    if not os.path.lexists(path):
+        os.rename(staging, path)
+        return
+    aside = atomic_write.partial_name(path)
+    os.rename(path, aside)
+    try:
+        os.rename(staging, path)
+    except OSError:
+        os.rename(aside, path)  # the old classifier back in place
+        raise
+    if os.path.isdir(aside) and not os.path.islink(aside):
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        os.remove(aside)
+
+
+def _damaged(path: str, reason: str) -> UserError:
+    return UserError(
+        f"the FID classifier in {path} is damaged ({reason}); rerun `python -m dcgan_jax.evaluate "
+        "--task=train_classifier --workdir=...` to train it again, or delete the folder"
+    )
 
 
 def load_classifier(
@@ -182,7 +247,7 @@ def load_classifier(
     import orbax.checkpoint as ocp
 
     path = classifier_dir(classifier, data.dataset, image_size, num_channels)
-    meta_path = os.path.join(path, "meta.json")
+    meta_path = os.path.join(path, META)
     if not os.path.exists(meta_path):
         if not train_if_missing:
             raise UserError(
@@ -195,8 +260,14 @@ def load_classifier(
             flush=True,
         )
         train_and_save(classifier, data, image_size, num_channels, seed)
-    with open(meta_path) as f:
-        meta = json.load(f)
+    try:
+        with open(meta_path) as f:
+            meta = json.load(f)
+        missing = [key for key in _META_KEYS if not isinstance(meta.get(key), int)]
+    except (OSError, ValueError, AttributeError) as e:  # AttributeError: JSON but not an object
+        raise _damaged(path, f"{META}: {' '.join(str(e).split())}") from None
+    if missing:
+        raise _damaged(path, f"{META} lacks integer {', '.join(missing)}")
     if (meta["image_size"], meta["num_channels"]) != (image_size, num_channels):
         raise UserError(
             f"the classifier in {path} is for {meta['image_size']}px x {meta['num_channels']} "
@@ -208,5 +279,8 @@ def load_classifier(
         jax.random.PRNGKey(0), jnp.zeros((1, image_size, image_size, num_channels))
     )["params"]
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
-    params = ocp.StandardCheckpointer().restore(os.path.join(path, "params"), abstract)
+    try:
+        params = ocp.StandardCheckpointer().restore(os.path.join(path, PARAMS), abstract)
+    except Exception as e:  # missing, truncated or of other shapes: orbax raises many kinds
+        raise _damaged(path, f"{PARAMS}/: {' '.join(str(e).split())[:300]}") from None
     return model, params, meta

@@ -3,7 +3,7 @@
 import json
 from typing import Any
 
-from dcgan_jax import run_files
+from dcgan_jax import atomic_write, run_files
 
 Table = list[dict[str, Any]]
 
@@ -22,8 +22,9 @@ def format_table(rows: Table) -> str:
 
 
 def save_table(workdir: str, task: str, step: int, header: str, rows: Table) -> str:
-    """Writes workdir/eval_<task>.json; returns its path."""
+    """Writes workdir/eval_<task>.json (atomically: a failure is one UserError and leaves the old
+    table); returns its path."""
     path = run_files.eval_table(workdir, task)
-    with open(path, "w") as f:
-        json.dump({"task": task, "step": step, "header": header, "rows": rows}, f, indent=2)
+    table = {"task": task, "step": step, "header": header, "rows": rows}
+    atomic_write.write_text(path, json.dumps(table, indent=2))
     return path

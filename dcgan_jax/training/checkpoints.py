@@ -39,7 +39,10 @@ def create_manager(
 ) -> ocp.CheckpointManager:
     """A manager for workdir/checkpoints keeping the latest `keep` steps, every `keep_every`-th step
     (milestones to go back to, 0: none) and, with `best_metric` (e.g. 'fid', lower is better), the
-    checkpoint of its lowest value among those saved with one (`save(metrics=)`)."""
+    checkpoint of its lowest value among those saved with one (`save(metrics=)`). A writer refuses
+    step folders that are links (`refuse_linked_steps`)."""
+    if not read_only:
+        refuse_linked_steps(workdir)
     policies = [ocp.checkpoint_managers.LatestN(keep)]
     if keep_every:
         policies.append(ocp.checkpoint_managers.EveryNSteps(keep_every))
@@ -61,6 +64,50 @@ def create_manager(
     return ocp.CheckpointManager(
         run_files.checkpoint_dir(workdir), options=options, item_names=("state", "config")
     )
+
+
+def refuse_linked_steps(workdir: str) -> None:
+    """Refuses, before a run starts, a step folder that is a symbolic link (e.g. to another run's
+    checkpoint): the run deletes old steps as it saves new ones, and deleting a link fails every
+    save (after the real steps before it are gone), or would reach into the other run."""
+    directory = run_files.checkpoint_dir(workdir)
+    names = os.listdir(directory) if os.path.isdir(directory) else []
+    for link in sorted(os.path.join(directory, n) for n in names if n.isdigit()):
+        if os.path.islink(link):
+            target = os.path.realpath(link)
+            source = f"{os.path.dirname(os.path.dirname(target))}:{os.path.basename(link)}"
+            raise UserError(
+                f"checkpoint step folder {link} is a symbolic link (to {target}): a step folder "
+                f"must be a real folder, since the run deletes old steps; remove the link, and to "
+                f"start a run from that checkpoint use --config.init_from={source}"
+            )
+
+
+class StepVanished(AbandonedWork):
+    """A checkpoint deleted while it was being read: a run training in the workdir deletes old
+    steps as it saves new ones. Readers of the latest step retry (`run.open_run`); reported, it
+    ends the process at once, as orbax's threads of the failed read may hang."""
+
+    def __init__(self, workdir: str, step: int | str):
+        self.where = os.path.join(run_files.checkpoint_dir(workdir), str(step))
+        super().__init__(
+            f"checkpoint {self.where} vanished while it was being read: a run training in "
+            f"{workdir} deletes old checkpoints as it saves new ones; rerun, pass --step of a kept "
+            f"checkpoint, or read a copy of the workdir"
+        )
+
+
+def vanished(workdir: str, step: int | None, error: BaseException) -> StepVanished | None:
+    """The StepVanished that explains `error`, raised while reading `step` (None: while listing the
+    steps), or None when the checkpoint is still there (damaged, not deleted)."""
+    directory = os.path.abspath(run_files.checkpoint_dir(workdir))
+    if step is not None:
+        gone = not os.path.isdir(os.path.join(directory, str(step)))
+        return StepVanished(workdir, step) if gone else None
+    missing = os.path.abspath(str(getattr(error, "filename", None) or ""))
+    if isinstance(error, FileNotFoundError) and missing.startswith(directory + os.sep):
+        return StepVanished(workdir, os.path.relpath(missing, directory).split(os.sep)[0])
+    return None
 
 
 def save(
@@ -102,6 +149,7 @@ def restore_for_training(
     except Exception as e:  # orbax raises many types for damaged files
         raise _unreadable(manager, step, where, e) from None
     accept(saved_config, where)
+    check_architecture(manager, step, saved_config.model, where)
     try:  # in the layout it was saved with; then EMA on or off as the config says (turned on: it starts from G)
         restored = restore_state(
             manager, set_ema(template, bool(saved_config.optim.ema_decay)), step
@@ -233,6 +281,87 @@ def restore_config(
     return config_fields.from_saved(restored["config"])
 
 
+_MODEL_ENTRIES = ("g_params", "g_batch_stats", "d_params", "d_batch_stats")
+
+
+def saved_shapes(manager: ocp.CheckpointManager, step: int) -> dict | None:
+    """{path of each array of G and D: shape} as saved at `step`, from orbax's metadata (no array is
+    read); None when the metadata cannot be read (a damaged checkpoint: restoring it says so)."""
+    try:  # the manager's directory is absolute, as orbax's readers need
+        with quiet_orbax():
+            tree = ocp.StandardCheckpointHandler().metadata(manager.directory / str(step) / "state")
+        return _flat_shapes({k: dict(tree[k]) for k in _MODEL_ENTRIES if k in tree})
+    except Exception:  # orbax raises many types for damaged files
+        return None
+
+
+def _flat_shapes(tree: Any) -> dict[str, tuple]:
+    leaves = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: hasattr(x, "shape"))[0]
+    return {jax.tree_util.keystr(p): tuple(leaf.shape) for p, leaf in leaves}
+
+
+def _model_shapes(model: ml_collections.ConfigDict) -> dict[str, tuple]:
+    """The shapes of G's and D's variables that `model` (config.model) builds; abstract."""
+    g, d = jax.eval_shape(lambda: models.init_variables(jax.random.PRNGKey(0), model))
+    return _flat_shapes({k: (g if k[0] == "g" else d)[k[2:]] for k in _MODEL_ENTRIES})
+
+
+def _differences(model: ml_collections.ConfigDict, saved: dict[str, tuple]) -> list[str]:
+    expected = _model_shapes(model)
+    return [k for k in sorted(set(expected) | set(saved)) if expected.get(k) != saved.get(k)]
+
+
+def _fields_behind(
+    model: ml_collections.ConfigDict, saved: dict[str, tuple]
+) -> tuple[dict[str, tuple], int]:
+    """({architecture field: (config's value, the value the saved shapes show)}, arrays still
+    differing): best first, the field set to the value (among the sizes in the saved shapes) that
+    leaves the fewest differing arrays, until none differ (three fields at most)."""
+    fields = config_fields.ARCHITECTURE_FIELDS + config_fields.CLASS_FIELDS[:1]
+    dims = sorted({d for shape in saved.values() for d in shape} | {0})
+    best, left, found = model, len(_differences(model, saved)), {}
+    while left and len(found) < 3:
+        trials = []
+        for field in fields:
+            name = field.removeprefix("model.")
+            for value in models.SUPPORTED_IMAGE_SIZES if name == "image_size" else dims:
+                trial = best.copy_and_resolve_references()
+                config_fields.set_field(trial, name, value)
+                try:
+                    trials.append((len(_differences(trial, saved)), field, value, trial))
+                except (ValueError, TypeError):  # a value the models refuse
+                    continue
+        count, field, value, trial = min(trials, key=lambda t: t[0], default=(left, 0, 0, 0))
+        if count >= left:
+            break
+        best, left = trial, count
+        found[field] = (config_fields.get(model, field.removeprefix("model.")), value)
+    return found, left
+
+
+def check_architecture(
+    manager: ocp.CheckpointManager, step: int, model: ml_collections.ConfigDict, where: str
+) -> None:
+    """Refuses, with one line naming the field and both values, a checkpoint whose arrays do not
+    have the shapes its saved config's model builds (a saved config edited by hand), before
+    anything is restored."""
+    saved = saved_shapes(manager, step)
+    if not saved:
+        return
+    differ = _differences(model, saved)
+    if not differ:
+        return
+    found, left = _fields_behind(model, saved)
+    said = [f"{f}: saved config {old} vs checkpoint {new}" for f, (old, new) in found.items()]
+    if left or not found:  # not (only) an architecture field: name an array too
+        shape = _model_shapes(model).get(differ[0])
+        said.append(f"{differ[0]}: saved config {shape} vs checkpoint {saved.get(differ[0])}")
+    raise UserError(
+        f"checkpoint {where} does not match the config saved with it ({'; '.join(said)}); was "
+        f"{where}/config edited? set the checkpoint's values back there, or retrain"
+    )
+
+
 def open_workdir(workdir: str):
     """(manager, config) of a trained workdir, read-only; a clear error when it holds no
     checkpoint."""
@@ -241,7 +370,12 @@ def open_workdir(workdir: str):
             f"no checkpoints in {run_files.checkpoint_dir(workdir)}: train first with "
             f"`python -m dcgan_jax.main --workdir={workdir}`"
         )
-    manager = create_manager(workdir, read_only=True)
+    try:
+        manager = create_manager(workdir, read_only=True)
+    except FileNotFoundError as e:  # a step deleted while orbax listed the steps
+        raise vanished(workdir, None, e) or UserError(
+            f"cannot list the checkpoints in {run_files.checkpoint_dir(workdir)} ({e}); rerun"
+        ) from None
     if manager.latest_step() is None:
         raise UserError(
             f"no complete checkpoint in {run_files.checkpoint_dir(workdir)}: train first with "
@@ -250,7 +384,7 @@ def open_workdir(workdir: str):
     try:
         config = restore_config(manager)
     except Exception as e:  # orbax raises many types for damaged files
-        raise UserError(
+        raise vanished(workdir, manager.latest_step(), e) or UserError(
             f"the config saved in {run_files.checkpoint_dir(workdir)}/{manager.latest_step()} is unreadable "
             f"({type(e).__name__}: {' '.join(str(e).split())[:200]})"
         ) from None

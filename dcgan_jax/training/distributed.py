@@ -15,6 +15,7 @@ import sys
 import threading
 
 from dcgan_jax.errors import UserError
+from dcgan_jax.training import peers
 
 _BACKSTOP_S = 30  # seconds jax's own connection deadline leaves the watchdog
 
@@ -78,6 +79,7 @@ def initialize(
                 f"10.0.0.1:1234 (process 0's host, a free port)"
             )
     import jax
+    from jax._src import distributed as jax_distributed
 
     if jax.distributed.is_initialized():
         return True
@@ -109,7 +111,11 @@ def initialize(
     watchdog.daemon = True
     watchdog.start()
     try:
-        jax.distributed.initialize(initialization_timeout=int(timeout_s) + _BACKSTOP_S, **kwargs)
+        jax.distributed.initialize(
+            initialization_timeout=int(timeout_s) + _BACKSTOP_S,
+            heartbeat_timeout_seconds=peers.JAX_HEARTBEAT_TIMEOUT_S,
+            **kwargs,
+        )
     except (
         Exception
     ) as e:  # ValueError/RuntimeError from jax's checks, XlaRuntimeError from the connection
@@ -117,6 +123,10 @@ def initialize(
         raise UserError(f"{problem} ({type(e).__name__}: {reason}); {advice}") from None
     finally:
         watchdog.cancel()
+    # A peer lost from here on stops this process in bounded time, with one line (peers.py). jax
+    # keeps its client in a private module; orbax reads it from there too.
+    joined = jax_distributed.global_state
+    peers.start(joined.client, joined.process_id, joined.num_processes)
     return True
 
 

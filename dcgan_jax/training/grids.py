@@ -2,11 +2,14 @@
 fresh z at each sampled step, both functions of (seed, step) so that a resumed run draws exactly
 what an uninterrupted one would."""
 
+import os
+from collections.abc import Iterable, Sequence
+
 import jax
 import ml_collections
 import numpy as np
 
-from dcgan_jax import rng_tags
+from dcgan_jax import rng_tags, run_files, visualize
 from dcgan_jax.nn import latent
 
 
@@ -50,3 +53,22 @@ def random_z(
         jax.random.fold_in(jax.random.PRNGKey(seed), rng_tags.RANDOM_GRID_Z), step
     )
     return _grid_inputs(model, num_samples, rng, fresh_per_row=True)
+
+
+def to_rewrite(
+    workdir: str, kept_steps: Iterable[int], every: int, zs: Sequence[str]
+) -> list[tuple[int, str]]:
+    """(step, z) of the grids of the kept checkpoint steps `kept_steps` that a resumed run rewrites
+    from those checkpoints: a grid of a sample step (a multiple of `every`) that is missing (a run
+    killed between a checkpoint and its grids, as versions that saved the checkpoint first could
+    be), and any grid that exists but is empty or unreadable (a failed write)."""
+    found = []
+    for step in sorted(kept_steps):
+        for z in zs:
+            path = run_files.grid_file(workdir, z, step)
+            if os.path.exists(path):
+                if visualize.read_grid(path) is None:
+                    found.append((step, z))
+            elif step % every == 0:
+                found.append((step, z))
+    return found

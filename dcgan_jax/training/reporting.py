@@ -1,13 +1,18 @@
-"""What a run shows and writes as it goes: console lines, TensorBoard, metrics.jsonl and sample
-grids.
+"""What a run shows and writes as it goes: console lines, TensorBoard, metrics.jsonl, config.json
+and sample grids.
 
-Only process 0 writes, so a multi-host run produces one set of outputs. TensorBoard event files are
+Only process 0 writes, so a multi-host run produces one set of outputs. Nothing saved is left
+damaged by a failed write (full disk, read-only folder): grids and config.json are written to a
+temporary name and renamed into place; metrics.jsonl and the TensorBoard event file are appended
+to, and a failed append is cut back to the file's size before it, so the file stays as it was. A
+failed write is one UserError naming the file and the fix. TensorBoard event files are
 written with the `tensorboard` package's protos and record format into a plain local file, which
 needs neither TensorFlow nor PyTorch (flax's and tensorboardX's writers import one of them; so does
 tensorboard's own EventFileWriter when TensorFlow is installed: it opens its file through
 `tensorboard.compat.tf`, which is TensorFlow when importable).
 """
 
+import contextlib
 import io
 import itertools
 import json
@@ -21,28 +26,84 @@ from PIL import Image
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.record_writer import RecordWriter
 
-from dcgan_jax import run_files, visualize
+from dcgan_jax import atomic_write, run_files, visualize
+from dcgan_jax.errors import UserError
+
+
+def _append(fd: int, path: str, data: bytes) -> None:
+    """Appends `data` to the file `fd` (of `path`, opened with O_APPEND, so the next write goes to
+    the end whatever a failed one left) whole or not at all: a failed write (full disk) is cut back
+    to the size before it, so no torn row or record is left for readers."""
+    size = os.fstat(fd).st_size
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+        raise atomic_write.failure(path, e) from None
+
+
+def append_line(path: str, line: str) -> None:
+    """One line appended to the text file `path` (created if absent), whole or not at all; a failed
+    write leaves the file as it was (a file it created is removed)."""
+    real = os.path.realpath(path)  # a link's target is what a failure removes
+    existed = os.path.exists(real)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise atomic_write.failure(path, e) from None
+    try:
+        _append(fd, path, (line + "\n").encode())
+    except UserError:
+        if not existed:
+            with contextlib.suppress(OSError):
+                os.remove(real)
+        raise
+    finally:
+        os.close(fd)
 
 
 class SummaryWriter:
-    """Scalars and images into a TensorBoard event file (`tensorboard --logdir` reads it)."""
+    """Scalars and images into a TensorBoard event file (`tensorboard --logdir` reads it).
+
+    Events are held until `flush`, which appends them in one write, cut back on failure. A writer
+    of a resumed run (`purge_from`: the first step it trains) starts with a SessionLog.START at
+    that step: TensorBoard then drops the events of that step and later that an earlier, killed
+    run had written before dying, which the resumed run writes again."""
 
     _file_ids = itertools.count()  # writers of one process in the same second get distinct files
 
-    def __init__(self, logdir: str):
-        os.makedirs(logdir, exist_ok=True)
+    def __init__(self, logdir: str, purge_from: int | None = None):
         # EventFileWriter's naming: TensorBoard reads every events.out.tfevents.* file of a
         # directory in name order.
         name = (
             f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}."
             f"{next(self._file_ids)}"
         )
-        self._writer = RecordWriter(open(os.path.join(logdir, name), "wb"))
+        self.path = os.path.join(logdir, name)
+        try:
+            os.makedirs(logdir, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
+        except OSError as e:
+            raise atomic_write.failure(self.path, e) from None
+        self._pending = io.BytesIO()
+        self._records = RecordWriter(self._pending)
         self._write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
-        self.flush()
+        if purge_from is not None:
+            start = event_pb2.SessionLog(status=event_pb2.SessionLog.START)
+            self._write(event_pb2.Event(wall_time=time.time(), step=purge_from, session_log=start))
+        try:
+            self.flush()
+        except UserError:  # no header written: an empty file would only puzzle readers
+            self.close()
+            with contextlib.suppress(OSError):
+                os.remove(self.path)
+            raise
 
     def _write(self, event: event_pb2.Event) -> None:
-        self._writer.write(event.SerializeToString())
+        self._records.write(event.SerializeToString())
 
     def _add(self, step: int, value: summary_pb2.Summary.Value) -> None:
         summary = summary_pb2.Summary(value=[value])
@@ -64,11 +125,18 @@ class SummaryWriter:
         self._add(step, summary_pb2.Summary.Value(tag=tag, image=encoded))
 
     def flush(self) -> None:
-        self._writer.flush()
+        """Appends the events held since the last flush; on failure the file keeps only the earlier
+        ones, and the held events are dropped."""
+        data = self._pending.getvalue()
+        self._pending.seek(0)
+        self._pending.truncate()
+        if data:
+            _append(self._fd, self.path, data)
 
     def close(self) -> None:
-        if not self._writer.closed:
-            self._writer.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def trim_metrics(path: str, last_step: int) -> None:
@@ -77,13 +145,15 @@ def trim_metrics(path: str, last_step: int) -> None:
     hold every step once. Atomic: the trimmed file replaces the old one by a rename."""
     if not os.path.exists(path):
         return
-    with open(path) as f:
-        lines = f.readlines()
+    try:
+        with open(path, errors="replace") as f:  # a garbled row is dropped, not a traceback
+            lines = f.readlines()
+    except OSError as e:
+        raise UserError(f"cannot read {path} ({e.strerror}); remove or rename it") from None
     kept = [line for line in lines if line.strip() and _row_step(line) <= last_step]
-    if len(kept) != len(lines):
-        with open(path + ".tmp", "w") as f:
-            f.writelines(kept)
-        os.replace(path + ".tmp", path)
+    kept = [line if line.endswith("\n") else line + "\n" for line in kept]
+    if kept != lines:
+        atomic_write.write_text(path, "".join(kept))
 
 
 def _row_step(line: str) -> float:
@@ -93,9 +163,19 @@ def _row_step(line: str) -> float:
         return float("inf")
 
 
+def write_config(workdir: str, text: str) -> None:
+    """workdir/config.json: the resolved config of a run's start (JSON `text`), replaced atomically,
+    so a failed write keeps the previous start's."""
+    atomic_write.write_text(run_files.path(workdir, run_files.CONFIG), text)
+
+
 class Reporter:
     """Console lines with img/s and ETA, TensorBoard scalars/images, metrics.jsonl rows, sample grid
-    PNGs."""
+    PNGs, config.json.
+
+    Created when a run starts (after every check, before the first step): it trims metrics.jsonl
+    to the resumed step and opens this run's event file, so an unwritable TensorBoard folder or
+    metrics file stops the run before any training."""
 
     def __init__(self, workdir: str, start_step: int, num_train_steps: int, batch_size: int):
         self.enabled = jax.process_index() == 0
@@ -105,7 +185,14 @@ class Reporter:
         self.writer = None
         if self.enabled:
             trim_metrics(self.metrics_path, start_step)
-            self.writer = SummaryWriter(run_files.path(workdir, run_files.TENSORBOARD))
+            self.writer = SummaryWriter(
+                run_files.path(workdir, run_files.TENSORBOARD),
+                purge_from=start_step + 1 if start_step else None,
+            )
+
+    def save_config(self, text: str) -> None:
+        if self.enabled:
+            write_config(self.workdir, text)
 
     def scalars(self, step: int, metrics: dict[str, float]) -> None:
         if not self.enabled:
@@ -131,9 +218,6 @@ class Reporter:
         self._write(step, scores, "eval")
 
     def _write(self, step: int, values: dict[str, float], prefix: str) -> None:
-        for key, value in values.items():
-            self.writer.scalar(f"{prefix}/{key}", value, step)
-        self.writer.flush()
         row = {
             "step": step,
             **(
@@ -142,20 +226,24 @@ class Reporter:
                 else {f"eval_{k}": v for k, v in values.items()}
             ),
         }
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_line(self.metrics_path, json.dumps(row))
+        for key, value in values.items():
+            self.writer.scalar(f"{prefix}/{key}", value, step)
+        self.writer.flush()
 
     def samples(
         self, step: int, images: np.ndarray, z: str = "fixed", num_cols: int | None = None
     ) -> None:
-        """A grid of `images` (of the run's fixed z, or of fresh `z='random'`) as a PNG and in
-        TensorBoard; `num_cols` columns (default: square)."""
+        """A grid of `images` (of the run's fixed z, or of fresh `z='random'`) as a PNG (replaced
+        atomically) and in TensorBoard; `num_cols` columns (default: square)."""
         if not self.enabled:
             return
         grid = visualize.make_grid(images, num_cols)
         path = run_files.grid_file(self.workdir, z, step)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        visualize.save_image(path, grid)
+        try:
+            visualize.save_image(path, grid)
+        except OSError as e:  # save_image reports its own failures; this is a last resort
+            raise atomic_write.failure(path, e) from None
         self.writer.image("samples" if z == "fixed" else "samples_random_z", grid, step)
         self.writer.flush()
 

@@ -7,6 +7,7 @@ images = generate.generate(run.config.model, run.sampling_g_variables, z)
 
 import dataclasses
 import functools
+import time
 from typing import Any
 
 import jax
@@ -56,24 +57,50 @@ class Run:
         return lowered.compile(compiler_options={"xla_backend_optimization_level": 0})()
 
 
-def open_run(workdir: str, step: int | None = None) -> Run:
-    """The checkpoint at `step` (default: the latest) of a training workdir, read-only.
+# Tries of a reader of the latest checkpoint whose step vanished (a training run deleting old ones):
+# each lists the steps again and reads the latest; a run saves far less often than a read takes.
+VANISHED_TRIES = 5
 
-    A workdir without checkpoints, a missing step or a damaged checkpoint is a one-line UserError.
+
+def open_run(workdir: str, step: int | None = None) -> Run:
+    """The checkpoint at `step` (default: the latest) of a training workdir, read-only, with the
+    config saved beside it.
+
+    A workdir without checkpoints, a missing step, a damaged checkpoint or one that does not match
+    its saved config is a one-line UserError. A run training in the workdir deletes old steps as it
+    saves new ones: the latest is then looked up again (VANISHED_TRIES times), and a given `step`
+    that vanished is one line saying so.
     """
+    for attempt in range(VANISHED_TRIES - 1):
+        try:
+            return _open_run(workdir, step)
+        except checkpoints.StepVanished:
+            if step is not None:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+    return _open_run(workdir, step)
+
+
+def _open_run(workdir: str, step: int | None) -> Run:
     manager, config = checkpoints.open_workdir(workdir)
     available = sorted(manager.all_steps())
     step = manager.latest_step() if step is None else step
     if step not in available:
         raise UserError(f"no checkpoint at step {step} in {workdir}; available: {available}")
-    try:  # an abstract template: restoring needs shapes only, and a real init costs seconds
+    where = f"{run_files.checkpoint_dir(workdir)}/{step}"
+    try:
+        if step != manager.latest_step():  # this step's own config (open_workdir's: latest's)
+            config = checkpoints.restore_config(manager, step)
+        checkpoints.check_architecture(manager, step, config.model, where)
+        # an abstract template: restoring needs shapes only, and a real init costs seconds
         template = jax.eval_shape(
             lambda: create_train_state(config.model, config.optim, config.seed)
         )
         state = checkpoints.restore_state(manager, template, step)
+    except UserError:  # a mismatch with the saved config
+        raise
     except Exception as e:  # orbax raises many types for damaged files
-        where = f"{run_files.checkpoint_dir(workdir)}/{step}"
-        raise AbandonedWork(
+        raise checkpoints.vanished(workdir, step, e) or AbandonedWork(
             f"checkpoint {where} is unreadable ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
             f"pick another with --step ({available}) or retrain"
         ) from None

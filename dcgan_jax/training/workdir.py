@@ -13,18 +13,59 @@ import jax
 from dcgan_jax import run_files
 from dcgan_jax.errors import UserError
 
+# What the run writes in its workdir, by kind: a folder where a file is found (or a file where a
+# folder is) would fail at the run's first write, after the work before it.
+_FOLDERS = (
+    run_files.SAMPLES,
+    *run_files.GRID_FOLDERS.values(),
+    run_files.TENSORBOARD,
+    run_files.CHECKPOINTS,
+)
+_FILES = (run_files.CONFIG, run_files.METRICS, run_files.LOSS_CURVE, run_files.LOCK)
+
+
+def check_layout(workdir: str) -> None:
+    """Refuses a workdir where a file the run writes is a folder, or a folder it writes is a file
+    (e.g. `tensorboard` a file, `metrics.jsonl` a folder), naming it; touches nothing."""
+    for name in _FOLDERS:
+        path = run_files.path(workdir, name)
+        if os.path.lexists(path) and not os.path.isdir(path):
+            raise UserError(
+                f"{path} is not a folder, but the run writes its {name} folder there; remove or "
+                f"rename it, or pass another --workdir"
+            )
+    for name in _FILES:
+        path = run_files.path(workdir, name)
+        if os.path.isdir(path):
+            raise UserError(
+                f"{path} is a folder, but the run writes its {name} file there; remove or rename "
+                f"it, or pass another --workdir"
+            )
+
 
 def prepare_workdir(workdir: str) -> None:
-    """Creates workdir and checks it is writable, before any work is done."""
+    """Checks workdir's layout, creates it and checks it is writable, before any work is done. A
+    workdir refused here that did not exist before is not left behind."""
+    check_layout(workdir)
+    created = [
+        folder
+        for folder in (workdir, run_files.path(workdir, run_files.SAMPLES))
+        if not os.path.lexists(folder)
+    ]
+    probe = run_files.path(
+        workdir, f"{run_files.WRITE_TEST}.{jax.process_index()}"
+    )  # every host checks; no two share a name
     try:
         os.makedirs(run_files.path(workdir, run_files.SAMPLES), exist_ok=True)
-        probe = run_files.path(
-            workdir, f"{run_files.WRITE_TEST}.{jax.process_index()}"
-        )  # every host checks; no two share a name
         with open(probe, "w") as f:
             f.write("ok")
         os.remove(probe)
     except OSError as e:
+        with contextlib.suppress(OSError):
+            os.remove(probe)
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)  # only if still empty
         raise UserError(
             f"workdir {workdir!r} is not writable ({e.strerror}); pass a writable --workdir"
         ) from None

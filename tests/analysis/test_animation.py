@@ -15,7 +15,7 @@ from tests.helpers import tiny_config
 
 def test_training_progress_uses_the_saved_grids(trained_run, tmp_path):
     picture = animation.training_progress(trained_run)
-    grids = visualize.training_grids(trained_run)
+    grids, _ = visualize.training_grids(trained_run)
     assert [step for step, _ in grids] == [2, 4, 5]
     assert len(picture.frames) == 3 and len(picture.rows) == 1 and len(picture.rows[0]) == 3
     for frame, (_, grid) in zip(picture.frames, grids):
@@ -39,6 +39,24 @@ def test_the_png_shows_at_most_max_shown_grids(trained_run, tmp_path):
     )  # first and last always shown
 
 
+def test_unreadable_grids_are_skipped_with_one_warning(trained_run, tmp_path):
+    """Older versions wrote grids in place: a kill or a full disk left 0-byte or truncated PNGs."""
+    workdir = tmp_path / "run"
+    shutil.copytree(trained_run, workdir)
+    empty = workdir / "samples" / "step_00000004.png"
+    empty.write_bytes(b"")
+    truncated = workdir / "samples" / "step_00000005.png"
+    truncated.write_bytes(truncated.read_bytes()[:60])
+    picture = animation.training_progress(str(workdir))
+    assert len(picture.frames) == 1  # step 2 alone
+    (note,) = picture.notes
+    assert note.startswith("warning: skipped 2 unreadable") and str(empty) in note
+    assert str(truncated) in note and "\n" not in note
+    (workdir / "samples" / "step_00000002.png").write_bytes(b"not a png")
+    with pytest.raises(UserError, match="none of the 3 sample grids .* can be read"):
+        animation.training_progress(str(workdir))
+
+
 def test_a_run_without_grids_says_to_train_first(tmp_path):
     with pytest.raises(UserError, match="no sample grids"):
         animation.training_progress(str(tmp_path))
@@ -46,7 +64,7 @@ def test_a_run_without_grids_says_to_train_first(tmp_path):
 
 def test_random_z_grids_are_saved_beside_the_fixed_ones_and_animate_too(trained_run):
     """Seed 001's two animations: fixed z (each sample sharpening) and fresh z at each step (the distribution)."""
-    fixed, random = (
+    (fixed, _), (random, _) = (
         visualize.training_grids(trained_run),
         visualize.training_grids(trained_run, "random"),
     )

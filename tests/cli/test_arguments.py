@@ -31,6 +31,8 @@ def test_an_empty_workdir_is_refused(command, tmp_path):
         ("sample", "--num_samples=0", "--num_samples must be >= 1"),
         ("sample", "--batch_size=-5", "--batch_size must be >= 1"),
         ("sample", "--step=-1", "--step must be >= 0"),
+        ("sample", "--seed=99999999999999999999", "--seed must be an integer in [0, 4294967295]"),
+        ("explore", "--seed=-1", "--seed must be an integer in [0, 4294967295]"),
         ("main", "--num_processes=-2", "--num_processes must be >= 0"),
         (
             "main",
@@ -83,3 +85,51 @@ def test_a_z_file_with_nan_is_refused(trained_run, tmp_path):
     )
     one_line_error(result, "non-finite")
     assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize(
+    "flag, fragment",
+    [
+        ("--config.seed=99999999999999999999", "seed=99999999999999999999 must be an integer in"),
+        ("--config.num_train_steps=2147483648", "num_train_steps=2147483648 must be an integer in"),
+        ("--config.model.latent_dim=2000000000", "lower model.latent_dim=2000000000"),
+    ],
+)
+def test_a_config_integer_past_its_use_is_refused_before_the_workdir_exists(
+    flag, fragment, tmp_path
+):
+    """Seeds past 32 bits, steps past int32 and runs no memory holds: refused by validation, before
+    the workdir, its lock or any folder is made."""
+    result = run_cli("dcgan_jax.main", f"--workdir={tmp_path / 'run'}", flag, cwd=str(tmp_path))
+    one_line_error(result, fragment)
+    assert os.listdir(tmp_path) == []
+
+
+CONFIG_FILES = {
+    "RuntimeError": "def get_config():\n    raise RuntimeError('no GPU quota left')\n",
+    "ZeroDivisionError": "SCALE = 1 / 0\n",
+    "NameError": "def get_config():\n    return undefined_name\n",
+    "ValueError": "def get_config():\n    raise ValueError('bad split')\n",
+    "SyntaxError": "def get_config(:\n",
+}
+
+
+@pytest.mark.parametrize("command", ["main", "prepare"])
+@pytest.mark.parametrize("kind", CONFIG_FILES)
+def test_any_exception_of_a_config_file_is_one_line_naming_the_file(command, kind, tmp_path):
+    path = tmp_path / "my_config.py"
+    path.write_text(CONFIG_FILES[kind])
+    where = "--workdir" if command == "main" else "--output"
+    result = run_cli(
+        f"dcgan_jax.{command}", f"--config={path}", f"{where}={tmp_path / 'out'}", cwd=str(tmp_path)
+    )
+    line = one_line_error(result, f"cannot load the config file {path}: it raised {kind}")
+    assert result.returncode == 2 and "pass another --config" in line
+    assert sorted(os.listdir(tmp_path)) == ["my_config.py"]
+
+
+def test_a_config_file_returning_no_config_dict_is_one_line(tmp_path):
+    path = tmp_path / "my_config.py"
+    path.write_text("def get_config():\n    return {'seed': 1}\n")
+    result = run_cli("dcgan_jax.main", f"--config={path}", f"--workdir={tmp_path / 'run'}")
+    one_line_error(result, f"the config file {path} gave no ml_collections.ConfigDict")

@@ -2,6 +2,7 @@
 every mode draws the picture its Python call draws; bad flags are one-line errors."""
 
 import json
+import shutil
 import types
 
 import numpy as np
@@ -19,7 +20,7 @@ from dcgan_jax.analysis import (
     sampling,
 )
 from dcgan_jax.training.run import open_run
-from tests.helpers import run_cli
+from tests.helpers import one_line_error, run_cli
 
 CELL = 32 + 2  # a 32px image plus the grid padding
 
@@ -234,3 +235,29 @@ def test_gif_of_a_z_file(trained_run, run, tmp_path):
         for k, frame in enumerate(expected):
             gif.seek(k)
             np.testing.assert_array_equal(np.asarray(gif.convert("L")), frame[..., 0])
+
+
+def test_training_gif_skips_a_damaged_grid_with_one_warning(trained_run, tmp_path):
+    """Older versions wrote grids in place: a kill or a full disk could leave a 0-byte PNG."""
+    workdir = tmp_path / "run"
+    shutil.copytree(trained_run, workdir)
+    empty = workdir / "samples" / "step_00000004.png"
+    empty.write_bytes(b"")
+    output = tmp_path / "training.gif"
+    result = run_cli(
+        "dcgan_jax.explore", f"--workdir={workdir}", "--mode=training_gif", f"--output={output}"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (warning,) = [line for line in result.stdout.splitlines() if line.startswith("warning:")]
+    assert f"skipped 1 unreadable sample grid(s) (0-byte or damaged): {empty}" in warning
+    with Image.open(output) as gif:
+        assert gif.n_frames == 2  # steps 2 and 5
+    for name in ("step_00000002.png", "step_00000005.png"):
+        (workdir / "samples" / name).write_bytes(b"")
+    one_line_error(
+        run_cli(
+            "dcgan_jax.explore", f"--workdir={workdir}", "--mode=training_gif", f"--output={output}"
+        ),
+        "none of the 3 sample grids",
+        "can be read",
+    )

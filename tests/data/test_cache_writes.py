@@ -12,6 +12,7 @@ import pytest
 
 from dcgan_jax.data import prepare
 from dcgan_jax.errors import UserError
+from tests import hostile
 from tests.data.image_files import data_config, load, random_images, write_folder
 
 
@@ -111,3 +112,46 @@ def test_a_damaged_cache_is_one_line_naming_the_file(cache, damage, fragment):
     with pytest.raises(UserError, match=fragment) as error:
         load(data_config(dataset="prepared", data_path=str(output), image_size=32, num_channels=3))
     assert "\n" not in str(error.value) and str(output) in str(error.value)
+
+
+@hostile.needs_root
+@pytest.mark.parametrize("kind", hostile.KINDS)
+def test_a_cache_in_a_hostile_folder_is_one_line_and_changes_nothing(tmp_path, kind):
+    """A full disk (the 600 images need 1.8 MB of the 256 KiB), a read-only folder, a name over 255 bytes."""
+    write_folder(str(tmp_path / "folder"), random_images(600, 32, 32, seed=1))
+    config = data_config(
+        dataset="image_folder", data_path=str(tmp_path / "folder"), image_size=32, num_channels=3
+    )
+    with hostile.hostile_folder(tmp_path, kind) as folder:
+        output = os.path.join(folder, hostile.target_name(kind, "cache"))
+        with pytest.raises(UserError) as raised:
+            _write(config, output)
+        message = str(raised.value)
+        assert "\n" not in message and output in message, message
+        reason = {"full": "No space left", "readonly": "Read-only", "too_long": "longer than 255"}
+        assert reason[kind] in message, message
+        assert hostile.unchanged(folder)
+        assert sorted(os.listdir(folder)) == sorted(
+            [hostile.OLD] + (["filler"] if kind == "full" else [])
+        )
+
+
+@hostile.needs_root
+def test_a_disk_filling_up_while_writing_is_one_line_and_leaves_no_partial_cache(
+    tmp_path, monkeypatch
+):
+    """Past the check before the work: the disk fills up with the images."""
+    write_folder(str(tmp_path / "folder"), random_images(600, 32, 32, seed=1))
+    config = data_config(
+        dataset="image_folder", data_path=str(tmp_path / "folder"), image_size=32, num_channels=3
+    )
+    monkeypatch.setattr(prepare.atomic_write, "check_writable", lambda path: None)
+    with hostile.hostile_folder(tmp_path, "full") as folder:
+        os.remove(
+            os.path.join(folder, "filler")
+        )  # room for the start of the cache, not for all of it
+        output = os.path.join(folder, "cache")
+        with pytest.raises(UserError, match="No space left") as raised:
+            _write(config, output)
+        assert "\n" not in str(raised.value) and output in str(raised.value)
+        assert hostile.unchanged(folder) and sorted(os.listdir(folder)) == [hostile.OLD]

@@ -2,8 +2,11 @@
 mode with transparency is composited on white, CMYK converts, and symlinked folders never repeat images."""
 
 import io
+import json
 import os
 import struct
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -12,6 +15,7 @@ from PIL import Image
 
 from dcgan_jax.data import sources
 from dcgan_jax.data.images import decode_image
+from tests.helpers import REPO
 
 
 def _png_bytes(image: Image.Image) -> bytes:
@@ -93,3 +97,54 @@ def test_symlink_loops_and_duplicate_links_do_not_repeat_images(tmp_path):
     os.symlink(root / "b", root / "b_again")  # a second way into b
     source = sources.ImageFolderSource(str(root), 8, 1)
     assert source.paths == ["a/1.png", "a/2.png", "b/3.png"]
+
+
+# Reads a folder with an image source in a fresh process; prints each skipped file's kind, then the peak memory (MB).
+# (VmHWM, not ru_maxrss: after fork + exec, ru_maxrss still counts the forked copy of pytest.)
+MEASURE = """
+import json, sys
+from dcgan_jax.data import sources
+source = sources.ImageFolderSource(sys.argv[1], 64, 3)
+_, skipped = source.read_chunk(range(len(source)))
+kinds = {source.paths[i]: kind for i, kind, _ in skipped}
+peak = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")][0]
+print(json.dumps([kinds, int(peak.split()[1]) / 1024]))
+"""
+
+
+def test_images_too_large_to_decode_are_skipped_unread(tmp_path):
+    """A PNG's header can claim any size: 1 x 1,000,000 is 2 KB on disk, but resizing its short side to 64 made it
+    64 x 64,000,000 (3 GB for a grey one, an out-of-memory kill in colour). Such images are refused from the header
+    and skipped like undecodable ones, with a kind saying why."""
+    Image.new("L", (1, 1_000_000)).save(tmp_path / "tall.png")
+    Image.new("RGB", (1_000_000, 1)).save(tmp_path / "wide.png")
+    Image.new("L", (10_000, 10_000)).save(tmp_path / "huge.png")  # 100M pixels, over PIL's 89M
+    Image.new("RGB", (300, 20), (200, 10, 10)).save(tmp_path / "panorama.png")  # 15:1 is fine
+    assert os.path.getsize(tmp_path / "tall.png") < 10_000
+    result = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    kinds, peak_mb = json.loads(result.stdout)
+    assert kinds == {
+        "huge.png": "too many pixels",
+        "tall.png": "too elongated",
+        "wide.png": "too elongated",
+    }
+    assert peak_mb < 400, peak_mb  # unbounded, the tall grey one alone took 3 GB
+
+
+def test_a_chunk_of_encoded_images_names_each_failure_by_kind():
+    """The TFDS stream's decoder: the readable images stacked, each failure with its position and kind."""
+    good = _png_bytes(Image.new("RGB", (40, 30), (10, 200, 10)))
+    tall = _png_bytes(Image.new("L", (1, 1_000_000)))
+    images, failed = sources.decode_chunk([good, b"junk", tall, good], 32, 3)
+    assert images.shape == (2, 32, 32, 3)
+    assert [(position, kind) for position, kind, _ in failed] == [
+        (1, "not a decodable image"),
+        (2, "too elongated"),
+    ]

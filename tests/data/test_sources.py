@@ -1,6 +1,5 @@
 """Local sources: image folders and LSUN LMDBs, their corrupt entries, and missing or empty data."""
 
-import logging
 import os
 import pickle
 
@@ -19,7 +18,7 @@ from tests.data.image_files import (
 )
 
 
-def test_corrupt_images_in_a_folder_are_skipped_and_counted(tmp_path, caplog):
+def test_corrupt_images_in_a_folder_are_skipped_and_counted(tmp_path, capsys):
     images = random_images(5, 32, 32)
     write_folder(str(tmp_path), images)
     with open(tmp_path / "img000.png", "rb") as f:
@@ -33,22 +32,26 @@ def test_corrupt_images_in_a_folder_are_skipped_and_counted(tmp_path, caplog):
     assert len(source) == 7
     paths = source.paths
     images_read, skipped = source.read_chunk(range(7))
-    assert sorted(os.path.basename(source.describe(i)) for i, _ in skipped) == [
-        "aa_truncated.png",
-        "zz_garbage.jpg",
+    assert sorted((os.path.basename(source.describe(i)), kind) for i, kind, _ in skipped) == [
+        ("aa_truncated.png", "truncated file"),
+        ("zz_garbage.jpg", "not a decodable image"),
     ]
     # A bad entry is replaced by the next readable one (wrapping around).
     np.testing.assert_array_equal(images_read[0], images_read[1])
     np.testing.assert_array_equal(images_read[paths.index("zz_garbage.jpg")], images_read[1])
     fresh = load(config)
-    with caplog.at_level(logging.WARNING):
-        next(
-            pipeline.train_batches(config.data, fresh, 7, config.seed, 0, 1)
-        )  # one batch = the whole folder
-    warnings = [
-        r.getMessage() for r in caplog.records if "skipped unreadable image" in r.getMessage()
-    ]
-    assert len(warnings) == 2 and "(2 so far)" in warnings[-1]
+    capsys.readouterr()
+    batches = pipeline.train_batches(config.data, fresh, 7, config.seed, 0, 1)
+    next(batches)  # one batch = the whole folder: one line per kind of failure, at once
+    lines = sorted(capsys.readouterr().err.strip().splitlines())
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("skipped 1 unreadable image: not a decodable image; first: ")
+    assert "zz_garbage.jpg" in lines[0]
+    assert lines[1].startswith("skipped 1 unreadable image: truncated file; first: ")
+    assert "aa_truncated.png" in lines[1]
+    next(batches)  # found again in every epoch, reported once
+    batches.close()
+    assert capsys.readouterr().err == ""
 
 
 def test_a_source_without_readable_images_is_a_user_error(tmp_path):
@@ -89,7 +92,9 @@ def test_lsun_lmdb_source_reads_every_key_and_skips_corrupt_values(tmp_path):
                 source[i], images[values.index(by_key[keys[i]])]
             )  # lossless webp
     _, skipped = source.read_chunk(range(7))
-    assert [source.key(i) for i, _ in skipped] == [k for k in keys if by_key[k] == b"corrupt webp"]
+    assert [source.key(i) for i, _, _ in skipped] == [
+        k for k in keys if by_key[k] == b"corrupt webp"
+    ]
     clone = pickle.loads(
         pickle.dumps(source)
     )  # what a worker process receives: reopens the LMDB itself

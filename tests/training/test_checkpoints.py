@@ -1,10 +1,15 @@
-"""Checkpoint round trip: what is restored is exactly what was saved, config included."""
+"""Checkpoint round trip: what is restored is exactly what was saved, config included; a linked step folder is
+refused before a run saves."""
 
 import json
+import os
+import shutil
 
 import jax
 import numpy as np
+import pytest
 
+from dcgan_jax.errors import UserError
 from dcgan_jax.training import checkpoints
 from dcgan_jax.training.state import create_train_state
 from tests.helpers import digit_batches, run_steps, tiny_config
@@ -37,3 +42,19 @@ def test_only_the_latest_checkpoints_are_kept(tmp_path):
         )
     manager.wait_until_finished()
     assert manager.all_steps() == [2, 3]
+
+
+def test_a_step_folder_that_is_a_link_is_refused_before_any_save(trained_run, tmp_path):
+    """A run deletes old steps as it saves: deleting a linked step fails every save (after the real
+    steps before it are gone). A writer refuses the link at start, naming --config.init_from."""
+    workdir = tmp_path / "run"
+    shutil.copytree(trained_run, workdir)
+    shutil.rmtree(workdir / "checkpoints" / "5")
+    os.symlink(os.path.join(trained_run, "checkpoints", "5"), workdir / "checkpoints" / "5")
+    with pytest.raises(UserError) as error:
+        checkpoints.create_manager(str(workdir), keep=1)
+    message = str(error.value)
+    assert f"{workdir}/checkpoints/5 is a symbolic link" in message and "\n" not in message
+    assert f"--config.init_from={trained_run}:5" in message
+    assert sorted(os.listdir(workdir / "checkpoints")) == ["2", "4", "5"]
+    assert checkpoints.create_manager(str(workdir), read_only=True).all_steps() == [2, 4, 5]

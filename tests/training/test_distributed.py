@@ -35,6 +35,24 @@ def _free_port() -> int:
 
 def _launch(workdir, num_processes, devices_per_process, *flags, timeout=900):
     """Runs `dcgan_jax.main` as `num_processes` processes; returns their CompletedProcess-like (rc, out, err)."""
+    procs = _start(workdir, num_processes, devices_per_process, *flags)
+    results, deadline = [], time.time() + timeout
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=max(deadline - time.time(), 1))
+            results.append((p.returncode, out, err))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    for rc, _, err in results:
+        assert rc == 0, err[-3000:]
+    return results
+
+
+def _start(workdir, num_processes, devices_per_process, *flags):
+    """Starts `dcgan_jax.main` as `num_processes` processes (stdout and stderr piped)."""
     # No persistent compilation cache here: a process that loads its programs from it reaches the first collective
     # long before a peer that compiles, and gloo's 30 s rendezvous deadline can pass.
     env = dict(
@@ -52,7 +70,7 @@ def _launch(workdir, num_processes, devices_per_process, *flags, timeout=900):
         if num_processes > 1
         else ()
     )
-    procs = [
+    return [
         subprocess.Popen(
             [
                 sys.executable,
@@ -72,19 +90,6 @@ def _launch(workdir, num_processes, devices_per_process, *flags, timeout=900):
         )
         for i in range(num_processes)
     ]
-    results, deadline = [], time.time() + timeout
-    try:
-        for p in procs:
-            out, err = p.communicate(timeout=max(deadline - time.time(), 1))
-            results.append((p.returncode, out, err))
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
-    for rc, _, err in results:
-        assert rc == 0, err[-3000:]
-    return results
 
 
 def _final_params(workdir):

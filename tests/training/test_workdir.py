@@ -1,6 +1,7 @@
 """The workdir is never damaged by a run that cannot start, a second run, a failed sample write or a resume:
 one run at a time (a lock naming its holder; a killed holder's lock taken over), nothing written before every
-check passed, the checkpoint of a step saved before its samples, metrics.jsonl holding each step once."""
+check passed, the checkpoint of a step saved even when its samples fail, metrics.jsonl holding each step
+once."""
 
 import json
 import os
@@ -98,14 +99,15 @@ def test_no_fixed_samples_means_no_grids(tmp_path):
     assert os.listdir(tmp_path / "samples") == [] and (tmp_path / "checkpoints" / "2").is_dir()
 
 
-def test_a_failed_sample_write_keeps_that_steps_checkpoint(tmp_path, monkeypatch):
+def test_a_failed_sample_write_is_one_line_and_keeps_that_steps_checkpoint(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(reporting.visualize, "save_image", broken)
-    with pytest.raises(OSError):
+    with pytest.raises(UserError, match=r"cannot write .*step_00000002.png \(No space left"):
         train.train_and_evaluate(tiny_config(num_train_steps=2), str(tmp_path))
     assert (tmp_path / "checkpoints" / "2").is_dir()
+    assert _steps(tmp_path) == [2]  # the step's row was written before its grid and checkpoint
 
 
 def _steps(workdir):
