@@ -1,7 +1,9 @@
 """Shared fixtures. Helpers (tiny configs, CLI runs) live in tests/helpers.py."""
 
 import os
+import sys
 import tempfile
+import types
 
 # JAX's persistent compilation cache for this process and every command the tests start (they inherit the
 # environment): the many short runs of the same tiny models compile once per machine instead of once per process
@@ -15,6 +17,11 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 from tests.helpers import TEST_XLA_FLAGS  # noqa: E402  (imports JAX; its XLA flags are read at backend start-up)
 
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
+
+# TensorBoard's readers (EventAccumulator in the tests) use its own TF-free stub rather than TensorFlow: a process
+# that has loaded TensorFlow cannot import torch's compiler (it segfaults), and what the tests read is the
+# project's TF-free event files. TensorBoard takes the stub when `tensorboard.compat.notf` is importable.
+sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

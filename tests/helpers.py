@@ -1,5 +1,6 @@
 """Shared test helpers: tiny configs, running the CLIs in subprocesses, running train steps directly."""
 
+import functools
 import hashlib
 import io
 import os
@@ -224,3 +225,30 @@ def planted_duplicates(distinct, copies, seed=0):
         images.append(copy)
         originals.append(src)
     return np.stack(images), originals
+
+
+ISOLATED = "DCGAN_JAX_TEST_IN_OWN_PROCESS"
+
+
+def in_own_process(test):
+    """Runs the decorated test in a fresh pytest process (its result is this one's): for tests that
+    import torch's compiler stack (dynamo, triton), which segfaults in a process that has loaded
+    TensorFlow, as other test files of the same pytest worker may have (tfds)."""
+
+    @functools.wraps(test)
+    def wrapper(*args, **kwargs):
+        if os.environ.get(ISOLATED):
+            return test(*args, **kwargs)
+        node = os.environ["PYTEST_CURRENT_TEST"].rsplit(" ", 1)[0]
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-n0", "-p", "no:cacheprovider", node],
+            env={**os.environ, ISOLATED: "1"},
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+        assert " passed" in result.stdout, result.stdout[-2000:]
+
+    return wrapper

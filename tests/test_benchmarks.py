@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from dcgan_jax.nn import models
-from tests.helpers import REPO
+from tests.helpers import REPO, in_own_process
 
 SCRIPT = os.path.join(REPO, "benchmarks", "train_step.py")
 CONV_FORMS = os.path.join(REPO, "benchmarks", "conv_forms.py")
@@ -78,6 +78,7 @@ def test_train_step_benchmark_reports_positive_figures():
     assert len(report["loadavg_before"]) == 3
 
 
+@in_own_process
 def test_a_torch_variant_that_cannot_run_is_reported_unavailable(monkeypatch):
     torch = pytest.importorskip("torch", reason="the PyTorch reference needs the 'bench' extra")
     bench = _load(SCRIPT)
@@ -99,6 +100,7 @@ def test_a_torch_variant_that_cannot_run_is_reported_unavailable(monkeypatch):
 
 
 @pytest.mark.parametrize("size", [16, 64, 256])
+@in_own_process
 def test_model_flops_match_pytorchs_flop_counter(size):
     """The forward FLOPs per layer against torch.utils.flop_counter on the reference's own layers, and the step's
     count against its formula: 3 x G forward + 8 x D forward, less the input gradients nobody needs."""

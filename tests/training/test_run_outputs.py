@@ -6,9 +6,9 @@ work; after a kill and a resume, every checkpointed step has its grids, metrics 
 events, once."""
 
 import contextlib
+import errno
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -141,32 +141,41 @@ def test_a_workdir_on_a_hostile_disk_is_refused_before_any_work(tmp_path, kind):
 
 
 @contextlib.contextmanager
-def _file_size_limit(limit):
-    """Files of this process may grow to `limit` bytes: a write past it is cut short, the next one
-    fails (EFBIG), as a disk filling up mid-write would."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
-    try:
+def _disk_fills_at(monkeypatch, path, size):
+    """Writes to the file `path` stop when it holds `size` bytes: the write that reaches it is cut
+    short, the next one fails (EFBIG), as a disk filling up mid-write would. (os.write is wrapped
+    for this file only: an RLIMIT_FSIZE would limit every file of the test process, and a library
+    writing meanwhile was left with a cut-short file that later crashed the process.)"""
+    inode, real_write = os.stat(path).st_ino, os.write
+
+    def write(fd, data):
+        if os.fstat(fd).st_ino != inode:
+            return real_write(fd, data)
+        room = size - os.fstat(fd).st_size
+        if room <= 0:
+            raise OSError(errno.EFBIG, "File too large")
+        return real_write(fd, bytes(data[:room]))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "write", write)
         yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
 
-def test_an_append_cut_short_leaves_metrics_and_events_as_they_were(tmp_path):
+def test_an_append_cut_short_leaves_metrics_and_events_as_they_were(tmp_path, monkeypatch):
     reporter = _reporter(tmp_path)
     reporter.scalars(2, METRICS)
     metrics = tmp_path / run_files.METRICS
     (events,) = _event_files(tmp_path)
     saved_metrics, saved_events = metrics.read_bytes(), open(events, "rb").read()
-    # (the writers themselves: within the limit nothing else of this process may write, not even
-    # pytest's captured output)
-    with _file_size_limit(len(saved_metrics) + 10):  # a row starts, then the disk is "full"
+    with _disk_fills_at(
+        monkeypatch, str(metrics), len(saved_metrics) + 10
+    ):  # a row starts, then the disk is "full"
         with pytest.raises(UserError, match=r"cannot write .*metrics.jsonl \(File too large\)"):
             reporting.append_line(str(metrics), json.dumps({"step": 4, **METRICS}))
     assert metrics.read_bytes() == saved_metrics
     reporter.writer.scalar("train/d_loss", 1.0, 4)
     reporter.writer.scalar("train/g_loss", 1.0, 4)
-    with _file_size_limit(len(saved_events) + 10):
+    with _disk_fills_at(monkeypatch, events, len(saved_events) + 10):
         with pytest.raises(
             UserError, match=r"cannot write .*events.out.tfevents.*\(File too large"
         ):
