@@ -189,8 +189,16 @@ def test_resume_is_exact_with_every_option_on(tmp_path):
     [
         ("label_flip", 0.5, "d_training.label_flip=0.5 must be in [0, 0.5)"),
         ("label_noise", 1.0, "d_training.label_noise=1.0 must be in [0, 1)"),
-        ("steps_per_g_step", 0, "d_training.steps_per_g_step=0 must be a positive number"),
-        ("pretrain_steps", -1, "d_training.pretrain_steps=-1 must be >= 0"),
+        (
+            "steps_per_g_step",
+            0,
+            "d_training.steps_per_g_step=0 must be an integer in [1, 2147483647]",
+        ),
+        (
+            "pretrain_steps",
+            -1,
+            "d_training.pretrain_steps=-1 must be an integer in [0, 2147483647]",
+        ),
         ("instance_noise", -0.1, "d_training.instance_noise=-0.1 must be >= 0"),
     ],
 )
