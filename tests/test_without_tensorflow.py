@@ -53,6 +53,9 @@ SCRIPT = textwrap.dedent("""
     prepare.write_cache(config.data, 32, 3, os.path.join(root, "cache"))
     config.data.dataset, config.data.data_path = "prepared", os.path.join(root, "cache")
     assert len(datasets.load_source(config.data, 32, 3)) == 5
+    config.data.dataset, config.data.data_path = "idx", "/usr/share/datasets/fashion-mnist"
+    source = datasets.load_source(config.data, 32, 3, "test")
+    assert len(source) == 10_000 and source[9_999].shape == (32, 32, 3)
     assert sys.modules["tensorflow"] is None and sys.modules["tensorflow_datasets"] is None
     assert "torch" not in sys.modules
     print("OK without TensorFlow")

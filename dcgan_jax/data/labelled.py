@@ -4,18 +4,31 @@ subsets of them."""
 import numpy as np
 
 from dcgan_jax import rng_tags
-from dcgan_jax.data import digits, tfds_source
+from dcgan_jax.data import digits, idx, tfds_source
 from dcgan_jax.data.images import preprocess_array
 from dcgan_jax.errors import UserError
 
 
 def load_labelled(
-    dataset: str, split: str, image_size: int, num_channels: int, data_dir: str = ""
+    dataset: str,
+    split: str,
+    image_size: int,
+    num_channels: int,
+    data_dir: str = "",
+    data_path: str = "",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(uint8 images N x S x S x C, int32 labels) of 'digits' or a supervised TFDS dataset (mnist,
-    cifar10, ...)."""
+    """(uint8 images N x S x S x C, int32 labels) of 'digits', 'idx' (the MNIST-format files in
+    data_path, config.data.data_path) or a supervised TFDS dataset (mnist, cifar10, ...; in
+    data_dir)."""
     if dataset == "digits":
         return digits.digits_with_labels(image_size, num_channels, split)
+    if dataset == "idx":
+        if not data_path:
+            raise UserError(
+                "labelled dataset 'idx' reads MNIST-format files from --config.data.data_path, "
+                "which is empty: pass the folder holding them"
+            )
+        return idx.load_idx(data_path, split, image_size, num_channels)
     tfds_source.require_tfds(f"labelled dataset {dataset!r}")
     import tensorflow_datasets as tfds
 

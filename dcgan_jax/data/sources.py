@@ -38,6 +38,7 @@ PATH_KINDS = {
     "lsun_lmdb": "LSUN LMDB directory (e.g. bedroom_train_lmdb/)",
     "image_folder": "folder of jpg/png/webp images",
     "prepared": "directory written by `python -m dcgan_jax.prepare`",
+    "idx": "folder of MNIST-format files (train-images-idx3-ubyte.gz, ...; dcgan_jax/data/idx.py)",
 }
 LOCAL_KINDS = ("digits",) + tuple(PATH_KINDS)
 

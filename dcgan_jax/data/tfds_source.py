@@ -39,8 +39,8 @@ def require_tfds(what: str) -> None:
     if missing:
         raise UserError(
             f"{what} is read with TensorFlow Datasets and TensorFlow ({' and '.join(missing)} not "
-            f"installed): {TFDS_INSTALL}. Data that needs neither: digits, an image folder, an LSUN "
-            f"LMDB or a prepared cache"
+            f"installed): {TFDS_INSTALL}. Data that needs neither: digits, MNIST-format idx files, an "
+            f"image folder, an LSUN LMDB or a prepared cache"
         )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
@@ -190,7 +190,15 @@ def stream_encoded(
     except ValueError as e:  # unknown split
         raise UserError(f"TFDS dataset {data.dataset!r}: {e}") from None
     chunk = []
-    pick = (lambda ex: (ex[key], ex["label"])) if labels_out is not None else (lambda ex: ex[key])
+
+    # Named functions, not two lambdas on one line: AutoGraph cannot tell those apart and warns.
+    def image_and_label(example):
+        return example[key], example["label"]
+
+    def image_only(example):
+        return example[key]
+
+    pick = image_and_label if labels_out is not None else image_only
     for example in tfds.as_numpy(dataset.map(pick).prefetch(4 * STREAM_CHUNK)):
         if labels_out is not None:
             example, label = example

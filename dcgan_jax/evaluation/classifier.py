@@ -7,6 +7,7 @@ downloaded weights. Numbers made with it compare only with numbers made with the
 """
 
 import functools
+import hashlib
 import json
 import os
 import re
@@ -122,13 +123,23 @@ def train_classifier(
 # (config.data.dataset), the default of classifier.dataset; image_size and num_channels the run's
 # images' (config.model); `data` (config.data) where labelled data is loaded.
 def classifier_dir(
-    classifier: ml_collections.ConfigDict, dataset: str, image_size: int, num_channels: int
+    classifier: ml_collections.ConfigDict,
+    dataset: str,
+    image_size: int,
+    num_channels: int,
+    data_path: str = "",
 ) -> str:
     """Where the FID classifier lives: classifier.dir, or the per-user cache of its dataset, size
-    and channels."""
+    and channels. 'idx' names files, not a dataset: its cache is also keyed by their folder
+    (data_path, config.data.data_path), so MNIST's classifier never scores Fashion-MNIST."""
     if classifier.dir:
         return os.path.abspath(os.path.expanduser(classifier.dir))
-    name = f"{classifier_dataset(classifier, dataset)}_{image_size}px_{num_channels}ch"
+    name = classifier_dataset(classifier, dataset)
+    if name == "idx":
+        folder = os.path.abspath(os.path.expanduser(data_path))
+        digest = hashlib.sha1(folder.encode()).hexdigest()[:8]
+        name = f"idx-{os.path.basename(folder)}-{digest}"
+    name = f"{name}_{image_size}px_{num_channels}ch"
     return os.path.join(os.path.expanduser("~"), ".cache", "dcgan_jax", "classifiers", name)
 
 
@@ -146,14 +157,13 @@ def train_and_save(
 ) -> dict[str, Any]:
     """Trains the FID classifier on the labelled train split, measures test accuracy, saves it;
     returns meta. A folder it cannot write is refused before training."""
-    path = classifier_dir(classifier, data.dataset, image_size, num_channels)
+    path = classifier_dir(classifier, data.dataset, image_size, num_channels, data.data_path)
     atomic_write.check_writable(path)
     dataset = classifier_dataset(classifier, data.dataset)
-    images, labels = load_labelled(dataset, "train", image_size, num_channels, data.data_dir)
+    where = dict(data_dir=data.data_dir, data_path=data.data_path)
+    images, labels = load_labelled(dataset, "train", image_size, num_channels, **where)
     model, params = train_classifier(images, labels, classifier, seed=seed)
-    test_images, test_labels = load_labelled(
-        dataset, "test", image_size, num_channels, data.data_dir
-    )
+    test_images, test_labels = load_labelled(dataset, "test", image_size, num_channels, **where)
     accuracy = float(np.mean(predict(model, params, test_images)[0].argmax(-1) == test_labels))
     meta = {
         "dataset": dataset,
@@ -246,7 +256,7 @@ def load_classifier(
     not exist yet."""
     import orbax.checkpoint as ocp
 
-    path = classifier_dir(classifier, data.dataset, image_size, num_channels)
+    path = classifier_dir(classifier, data.dataset, image_size, num_channels, data.data_path)
     meta_path = os.path.join(path, META)
     if not os.path.exists(meta_path):
         if not train_if_missing:

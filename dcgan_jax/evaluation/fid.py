@@ -11,13 +11,14 @@ import numpy as np
 
 from dcgan_jax import progress_bars, rng_tags
 from dcgan_jax.data import datasets
+from dcgan_jax.data.images import as_uint8
 from dcgan_jax.data.sources import read_batch
 from dcgan_jax.errors import UserError
 from dcgan_jax.evaluation import classifier, distances, inception
 from dcgan_jax.nn import generate, latent
 
 Table = list[dict[str, Any]]
-Extractor = Callable[[np.ndarray], np.ndarray]  # images (uint8 or [-1, 1]) -> (N, D) features
+Extractor = Callable[[np.ndarray], np.ndarray]  # uint8 images -> (N, D) features
 
 # Every function takes its parts of the run's config: `ev` (config.eval), `model` (config.model),
 # `data` (config.data), and the run's `seed` (config.seed).
@@ -39,12 +40,37 @@ def make_feature_extractor(
             f"classifier {meta['dataset']} {meta['image_size']}px (test acc {meta['test_accuracy']:.3f}, "
             f"{meta['feature_dim']}-d)"
         )
-        return (lambda images: classifier.predict(net, params, images, ev.batch_size)[1]), describe
+        return (
+            lambda images: classifier.predict(
+                net, params, inception.require_pixels(images), ev.batch_size
+            )[1]
+        ), describe
     if ev.feature_extractor == "inception":
-        return inception.make_extractor(ev.inception_weights, ev.batch_size), "InceptionV3 pool3"
+        weights = inception.check_weights(ev.inception_weights)
+        return inception.make_extractor(weights, ev.batch_size), f"InceptionV3 pool3 ({weights})"
     raise UserError(
         f"--config.eval.feature_extractor={ev.feature_extractor!r}; use 'classifier' or 'inception'"
     )
+
+
+def as_pixels(samples: np.ndarray) -> np.ndarray:
+    """G's samples, floats in [-1, 1], as the uint8 pixels a saved PNG holds (as_uint8's
+    rounding): FID is scored on those, as pytorch-fid and clean-fid users score saved PNGs, and
+    extractors take only uint8 (inception.require_pixels). Floats outside [-1, 1] are refused:
+    they are not G's tanh output (e.g. [0, 255] floats), and clipping them would hide that."""
+    samples = np.asarray(samples)
+    if samples.dtype == np.uint8:
+        return samples
+    if samples.dtype.kind not in "fV":  # V: ml_dtypes' bfloat16 (a mixed-precision G)
+        raise UserError(f"samples of dtype {samples.dtype}: give floats in [-1, 1] or uint8")
+    samples = samples.astype(np.float32)
+    low, high = (float(samples.min()), float(samples.max())) if samples.size else (0.0, 0.0)
+    if not (-1.0 <= low and high <= 1.0):  # also refuses NaN
+        raise UserError(
+            f"samples span [{low:.4g}, {high:.4g}], outside [-1, 1] (G's tanh range); "
+            "rescale them to [-1, 1], or pass uint8 pixels"
+        )
+    return as_uint8(samples)
 
 
 def real_images(
@@ -81,9 +107,12 @@ def generator_scores(
     z: np.ndarray,
     seed: int,
 ) -> dict[str, float]:
-    """FID/KID of G's images for `z` against precomputed real features."""
+    """FID/KID of G's images for `z` against precomputed real features; the images are quantised to
+    uint8 first (as_pixels), as a saved PNG is."""
     fake_features = in_chunks(
-        lambda chunk: extractor(generate.generate(model, g_variables, chunk, ev.batch_size)),
+        lambda chunk: extractor(
+            as_pixels(generate.generate(model, g_variables, chunk, ev.batch_size))
+        ),
         z,
         16 * ev.batch_size,
         "generated images",

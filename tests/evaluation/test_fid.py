@@ -4,6 +4,7 @@ import jax
 import numpy as np
 import pytest
 
+from dcgan_jax.data.images import as_uint8
 from dcgan_jax.errors import UserError
 from dcgan_jax.evaluation import distances, fid
 from dcgan_jax.nn import generate, models
@@ -23,7 +24,7 @@ def test_training_evaluator(fid_classifier):
     # The same numbers as computing the pieces by hand.
     extractor, _ = fid.make_feature_extractor(ev, model, data, seed)
     real = extractor(fid.real_images(model, data, "test", 40, seed))
-    fake = extractor(generate.generate(model, g_vars, fid.eval_z(model, 40, seed)))
+    fake = extractor(fid.as_pixels(generate.generate(model, g_vars, fid.eval_z(model, 40, seed))))
     assert first["fid"] == pytest.approx(distances.fid(real, fake), rel=1e-6)
 
 
@@ -75,3 +76,24 @@ def test_feature_extractor_choices(tiny):
         UserError, match="--config.eval.feature_extractor='pixels'; use 'classifier' or 'inception'"
     ):
         fid.make_feature_extractor(config.eval, config.model, config.data, config.seed)
+
+
+def test_samples_are_quantised_as_a_saved_png_and_floats_are_refused(fid_classifier):
+    """G's [-1, 1] floats become the uint8 a PNG holds (as_uint8's rounding); floats outside
+    [-1, 1] are refused with one line; extractors refuse floats outside as_pixels (a [0, 1] image
+    would otherwise be read as [-1, 1])."""
+    samples = np.array([[-1.0, -0.996, 0.0, 0.5, 0.99, 1.0]], np.float32)
+    pixels = fid.as_pixels(samples)
+    assert pixels.dtype == np.uint8 and pixels.tolist() == [[0, 1, 128, 191, 254, 255]]
+    np.testing.assert_array_equal(pixels, as_uint8(samples))
+    assert fid.as_pixels(pixels) is pixels
+    for bad in (samples * 255, samples + 1.5, np.full((2, 2), np.nan, np.float32)):
+        with pytest.raises(UserError, match=r"outside \[-1, 1\]") as error:
+            fid.as_pixels(bad)
+        assert "\n" not in str(error.value)
+    with pytest.raises(UserError, match="dtype int32"):
+        fid.as_pixels(np.zeros(3, np.int32))
+    config = fid_classifier[0]
+    extractor, _ = fid.make_feature_extractor(config.eval, config.model, config.data, config.seed)
+    with pytest.raises(UserError, match="take uint8 pixels .*, got float32: quantise"):
+        extractor(np.full((2, 32, 32, 1), 0.5, np.float32))

@@ -1,5 +1,9 @@
 """InceptionV3 features: clear errors without weights, checked weight files, and the forward against PyTorch."""
 
+import os
+import pickle
+import zipfile
+
 import numpy as np
 import pytest
 
@@ -13,7 +17,7 @@ def test_inception_without_weights_is_a_clear_error(tmp_path):
     with pytest.raises(UserError, match="do not exist"):
         inception.make_extractor(str(tmp_path / "missing.npz"))
     (tmp_path / "weights.pth").write_bytes(b"")
-    with pytest.raises(UserError, match="must be a .npz"):
+    with pytest.raises(UserError, match="is not a TorchScript/torch.save file or .npz"):
         inception.make_extractor(str(tmp_path / "weights.pth"))
 
 
@@ -142,3 +146,34 @@ def test_inception_matches_a_pytorch_forward(tmp_path):
         expected = _torch_fid_inception(weights, x)
     assert got.shape == (2, 2048) and np.abs(expected).mean() > 1e-3
     np.testing.assert_allclose(got, expected, rtol=2e-3, atol=2e-3 * np.abs(expected).max())
+
+
+def test_torch_files_are_read_without_running_their_code(tmp_path):
+    """pytorch-fid's .pth (a torch.save state dict, zip or legacy format) reads as the .npz does;
+    a pickle naming anything beyond tensors is refused, unrun; an unknown hash only warns."""
+    torch = pytest.importorskip("torch", reason="writes the torch files")
+    arrays = _random_inception_npz(tmp_path / "inception.npz")
+    expected, tf_protocol = inception.load_weights(str(tmp_path / "inception.npz"))
+    assert not tf_protocol
+    state = {k: torch.from_numpy(v) for k, v in arrays.items()}
+    for zip_format in (True, False):
+        path = tmp_path / f"inception_{zip_format}.pth"
+        torch.save(state, path, _use_new_zipfile_serialization=zip_format)
+        with pytest.warns(UserWarning, match="unknown SHA-1"):
+            got, tf_protocol = inception.load_weights(str(path))
+        assert not tf_protocol and set(got) == set(expected)
+        assert all(np.array_equal(got[k], expected[k]) for k in got)
+    hostile = tmp_path / "hostile.pth"
+    torch.save({"x": torch.zeros(2)}, hostile)
+    with zipfile.ZipFile(hostile) as archive:
+        members = {n: archive.read(n) for n in archive.namelist()}
+    pkl = next(n for n in members if n.endswith("data.pkl"))
+    members[pkl] = pickle.dumps(os.system)  # would name posix.system
+    with zipfile.ZipFile(hostile, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(UserError, match="names posix.system"):
+        inception.load_weights(str(hostile))
+    torch.save({"fc.weight": torch.zeros(3)}, tmp_path / "fc_only.pth")
+    with pytest.raises(UserError, match="lacks 470 InceptionV3 arrays"):
+        inception.load_weights(str(tmp_path / "fc_only.pth"))
