@@ -66,3 +66,28 @@ def test_classifier_dir_is_the_configured_one_or_a_per_dataset_user_cache(tmp_pa
     )
     settings.dir = str(tmp_path / "clf")
     assert classifier.classifier_dir(settings, dataset, 32, 1) == str(tmp_path / "clf")
+
+
+def test_an_idx_classifier_is_trained_on_its_own_files_and_cached_per_folder(tmp_path, monkeypatch):
+    """'idx' names a file format, not a dataset: the classifier reads config.data.data_path's files
+    (train, then the t10k test split) and is cached per folder, so MNIST's never scores
+    Fashion-MNIST."""
+    from tests.data.test_idx import random_set, write_set
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    folders = [tmp_path / "fashion", tmp_path / "mnist"]
+    for seed, folder in enumerate(folders):
+        folder.mkdir()
+        write_set(str(folder), "train", *random_set(64, seed))
+        write_set(str(folder), "t10k", *random_set(32, seed + 10))
+    config = eval_config(tmp_path / "unused")
+    config.eval.classifier.dir = ""
+    config.eval.classifier.steps = 5
+    config.data.dataset, config.data.data_path = "idx", str(folders[0])
+    dirs = [
+        classifier.classifier_dir(config.eval.classifier, "idx", 32, 1, str(f)) for f in folders
+    ]
+    assert dirs[0] != dirs[1] and all(str(tmp_path / "home") in d for d in dirs)
+    meta = classifier.train_and_save(config.eval.classifier, config.data, 32, 1)
+    assert (meta["dataset"], meta["train_examples"], meta["num_classes"]) == ("idx", 64, 10)
+    assert os.path.exists(os.path.join(dirs[0], classifier.META)) and not os.path.exists(dirs[1])
