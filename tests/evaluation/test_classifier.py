@@ -8,6 +8,7 @@ import pytest
 from dcgan_jax.data.labelled import load_labelled
 from dcgan_jax.errors import UserError
 from dcgan_jax.evaluation import classifier
+from tests.data.test_idx import random_set, write_set
 from tests.helpers import eval_config, tiny_config
 
 
@@ -72,8 +73,6 @@ def test_an_idx_classifier_is_trained_on_its_own_files_and_cached_per_folder(tmp
     """'idx' names a file format, not a dataset: the classifier reads config.data.data_path's files
     (train, then the t10k test split) and is cached per folder, so MNIST's never scores
     Fashion-MNIST."""
-    from tests.data.test_idx import random_set, write_set
-
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     folders = [tmp_path / "fashion", tmp_path / "mnist"]
     for seed, folder in enumerate(folders):
