@@ -203,6 +203,7 @@ def check_compatible(
 CHOICES = {
     "objective.loss": ("non_saturating", "minimax", "least_squares", "hinge"),
     "parallelism": ("pmap", "shard_map"),
+    "eval.protocol": ("", "test10k", "train50k"),  # evaluation/real_features.py: PROTOCOLS
 }
 
 

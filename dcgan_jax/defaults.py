@@ -187,6 +187,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval.every_steps = 0  # FID/KID during training every this many steps; 0 disables
     config.eval.num_samples = 1000  # generated images per FID/KID
     config.eval.split = "test"  # held-out real images FID/KID compare against (capped at its size)
+    # A published protocol, which sets num_samples and split (over the two above): 'test10k' =
+    # 10,000 samples against the 10,000 test images (Lucic et al. 2018: MNIST, Fashion-MNIST),
+    # 'train50k' = 50,000 against the train split (CIFAR-10 papers); '' = the two above
+    config.eval.protocol = ""
     config.eval.batch_size = 256  # inference batch for generators, D features and FID extractors
     # FID/KID features: 'classifier' (trained here) or 'inception'
     config.eval.feature_extractor = "classifier"

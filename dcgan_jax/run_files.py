@@ -11,6 +11,7 @@ what the tools (sample, explore, evaluate, the TensorBoard reader) read back.
       samples/random/...         grids of fresh z, a function of (seed, step)
       checkpoints/<step>/        orbax checkpoints (the train state and the config)
       eval_<task>.json           the tables `evaluate` writes
+      real_features/<key>.npz    FID/KID features of real images, keyed by data, size and extractor
 """
 
 import glob
@@ -28,6 +29,7 @@ GRID_FOLDERS = {
     "random": os.path.join(SAMPLES, "random"),
 }  # z: the run's fixed z, or fresh
 CHECKPOINTS = "checkpoints"
+REAL_FEATURES = "real_features"  # evaluation/real_features.py: cached features of real images
 WRITE_TEST = ".write_test"  # + .<process index>: the probe each host writes and removes at start
 
 

@@ -16,7 +16,7 @@ from absl import flags
 from dcgan_jax import atomic_write, config_fields, run_files
 from dcgan_jax.cli import common
 from dcgan_jax.errors import UserError
-from dcgan_jax.evaluation import class_accuracy, classifier, fid, probe, tables
+from dcgan_jax.evaluation import class_accuracy, classifier, fid, probe, real_features, tables
 from dcgan_jax.training.run import open_run
 
 _WORKDIR = flags.DEFINE_string("workdir", "workdir", "A training workdir (holds checkpoints/).")
@@ -33,7 +33,17 @@ _DATASET = flags.DEFINE_string(
 )
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
 _NUM_SAMPLES = flags.DEFINE_integer(
-    "num_samples", None, "fid: generated images (default: eval.num_samples)."
+    "num_samples",
+    None,
+    "fid: generated images, and real images at most (default: eval.num_samples, or --protocol's).",
+)
+_PROTOCOL = flags.DEFINE_enum(
+    "protocol",
+    None,
+    sorted(real_features.PROTOCOLS),
+    "fid: a published protocol (eval.protocol): 'test10k' = 10,000 samples against the 10,000 "
+    "test images (Lucic et al. 2018, MNIST/Fashion-MNIST), 'train50k' = 50,000 against the train "
+    "split (CIFAR-10 papers). An explicit --num_samples still applies.",
 )
 _LABELS_PER_CLASS = flags.DEFINE_integer(
     "labels_per_class",
@@ -71,6 +81,9 @@ common.at_least(2, "num_samples")
 
 def _apply_flags(config):
     """The run's config with the evaluation flags that were given."""
+    if _PROTOCOL.value is not None:
+        config.eval.protocol = _PROTOCOL.value
+    config.eval = real_features.apply_protocol(config.eval)
     overrides = {
         "eval.num_samples": _NUM_SAMPLES.value,
         "eval.feature_extractor": _EXTRACTOR.value,
@@ -148,9 +161,11 @@ def main(argv):
             run.step,
             run.g_variables if with_ema else None,
             config.optim.ema_decay,
+            _WORKDIR.value,
         )
         header = (
-            f"FID/KID vs {rows[0]['num_real']} '{ev.split}' images of {data.dataset}; {describe}"
+            f"FID/KID vs {rows[0]['num_real']} '{ev.split}' images of {data.dataset}"
+            f"{f' (protocol {ev.protocol})' if ev.protocol else ''}; {describe}"
         )
     print(header)
     print(tables.format_table(rows))

