@@ -17,39 +17,18 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from dcgan_jax import defaults, memory
+from dcgan_jax import defaults, memory, population
 from dcgan_jax.errors import UserError
 from dcgan_jax.nn import latent, models
 
 # Names of earlier versions -> today's dotted fields. A group name moves everything under it.
 _GROUPED = {
-    "data": (
-        "dataset",
-        "data_dir",
-        "data_path",
-        "split",
-        "shuffle_seed_offset",
-        "num_data_workers",
-        "prefetch_batches",
-        "max_in_memory_mb",
-    ),
-    "model": (
-        "image_size",
-        "num_channels",
-        "latent_dim",
-        "z_distribution",
-        "g_width",
-        "d_width",
-        "conv_impl",
-        "upsample",
-        "bn_momentum",
-        "bn_epsilon",
-        "sync_batchnorm",
-        "compute_dtype",
-        "conditional",
-    ),
-    "optim": ("learning_rate", "beta1", "beta2", "adam_eps", "ema_decay"),
-    "objective": ("loss", "label_smoothing"),
+    "data": "dataset data_dir data_path split shuffle_seed_offset num_data_workers prefetch_batches "
+    "max_in_memory_mb",
+    "model": "image_size num_channels latent_dim z_distribution g_width d_width conv_impl upsample "
+    "bn_momentum bn_epsilon sync_batchnorm compute_dtype conditional",
+    "optim": "learning_rate beta1 beta2 adam_eps ema_decay",
+    "objective": "loss label_smoothing",
 }
 _EVAL = set(
     "every_steps num_samples split batch_size feature_extractor inception_weights kid_subsets "
@@ -60,7 +39,7 @@ _PROBE = set(
     "labels_per_class validation_fraction svm_c_values svm_max_iter recompute_batch_stats".split()
 )
 OLD_NAMES = {
-    **{field: f"{group}.{field}" for group, fields in _GROUPED.items() for field in fields},
+    **{field: f"{group}.{field}" for group, fields in _GROUPED.items() for field in fields.split()},
     **{f"eval_{field}": f"eval.{field}" for field in _EVAL},
     **{f"eval_classifier_{field}": f"eval.classifier.{field}" for field in _CLASSIFIER},
     **{f"eval_{field}": f"eval.probe.{field}" for field in _PROBE},
@@ -190,7 +169,9 @@ def check_compatible(
         f"{k}: checkpoint {get(saved, k)} vs config {get(config, k)}"
         for k in fields
         if get(saved, k) != get(config, k)
-    ]
+    ] + [  # members are a leading axis of every array
+        f"population.size: checkpoint {population.size(saved)} vs config {population.size(config)}"
+    ] * (population.size(saved) != population.size(config))
     if differ:
         raise UserError(
             f"the checkpoint in {where} was trained with another architecture ({'; '.join(differ)}); "
@@ -251,6 +232,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise UserError(
             f"invalid config: eval.probe.svm_c_values={config.eval.probe.svm_c_values} must all be > 0"
         )
+    population.check(config)
+    members = population.distinct_members(config)  # each a run; together they must fit
+    for member in members:
+        validate(member)
+    if members:
+        size = max(_training_bytes(m) for m in members)
+        return population.check_fits(population.size(config), size)
     fix = functools.partial(_largest_size, config)  # estimates alternatives: only when refused
     memory.check_device_fits(_training_bytes(config), "invalid config: training", fix)
 
@@ -373,7 +361,7 @@ _FIELDS_BY_RULE = {
         num_fixed_samples keep_every_steps data.num_data_workers data.prefetch_batches
         collapse.patience d_training.pretrain_steps d_training.instance_noise_decay_steps
         model.conditional.num_classes dedup.max_hamming dedup.max_shift eval.every_steps
-        eval.classifier.max_shift eval.probe.labels_per_class
+        eval.classifier.max_shift eval.probe.labels_per_class population.size
     """,
     "positive": """
         model.bn_epsilon optim.learning_rate optim.adam_eps dedup.learning_rate

@@ -181,6 +181,21 @@ def get_config() -> ml_collections.ConfigDict:
     # stop at that warning (exit 1), keeping the checkpoints from before
     config.collapse.stop = False
 
+    # Populations (dcgan_jax/population.py): members trained side by side by one compiled step,
+    # every piece of state with a leading member axis; member i is the single run of its seed and
+    # values. 0: a plain run
+    config.population = ml_collections.ConfigDict()
+    config.population.size = 0
+    # each member's seed, "s0,s1,..." ('' = seed, seed + 1, ...)
+    config.population.seeds = ""
+    # per-member values of the traced hyperparameters (population.TRACED), one per member or one for
+    # all: "optim.learning_rate=1e-4,2e-4;objective.label_smoothing=0,0.1"
+    config.population.vary = ""
+    # 'vmap': one batched program (members' convolutions as one); 'loop': the step compiled once,
+    # run member after member; 'auto': vmap on GPU/TPU, loop on CPU (vmapped convolutions ran 2x
+    # slower there: benchmarks/population.py)
+    config.population.vectorize = "auto"
+
     # Evaluation (dcgan_jax/evaluation/): during training every `every_steps`, and by `python -m
     # dcgan_jax.evaluate`.
     config.eval = ml_collections.ConfigDict()

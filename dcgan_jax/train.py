@@ -27,8 +27,9 @@ from typing import Any, Protocol
 
 import jax
 import ml_collections
+import numpy as np
 
-from dcgan_jax import config_fields, run_files
+from dcgan_jax import config_fields, population, run_files
 from dcgan_jax.data import datasets, pipeline
 from dcgan_jax.errors import UserError
 from dcgan_jax.evaluation import fid
@@ -38,6 +39,7 @@ from dcgan_jax.training import (
     collapse,
     distributed,
     grids,
+    members,
     parallel,
     preemption,
     reporting,
@@ -112,6 +114,11 @@ def _initial_from(config: ml_collections.ConfigDict, fresh: TrainState) -> Train
             f"available: {sorted(manager.all_steps())}"
         )
     where = os.path.join(run_files.checkpoint_dir(source), str(step))
+    if population.size(saved):
+        raise UserError(
+            f"init_from: {source} holds a population of {population.size(saved)} members; write "
+            f"the member out as a run first (`python -m dcgan_jax.evaluate --task=export`)"
+        )
     config_fields.check_compatible(saved, config, where)
     checkpoints.check_architecture(manager, step, saved.model, where)
     template = set_ema(jax.eval_shape(lambda: fresh), bool(saved.optim.ema_decay))
@@ -135,20 +142,25 @@ def _train_locked(config, workdir, evaluator):
         keep_every=config.keep_every_steps,
         best_metric=evaluator.best_metric if evaluator else None,
     )
-    new_state = lambda: create_train_state(config.model, config.optim, config.seed)  # noqa: E731
+    member_configs = population.member_configs(config)  # [] for a plain run
+    if member_configs:
+        optims, seeds = [m.optim for m in member_configs], [m.seed for m in member_configs]
+        new_state = lambda: members.create_state(config.model, optims, seeds)  # noqa: E731
+    else:
+        new_state = lambda: create_train_state(config.model, config.optim, config.seed)  # noqa: E731
     # Restoring needs only shapes; a fresh state only when there is nothing to resume.
     state = checkpoints.restore_for_training(
         manager,
         jax.eval_shape(new_state),
         workdir,
-        ema=bool(config.optim.ema_decay),
+        ema=population.keeps_ema(config),
         accept=lambda saved, where: config_fields.check_compatible(saved, config, where),
     )
     if manager.latest_step() is None:
         state = new_state()
         if config.init_from:
             state = _initial_from(config, state)
-    start_step = int(state.step)
+    start_step = _step_of(state.step)
     if start_step > config.num_train_steps:
         raise UserError(
             f"the checkpoint in {run_files.checkpoint_dir(workdir)} is already at step {start_step}, "
@@ -167,36 +179,73 @@ def _train_locked(config, workdir, evaluator):
             print(f"already trained to step {start_step} in {workdir}: nothing to do", flush=True)
         return jax.device_get(state)
 
-    reporter = reporting.Reporter(workdir, start_step, config.num_train_steps, config.batch_size)
+    reporter = reporting.Reporter(
+        workdir, start_step, config.num_train_steps, config.batch_size * max(len(member_configs), 1)
+    )
+    member_reporters = [
+        reporting.Reporter(
+            population.member_dir(workdir, i),
+            start_step,
+            config.num_train_steps,
+            config.batch_size,
+            console=False,
+        )
+        for i in range(len(member_configs))
+    ]
     reporter.message(
         distributed.backend_report()
     )  # backend, devices, processes; a CPU-only jaxlib on a GPU host
     if start_step:
         reporter.message(f"resumed from step {start_step} in {run_files.checkpoint_dir(workdir)}")
     reporter.save_config(config.to_json(indent=2))
-    if start_step and config.num_fixed_samples > 0 and jax.process_index() == 0:
+    if (
+        start_step
+        and config.num_fixed_samples > 0
+        and jax.process_index() == 0
+        and not member_configs
+    ):
         _rewrite_grids(config, workdir, manager, jax.eval_shape(new_state), state, reporter)
     runner = parallel.Parallel(config.parallelism)
-    train_step = runner.compile(
-        make_train_step(
+    per_device_batch = config.batch_size // runner.num_devices
+    if member_configs:
+        train_step = members.compile_step(
+            runner,
             model,
-            config.optim,
-            config.objective,
-            config.d_training,
-            config.batch_size // runner.num_devices,
+            {group: config[group] for group in members.GROUPS},
+            per_device_batch,
+            members.varied_values(population.varied(config)),
+            config.population.vectorize,
         )
-    )
-    batches = pipeline.train_batches(
-        data, source, config.batch_size, config.seed, start_step, len(runner.local_devices), labels
-    )
+    else:
+        train_step = runner.compile(
+            make_train_step(
+                model, config.optim, config.objective, config.d_training, per_device_batch
+            )
+        )
+    batches = [
+        pipeline.train_batches(
+            data, source, config.batch_size, run.seed, start_step, len(runner.local_devices), labels
+        )
+        for run in member_configs or [config]
+    ]
+    batches = members.member_batches(batches) if member_configs else batches[0]
     device_state = runner.replicate(state)
     try:
         device_state = _train_loop(
-            config, workdir, runner, manager, reporter, train_step, batches, evaluator, device_state
+            config,
+            workdir,
+            runner,
+            manager,
+            [reporter, *member_reporters],
+            train_step,
+            batches,
+            evaluator,
+            device_state,
         )
     finally:
         manager.wait_until_finished()
-    reporter.close()
+    for each in [reporter, *member_reporters]:
+        each.close()
     return jax.device_get(runner.unreplicate(device_state))
 
 
@@ -255,13 +304,17 @@ def _rewrite_grids(config, workdir, manager, template, state, reporter) -> None:
 
 
 def _train_loop(
-    config, workdir, runner, manager, reporter, train_step, batches, evaluator, device_state
+    config, workdir, runner, manager, reporters, train_step, batches, evaluator, device_state
 ):
     """Steps from the state's step to num_train_steps, or until a stop signal; returns the device
-    state."""
+    state. `reporters`: the run's, then (a population) each member's."""
     saved_config = _saved_config(config)
-    detector = collapse.CollapseDetector.from_config(config.collapse)
-    start_step = int(jax.device_get(runner.unreplicate(device_state.step)))
+    reporter, member_reporters = reporters[0], reporters[1:]
+    detectors = [
+        collapse.CollapseDetector.from_config(config.collapse)
+        for _ in reporters[len(reporters) > 1 :]
+    ]
+    start_step = _step_of(jax.device_get(runner.unreplicate(device_state.step)))
     with preemption.StopRequest() as stop:
         for step in range(start_step + 1, config.num_train_steps + 1):
             device_state, metrics = train_step(device_state, runner.shard_batch(next(batches)))
@@ -276,17 +329,17 @@ def _train_loop(
             evaluate_now = evaluator is not None and step % evaluator.every_steps == 0
             checkpoint_now = save or stopping or last or evaluate_now
             if log or checkpoint_now:  # fetching metrics waits for the step: only when needed
-                host_metrics = {
-                    k: float(v) for k, v in jax.device_get(runner.unreplicate(metrics)).items()
-                }
-                collapse.check_finite(host_metrics, step, manager)  # no non-finite state is saved
+                rows = members.host_metrics(runner, metrics, bool(member_reporters))
+                members.check_finite(rows, step, manager)  # no non-finite state is saved
             scores = evaluator(step, _host_g(runner, device_state)) if evaluate_now else None
             try:  # the step's outputs before its checkpoint: a resume then leaves no gaps
                 if log:
-                    reporter.scalars(step, host_metrics)
-                    collapse.check_collapse(
-                        config.collapse, detector, step, host_metrics, manager, reporter.message
-                    )
+                    for each, row in zip(member_reporters, rows):
+                        each.scalars(step, row)
+                    reporter.scalars(step, members.mean_row(rows))
+                    for i, (detector, row) in enumerate(zip(detectors, rows)):
+                        say = _member_say(reporter, i if member_reporters else None)
+                        collapse.check_collapse(config.collapse, detector, step, row, manager, say)
                 if scores:
                     reporter.evaluation(step, scores)
                 if (
@@ -294,9 +347,7 @@ def _train_loop(
                     and config.num_fixed_samples > 0
                     and jax.process_index() == 0
                 ):  # one writer; num_fixed_samples=0: no grids
-                    _save_grids(
-                        config, reporter, step, _host_g(runner, device_state), _grid_zs(config)
-                    )
+                    _save_step_grids(config, reporters, step, runner, device_state)
             finally:  # whatever failed above (a full disk, a collapse stop) does not cost it
                 if checkpoint_now:
                     kept_by = (
@@ -317,3 +368,25 @@ def _train_loop(
                 )
                 break
     return device_state
+
+
+def _step_of(step) -> int:
+    """A state's step: a plain run's scalar, or a population's (every member's is the same)."""
+    return int(np.ravel(step)[0])
+
+
+def _member_say(reporter, member: int | None):
+    if member is None:
+        return reporter.message
+    return lambda text: reporter.message(f"member {member}: {text}")
+
+
+def _save_step_grids(config, reporters, step: int, runner, device_state) -> None:
+    """The grids of `step`: the run's, or each member's (its own fixed z) in its folder."""
+    if len(reporters) == 1:
+        _save_grids(config, reporters[0], step, _host_g(runner, device_state), _grid_zs(config))
+        return
+    host = jax.device_get(runner.unreplicate(device_state))
+    for i, (each, member) in enumerate(zip(reporters[1:], population.member_configs(config))):
+        g_variables = members.member_state(host, i).sampling_g_variables
+        _save_grids(member, each, step, g_variables, _grid_zs(config))

@@ -25,15 +25,18 @@ ALLOWED = {
     "data": BASE,
     "visualize": BASE | {"data"},
     "nn": BASE | {"data"},
-    "config_fields": BASE | {"defaults", "memory", "nn"},
-    "training": BASE | {"data", "nn", "visualize", "config_fields"},
+    "population": BASE | {"memory"},
+    "config_fields": BASE | {"defaults", "memory", "nn", "population"},
+    "training": BASE | {"data", "nn", "visualize", "config_fields", "population"},
     "evaluation": BASE | {"data", "nn"},
     "analysis": BASE | {"memory", "data", "nn", "visualize"},  # functions of G/D variables
-    "train": BASE | {"defaults", "config_fields", "data", "nn", "training", "evaluation"},
+    "train": BASE
+    | {"defaults", "config_fields", "population", "data", "nn", "training", "evaluation"},
     "cli": BASE
     | {
         "defaults",
         "config_fields",
+        "population",
         "memory",
         "data",
         "nn",
@@ -55,7 +58,7 @@ ENTRY_POINTS = (
 for name in ENTRY_POINTS:
     ALLOWED[name] = {"cli"}
 # The floors that see the whole config; every other part gets its own group or explicit values.
-WHOLE_CONFIG = {"defaults", "config_fields", "train", "cli"}
+WHOLE_CONFIG = {"defaults", "config_fields", "population", "train", "cli"}
 # The names a group of the config goes by when a function below those floors takes one.
 GROUPS = {
     "data",

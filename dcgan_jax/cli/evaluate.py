@@ -15,6 +15,7 @@ from absl import flags
 
 from dcgan_jax import atomic_write, config_fields, run_files
 from dcgan_jax.cli import common
+from dcgan_jax.data.labelled import resolve_dataset
 from dcgan_jax.errors import UserError
 from dcgan_jax.evaluation import class_accuracy, classifier, fid, probe, real_features, tables
 from dcgan_jax.training.run import open_run
@@ -27,9 +28,9 @@ _TASK = flags.DEFINE_enum(
 _DATASET = flags.DEFINE_string(
     "dataset",
     "",
-    "classify: labelled dataset ('digits', 'mnist', 'cifar10', "
-    "'svhn_cropped', ...); fid/train_classifier: the classifier's dataset. Default: the "
-    "run's dataset.",
+    "classify: labelled dataset ('digits', 'mnist', 'cifar10', 'svhn_cropped', ..., or "
+    "'idx:DIR': the MNIST-format files in DIR, e.g. Fashion-MNIST's); fid/train_classifier: the "
+    "classifier's dataset. Default: the run's dataset (a run trained on idx files: its folder).",
 )
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
 _NUM_SAMPLES = flags.DEFINE_integer(
@@ -96,6 +97,11 @@ def _apply_flags(config):
     for dotted, value in overrides.items():
         if value is not None:
             config_fields.set_field(config, dotted, value)
+    if _DATASET.value.startswith("idx:") and _TASK.value != "classify":
+        raise UserError(
+            f"--dataset={_DATASET.value} (an idx folder) is for --task=classify; the FID "
+            "classifier reads idx files from the run's own --config.data.data_path"
+        )
     if _DATASET.value and _TASK.value != "classify":
         config.eval.classifier.dataset = _DATASET.value
     if config.eval.num_samples < 2:
@@ -138,8 +144,10 @@ def main(argv):
             dataset,
             _LABELS_PER_CLASS.value,
         )
+        name, folder = resolve_dataset(dataset, data.data_path)
+        shown = f"idx files in {folder}" if name == "idx" else name
         header = (
-            f"linear L2-SVM on {dataset} ({rows[0]['train_examples']} labelled train, "
+            f"linear L2-SVM on {shown} ({rows[0]['train_examples']} labelled train, "
             f"{rows[0]['test_examples']} test), D at step {run.step}"
         )
     elif task == "class_accuracy":

@@ -7,10 +7,11 @@ from the latest checkpoint.
 
 import os
 
+import numpy as np
 from absl import flags
 from ml_collections import config_flags
 
-from dcgan_jax import defaults, run_files, train
+from dcgan_jax import defaults, population, run_files, train
 from dcgan_jax.cli import common
 from dcgan_jax.training import distributed, peers
 
@@ -55,9 +56,14 @@ def main(argv):
     )
     with peers.guarded(_WORKDIR.value):  # a lost peer: one line naming it and the checkpoint
         state = train.train_and_evaluate(config, _WORKDIR.value)
-    if int(state.step) >= config.num_train_steps:
+    if int(np.ravel(state.step)[0]) >= config.num_train_steps:  # a population: one per member
+        samples = (
+            os.path.join(_WORKDIR.value, population.MEMBERS_DIR, "member_*", run_files.SAMPLES)
+            if population.size(config)
+            else run_files.path(_WORKDIR.value, run_files.SAMPLES)
+        )
         print(
-            f"done: samples in {run_files.path(_WORKDIR.value, run_files.SAMPLES)}, checkpoints in "
+            f"done: samples in {samples}, checkpoints in "
             f"{run_files.path(_WORKDIR.value, run_files.CHECKPOINTS)}",
             flush=True,
         )

@@ -1,5 +1,5 @@
-"""Labelled images for the evaluations: the embedded digits or a supervised TFDS dataset, and seeded
-subsets of them."""
+"""Labelled images for the evaluations: the embedded digits, MNIST-format (idx) files or a supervised
+TFDS dataset, and seeded subsets of them."""
 
 import numpy as np
 
@@ -7,6 +7,24 @@ from dcgan_jax import rng_tags
 from dcgan_jax.data import digits, idx, tfds_source
 from dcgan_jax.data.images import preprocess_array
 from dcgan_jax.errors import UserError
+
+IDX_PREFIX = "idx:"  # `--dataset=idx:DIR`: the idx files in DIR, whatever data the run trained on
+IDX_HELP = (
+    "name the folder holding MNIST-format files (train-images-idx3-ubyte.gz, t10k-labels-idx1-"
+    "ubyte.gz, ...) as --dataset=idx:DIR"
+)
+
+
+def resolve_dataset(dataset: str, data_path: str) -> tuple[str, str]:
+    """(dataset, data_path) that `load_labelled` reads for a dataset name: 'idx:DIR' names an idx
+    folder explicitly (so a run trained on other data can be probed on Fashion-MNIST); any other
+    name keeps the run's data_path (a run trained on 'idx' is probed on its own folder)."""
+    if not dataset.startswith(IDX_PREFIX):
+        return dataset, data_path
+    folder = dataset[len(IDX_PREFIX) :]
+    if not folder:
+        raise UserError(f"--dataset={dataset!r} names no folder; {IDX_HELP}")
+    return "idx", folder
 
 
 def load_labelled(
@@ -26,7 +44,7 @@ def load_labelled(
         if not data_path:
             raise UserError(
                 "labelled dataset 'idx' reads MNIST-format files from --config.data.data_path, "
-                "which is empty: pass the folder holding them"
+                f"which is empty: pass the folder holding them (to evaluate: {IDX_HELP})"
             )
         return idx.load_idx(data_path, split, image_size, num_channels)
     tfds_source.require_tfds(f"labelled dataset {dataset!r}")

@@ -19,7 +19,12 @@ import numpy as np
 
 from dcgan_jax import progress_bars
 from dcgan_jax.data.images import as_model_input
-from dcgan_jax.data.labelled import load_labelled, select_per_class, validation_split
+from dcgan_jax.data.labelled import (
+    load_labelled,
+    resolve_dataset,
+    select_per_class,
+    validation_split,
+)
 from dcgan_jax.errors import UserError
 from dcgan_jax.evaluation import svm
 from dcgan_jax.nn import features
@@ -164,13 +169,15 @@ def classify(
 
     `probe` is config.eval.probe, `model` config.model (D and its image size), `data` config.data
     (the default dataset and its data_dir); `seed` the run's; `batch_size` D's inference batch
-    (config.eval.batch_size). `dataset` (default: data.dataset) must be labelled; `labels_per_class`
-    (default: probe.labels_per_class; 0 = all) picks a seeded subset of the training split.
+    (config.eval.batch_size). `dataset` (default: data.dataset, with data.data_path: a run trained
+    on idx files is probed on them) must be labelled, 'idx:DIR' names an idx folder;
+    `labels_per_class` (default: probe.labels_per_class; 0 = all) picks a seeded subset of the
+    training split.
     """
-    dataset = dataset or data.dataset
+    dataset, data_path = resolve_dataset(dataset or data.dataset, data.data_path)
     per_class = probe.labels_per_class if labels_per_class is None else labels_per_class
     size, channels = model.image_size, model.num_channels
-    where = dict(data_dir=data.data_dir, data_path=data.data_path)
+    where = dict(data_dir=data.data_dir, data_path=data_path)
     train_images, train_labels = load_labelled(dataset, "train", size, channels, **where)
     test_images, test_labels = load_labelled(dataset, "test", size, channels, **where)
     keep = select_per_class(train_labels, per_class, seed)

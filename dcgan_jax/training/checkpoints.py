@@ -1,12 +1,10 @@
 """Orbax checkpoints of the train state, with the resolved config stored beside each step.
 
-Orbax writes a step into a temporary directory and renames it when complete, so a step interrupted
-mid-write is never listed or read. Saves are synchronous: an asynchronous save that fails (full
-disk, read-only volume) surfaces only later, as a wall of tracebacks from orbax's background
-threads, and those non-daemon threads can keep the process alive; a DCGAN checkpoint (tens of MB)
-takes well under a second to write, once per checkpoint_every_steps steps. The config saved with the
-state lets tools (sample, explore, evaluate) rebuild the models; `run.open_run` opens a trained run
-for them.
+Orbax writes a step into a temporary folder renamed when complete: a step cut mid-write is never
+read. Saves are synchronous: a failing asynchronous save (full disk) surfaces only later, as
+tracebacks from orbax's non-daemon threads that can keep the process alive; a DCGAN checkpoint
+(tens of MB) takes well under a second. The config saved with the state lets the tools rebuild
+the models (`run.open_run`).
 """
 
 import contextlib
@@ -24,9 +22,10 @@ import orbax.checkpoint as ocp
 from absl import logging
 from flax import serialization
 
-from dcgan_jax import config_fields, run_files
+from dcgan_jax import config_fields, population, run_files
 from dcgan_jax.errors import AbandonedWork, UserError
 from dcgan_jax.nn import models
+from dcgan_jax.training import members as members_lib
 from dcgan_jax.training.state import set_ema
 
 
@@ -149,10 +148,10 @@ def restore_for_training(
     except Exception as e:  # orbax raises many types for damaged files
         raise _unreadable(manager, step, where, e) from None
     accept(saved_config, where)
-    check_architecture(manager, step, saved_config.model, where)
+    check_architecture(manager, step, saved_config.model, where, population.size(saved_config))
     try:  # in the layout it was saved with; then EMA on or off as the config says (turned on: it starts from G)
         restored = restore_state(
-            manager, set_ema(template, bool(saved_config.optim.ema_decay)), step
+            manager, set_ema(template, population.keeps_ema(saved_config)), step
         )
     except Exception as e:
         raise _unreadable(manager, step, where, e) from None
@@ -340,14 +339,19 @@ def _fields_behind(
 
 
 def check_architecture(
-    manager: ocp.CheckpointManager, step: int, model: ml_collections.ConfigDict, where: str
+    manager: ocp.CheckpointManager,
+    step: int,
+    model: ml_collections.ConfigDict,
+    where: str,
+    members: int = 0,
 ) -> None:
     """Refuses, with one line naming the field and both values, a checkpoint whose arrays do not
     have the shapes its saved config's model builds (a saved config edited by hand), before
-    anything is restored."""
+    anything is restored. A population's arrays have a leading axis of `members` first."""
     saved = saved_shapes(manager, step)
     if not saved:
         return
+    saved = members_lib.without_member_axis(saved, members)
     differ = _differences(model, saved)
     if not differ:
         return
@@ -365,11 +369,9 @@ def check_architecture(
 def open_workdir(workdir: str):
     """(manager, config) of a trained workdir, read-only; a clear error when it holds no
     checkpoint."""
+    train_first = f"train first with `python -m dcgan_jax.main --workdir={workdir}`"
     if not os.path.isdir(run_files.checkpoint_dir(workdir)):
-        raise UserError(
-            f"no checkpoints in {run_files.checkpoint_dir(workdir)}: train first with "
-            f"`python -m dcgan_jax.main --workdir={workdir}`"
-        )
+        raise UserError(f"no checkpoints in {run_files.checkpoint_dir(workdir)}: {train_first}")
     try:
         manager = create_manager(workdir, read_only=True)
     except FileNotFoundError as e:  # a step deleted while orbax listed the steps
@@ -378,8 +380,7 @@ def open_workdir(workdir: str):
         ) from None
     if manager.latest_step() is None:
         raise UserError(
-            f"no complete checkpoint in {run_files.checkpoint_dir(workdir)}: train first with "
-            f"`python -m dcgan_jax.main --workdir={workdir}`"
+            f"no complete checkpoint in {run_files.checkpoint_dir(workdir)}: {train_first}"
         )
     try:
         config = restore_config(manager)

@@ -15,10 +15,17 @@ import ml_collections
 from dcgan_jax import rng_tags
 
 
+def is_constant(value, constant) -> bool:
+    """Whether a setting is the Python number `constant`. A population member's value is a traced
+    number (training/members.py): never known to be off, so its code path is the general one,
+    which computes the same values as the short cut when it is off."""
+    return isinstance(value, (int, float)) and value == constant
+
+
 def is_plain(d_training: ml_collections.ConfigDict) -> bool:
     """True when G updates at every step (no pre-training, one D update per G update): the step has
     no branch."""
-    return d_training.pretrain_steps == 0 and d_training.steps_per_g_step == 1
+    return is_constant(d_training.pretrain_steps, 0) and is_constant(d_training.steps_per_g_step, 1)
 
 
 def g_updates_at(d_training: ml_collections.ConfigDict, step: jax.Array) -> jax.Array:
@@ -49,7 +56,7 @@ def d_targets(
     a fake one's from U[0, n]. label_flip = p: each example, real or fake, takes the other side's
     target with probability p."""
     noise, flip = d_training.label_noise, d_training.label_flip
-    if noise == 0 and flip == 0:
+    if is_constant(noise, 0) and is_constant(flip, 0):
         return None, None
     real_level = 1.0 - label_smoothing
 
@@ -68,9 +75,12 @@ def instance_noise_std(d_training: ml_collections.ConfigDict, step: jax.Array) -
     """The std of the instance noise at `step`: `instance_noise`, decayed linearly to 0 at
     `instance_noise_decay_steps` (0: constant)."""
     std, decay = d_training.instance_noise, d_training.instance_noise_decay_steps
-    if not decay:
+    if is_constant(decay, 0):
         return jnp.float32(std)
-    return std * jnp.maximum(0.0, 1.0 - step.astype(jnp.float32) / decay)
+    if isinstance(decay, int):
+        return std * jnp.maximum(0.0, 1.0 - step.astype(jnp.float32) / decay)
+    ramp = std * jnp.maximum(0.0, 1.0 - step.astype(jnp.float32) / jnp.maximum(decay, 1))
+    return jnp.where(decay > 0, ramp, std)  # a member's traced value may be 0: constant
 
 
 def add_instance_noise(
@@ -84,7 +94,7 @@ def add_instance_noise(
     """(real, fake) plus gaussian noise of `instance_noise_std(step)`, per example; unchanged when
     it is off. G's update sees the same noisy fakes as D's (the noise is added, so it passes G's
     gradient unchanged)."""
-    if d_training.instance_noise == 0:
+    if is_constant(d_training.instance_noise, 0):
         return real, fake
     std = instance_noise_std(d_training, step)
     shape = real.shape[1:]

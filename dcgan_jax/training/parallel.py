@@ -53,24 +53,35 @@ class Parallel:
         return len(self.devices)
 
     def compile(
-        self, body: Callable[[Any, Any], tuple[Any, Any]]
-    ) -> Callable[[Any, Any], tuple[Any, Any]]:
-        """`body(state, per_device_batch) -> (state, metrics)` as one compiled program; the state
-        buffer is donated."""
+        self, body: Callable[..., tuple[Any, Any]], num_replicated: int = 0
+    ) -> Callable[..., tuple[Any, Any]]:
+        """`body(state, per_device_batch, *replicated) -> (state, metrics)` as one compiled program;
+        the state buffer is donated. The `num_replicated` trailing arguments (host values, the same
+        on every device: a population member's index and values) are passed whole to every
+        device."""
         options = CPU_COMPILER_OPTIONS if all(d.platform == "cpu" for d in self.devices) else None
         if self.parallelism == "shard_map":
 
-            def per_shard(state, batch):
+            def per_shard(state, batch, *replicated):
                 # The local block of the [devices, ...] batch (images, or images and labels) has a
                 # leading axis of 1.
-                return body(state, jax.tree.map(lambda x: x[0], batch))
+                return body(state, jax.tree.map(lambda x: x[0], batch), *replicated)
 
             mapped = jax.shard_map(
-                per_shard, mesh=self.mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P())
+                per_shard,
+                mesh=self.mesh,
+                in_specs=(P(), P(AXIS)) + (P(),) * num_replicated,
+                out_specs=(P(), P()),
             )
             return jax.jit(mapped, donate_argnums=0, compiler_options=options)
 
-        pmapped = jax.pmap(body, axis_name=AXIS, donate_argnums=0, devices=self.devices)
+        pmapped = jax.pmap(
+            body,
+            axis_name=AXIS,
+            in_axes=(0, 0) + (None,) * num_replicated,
+            donate_argnums=0,
+            devices=self.devices,
+        )
         if (
             options is None or jax.process_count() > 1
         ):  # ahead-of-time pmap takes global shapes: single host only
@@ -78,11 +89,12 @@ class Parallel:
         compiled = []
 
         def step(
-            state, batch
+            state, batch, *replicated
         ):  # pmap takes no compiler options: compiled ahead of time at the first call
             if not compiled:
-                compiled.append(pmapped.lower(state, batch).compile(compiler_options=options))
-            return compiled[0](state, batch)
+                lowered = pmapped.lower(state, batch, *replicated)
+                compiled.append(lowered.compile(compiler_options=options))
+            return compiled[0](state, batch, *replicated)
 
         return step
 

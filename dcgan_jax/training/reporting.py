@@ -177,9 +177,18 @@ class Reporter:
     to the resumed step and opens this run's event file, so an unwritable TensorBoard folder or
     metrics file stops the run before any training."""
 
-    def __init__(self, workdir: str, start_step: int, num_train_steps: int, batch_size: int):
+    def __init__(
+        self,
+        workdir: str,
+        start_step: int,
+        num_train_steps: int,
+        batch_size: int,
+        console: bool = True,
+    ):
+        """`console=False`: files only (a population member's; the population prints one line)."""
         self.enabled = jax.process_index() == 0
         self.workdir, self.num_train_steps, self.batch_size = workdir, num_train_steps, batch_size
+        self.console = console
         self.metrics_path = run_files.path(workdir, run_files.METRICS)
         self.last_time, self.last_step = time.time(), start_step
         self.writer = None
@@ -201,13 +210,17 @@ class Reporter:
         rate = (step - self.last_step) * self.batch_size / max(now - self.last_time, 1e-9)
         eta = (self.num_train_steps - step) * self.batch_size / max(rate, 1e-9)
         self.last_time, self.last_step = now, step
+        if self.console:
+            self._print_step(step, metrics, rate, eta)
+        self._write(step, {**metrics, "images_per_sec": rate}, "train")
+
+    def _print_step(self, step: int, metrics: dict[str, float], rate: float, eta: float) -> None:
         print(
             f"step {step}/{self.num_train_steps} | d_loss {metrics['d_loss']:.3f} "
             f"g_loss {metrics['g_loss']:.3f} D(x) {metrics['d_real']:.2f} D(G(z)) {metrics['d_fake']:.2f} | "
             f"{rate:.0f} img/s | ETA {int(eta) // 60}m{int(eta) % 60:02d}s",
             flush=True,
         )
-        self._write(step, {**metrics, "images_per_sec": rate}, "train")
 
     def evaluation(self, step: int, scores: dict[str, float]) -> None:
         if not self.enabled:

@@ -13,9 +13,9 @@ from typing import Any
 import jax
 import ml_collections
 
-from dcgan_jax import run_files
+from dcgan_jax import population, run_files
 from dcgan_jax.errors import AbandonedWork, UserError
-from dcgan_jax.training import checkpoints
+from dcgan_jax.training import checkpoints, members
 from dcgan_jax.training.state import TrainState, create_train_state
 
 
@@ -62,9 +62,11 @@ class Run:
 VANISHED_TRIES = 5
 
 
-def open_run(workdir: str, step: int | None = None) -> Run:
+def open_run(workdir: str, step: int | None = None, member: int | None = None) -> Run:
     """The checkpoint at `step` (default: the latest) of a training workdir, read-only, with the
-    config saved beside it.
+    config saved beside it. A population's workdir (config.population) opens one `member`: its
+    slice of the state and its single-run config (population.member_config), so every tool sees
+    the run it stands for; `member` is required there and refused elsewhere.
 
     A workdir without checkpoints, a missing step, a damaged checkpoint or one that does not match
     its saved config is a one-line UserError. A run training in the workdir deletes old steps as it
@@ -73,16 +75,17 @@ def open_run(workdir: str, step: int | None = None) -> Run:
     """
     for attempt in range(VANISHED_TRIES - 1):
         try:
-            return _open_run(workdir, step)
+            return _open_run(workdir, step, member)
         except checkpoints.StepVanished:
             if step is not None:
                 raise
             time.sleep(0.1 * (attempt + 1))
-    return _open_run(workdir, step)
+    return _open_run(workdir, step, member)
 
 
-def _open_run(workdir: str, step: int | None) -> Run:
+def _open_run(workdir: str, step: int | None, member: int | None) -> Run:
     manager, config = checkpoints.open_workdir(workdir)
+    population.require_member(config, member, workdir)
     available = sorted(manager.all_steps())
     step = manager.latest_step() if step is None else step
     if step not in available:
@@ -91,10 +94,17 @@ def _open_run(workdir: str, step: int | None) -> Run:
     try:
         if step != manager.latest_step():  # this step's own config (open_workdir's: latest's)
             config = checkpoints.restore_config(manager, step)
-        checkpoints.check_architecture(manager, step, config.model, where)
+        checkpoints.check_architecture(manager, step, config.model, where, population.size(config))
         # an abstract template: restoring needs shapes only, and a real init costs seconds
         template = jax.eval_shape(
-            lambda: create_train_state(config.model, config.optim, config.seed)
+            lambda: (
+                members.create_state(
+                    config.model,
+                    *zip(*((m.optim, m.seed) for m in population.member_configs(config))),
+                )
+                if member is not None
+                else create_train_state(config.model, config.optim, config.seed)
+            )
         )
         state = checkpoints.restore_state(manager, template, step)
     except UserError:  # a mismatch with the saved config
@@ -104,4 +114,9 @@ def _open_run(workdir: str, step: int | None) -> Run:
             f"checkpoint {where} is unreadable ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
             f"pick another with --step ({available}) or retrain"
         ) from None
+    if member is not None:
+        config, state = (
+            population.member_config(config, member),
+            members.member_state(state, member),
+        )
     return Run(workdir, config, step, state)

@@ -7,7 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.helpers import fid_weights, one_line_error, run_cli
+from dcgan_jax import train
+from tests.data.test_idx import write_set
+from tests.helpers import fid_weights, one_line_error, run_cli, tiny_config
 
 pytestmark = pytest.mark.slow  # each command opens the run in a fresh process
 
@@ -111,4 +113,70 @@ def test_train_classifier(workdir, tmp_path):
             f"--classifier_dir={tmp_path}/other",
         ),
         "--classifier_steps",
+    )
+
+
+def striped_idx_folder(folder, train=200, test=50):
+    """A tiny Fashion-MNIST stand-in in idx files: 28x28 greys whose class (0-9) is a bright band
+    at rows 2k..2k+2 over noise, so raw pixels separate the classes."""
+    rng = np.random.default_rng(0)
+    for word, count in (("train", train), ("t10k", test)):
+        labels = np.arange(count) % 10
+        images = rng.integers(0, 60, (count, 28, 28)).astype(np.uint8)
+        for i, label in enumerate(labels):
+            images[i, 4 + 2 * label : 6 + 2 * label] = 220
+        write_set(str(folder), word, images, labels.astype(np.uint8))
+    return str(folder)
+
+
+def classify_rows(workdir, *flags):
+    """(rows of eval_classify.json, stdout) of `evaluate --task=classify` with `flags`."""
+    result = run_cli("dcgan_jax.evaluate", f"--workdir={workdir}", "--task=classify", *flags)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(os.path.join(workdir, "eval_classify.json")) as f:
+        return json.load(f)["rows"], result.stdout
+
+
+def test_classify_a_run_trained_on_idx_files_on_its_own_folder(tmp_path):
+    """configs/fashion_mnist.py's case: a run trained on idx files is probed on their train split
+    (all labels, or N per class) and scored on their test split, with no --dataset."""
+    folder = striped_idx_folder(tmp_path / "fashion")
+    workdir = str(tmp_path / "run")
+    config = tiny_config(num_train_steps=2, data=dict(dataset="idx", data_path=folder))
+    train.train_and_evaluate(config, workdir)
+    for flags, train_examples in (((), 200), (("--labels_per_class=5",), 50)):
+        rows, stdout = classify_rows(workdir, *flags)
+        assert [r["features"] for r in rows] == [
+            "D features (trained)",
+            "D features (random init)",
+            "raw pixels",
+        ]
+        assert rows[0]["dim"] == rows[1]["dim"] == (8 + 16 + 32) * 16 and rows[2]["dim"] == 32 * 32
+        assert all(r["train_examples"] == train_examples and r["test_examples"] == 50 for r in rows)
+        assert rows[2]["test_accuracy"] > 0.9  # the bands are linearly separable in pixels
+        assert f"linear L2-SVM on idx files in {folder} ({train_examples} labelled" in stdout
+
+
+def test_classify_on_an_idx_folder_named_with_dataset(workdir, tmp_path):
+    """A run trained on the digits, probed on idx files named by --dataset=idx:DIR."""
+    folder = striped_idx_folder(tmp_path / "fashion")
+    rows, stdout = classify_rows(workdir, f"--dataset=idx:{folder}", "--labels_per_class=10")
+    assert len(rows) == 3 and all(
+        r["train_examples"] == 100 and r["test_examples"] == 50 for r in rows
+    )
+    assert rows[2]["test_accuracy"] > 0.9 and f"idx files in {folder}" in stdout
+
+
+def test_classify_on_a_bad_idx_folder_is_one_line(workdir, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    one_line_error(
+        run_cli(
+            "dcgan_jax.evaluate",
+            f"--workdir={workdir}",
+            "--task=classify",
+            f"--dataset=idx:{empty}",
+        ),
+        "no idx train images",
+        str(empty),
     )

@@ -1,10 +1,14 @@
 """The paper's D-feature linear probe: the L2-SVM and its choice of C."""
 
+import jax
 import numpy as np
 import pytest
 
+from dcgan_jax.data import idx
 from dcgan_jax.errors import UserError
 from dcgan_jax.evaluation import probe, svm
+from dcgan_jax.nn import models
+from tests.data.test_idx import write_idx
 from tests.helpers import tiny_config
 
 
@@ -44,3 +48,19 @@ def test_an_unknown_solver_is_a_user_error():
     x = np.random.default_rng(0).normal(size=(20, 3))
     with pytest.raises(UserError, match="'jax' or 'liblinear'"):
         probe.linear_svm(x, np.arange(20) % 2, x, np.arange(20) % 2, settings)
+
+
+def test_bad_idx_folders_are_user_errors(tmp_path):
+    """--dataset=idx:DIR with no folder, or a folder whose images have no labels file beside them."""
+    config = tiny_config()
+    d_vars = models.init_variables(jax.random.PRNGKey(0), config.model)[1]
+
+    def classify(dataset):
+        probe.classify(config.eval.probe, config.model, config.data, d_vars, d_vars, 0, 32, dataset)
+
+    with pytest.raises(UserError, match="names no folder.*--dataset=idx:DIR"):
+        classify("idx:")
+    images = np.zeros((10, 28, 28), np.uint8)
+    write_idx(str(tmp_path / "train-images-idx3-ubyte"), images, idx.IMAGES_MAGIC)
+    with pytest.raises(UserError, match="no labels file beside them"):
+        classify(f"idx:{tmp_path}")
