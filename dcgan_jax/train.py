@@ -117,7 +117,8 @@ def _initial_from(config: ml_collections.ConfigDict, fresh: TrainState) -> Train
     if population.size(saved):
         raise UserError(
             f"init_from: {source} holds a population of {population.size(saved)} members; write "
-            f"the member out as a run first (`python -m dcgan_jax.evaluate --task=export`)"
+            f"the member out as a run first (`python -m dcgan_jax.export --workdir={source} "
+            f"--member=I --output=DIR`) and start from DIR"
         )
     config_fields.check_compatible(saved, config, where)
     checkpoints.check_architecture(manager, step, saved.model, where)

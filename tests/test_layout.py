@@ -54,6 +54,7 @@ ENTRY_POINTS = (
     "explore",
     "evaluate",
     "prepare",
+    "export",
 )  # `python -m dcgan_jax.X` shims over cli/X.py
 for name in ENTRY_POINTS:
     ALLOWED[name] = {"cli"}

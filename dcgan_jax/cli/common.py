@@ -3,6 +3,7 @@ mistakes."""
 
 import contextlib
 import functools
+import json
 import math
 import os
 import sys
@@ -10,7 +11,7 @@ from collections.abc import Callable
 
 from absl import app, flags, logging
 
-from dcgan_jax import atomic_write, config_fields
+from dcgan_jax import atomic_write, config_fields, population, run_files
 from dcgan_jax.errors import AbandonedWork, UserError
 
 
@@ -183,6 +184,40 @@ def finite(*names: str) -> None:
             lambda value: value is None or math.isfinite(value),
             message=f"--{name} must be a finite number",
         )
+
+
+def define_member() -> flags.FlagHolder:
+    """--member=I, for the tools that open one run: a population's workdir (config.population)
+    holds N runs, and the tool opens member I as the single run it stands for (required there,
+    refused on a plain run: population.require_member; past the last member: one line)."""
+    holder = flags.DEFINE_integer(
+        "member",
+        None,
+        "A population workdir (trained with --config.population.size=N): the member to open, "
+        "0 to N-1, as the single run it stands for. Required there; a plain run takes none.",
+    )
+    at_least(0, "member")
+    return holder
+
+
+def member_folder(workdir: str, member: int | None) -> str:
+    """Where the run files (metrics, grids, tables) of `workdir`, or of its `member`, lie: the
+    workdir itself, or population.member_dir. Decided from workdir/config.json, so it works
+    before (and without) opening a checkpoint; a workdir without one is taken as a plain run."""
+    try:
+        with open(run_files.path(workdir, run_files.CONFIG)) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        saved = {}
+    population.require_member(saved, member, workdir)
+    if member is None:
+        return workdir
+    size = population.size(saved)
+    if member >= size:
+        raise UserError(
+            f"member {member} does not exist: the population has {size} members (0 to {size - 1})"
+        )
+    return population.member_dir(workdir, member)
 
 
 def output_file(path: str, flag: str = "output") -> str:

@@ -7,17 +7,24 @@ real training images, against the held-out split (dcgan_jax/evaluation/fid.py); 
 the trained G without it is a row too. class_accuracy: a class-conditional G's samples of each
 class, labelled by the FID classifier (dcgan_jax/evaluation/class_accuracy.py). Each prints a table
 and writes it to DIR/eval_<task>.json.
+
+A population's workdir (trained with --config.population.size=N) takes --member=I: member I as its
+single run, its table in DIR/members/member_I/eval_<task>.json. `--task=fid` without --member
+scores every member (each as its single run would be scored) and prints one row per member with
+the mean, std, min and the best member, written to DIR/eval_fid.json (`python -m dcgan_jax.export
+--member=best` reads it).
 """
 
 import json
 
 from absl import flags
 
-from dcgan_jax import atomic_write, config_fields, run_files
+from dcgan_jax import atomic_write, config_fields, population, run_files
 from dcgan_jax.cli import common
 from dcgan_jax.data.labelled import resolve_dataset
 from dcgan_jax.errors import UserError
 from dcgan_jax.evaluation import class_accuracy, classifier, fid, probe, real_features, tables
+from dcgan_jax.training import checkpoints
 from dcgan_jax.training.run import open_run
 
 _WORKDIR = flags.DEFINE_string("workdir", "workdir", "A training workdir (holds checkpoints/).")
@@ -33,6 +40,7 @@ _DATASET = flags.DEFINE_string(
     "classifier's dataset. Default: the run's dataset (a run trained on idx files: its folder).",
 )
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+_MEMBER = common.define_member()
 _NUM_SAMPLES = flags.DEFINE_integer(
     "num_samples",
     None,
@@ -111,10 +119,51 @@ def _apply_flags(config):
     return config
 
 
+def _population_fid(workdir: str, manager, saved) -> None:
+    """`--task=fid` on a population without --member: every member scored as its single run
+    (fid.member_rows), one at a time, at one step (the latest when it was opened)."""
+    path = run_files.eval_table(workdir, "fid")
+    atomic_write.check_writable(path)  # before any work
+    step = manager.latest_step() if _STEP.value is None else _STEP.value
+    config = _apply_flags(population.member_config(saved, 0))
+    varied = list(population.varied(saved))
+
+    def members():
+        for i in range(population.size(saved)):
+            run = open_run(workdir, step, i)
+            groups = [field.split(".") for field in varied]
+            label = {"member": i, "seed": run.config.seed}
+            label.update({f"{g}.{n}": run.config[g][n] for g, n in groups})
+            yield label, run.config.seed, run.sampling_g_variables
+
+    ev, data = config.eval, config.data
+    rows, describe = fid.member_rows(ev, config.model, data, members(), workdir)
+    summary = fid.summarize(rows)
+    header = (
+        f"FID/KID of {len(rows)} members at step {step} (each its sampling G) vs "
+        f"{rows[0]['num_real']} '{ev.split}' images of {data.dataset}"
+        f"{f' (protocol {ev.protocol})' if ev.protocol else ''}; {describe}"
+    )
+    print(header)
+    print(tables.format_table(rows))
+    print(
+        f"fid over {summary['members']} members: mean {summary['mean']:.4g}, std "
+        f"{summary['std']:.4g}, min {summary['min']:.4g}; best: member {summary['best_member']}"
+    )
+    print(f"wrote {tables.save_table(workdir, 'fid', step, header, rows, summary)}")
+
+
 @common.run_main
 def main(argv):
     del argv
-    run = open_run(_WORKDIR.value, _STEP.value)
+    workdir, member = _WORKDIR.value, _MEMBER.value
+    if member is None and _TASK.value == "fid":
+        manager, saved = checkpoints.open_workdir(workdir)
+        if population.size(saved):
+            return _population_fid(workdir, manager, saved)
+    run = open_run(workdir, _STEP.value, member)
+    # a member's tables go to its own folder (a single run's layout); real features stay shared
+    tables_dir = population.member_dir(workdir, member) if member is not None else workdir
     config = _apply_flags(run.config)
     task = _TASK.value
     ev, model, data = config.eval, config.model, config.data
@@ -123,7 +172,7 @@ def main(argv):
     )
     # Before any work: where the result goes must be writable (a full disk, a read-only folder).
     atomic_write.check_writable(
-        classifier_dir if task == "train_classifier" else run_files.eval_table(_WORKDIR.value, task)
+        classifier_dir if task == "train_classifier" else run_files.eval_table(tables_dir, task)
     )
     if task == "train_classifier":
         meta = classifier.train_and_save(
@@ -169,7 +218,7 @@ def main(argv):
             run.step,
             run.g_variables if with_ema else None,
             config.optim.ema_decay,
-            _WORKDIR.value,
+            workdir,
         )
         header = (
             f"FID/KID vs {rows[0]['num_real']} '{ev.split}' images of {data.dataset}"
@@ -177,7 +226,7 @@ def main(argv):
         )
     print(header)
     print(tables.format_table(rows))
-    print(f"wrote {tables.save_table(_WORKDIR.value, task, run.step, header, rows)}")
+    print(f"wrote {tables.save_table(tables_dir, task, run.step, header, rows)}")
 
 
 def run() -> None:

@@ -6,9 +6,10 @@ dcgan_jax.sample --seed=S`'s z (row i = the z of that command's sample i), or th
 .npz written by `sample --output=x.npz` (--z_file). For a class-conditional run, index i is of class
 i mod num_classes, or of --class. Modes: interpolate, walk, vary_dim, vary_all, arithmetic, turn,
 drop_filters, nearest, guided_backprop (what D's last-layer features respond to, trained vs random
-D), training_gif. A run with a moving average of G draws it (--noema: the trained G). Each mode is a
-function of dcgan_jax/analysis/ (the README section "Exploring the latent space"); this module only
-turns flags into its arguments.
+D), training_gif. A run with a moving average of G draws it (--noema: the trained G). A
+population's workdir takes --member=I: member I, as its single run (training_gif: its own grids).
+Each mode is a function of dcgan_jax/analysis/ (the README section "Exploring the latent space");
+this module only turns flags into its arguments.
 """
 
 from absl import flags
@@ -71,6 +72,7 @@ _OUTPUT = flags.DEFINE_string(
     "output", "explore.png", "Output file: .png (grid) or .gif (animation)."
 )
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+_MEMBER = common.define_member()
 _EMA = flags.DEFINE_bool(
     "ema",
     True,
@@ -310,9 +312,10 @@ def main(argv):
     del argv
     mode = _check_flags()
     if mode == "training_gif":
-        result = animation.training_progress(_WORKDIR.value, z=_GRIDS.value)
+        folder = common.member_folder(_WORKDIR.value, _MEMBER.value)  # a member's own grids
+        result = animation.training_progress(folder, z=_GRIDS.value)
     else:
-        result = picture(open_run(_WORKDIR.value, _STEP.value), mode)
+        result = picture(open_run(_WORKDIR.value, _STEP.value, _MEMBER.value), mode)
     for note in result.notes:
         print(note)
     figures.write_picture(result, _OUTPUT.value, _ZOOM.value, _DURATION.value, _GIF_LEVELS.value)

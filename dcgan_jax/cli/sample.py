@@ -2,7 +2,9 @@
 --output=s.png`.
 
 `.png` writes a grid; `.npz` writes `images` (uint8, N x H x W x C) and `z`. The same seed gives the
-same images whatever --num_samples or --batch_size (dcgan_jax/analysis/sampling.py).
+same images whatever --num_samples or --batch_size (dcgan_jax/analysis/sampling.py). A population's
+workdir takes --member=I: member I's samples, the images its single run (or its exported workdir,
+`python -m dcgan_jax.export`) gives.
 """
 
 from absl import flags
@@ -22,6 +24,7 @@ _BATCH_SIZE = flags.DEFINE_integer(
     "batch_size", 256, "Generator batch size (does not change the images)."
 )
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+_MEMBER = common.define_member()
 _BATCH_STATS = flags.DEFINE_bool(
     "batch_stats", False, "Normalize with each batch's statistics, not running ones."
 )
@@ -47,7 +50,7 @@ def main(argv):
     del argv
     common.output_file(_OUTPUT.value)
     sampling.check_samples_output(_OUTPUT.value)  # before any work
-    run_ = open_run(_WORKDIR.value, _STEP.value)
+    run_ = open_run(_WORKDIR.value, _STEP.value, _MEMBER.value)
     model = run_.config.model
     g_variables = (
         run_.sampling_g_variables if _EMA.value else run_.g_variables

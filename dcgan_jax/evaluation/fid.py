@@ -2,7 +2,7 @@
 features: the `evaluate --task=fid` table and the evaluator the training loop calls."""
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import jax
@@ -262,3 +262,46 @@ def fid_table(
     for row, n in zip(rows, [len(z)] * (len(rows) - 1) + [len(train_reals)]):
         row.update(num_images=n, num_real=len(reals))
     return rows, describe
+
+
+def member_rows(
+    ev: ml_collections.ConfigDict,
+    model: ml_collections.ConfigDict,
+    data: ml_collections.ConfigDict,
+    members: Iterable[tuple[dict[str, Any], int, Any]],
+    workdir: str = "",
+) -> tuple[Table, str]:
+    """One row per member of a population: {**its label, fid, kid, kid_std, num_images,
+    num_real}, from `members` ((label, seed, sampling G) each, read one at a time: a population's
+    Gs need not all fit in memory at once). A member is scored as fid_table's first row scores its
+    single run (its seed's z and real images), so a row equals `evaluate --member=I`'s; one
+    extractor serves every member, and with a `workdir` the real features are cached in it once
+    per seed (a member of the same seed reads them, as does a later evaluation).
+
+    Returns (rows, a description of the feature extractor)."""
+    if ev.num_samples < 2:
+        raise UserError(f"--config.eval.num_samples={ev.num_samples} must be at least 2")
+    extractor, describe, rows = None, "", []
+    for label, seed, g in members:
+        if extractor is None:  # the classifier, trained with the first seed if it is missing
+            extractor, describe = make_feature_extractor(ev, model, data, seed)
+        reals = real_image_features(ev, model, data, extractor, ev.split, seed, workdir)
+        z = eval_z(model, ev.num_samples, seed)
+        scores = generator_scores(ev, model, g, extractor, reals, z, seed)
+        rows.append({**label, **scores, "num_images": len(z), "num_real": len(reals)})
+    return rows, describe
+
+
+def summarize(rows: Table, metric: str = "fid") -> dict[str, Any]:
+    """{mean, std (n - 1; 0 for one member), min, best_member} of `metric` over member_rows' rows
+    (each with a 'member'); best = lowest, as for FID and KID."""
+    values = np.asarray([row[metric] for row in rows], np.float64)
+    best = int(np.argmin(values))
+    return {
+        "metric": metric,
+        "members": len(rows),
+        "mean": float(values.mean()),
+        "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+        "min": float(values[best]),
+        "best_member": int(rows[best]["member"]),
+    }

@@ -21,10 +21,31 @@ def format_table(rows: Table) -> str:
     return "\n".join(lines)
 
 
-def save_table(workdir: str, task: str, step: int, header: str, rows: Table) -> str:
+def save_table(
+    workdir: str,
+    task: str,
+    step: int,
+    header: str,
+    rows: Table,
+    summary: dict[str, Any] | None = None,
+) -> str:
     """Writes workdir/eval_<task>.json (atomically: a failure is one UserError and leaves the old
-    table); returns its path."""
+    table); returns its path. A population's table (one row per member) carries its `summary`
+    (fid.summarize: mean, std, min, best member)."""
     path = run_files.eval_table(workdir, task)
     table = {"task": task, "step": step, "header": header, "rows": rows}
+    if summary is not None:
+        table["summary"] = summary
     atomic_write.write_text(path, json.dumps(table, indent=2))
     return path
+
+
+def load_table(workdir: str, task: str) -> dict[str, Any] | None:
+    """The table `save_table` wrote to workdir/eval_<task>.json; None when there is none or it
+    cannot be read (a table is a result to show, and can be written again)."""
+    try:
+        with open(run_files.eval_table(workdir, task)) as f:
+            table = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return table if isinstance(table, dict) else None

@@ -86,6 +86,8 @@ def open_run(workdir: str, step: int | None = None, member: int | None = None) -
 def _open_run(workdir: str, step: int | None, member: int | None) -> Run:
     manager, config = checkpoints.open_workdir(workdir)
     population.require_member(config, member, workdir)
+    if member is not None:  # one past the last: its one line before anything is read
+        population.member_config(config, member)
     available = sorted(manager.all_steps())
     step = manager.latest_step() if step is None else step
     if step not in available:

@@ -180,3 +180,9 @@ def test_classify_on_a_bad_idx_folder_is_one_line(workdir, tmp_path):
         "no idx train images",
         str(empty),
     )
+    one_line_error(  # the FID classifier's idx data is the run's own folder
+        run_cli(
+            "dcgan_jax.evaluate", f"--workdir={workdir}", "--task=fid", f"--dataset=idx:{empty}"
+        ),
+        "is for --task=classify",
+    )
