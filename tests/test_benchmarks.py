@@ -226,3 +226,41 @@ def test_evaluate_benchmark_reports_both_solvers_extraction_and_the_synthetic_fi
     assert synthetic["svm_seconds"] > 0 and synthetic["test_accuracy"] > 0.3  # chance: 0.1
     assert len(report["loadavg_before"]) == 3 and report["peak_rss_gb"] > 0
     assert "liblinear" in result.stdout and "synthetic: 400 x 96" in result.stdout
+
+
+@pytest.mark.slow
+def test_population_benchmark_reports_both_forms_and_whole_runs():
+    script = os.path.join(REPO, "benchmarks", "population.py")
+    tiny = "model.g_width=8,model.d_width=8,batch_size=16,model.latent_dim=16,num_fixed_samples=16"
+    result = subprocess.run(
+        [
+            sys.executable,
+            script,
+            "--configs=digits",
+            "--members=2",
+            "--block_steps=1",
+            "--blocks=1",
+            "--steps=1",
+            f"--overrides={tiny}",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["members"] == 2 and len(report["loadavg_before"]) == 3
+    steady = report["configs"]["digits"]["steady_state"]
+    assert steady["batch_size"] == 16 and set(steady["runners"]) == {"single", "loop", "vmap"}
+    for row in steady["runners"].values():
+        assert row["ms_per_step"] > 0 and row["compile_seconds"] > 0 and row["speedup"] > 0
+        assert row["images_per_sec_per_member"] == pytest.approx(16e3 / row["ms_per_step"])
+    assert steady["runners"]["single"]["speedup"] == 1.0
+    whole = report["configs"]["digits"]["whole_runs"]
+    assert whole["steps"] == 1 and len(whole["single_seconds"]) == 2
+    assert whole["speedup"] == pytest.approx(
+        whole["singles_total_seconds"] / whole["population_seconds"]
+    )
+    assert whole["config_num_train_steps"] == 2000 and whole["speedup_at_config_steps"] > 0
