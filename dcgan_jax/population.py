@@ -88,8 +88,8 @@ def _parse_value(field: str, text: str) -> Any:
         return kind(float(text)) if kind is int and float(text).is_integer() else kind(text)
     except ValueError:
         raise UserError(
-            f"invalid config: population.vary gives {field} the value {text!r}, not a "
-            f"{kind.__name__}"
+            f"invalid config: population.vary gives {field} the value {text!r}, not "
+            f"{'an int' if kind is int else 'a float'}"
         ) from None
 
 
@@ -107,6 +107,8 @@ def varied(config: ml_collections.ConfigDict) -> dict[str, list]:
                 f"'optim.learning_rate=1e-4,2e-4'"
             )
         _check_traced(config, field)
+        if field in out:
+            raise UserError(f"invalid config: population.vary gives {field} twice; give it once")
         parsed = [_parse_value(field, v.strip()) for v in values.split(",")]
         if len(parsed) not in (1, n):
             raise UserError(
@@ -120,6 +122,11 @@ def varied(config: ml_collections.ConfigDict) -> dict[str, list]:
 def _check_traced(config: ml_collections.ConfigDict, field: str) -> None:
     if field in TRACED:
         return
+    if field == "seed":
+        raise UserError(
+            "invalid config: population.vary cannot set seeds; give the members' seeds as "
+            "population.seeds=s0,s1,..."
+        )
     group, _, name = field.partition(".")
     exists = group in config and (not name or name in config[group])
     if not exists:
