@@ -147,6 +147,7 @@ def test_each_part_has_its_group():
         "objective",
         "d_training",
         "collapse",
+        "population",
         "eval",
         "dedup",
     }

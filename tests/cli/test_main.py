@@ -159,6 +159,7 @@ def test_console_scripts_are_installed_as_declared():
         "dcgan-explore",
         "dcgan-evaluate",
         "dcgan-prepare",
+        "dcgan-export",
     }
     installed = {
         e.name: e.value

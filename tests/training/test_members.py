@@ -179,7 +179,7 @@ def test_a_killed_population_resumes_bit_identical(tmp_path):
             for line in open(os.path.join(folder, "metrics.jsonl"))
         ]
         assert steps == [2, 4, 6]
-        assert sorted(os.listdir(os.path.join(folder, "samples"))) >= ["step_00000006.png"]
+        assert "step_00000006.png" in os.listdir(os.path.join(folder, "samples"))
 
 
 @pytest.mark.slow
