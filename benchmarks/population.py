@@ -12,7 +12,7 @@ Steady state (one process, one device, random input batches of the config's shap
 digits batch 64 widths 32, fashion_mnist batch 128 widths 64). The single-run step
 (`training.step.make_train_step` compiled by `training.parallel.Parallel`, as training runs it) and
 the population step (`training.members.compile_step`) in each of `--forms` ('loop': the member step
-called member after member on the stacked state; 'vmap': one program over every member) are
+called member after member, each on its own state; 'vmap': one program over every member) are
 compiled, then timed in alternating blocks of `--block_steps` steps (single, loop, vmap, single,
 ...: the load of other processes hits them alike); figures are medians over `--blocks` blocks.
 One population step advances every member by one step. Reported per runner: ms per step, images/s
@@ -142,7 +142,7 @@ def population_runner(config, runner, form: str):
         form,
     )
     state = members.create_state(config.model, [m.optim for m in configs], population.seeds(config))
-    holder = {"state": runner.replicate(state)}
+    holder = {"state": members.to_device(runner, state, form, len(configs))}
     batch = runner.shard_batch(_random_batch(config, runner, (len(configs),)))
 
     def step():

@@ -230,7 +230,9 @@ def _train_locked(config, workdir, evaluator):
         for run in member_configs or [config]
     ]
     batches = members.member_batches(batches) if member_configs else batches[0]
-    device_state = runner.replicate(state)
+    device_state = members.to_device(
+        runner, state, config.population.vectorize, len(member_configs)
+    )
     try:
         device_state = _train_loop(
             config,
@@ -247,7 +249,7 @@ def _train_locked(config, workdir, evaluator):
         manager.wait_until_finished()
     for each in [reporter, *member_reporters]:
         each.close()
-    return jax.device_get(runner.unreplicate(device_state))
+    return members.host_state(runner, device_state)
 
 
 def _host_g(runner, device_state):
@@ -315,7 +317,7 @@ def _train_loop(
         collapse.CollapseDetector.from_config(config.collapse)
         for _ in reporters[len(reporters) > 1 :]
     ]
-    start_step = _step_of(jax.device_get(runner.unreplicate(device_state.step)))
+    start_step = _step_of(members.host_state(runner, device_state).step)
     with preemption.StopRequest() as stop:
         for step in range(start_step + 1, config.num_train_steps + 1):
             device_state, metrics = train_step(device_state, runner.shard_batch(next(batches)))
@@ -357,7 +359,7 @@ def _train_loop(
                     checkpoints.save_or_fail(
                         manager,
                         step,
-                        jax.device_get(runner.unreplicate(device_state)),
+                        members.host_state(runner, device_state),
                         saved_config,
                         wait=stopping,
                         metrics=kept_by,
@@ -387,7 +389,7 @@ def _save_step_grids(config, reporters, step: int, runner, device_state) -> None
     if len(reporters) == 1:
         _save_grids(config, reporters[0], step, _host_g(runner, device_state), _grid_zs(config))
         return
-    host = jax.device_get(runner.unreplicate(device_state))
+    host = members.host_state(runner, device_state)
     for i, (each, member) in enumerate(zip(reporters[1:], population.member_configs(config))):
         g_variables = members.member_state(host, i).sampling_g_variables
         _save_grids(member, each, step, g_variables, _grid_zs(config))

@@ -11,10 +11,11 @@ Two forms (population.vectorize):
 - 'vmap': one program over all members (`jax.vmap` of the step): their convolutions become one
   grouped convolution each. Accelerators run it as one wide program; XLA:CPU ran it 2x slower per
   member than the single step (benchmarks/population.py).
-- 'loop': the step compiled once with the member index and values as inputs, called member after
-  member on the stacked state (updated in place: the state is donated). Per member it is the
-  single step, bit for bit where nothing varies; it saves the N-1 compilations, processes and
-  input pipelines of separate runs. 'auto' picks loop on CPU, vmap elsewhere.
+- 'loop': the step compiled once with the member's values as inputs, called member after member,
+  each member's state its own device tree (`to_device`; stacked only on the host, for checkpoints
+  and grids). Per member it is the single step, bit for bit where nothing varies; it saves the
+  N-1 compilations, processes and input pipelines of separate runs. 'auto' picks loop on CPU, vmap
+  elsewhere.
 """
 
 import types
@@ -25,7 +26,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from jax import lax
 
 from dcgan_jax import population
 from dcgan_jax.training import collapse
@@ -126,29 +126,35 @@ def compile_step(
             )
         )
 
-    def one_member(state, batch, index, member_values):
-        state_i = jax.tree.map(lambda x: lax.dynamic_index_in_dim(x, index, keepdims=False), state)
-        new_i, metrics = member_step(state_i, batch, member_values)
-        return jax.tree.map(
-            lambda x, y: lax.dynamic_update_index_in_dim(x, y, index, 0), state, new_i
-        ), metrics
+    compiled = runner.compile(member_step, num_replicated=1)
 
-    compiled = runner.compile(one_member, num_replicated=2)
-    num_members = len(next(iter(values.values()))) if values else None
-
-    def step(state, batch):
-        metrics = []
-        for i in range(num_members or batch_members(batch)):
-            member_values = {k: v[i] for k, v in values.items()}
-            state, m = compiled(state, member_batch(batch, i), np.int32(i), member_values)
+    def step(states, batch):
+        new_states, metrics = [], []
+        for i, state in enumerate(states):  # each member's own state: no slicing in the program
+            state, m = compiled(state, member_batch(batch, i), {k: v[i] for k, v in values.items()})
+            new_states.append(state)
             metrics.append(m)
-        return state, metrics
+        return new_states, metrics
 
     return step
 
 
-def batch_members(batch: Any) -> int:
-    return jax.tree.leaves(batch)[0].shape[1]
+def to_device(runner, state: TrainState, vectorize: str, num_members: int) -> Any:
+    """A host state in the layout the step takes: a plain run's or a vmapped population's
+    replicated as one tree; in the loop form a list of each member's own device state (calling
+    the compiled step on a slice of one stacked state and writing it back ran 15-35% slower per
+    member on CPU than the single step)."""
+    if not num_members or resolve_vectorize(vectorize) == "vmap":
+        return runner.replicate(state)
+    return [runner.replicate(member_state(state, i)) for i in range(num_members)]
+
+
+def host_state(runner, device_state: Any) -> TrainState:
+    """The host copy of `to_device`'s layout: the stacked population state, or a plain run's."""
+    if isinstance(device_state, list):
+        parts = [jax.device_get(runner.unreplicate(s)) for s in device_state]
+        return jax.tree.map(lambda *leaves: np.stack(leaves), *parts)
+    return jax.device_get(runner.unreplicate(device_state))
 
 
 def member_batch(batch: Any, member: int) -> Any:

@@ -63,10 +63,13 @@ def run_population(config, num_steps, devices=None, parallelism="pmap", vectoriz
         vectorize,
     )
     per_member = [digit_batches(m, num_steps) for m in member_configs]
-    state = runner.replicate(
+    state = members.to_device(
+        runner,
         members.create_state(
             config.model, [m.optim for m in member_configs], [m.seed for m in member_configs]
-        )
+        ),
+        vectorize,
+        len(member_configs),
     )
     for s in range(num_steps):
         batch = np.stack(
@@ -78,7 +81,7 @@ def run_population(config, num_steps, devices=None, parallelism="pmap", vectoriz
         )
         state, metrics = step(state, runner.shard_batch(batch))
     rows = members.host_metrics(runner, metrics, True)
-    return jax.device_get(runner.unreplicate(state)), rows, member_configs
+    return members.host_state(runner, state), rows, member_configs
 
 
 def member_differences(config, num_steps, **kwargs):
