@@ -50,6 +50,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import torch_dcgan  # noqa: E402  (benchmarks/: the PyTorch reference nets; torch is imported inside)
 
 # Dense peak TFLOP/s per device: (TF32 / float32-as-run, bfloat16), by a substring of JAX's
 # device_kind. Vendor datasheets (NVIDIA H100/H200 SXM, H100 PCIe, A100, L4; Google Cloud TPU v4,
@@ -262,32 +265,8 @@ def make_torch_runner(args, batch_size: int, variant: str, device: str):
     torch.manual_seed(0)
     if device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
-    size, n = args.image_size, IMAGE_SIZES.index(args.image_size) + 2
-    g_layers, width = (
-        [nn.ConvTranspose2d(NZ, NGF * 2 ** (n - 1), 4, 1, 0, bias=False)],
-        NGF * 2 ** (n - 1),
-    )
-    for i in range(n):
-        out = NC if i == n - 1 else width // 2
-        g_layers += [
-            nn.BatchNorm2d(width),
-            nn.ReLU(True),
-            nn.ConvTranspose2d(width, out, 4, 2, 1, bias=False),
-        ]
-        width = out
-    netg = nn.Sequential(*g_layers, nn.Tanh())
-    d_layers, width = [], NC
-    for i in range(n):
-        out = NDF * 2**i
-        d_layers.append(nn.Conv2d(width, out, 4, 2, 1, bias=False))
-        if i > 0:
-            d_layers.append(nn.BatchNorm2d(out))
-        d_layers.append(nn.LeakyReLU(0.2, inplace=True))
-        width = out
-    netd = nn.Sequential(*d_layers, nn.Conv2d(width, 1, 4, 1, 0, bias=False), nn.Flatten(0))
-    for module in list(netg.modules()) + list(netd.modules()):
-        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(module.weight, 0.0, 0.02)
+    size = args.image_size
+    netg, netd = torch_dcgan.build_nets(size, NC, NZ, NGF, NDF)
     memory_format = torch.contiguous_format if variant == "eager" else torch.channels_last
     netg, netd = (
         netg.to(device, memory_format=memory_format),
