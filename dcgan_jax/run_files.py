@@ -11,6 +11,7 @@ what the tools (sample, explore, evaluate, the TensorBoard reader) read back.
       samples/random/...         grids of fresh z, a function of (seed, step)
       checkpoints/<step>/        orbax checkpoints (the train state and the config)
       eval_<task>.json           the tables `evaluate` writes
+      eval_fid.png               a population's FID per member, by variant (evaluate --task=fid)
       real_features/<key>.npz    FID/KID features of real images, keyed by data, size and extractor
 """
 
@@ -29,6 +30,7 @@ GRID_FOLDERS = {
     "random": os.path.join(SAMPLES, "random"),
 }  # z: the run's fixed z, or fresh
 CHECKPOINTS = "checkpoints"
+EVAL_FID_PLOT = "eval_fid.png"  # a population's FID distribution per variant
 REAL_FEATURES = "real_features"  # evaluation/real_features.py: cached features of real images
 WRITE_TEST = ".write_test"  # + .<process index>: the probe each host writes and removes at start
 

@@ -188,3 +188,35 @@ def plot_losses(metrics_path: str, output_path: str) -> None:
             fig.savefig(tmp, dpi=100, format="png")
     finally:
         plt.close(fig)
+
+
+def plot_distributions(
+    groups: Sequence[tuple[str, Sequence[float]]], ylabel: str, title: str, output_path: str
+) -> None:
+    """One column per (label, values) group as a PNG: every value a dot (spread sideways by rank so
+    equal values stay visible), a box of its quartiles, and its mean as a bar: a study's FID over
+    seeds per variant, the distribution Lucic et al. (2018) ask results to be reported as."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.8 * len(groups) + 1.5), 4.5))
+    ax.boxplot(
+        [list(v) for _, v in groups], widths=0.5, showfliers=False, medianprops={"color": "gray"}
+    )
+    for i, (_, values) in enumerate(groups, start=1):
+        order = np.argsort(np.argsort(values))  # rank: dots of equal value do not overlap
+        offsets = 0.3 * (order / max(len(values) - 1, 1) - 0.5)
+        ax.scatter(i + offsets, values, s=18, color="tab:blue", zorder=3)
+        ax.hlines(np.mean(values), i - 0.3, i + 0.3, color="tab:red", zorder=4)
+    ax.set_xticks(range(1, len(groups) + 1), [label for label, _ in groups], fontsize=7)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{title}\n(dots: members; red: mean; box: quartiles, gray: median)", fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    try:
+        with atomic_write.target(output_path) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(fig)

@@ -212,3 +212,28 @@ def test_check_compatible_names_the_population_size_with_the_architecture_fields
         "checkpoint's values"
     )
     config_fields.check_compatible(saved, _population(size=2, vary="optim.beta1=0.9"), "W")
+
+
+def test_the_study_config_is_each_variant_over_eight_seeds():
+    """configs/fashion_mnist_study.py: member m is variant m // 8 with seed m % 8, i.e.
+    fashion_mnist.py with only that variant's fields changed."""
+    study, base = defaults.load_config("fashion_mnist_study"), defaults.load_config("fashion_mnist")
+    config_fields.validate(study)
+    assert population.size(study) == 48
+    expected = {  # by hand, from the config's docstring
+        0: {},
+        1: {"optim.learning_rate": 1e-3},
+        2: {"d_training.pretrain_steps": 500},
+        3: {"objective.label_smoothing": 0.1},
+        4: {"d_training.label_noise": 0.1, "d_training.label_flip": 0.05},
+        5: {"d_training.instance_noise": 0.1, "d_training.instance_noise_decay_steps": 6000},
+    }
+    for m, member in enumerate(population.member_configs(study)):
+        want = base.copy_and_resolve_references()
+        want.seed = m % 8
+        for field, value in expected[m // 8].items():
+            group, name = field.split(".")
+            want[group][name] = value
+        got = member.to_dict()
+        del got["population"], want["population"]
+        assert got == want.to_dict(), m

@@ -12,14 +12,15 @@ A population's workdir (trained with --config.population.size=N) takes --member=
 single run, its table in DIR/members/member_I/eval_<task>.json. `--task=fid` without --member
 scores every member (each as its single run would be scored) and prints one row per member with
 the mean, std, min and the best member, written to DIR/eval_fid.json (`python -m dcgan_jax.export
---member=best` reads it).
+--member=best` reads it); members that share their varied hyperparameters (a study: variants over
+seeds) are also summarized per variant, and DIR/eval_fid.png plots the FIDs per variant.
 """
 
 import json
 
 from absl import flags
 
-from dcgan_jax import atomic_write, config_fields, population, run_files
+from dcgan_jax import atomic_write, config_fields, population, run_files, visualize
 from dcgan_jax.cli import common
 from dcgan_jax.data.labelled import resolve_dataset
 from dcgan_jax.errors import UserError
@@ -150,7 +151,34 @@ def _population_fid(workdir: str, manager, saved) -> None:
         f"fid over {summary['members']} members: mean {summary['mean']:.4g}, std "
         f"{summary['std']:.4g}, min {summary['min']:.4g}; best: member {summary['best_member']}"
     )
+    if varied:
+        summary["groups"] = fid.group_rows(rows, varied)
+        if len(summary["groups"]) < len(rows):  # variants over seeds: a study
+            print(f"fid by variant ({', '.join(varied)}):")
+            print(tables.format_table(summary["groups"]))
     print(f"wrote {tables.save_table(workdir, 'fid', step, header, rows, summary)}")
+    plot = run_files.path(workdir, run_files.EVAL_FID_PLOT)
+    visualize.plot_distributions(
+        _distributions(rows, summary.get("groups"), varied),
+        "FID (lower is better)",
+        f"{workdir}: {len(rows)} members at step {step}",
+        plot,
+    )
+    print(f"wrote {plot}")
+
+
+def _distributions(rows, groups, varied) -> list[tuple[str, list[float]]]:
+    """(label, FIDs) per variant for the plot: a variant is labelled by its non-zero values of the
+    fields that differ between variants (all members in one column without variants)."""
+    if not groups:
+        return [("all members", [row["fid"] for row in rows])]
+    differ = [f for f in varied if len({g[f] for g in groups}) > 1]
+    out = []
+    for g in groups:
+        shown = [f"{f.split('.')[-1]}={g[f]:g}" for f in differ if g[f]] or ["(all zero)"]
+        values = [row["fid"] for row in rows if all(row[f] == g[f] for f in varied)]
+        out.append(("\n".join(shown), values))
+    return out
 
 
 @common.run_main

@@ -305,3 +305,19 @@ def summarize(rows: Table, metric: str = "fid") -> dict[str, Any]:
         "min": float(values[best]),
         "best_member": int(rows[best]["member"]),
     }
+
+
+def group_rows(rows: Table, fields: list[str], metric: str = "fid") -> Table:
+    """member_rows' rows grouped by their values of `fields` (a population's varied
+    hyperparameters: a study's variants, its seeds the replicas), in order of first appearance:
+    one row per group, {**its values, members, mean, std, min, best_member} as summarize gives
+    them for the group's members."""
+    groups: dict[tuple, Table] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[f] for f in fields), []).append(row)
+    out = []
+    for values, members in groups.items():
+        summary = summarize(members, metric)
+        del summary["metric"]
+        out.append({**dict(zip(fields, values)), **summary})
+    return out

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from dcgan_jax import population, run_files
@@ -14,7 +15,7 @@ from tests.helpers import TINY_FLAGS, one_line_error, run_cli
 
 pytestmark = pytest.mark.slow  # each command opens the run in a fresh process
 
-VARY = "optim.learning_rate=2e-4,1e-3,5e-4"
+VARY = "optim.learning_rate=2e-4,1e-3,2e-4"  # members 0 and 2: one variant, two seeds
 
 
 @pytest.fixture(scope="module")
@@ -118,12 +119,23 @@ def test_fid_scores_every_member_as_its_single_run(pop, exported, fid_classifier
         table = json.load(f)
     rows, summary = table["rows"], table["summary"]
     assert [row["member"] for row in rows] == [0, 1, 2] and table["step"] == 4
-    assert [row["optim.learning_rate"] for row in rows] == [2e-4, 1e-3, 5e-4]
+    assert [row["optim.learning_rate"] for row in rows] == [2e-4, 1e-3, 2e-4]
     fids = [row["fid"] for row in rows]
     assert summary["mean"] == pytest.approx(np.mean(fids))
     assert summary["std"] == pytest.approx(np.std(fids, ddof=1))
     assert summary["min"] == min(fids) and summary["best_member"] == int(np.argmin(fids))
     assert f"best: member {summary['best_member']}" in result.stdout
+    # per variant (members sharing their varied values, seeds as replicas), as fid.summarize
+    # gives it for the variant's members alone
+    lr_2e4, lr_1e3 = summary["groups"]
+    assert lr_2e4["optim.learning_rate"] == 2e-4 and lr_2e4["members"] == 2
+    assert lr_2e4["mean"] == pytest.approx((fids[0] + fids[2]) / 2)
+    assert lr_2e4["std"] == pytest.approx(abs(fids[0] - fids[2]) / np.sqrt(2))
+    assert lr_2e4["best_member"] == (0 if fids[0] <= fids[2] else 2)
+    assert lr_1e3["members"] == 1 and lr_1e3["mean"] == fids[1] and lr_1e3["std"] == 0.0
+    assert "fid by variant (optim.learning_rate):" in result.stdout
+    with Image.open(os.path.join(pop, run_files.EVAL_FID_PLOT)) as plot:
+        assert plot.format == "PNG" and plot.size[0] > 300
     # a member's row is its single run's score: --member=1, and the exported run
     _fid(pop, classifier_dir, "--member=1")
     with open(run_files.eval_table(population.member_dir(pop, 1), "fid")) as f:

@@ -97,3 +97,23 @@ def test_samples_are_quantised_as_a_saved_png_and_floats_are_refused(fid_classif
     extractor, _ = fid.make_feature_extractor(config.eval, config.model, config.data, config.seed)
     with pytest.raises(UserError, match="take uint8 pixels .*, got float32: quantise"):
         extractor(np.full((2, 32, 32, 1), 0.5, np.float32))
+
+
+def test_group_rows_summarizes_each_variant_over_its_seeds():
+    rows = [
+        {"member": 0, "seed": 0, "lr": 2e-4, "noise": 0.0, "fid": 10.0},
+        {"member": 1, "seed": 1, "lr": 2e-4, "noise": 0.0, "fid": 14.0},
+        {"member": 2, "seed": 0, "lr": 1e-3, "noise": 0.0, "fid": 30.0},
+        {"member": 3, "seed": 1, "lr": 2e-4, "noise": 0.1, "fid": 9.0},
+        {"member": 4, "seed": 2, "lr": 2e-4, "noise": 0.0, "fid": 12.0},
+    ]
+    groups = fid.group_rows(rows, ["lr", "noise"])
+    # by hand: (10, 14, 12) mean 12, sample std 2, best member 0; singletons have std 0
+    assert groups == [
+        {"lr": 2e-4, "noise": 0.0, "members": 3, "mean": 12.0, "std": 2.0, "min": 10.0,
+         "best_member": 0},
+        {"lr": 1e-3, "noise": 0.0, "members": 1, "mean": 30.0, "std": 0.0, "min": 30.0,
+         "best_member": 2},
+        {"lr": 2e-4, "noise": 0.1, "members": 1, "mean": 9.0, "std": 0.0, "min": 9.0,
+         "best_member": 3},
+    ]  # fmt: skip
