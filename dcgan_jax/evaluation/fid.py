@@ -82,11 +82,14 @@ def real_images(
     seed_offset: int = 0,
 ) -> np.ndarray:
     """`num` (or all, if fewer) uint8 images of the run's dataset split, in a fixed seeded order."""
+    return _real_choice(model, data, split, num, seed, seed_offset)[0]
+
+
+def _real_choice(model, data, split, num, seed, seed_offset) -> tuple[np.ndarray, bool]:
+    """(real_images' images, whether they are the whole split: then no seed changes them)."""
     source = datasets.load_source(data, model.image_size, model.num_channels, split)
-    order = np.random.default_rng([seed, rng_tags.EVAL_REAL_ORDER + seed_offset]).permutation(
-        len(source)
-    )[:num]
-    return read_batch(source, np.sort(order))
+    rng = np.random.default_rng([seed, rng_tags.EVAL_REAL_ORDER + seed_offset])
+    return read_batch(source, np.sort(rng.permutation(len(source))[:num])), num >= len(source)
 
 
 def real_image_features(
@@ -101,16 +104,21 @@ def real_image_features(
 ) -> np.ndarray:
     """The features of real_images(split, ev.num_samples), read from workdir/real_features/ when a
     run with the same data, size and extractor computed them before (evaluation/real_features.py);
-    computed (and cached there) otherwise. At least 2 images, or a UserError."""
-
-    def compute() -> np.ndarray:
-        reals = real_images(model, data, split, ev.num_samples, seed, seed_offset)
-        if len(reals) < 2:
-            raise UserError(f"the {split!r} split has {len(reals)} images; FID needs at least 2")
-        return in_chunks(extractor, reals, 16 * ev.batch_size, f"real {split} images")
-
-    key = real_features.key(ev, model, data, split, ev.num_samples, seed, seed_offset)
-    return real_features.cached(workdir, key, compute)
+    computed (and cached there) otherwise. At least 2 images, or a UserError. When ev.num_samples
+    covers the whole split (the test10k protocol), the images do not depend on the seed, so every
+    seed (e.g. each member of a population) shares one cached file."""
+    whole = real_features.key(ev, model, data, split, ev.num_samples, None)
+    seeded = real_features.key(ev, model, data, split, ev.num_samples, seed, seed_offset)
+    for key in (whole, seeded):
+        found = real_features.read(workdir, key)
+        if found is not None:
+            return found
+    reals, is_whole = _real_choice(model, data, split, ev.num_samples, seed, seed_offset)
+    if len(reals) < 2:
+        raise UserError(f"the {split!r} split has {len(reals)} images; FID needs at least 2")
+    features = in_chunks(extractor, reals, 16 * ev.batch_size, f"real {split} images")
+    real_features.write(workdir, whole if is_whole else seeded, features)
+    return features
 
 
 def eval_z(model: ml_collections.ConfigDict, num: int, seed: int) -> np.ndarray:
@@ -276,7 +284,8 @@ def member_rows(
     Gs need not all fit in memory at once). A member is scored as fid_table's first row scores its
     single run (its seed's z and real images), so a row equals `evaluate --member=I`'s; one
     extractor serves every member, and with a `workdir` the real features are cached in it once
-    per seed (a member of the same seed reads them, as does a later evaluation).
+    per seed, or once for all when they are the whole split (test10k): a member of the same seed,
+    or any member then, reads them, as does a later evaluation.
 
     Returns (rows, a description of the feature extractor)."""
     if ev.num_samples < 2:

@@ -9,7 +9,8 @@ Protocols set how many samples are scored against which split:
 
 The real images' features (from which FID's mean and covariance and KID's subsets come) are kept
 in workdir/real_features/<key>.npz; the key hashes the data (dataset, data_path, data_dir, split),
-the size (image_size, num_channels, the number of images and the seed that picks them) and the
+the size (image_size, num_channels, the number of images and the seed that picks them, or none
+when they are the whole split) and the
 extractor (its name, and the SHA-1 of the Inception weights or the classifier's folder and
 meta.json). A later evaluation with the same key reads the file instead of the images; a damaged
 file is recomputed.
@@ -20,7 +21,6 @@ import io
 import json
 import os
 import zipfile
-from collections.abc import Callable
 
 import jax
 import ml_collections
@@ -80,29 +80,30 @@ def _read(path: str, key: dict) -> np.ndarray | None:
     return features if features.ndim == 2 and np.isfinite(features).all() else None
 
 
-def cached(
-    workdir: str,
-    key: dict,
-    compute: Callable[[], np.ndarray],
-) -> np.ndarray:
-    """compute() (real images' features), read from the workdir's cache when it holds `key`, and
-    written there otherwise (by the first host only, as every workdir file); without a workdir it is
-    just compute()."""
+def read(workdir: str, key: dict) -> np.ndarray | None:
+    """The features cached in the workdir under `key`, or None (no workdir, no file, a damaged
+    file or one of another key)."""
     if not workdir:
-        return compute()
+        return None
     path = cache_file(workdir, key)
     features = _read(path, key)
-    if features is None:
-        features = np.asarray(compute())
-        if jax.process_index() != 0:
-            return features
-        buffer = io.BytesIO()
-        np.savez(buffer, features=features, key=json.dumps(key, sort_keys=True, default=str))
-        atomic_write.write_bytes(path, buffer.getvalue())
-        print(f"cached the real images' features in {path}", flush=True)
-    else:
+    if features is not None:
         print(f"read the real images' features from {path}", flush=True)
     return features
+
+
+def write(workdir: str, key: dict, features: np.ndarray) -> None:
+    """Caches `features` in the workdir under `key` (by the first host only, as every workdir file);
+    nothing without a workdir."""
+    if not workdir or jax.process_index() != 0:
+        return
+    path = cache_file(workdir, key)
+    buffer = io.BytesIO()
+    np.savez(
+        buffer, features=np.asarray(features), key=json.dumps(key, sort_keys=True, default=str)
+    )
+    atomic_write.write_bytes(path, buffer.getvalue())
+    print(f"cached the real images' features in {path}", flush=True)
 
 
 def key(
@@ -111,11 +112,11 @@ def key(
     data: ml_collections.ConfigDict,
     split: str,
     num: int,
-    seed: int,
+    seed: int | None,
     seed_offset: int = 0,
 ) -> dict:
     """The cache key of `num` real images of `split` (fid.real_images' choice) under ev's
-    extractor."""
+    extractor; seed None: the whole split (num at least its size), which no seed changes."""
     return {
         "dataset": data.dataset,
         "data_path": os.path.abspath(data.data_path) if data.data_path else "",
@@ -124,7 +125,7 @@ def key(
         "image_size": model.image_size,
         "num_channels": model.num_channels,
         "num": int(num),
-        "seed": [int(seed), int(seed_offset)],
+        "seed": "whole split" if seed is None else [int(seed), int(seed_offset)],
         "extractor": ev.feature_extractor,
         **extractor_identity(ev, model, data),
     }

@@ -40,13 +40,13 @@ def test_an_unknown_protocol_is_refused():
 def counted(fid_classifier, monkeypatch):
     """(config, calls): the classifier config, and the (split, num) of every read of real images."""
     calls = []
-    read = fid.real_images
+    read = fid._real_choice
 
     def counting(model, data, split, num, seed, seed_offset=0):
         calls.append((split, num))
         return read(model, data, split, num, seed, seed_offset)
 
-    monkeypatch.setattr(fid, "real_images", counting)
+    monkeypatch.setattr(fid, "_real_choice", counting)
     return fid_classifier[0].copy_and_resolve_references(), calls
 
 
@@ -85,6 +85,27 @@ def test_real_features_are_cached_once_and_keyed(counted, tmp_path):
     assert real_features.cache_file(workdir, key) != real_features.cache_file(
         workdir, inception_key
     )
+
+
+def test_the_whole_split_is_cached_once_for_every_seed(counted, tmp_path):
+    """num_samples >= the split's size (the test10k protocol on its dataset): every seed takes the
+    same images, so a population's members (one seed each) share one file; a subset is per seed."""
+    config, calls = counted
+    workdir = str(tmp_path)
+    config.eval.num_samples = 10**6  # more than the digits' 360 test images: all of them
+    first = _features(config, workdir)
+    config.seed += 1
+    np.testing.assert_array_equal(_features(config, workdir), first)
+    assert calls == [("test", 10**6)] and len(_cached(workdir)) == 1
+    key = real_features.key(config.eval, config.model, config.data, "test", 10**6, None)
+    assert os.path.isfile(real_features.cache_file(workdir, key)) and key["seed"] == "whole split"
+    # the same images computed for the new seed without the cache: the same features
+    np.testing.assert_array_equal(_features(config, ""), first)
+    config.eval.num_samples = 40  # a seeded subset: one file per seed
+    _features(config, workdir)
+    config.seed += 1
+    _features(config, workdir)
+    assert calls[2:] == [("test", 40)] * 2 and len(_cached(workdir)) == 3
 
 
 def test_a_damaged_cache_is_recomputed(counted, tmp_path):
