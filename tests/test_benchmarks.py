@@ -306,3 +306,18 @@ def test_quality_benchmark_scores_both_sides_with_both_scorers_and_resumes(tmp_p
     assert again.returncode == 0, again.stderr[-2000:]
     assert not [line for line in again.stdout.splitlines() if line.startswith("== ")]  # all done
     assert json.load(open(tmp_path / "results.json"))["results"] == results
+
+
+def test_quality_benchmark_takes_config_overrides_for_this_projects_side(tmp_path):
+    quality = _load(os.path.join(REPO, "benchmarks", "quality.py"))
+    args = quality.parse_args([f"--out={tmp_path}", "--config.optim.ema_decay=0.999"])
+    config = quality.project_config(args, 3)
+    assert (config.optim.ema_decay, config.seed, config.num_train_steps) == (0.999, 3, 6000)
+    with pytest.raises(SystemExit, match="no such field of configs/fashion_mnist.py"):
+        quality.project_config(quality.parse_args([f"--out={tmp_path}", "--config.optim.x=1"]), 0)
+    with pytest.raises(SystemExit, match="--config.batch_size=big is not a int"):
+        quality.project_config(
+            quality.parse_args([f"--out={tmp_path}", "--config.batch_size=big"]), 0
+        )
+    with pytest.raises(SystemExit):  # argparse's exit, status 2
+        quality.parse_args([f"--out={tmp_path}", "--ema=0.999"])
