@@ -182,12 +182,7 @@ def plot_losses(metrics_path: str, output_path: str) -> None:
     ax.set_ylabel("loss")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    try:
-        with atomic_write.target(output_path) as tmp:
-            fig.savefig(tmp, dpi=100, format="png")
-    finally:
-        plt.close(fig)
+    _save_figure(fig, output_path)
 
 
 def plot_distributions(
@@ -214,6 +209,13 @@ def plot_distributions(
     ax.set_ylabel(ylabel)
     ax.set_title(f"{title}\n(dots: members; red: mean; box: quartiles, gray: median)", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
+    _save_figure(fig, output_path)
+
+
+def _save_figure(fig, output_path: str) -> None:
+    """Writes a matplotlib figure as a PNG (atomically) and closes it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     try:
         with atomic_write.target(output_path) as tmp:
