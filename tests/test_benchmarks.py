@@ -298,7 +298,7 @@ def test_quality_benchmark_scores_both_sides_with_both_scorers_and_resumes(tmp_p
     assert set(results) == {"jax", "torch"}
     for side in ("jax", "torch"):
         row = results[side]["0"]
-        assert row["step"] == 2 and row["seconds"] > 0
+        assert row["step"] == row["steps_timed"] == 2 and row["seconds"] > 0
         assert 0 < row["ours"] < 1e4 and abs(row["ours"] - row["fid_helper"]) < 1e-2 * row["ours"]
     report = (tmp_path / "report.md").read_text()
     assert "mean FID ratio, this project / reference" in report and "40 test images" in report
