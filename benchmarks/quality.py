@@ -230,7 +230,7 @@ def score_ours(args, images: np.ndarray, cache: dict) -> float:
     from dcgan_jax.evaluation import distances, fid, inception
 
     if "ours" not in cache:
-        extractor = inception.make_extractor(inception.check_weights(args.inception_weights), 100)
+        extractor = inception.make_extractor(inception.check_weights(args.inception_weights))
         cache["ours"] = extractor, ours_real_features(args, extractor)
     extractor, reals = cache["ours"]
     fakes = fid.in_chunks(extractor, images, 1000, "generated images")

@@ -321,3 +321,37 @@ def test_quality_benchmark_takes_config_overrides_for_this_projects_side(tmp_pat
         )
     with pytest.raises(SystemExit):  # argparse's exit, status 2
         quality.parse_args([f"--out={tmp_path}", "--ema=0.999"])
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.load is deprecated
+def test_fid_extractor_benchmark_reports_every_batch_size_and_torch():
+    pytest.importorskip(
+        "torch", reason="the reference side is the TorchScript module (bench extra)"
+    )
+    weights = fid_weights()
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO, "benchmarks", "fid_extractor.py"),
+            "--batch_sizes=2,3",
+            "--torch_batch_size=2",
+            "--rounds=2",
+            "--seconds=0.01",
+            f"--inception_weights={weights}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines() if "median" in line]
+    assert [row.split(":")[0].strip() for row in rows] == [
+        "jax batch 2",
+        "jax batch 3",
+        "torch batch 2",
+    ]
+    for row in rows:
+        rates = [float(v) for v in row.split(":")[1].replace("|", " ").split() if v[0].isdigit()]
+        assert len(rates) == 3 and all(r > 0 for r in rates)  # two rounds and the median
+    assert "auto batch here: 8" in result.stdout

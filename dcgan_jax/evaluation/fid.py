@@ -47,7 +47,8 @@ def make_feature_extractor(
         ), describe
     if ev.feature_extractor == "inception":
         weights = inception.check_weights(ev.inception_weights)
-        return inception.make_extractor(weights, ev.batch_size), f"InceptionV3 pool3 ({weights})"
+        extractor = inception.make_extractor(weights, ev.inception_batch_size)
+        return extractor, f"InceptionV3 pool3 ({weights})"
     raise UserError(
         f"--config.eval.feature_extractor={ev.feature_extractor!r}; use 'classifier' or 'inception'"
     )

@@ -203,10 +203,19 @@ def require_pixels(images: np.ndarray) -> np.ndarray:
     return images
 
 
-def make_extractor(weights_path: str, batch_size: int = 256) -> Callable[[np.ndarray], np.ndarray]:
+def default_batch_size(backend: str) -> int:
+    """The batch that runs fastest where it was measured: on CPU a small one (8 gave 1.27x the
+    images/s of 100 on a 2-core CPU: the 299 px activations of a large batch leave the cache), on an
+    accelerator a large one that fills the chip."""
+    return 8 if backend == "cpu" else 256
+
+
+def make_extractor(weights_path: str, batch_size: int = 0) -> Callable[[np.ndarray], np.ndarray]:
     """uint8 images (1 or 3 channels, any size) -> (N, 2048) InceptionV3 pool features; floats are
-    refused (require_pixels)."""
+    refused (require_pixels). `batch_size` 0 = default_batch_size of the default backend; the
+    features do not depend on it."""
     params, tf_protocol = load_weights(weights_path)
+    batch_size = batch_size or default_batch_size(jax.default_backend())
 
     def extract(images: np.ndarray) -> np.ndarray:
         return map_batches(

@@ -177,3 +177,18 @@ def test_torch_files_are_read_without_running_their_code(tmp_path):
     torch.save({"fc.weight": torch.zeros(3)}, tmp_path / "fc_only.pth")
     with pytest.raises(UserError, match="lacks 470 InceptionV3 arrays"):
         inception.load_weights(str(tmp_path / "fc_only.pth"))
+
+
+def test_the_automatic_batch_size_gives_the_same_features(tmp_path):
+    """batch_size 0 = default_batch_size of the backend (8 on CPU, measured fastest there by
+    benchmarks/fid_extractor.py; 256 on accelerators): 3 images in one batch of the automatic size
+    give the features of batches of 2 and 1."""
+    path = str(tmp_path / "inception.npz")
+    _random_inception_npz(path)
+    images = np.random.default_rng(2).integers(0, 256, (3, 32, 32, 1)).astype(np.uint8)
+    assert inception.default_batch_size("cpu") == 8
+    assert inception.default_batch_size("gpu") == inception.default_batch_size("tpu") == 256
+    auto = inception.make_extractor(path)(images)
+    split = inception.make_extractor(path, batch_size=2)(images)
+    assert auto.shape == (3, 2048) and np.abs(auto).mean() > 1e-3
+    np.testing.assert_allclose(auto, split, rtol=1e-5, atol=1e-5 * np.abs(split).max())
