@@ -207,8 +207,8 @@ def get_config() -> ml_collections.ConfigDict:
     # 'train50k' = 50,000 against the train split (CIFAR-10 papers); '' = the two above
     config.eval.protocol = ""
     config.eval.batch_size = 256  # inference batch for generators, D features and FID extractors
-    # InceptionV3's batch; 0 = auto: 8 on CPU (1.27x the images/s of a batch of 100 on a 2-core
-    # CPU, where large batches leave the cache: benchmarks/fid_extractor.py), 256 on GPU/TPU
+    # InceptionV3's batch; 0 = auto: 8 on CPU (1.29x the images/s of a batch of 100 on a 2-core
+    # CPU: benchmarks/fid_extractor.py), 256 on GPU/TPU
     config.eval.inception_batch_size = 0
     # FID/KID features: 'classifier' (trained here) or 'inception'
     config.eval.feature_extractor = "classifier"

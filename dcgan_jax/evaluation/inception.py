@@ -204,9 +204,9 @@ def require_pixels(images: np.ndarray) -> np.ndarray:
 
 
 def default_batch_size(backend: str) -> int:
-    """The batch that runs fastest where it was measured: on CPU a small one (8 gave 1.27x the
-    images/s of 100 on a 2-core CPU: the 299 px activations of a large batch leave the cache), on an
-    accelerator a large one that fills the chip."""
+    """The batch that runs fastest where it was measured: on CPU a small one (8 gave 1.29x the
+    images/s of 100 on a 2-core CPU, quiet, and 1.27x shared; presumably a large batch's 299 px
+    activations outgrow the cache), on an accelerator a large one that fills the chip."""
     return 8 if backend == "cpu" else 256
 
 
