@@ -125,8 +125,8 @@ def train_steps(
         if step % every == 0 or step == steps:
             _save(checkpoint, netg, netd, opt_g, opt_d, step)
             print(
-                f"torch step {step}/{steps} | d_loss {float(err_real + err_fake):.3f} "
-                f"g_loss {float(err_g):.3f}",
+                f"torch step {step}/{steps} | d_loss {(err_real + err_fake).item():.3f} "
+                f"g_loss {err_g.item():.3f}",
                 flush=True,
             )
     return {"seconds": time.perf_counter() - start, "steps_run": step - first}
