@@ -35,8 +35,9 @@ Scores, on the same uint8 samples against all 10,000 test images (Lucic et al. 2
               Fréchet distance (scipy sqrtm), run by torch.
 They must agree within 1% (the report prints the largest relative difference).
 
-Cost on a 2-core CPU: a run of 6,000 steps takes about 30 minutes when the machine is quiet (433
-img/s), and each scorer extracts about 5 images/s (10,000 samples: about 35 minutes). A GPU does
+Cost on a 2-core CPU, quiet: a run of 6,000 steps takes about 30 minutes on either side (433-446
+img/s here, 443 the reference), and each scorer extracts about 10 images/s (10,000 samples: about
+17 minutes; several times longer on a shared machine). A GPU does
 all of it in minutes.
 """
 
