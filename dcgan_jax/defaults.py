@@ -206,7 +206,7 @@ def get_config() -> ml_collections.ConfigDict:
     # 10,000 samples against the 10,000 test images (Lucic et al. 2018: MNIST, Fashion-MNIST),
     # 'train50k' = 50,000 against the train split (CIFAR-10 papers); '' = the two above
     config.eval.protocol = ""
-    config.eval.batch_size = 256  # inference batch for generators, D features and FID extractors
+    config.eval.batch_size = 256  # inference batch: generators, D features, the FID classifier
     # InceptionV3's batch; 0 = auto: 8 on CPU (1.29x the images/s of a batch of 100 on a 2-core
     # CPU: benchmarks/fid_extractor.py), 256 on GPU/TPU
     config.eval.inception_batch_size = 0
