@@ -84,6 +84,12 @@ _SVM_SOLVER = flags.DEFINE_enum(
     "classify: the linear SVM's solver "
     "(default: eval.probe.solver, 'jax'; 'liblinear' is scikit-learn's LinearSVC).",
 )
+_PROBE_FEATURES = flags.DEFINE_list(
+    "probe_features",
+    None,
+    "classify: the rows to fit, in order, from trained, random_init, pixels (default: "
+    "eval.probe.features, all three; each row is a whole SVM fit).",
+)
 common.at_least(0, "step", "labels_per_class")
 common.at_least(1, "classifier_steps")
 common.at_least(2, "num_samples")
@@ -102,6 +108,7 @@ def _apply_flags(config):
         "eval.classifier.steps": _CLASSIFIER_STEPS.value,
         "data.data_dir": _DATA_DIR.value,
         "eval.probe.solver": _SVM_SOLVER.value,
+        "eval.probe.features": _PROBE_FEATURES.value and tuple(_PROBE_FEATURES.value),
     }
     for dotted, value in overrides.items():
         if value is not None:

@@ -154,6 +154,25 @@ def extract_blocks(
     return svm.Blocks(blocks, len(images))
 
 
+# The probe's rows (config.eval.probe.features): key -> the name its table row shows.
+FEATURE_SETS = {
+    "trained": "D features (trained)",
+    "random_init": "D features (random init)",
+    "pixels": "raw pixels",
+}
+
+
+def check_feature_names(names) -> None:
+    """One line unless `names` is a non-empty list of distinct FEATURE_SETS keys."""
+    names = [names] if isinstance(names, str) else list(names)
+    bad = [n for n in names if n not in FEATURE_SETS]
+    if bad or not names or len(set(names)) < len(names):
+        raise UserError(
+            f"eval.probe.features={','.join(names) or '(empty)'}: give one or more distinct "
+            f"names of {', '.join(FEATURE_SETS)} (e.g. --probe_features=trained,pixels)"
+        )
+
+
 def classify(
     probe: ml_collections.ConfigDict,
     model: ml_collections.ConfigDict,
@@ -184,6 +203,7 @@ def classify(
     train_images, train_labels = train_images[keep], train_labels[keep]
     if probe.solver not in ("jax", "liblinear"):
         raise UserError(f"--config.eval.probe.solver={probe.solver!r}; use 'jax' or 'liblinear'")
+    check_feature_names(probe.features)
 
     def feature_sets(name, extract):
         if probe.solver == "liblinear":
@@ -204,12 +224,13 @@ def classify(
         return as_model_input(x).reshape(len(x), -1)
 
     makers = {
-        "D features (trained)": lambda name: d_features(name, d_trained),
-        "D features (random init)": lambda name: d_features(name, d_init),
-        "raw pixels": lambda name: feature_sets(name, pixels),
+        "trained": lambda name: d_features(name, d_trained),
+        "random_init": lambda name: d_features(name, d_init),
+        "pixels": lambda name: feature_sets(name, pixels),
     }
     rows = []
-    for name, make in makers.items():
+    for key in probe.features:
+        name, make = FEATURE_SETS[key], makers[key]
         start = time.time()
         train_x, test_x = make(name)
         dim = train_x.dim if isinstance(train_x, svm.Blocks) else int(train_x.shape[1])

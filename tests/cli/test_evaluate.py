@@ -129,6 +129,20 @@ def striped_idx_folder(folder, train=200, test=50):
     return str(folder)
 
 
+def test_classify_only_the_rows_asked_for(workdir):
+    """--probe_features: the rows to fit, in that order; a name that is not one is one line."""
+    rows, _ = classify_rows(workdir, "--labels_per_class=15", "--probe_features=pixels,trained")
+    assert [r["features"] for r in rows] == ["raw pixels", "D features (trained)"]
+    assert rows[0]["dim"] == 32 * 32 and rows[1]["dim"] == (8 + 16 + 32) * 16
+    one_line_error(
+        run_cli(
+            "dcgan_jax.evaluate", f"--workdir={workdir}", "--task=classify", "--probe_features=D"
+        ),
+        "eval.probe.features=D",
+        "--probe_features=trained,pixels",
+    )
+
+
 def classify_rows(workdir, *flags):
     """(rows of eval_classify.json, stdout) of `evaluate --task=classify` with `flags`."""
     result = run_cli("dcgan_jax.evaluate", f"--workdir={workdir}", "--task=classify", *flags)

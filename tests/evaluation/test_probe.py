@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 from dcgan_jax.data import idx
+from dcgan_jax.data.images import as_model_input
+from dcgan_jax.data.labelled import load_labelled, select_per_class
 from dcgan_jax.errors import UserError
 from dcgan_jax.evaluation import probe, svm
 from dcgan_jax.nn import models
@@ -64,3 +66,36 @@ def test_bad_idx_folders_are_user_errors(tmp_path):
     write_idx(str(tmp_path / "train-images-idx3-ubyte"), images, idx.IMAGES_MAGIC)
     with pytest.raises(UserError, match="no labels file beside them"):
         classify(f"idx:{tmp_path}")
+
+
+def test_the_feature_sets_chosen_are_the_rows_in_their_order():
+    """eval.probe.features picks the table's rows; the pixels row is the SVM on the pixels
+    themselves (the same fit as linear_svm on them, computed here independently)."""
+    config = tiny_config()
+    config.eval.probe.features = ("pixels", "trained")
+    d_vars = models.init_variables(jax.random.PRNGKey(0), config.model)[1]
+    m = config.model
+    rows = probe.classify(config.eval.probe, m, config.data, d_vars, d_vars, 0, 32, "digits", 15)
+    assert [r["features"] for r in rows] == ["raw pixels", "D features (trained)"]
+    assert (
+        rows[0]["dim"] == m.image_size**2 * m.num_channels and rows[1]["dim"] == (8 + 16 + 32) * 16
+    )
+    train_x, train_y = load_labelled("digits", "train", m.image_size, m.num_channels)
+    test_x, test_y = load_labelled("digits", "test", m.image_size, m.num_channels)
+    keep = select_per_class(train_y, 15, 0)
+
+    def pixels(x):
+        return as_model_input(x).reshape(len(x), -1)
+
+    direct = probe.linear_svm(
+        pixels(train_x[keep]), train_y[keep], pixels(test_x), test_y, config.eval.probe
+    )
+    assert rows[0]["test_accuracy"] == direct["test_accuracy"] and rows[0]["C"] == direct["C"]
+
+
+@pytest.mark.parametrize("names", [(), ("pixels", "pixels"), ("trained", "random")])
+def test_bad_feature_set_names_are_one_line(names):
+    with pytest.raises(
+        UserError, match="one or more distinct names of trained, random_init, pixels"
+    ):
+        probe.check_feature_names(names)
