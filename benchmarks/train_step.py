@@ -24,22 +24,9 @@ of each block only (no per-step host sync, as a training loop that logs every N 
 the wall time of the first step (tracing and compilation included; for eager PyTorch just its first
 step).
 
-Model FLOPs of one step (`step_flops`, per image; the conv and matmul layers only: batchnorm, activations, losses
-and Adam are memory-bound and negligible in FLOPs). With F(l) = 2 x MACs of layer l's forward pass (a transposed
-conv: input pixels x 16 taps x C_in x C_out; a stride-2 conv: output pixels x 16 x C_in x C_out; G's projection
-z -> 4x4xC a matmul; D's last 4x4 valid conv), each gradient (input or kernel) of a layer costs F(l) again, and the
-step computes, as it actually runs:
-  G forward once (its vjp is reused)                      sum_G F
-  D update on the real and on the fake batch              2 x (sum_D F [forward] + sum_D F [kernel grads]
-                                                               + sum_{D, l > 0} F [input grads; images need none])
-  G update: D forward on the fakes, input grads to them   sum_D F + sum_D F
-  G backward: kernel grads, input grads below the output  sum_G F + sum_{G, l > 0} F  [z needs no gradient]
-(about 3 x (forward FLOPs of G) + 8 x (forward FLOPs of D)). The same count is used for PyTorch (which also
-computes D's kernel gradients in the G update: work the step does not need). MFU = model FLOPs x steps/s / (peak
-FLOP/s of the devices used); the peak is dense bfloat16 for bfloat16 runs and dense TF32 for float32 runs on GPUs
-(cuDNN convolutions use TF32 by default in both frameworks), from `PEAK_TFLOPS` by device kind or `--peak_tflops`;
-a CPU's peak is not known (MFU is reported as null unless `--peak_tflops` is given; the achieved model FLOP/s are
-always reported).
+Model FLOPs and MFU: benchmarks/model_flops.py (the count, checked against torch's FLOP counter, and the
+devices' peaks). MFU is null on a CPU unless `--peak_tflops` is given; the achieved model FLOP/s are always
+reported.
 """
 
 import argparse
@@ -53,31 +40,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch_dcgan  # noqa: E402  (benchmarks/: the PyTorch reference nets; torch is imported inside)
+from model_flops import IMAGE_SIZES, NC, NDF, NGF, NZ, peak_flops, step_flops  # noqa: E402
 
-# Dense peak TFLOP/s per device: (TF32 / float32-as-run, bfloat16), by a substring of JAX's
-# device_kind. Vendor datasheets (NVIDIA H100/H200 SXM, H100 PCIe, A100, L4; Google Cloud TPU v4,
-# v5e, v5p, v6e); TPUs run float32 matmuls at DEFAULT precision as bfloat16 passes, so both columns
-# are the bfloat16 peak there.
-PEAK_TFLOPS = {
-    "H200": (494.7, 989.4),
-    "H100 PCIe": (378.0, 756.0),
-    "H100": (494.7, 989.4),
-    "A100": (156.0, 312.0),
-    "L4": (60.0, 121.0),
-    "TPU v4": (275.0, 275.0),
-    "TPU v5 lite": (197.0, 197.0),
-    "TPU v5p": (459.0, 459.0),
-    "TPU v6 lite": (918.0, 918.0),
-}
 TORCH_VARIANTS = ("eager", "channels_last_bf16", "compile")
-NZ, NGF, NDF, NC = 100, 64, 64, 3  # pytorch/examples
-IMAGE_SIZES = (
-    16,
-    32,
-    64,
-    128,
-    256,
-)  # models.SUPPORTED_IMAGE_SIZES (jax is imported only after XLA_FLAGS are set)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -148,50 +113,6 @@ def parse_args(argv=None) -> argparse.Namespace:
             2, f"error: unknown --torch_variants {unknown}; use a subset of {TORCH_VARIANTS}\n"
         )
     return args
-
-
-# ---------------------------------------------------------------- FLOPs
-
-
-def layer_flops(image_size: int, nz: int = NZ, ngf: int = NGF, ndf: int = NDF, nc: int = NC):
-    """Forward FLOPs (2 x MACs) per image of each conv/matmul layer: ([G layers, z side first], [D
-    layers, image side first, the logit conv last])."""
-    n = IMAGE_SIZES.index(image_size) + 2  # 2x changes between 4x4 and the image
-    g, width, size = (
-        [2 * nz * 16 * ngf * 2 ** (n - 1)],
-        ngf * 2 ** (n - 1),
-        4,
-    )  # projection: a 4x4 transposed conv
-    for i in range(n):
-        out = nc if i == n - 1 else width // 2
-        g.append(2 * size * size * 16 * width * out)  # input pixels x 16 taps
-        width, size = out, size * 2
-    d, width, size = [], nc, image_size
-    for i in range(n):
-        out, size = ndf * 2**i, size // 2
-        d.append(2 * size * size * 16 * width * out)  # output pixels x 16 taps
-        width = out
-    d.append(2 * 16 * width)  # the 4x4 valid logit conv
-    return g, d
-
-
-def step_flops(image_size: int) -> int:
-    """Model FLOPs per image of one D+G step, as the step computes it (see the module docstring)."""
-    g, d = layer_flops(image_size)
-    g_forward, d_forward = sum(g), sum(d)
-    d_update = 2 * (d_forward + d_forward + sum(d[1:]))
-    g_update = d_forward + d_forward + sum(g) + sum(g[1:])
-    return g_forward + d_update + g_update
-
-
-def peak_flops(device_kind: str, dtype: str, override_tflops: float):
-    """Peak FLOP/s of one device, or None when unknown (a CPU)."""
-    if override_tflops:
-        return override_tflops * 1e12
-    for name, (tf32, bf16) in PEAK_TFLOPS.items():
-        if name.lower() in device_kind.lower():
-            return (bf16 if dtype == "bfloat16" else tf32) * 1e12
-    return None
 
 
 # ---------------------------------------------------------------- JAX

@@ -110,7 +110,7 @@ def test_model_flops_match_pytorchs_flop_counter(size):
     torch = pytest.importorskip("torch", reason="needs the 'bench' extra")
     from torch.utils.flop_counter import FlopCounterMode
 
-    bench = _load(SCRIPT)
+    bench = _load(os.path.join(REPO, "benchmarks", "model_flops.py"))
     assert (
         bench.IMAGE_SIZES == models.SUPPORTED_IMAGE_SIZES
     )  # the benchmark accepts every size the models do
