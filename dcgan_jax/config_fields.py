@@ -362,7 +362,7 @@ _FIELDS_BY_RULE = {
         collapse.patience d_training.pretrain_steps d_training.instance_noise_decay_steps
         model.conditional.num_classes dedup.max_hamming dedup.max_shift eval.every_steps
         eval.classifier.max_shift eval.probe.labels_per_class population.size
-        eval.inception_batch_size
+        eval.inception_batch_size eval.probe.svm_preconditioner_rank
     """,
     "positive": """
         model.bn_epsilon optim.learning_rate optim.adam_eps dedup.learning_rate

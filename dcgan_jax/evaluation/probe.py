@@ -26,7 +26,7 @@ from dcgan_jax.data.labelled import (
     validation_split,
 )
 from dcgan_jax.errors import UserError
-from dcgan_jax.evaluation import svm
+from dcgan_jax.evaluation import nystrom, svm
 from dcgan_jax.nn import features
 
 Table = list[dict[str, Any]]
@@ -69,7 +69,8 @@ def block_svm(
 
     Features are standardized with training statistics (one C grid then suits every feature set);
     the C path is solved on the fit rows, increasing and warm-started; the refit on all rows starts
-    from the chosen C's solution.
+    from the chosen C's solution. CG is preconditioned by a rank-`probe.svm_preconditioner_rank`
+    Nystrom approximation of the fit rows' Gram (nystrom.py; 0: none), used for the refit too.
     """
     if probe.solver != "jax":
         raise UserError(f"--config.eval.probe.solver={probe.solver!r}; use 'jax' or 'liblinear'")
@@ -77,7 +78,15 @@ def block_svm(
     train, mean, scale = svm.standardize(train)
     test, _, _ = svm.standardize(test, mean, scale)
     fit_idx, val_idx = validation_split(train.rows, probe.validation_fraction, seed)
-    settings = dict(tol=probe.svm_tol, max_newton=probe.svm_max_newton, max_cg=probe.svm_max_cg)
+    fit_weights = np.zeros(train.padded_rows, np.float32)
+    fit_weights[fit_idx] = 1.0
+    pre = None
+    if probe.svm_preconditioner_rank:
+        rank = probe.svm_preconditioner_rank
+        pre = nystrom.sketch(train.blocks, jnp.asarray(fit_weights), rank, seed)
+    settings = dict(
+        tol=probe.svm_tol, max_newton=probe.svm_max_newton, max_cg=probe.svm_max_cg, pre=pre
+    )
     with progress_bars.bar(total=len(probe.svm_c_values) + 1, desc=desc, unit="C") as bar:
 
         def on_fit(c, solution):

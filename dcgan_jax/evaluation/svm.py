@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dcgan_jax.evaluation import nystrom
+
 
 class Blocks(NamedTuple):
     """A (rows, dim) float32 matrix as device blocks of `block_rows` rows (the last one
@@ -205,9 +207,10 @@ def newton_solve(
     tol: float = 1e-3,
     max_newton: int = 50,
     max_cg: int = 100,
+    pre: nystrom.Nystrom | None = None,
 ) -> Solution:
     """Minimizes every class's f_k from (w, b) until ||grad f_k|| <= tol ||grad f_k(0)||
-    (liblinear's criterion)."""
+    (liblinear's criterion); `pre` (nystrom.sketch of the fit rows) preconditions CG."""
     c = jnp.float32(c)
     zero_w, zero_b = jnp.zeros_like(w), jnp.zeros_like(b)
     _, _, g0w, g0b = _margins_and_grad(x.blocks, zero_w, zero_b, y, s, c)
@@ -219,28 +222,40 @@ def newton_solve(
         if step == max_newton or np.all(gnorm <= tol * g0):
             break
         active = ((y * margins < 1.0) * s[:, None]).astype(jnp.float32)
-        pw, pb, z, used = _conjugate_gradient(x, active, gw, gb, c, gnorm, max_cg)
+        pw, pb, z, used = _conjugate_gradient(x, active, gw, gb, c, gnorm, max_cg, pre)
         cg_total += used
         t = _line_search(w, b, pw, pb, margins, z, y, s, c)
         w, b = w + t[:, None] * pw, b + t * pb
     return Solution(w, b, margins, step, cg_total)
 
 
-def _conjugate_gradient(x, active, gw, gb, c, gnorm, max_cg):
+def _conjugate_gradient(x, active, gw, gb, c, gnorm, max_cg, pre=None):
     """Approximately solves H p = -g per column, to a relative residual that tightens as the
     gradient shrinks (a forcing term, for superlinear convergence); also returns X_aug p,
     accumulated from the products CG already made."""
     forcing = np.minimum(0.1, np.sqrt(gnorm / (gnorm.max() + 1e-30)))
     target = jnp.asarray(forcing * gnorm, jnp.float32)
-    pw, pb, xp, steps = _cg_loop(x.blocks, active, gw, gb, c, target, max_cg)
+    pw, pb, xp, steps = _cg_loop(x.blocks, active, gw, gb, c, target, max_cg, pre)
     return pw, pb, xp, int(steps)
 
 
 @functools.partial(jax.jit, static_argnames=("max_cg",))
-def _cg_loop(blocks, active, gw, gb, c, target, max_cg):
-    """Conjugate gradient, every column at once in one compiled loop; converged columns stop
-    moving."""
+def _cg_loop(blocks, active, gw, gb, c, target, max_cg, pre=None):
+    """(Preconditioned) conjugate gradient, every column at once in one compiled loop; converged
+    columns stop moving. With `pre`, class k's H_k ~ 2C a_k (G + mu_k I), a_k its fraction of
+    rows inside the margin, mu_k = 1 / (2C a_k) (evaluation/nystrom.py)."""
     rows = blocks[0].shape[0] * len(blocks)
+    if pre is None:
+
+        def precondition(rw, rb):
+            return rw, rb
+    else:
+        mu = 1.0 / (2.0 * c * jnp.maximum(active.sum(0), 1.0) / pre.rows)
+
+        def precondition(rw, rb):
+            return nystrom.inverse_apply(pre, rw, rb, mu)
+
+    zw, zb = precondition(-gw, -gb)
     rr = _coldot(gw, gb, gw, gb)
     init = dict(
         pw=jnp.zeros_like(gw),
@@ -248,9 +263,9 @@ def _cg_loop(blocks, active, gw, gb, c, target, max_cg):
         xp=jnp.zeros((rows, gw.shape[0]), gw.dtype),
         rw=-gw,
         rb=-gb,
-        dw=-gw,
-        db=-gb,
-        rr=rr,
+        dw=zw,
+        db=zb,
+        rz=_coldot(-gw, -gb, zw, zb),
         k=jnp.int32(0),
         done=jnp.sqrt(rr) <= target,
     )
@@ -259,13 +274,14 @@ def _cg_loop(blocks, active, gw, gb, c, target, max_cg):
         return (state["k"] < max_cg) & ~jnp.all(state["done"])
 
     def body(state):
-        dw, db, rr = state["dw"], state["db"], state["rr"]
+        dw, db, rz = state["dw"], state["db"], state["rz"]
         hw, hb, xd = _hessian_product(blocks, active, dw, db, c)
-        alpha = jnp.where(state["done"], 0.0, rr / jnp.maximum(_coldot(dw, db, hw, hb), 1e-30))
+        alpha = jnp.where(state["done"], 0.0, rz / jnp.maximum(_coldot(dw, db, hw, hb), 1e-30))
         rw, rb = state["rw"] - alpha[:, None] * hw, state["rb"] - alpha * hb
-        rr_new = _coldot(rw, rb, rw, rb)
-        done = state["done"] | (jnp.sqrt(rr_new) <= target)
-        beta = jnp.where(done, 0.0, rr_new / jnp.maximum(rr, 1e-30))
+        zw, zb = precondition(rw, rb)
+        rz_new = _coldot(rw, rb, zw, zb)
+        done = state["done"] | (jnp.sqrt(_coldot(rw, rb, rw, rb)) <= target)
+        beta = jnp.where(done, 0.0, rz_new / jnp.maximum(rz, 1e-30))
         keep = jnp.where(done, 0.0, 1.0)
         return dict(
             pw=state["pw"] + alpha[:, None] * dw,
@@ -273,9 +289,9 @@ def _cg_loop(blocks, active, gw, gb, c, target, max_cg):
             xp=state["xp"] + alpha * xd,
             rw=rw,
             rb=rb,
-            dw=keep[:, None] * (rw + beta[:, None] * dw),
-            db=keep * (rb + beta * db),
-            rr=rr_new,
+            dw=keep[:, None] * (zw + beta[:, None] * dw),
+            db=keep * (zb + beta * db),
+            rz=rz_new,
             k=state["k"] + 1,
             done=done,
         )
@@ -294,10 +310,11 @@ def fit_c_path(
     max_newton: int = 50,
     max_cg: int = 100,
     on_fit: Callable[[float, Solution], None] | None = None,
+    pre: nystrom.Nystrom | None = None,
 ) -> dict[float, Solution]:
     """Solutions for every C (increasing, each warm-started from the previous), trained on
     `fit_rows` only; their margins cover every row, so held-out rows are scored without another
-    pass."""
+    pass. `pre`: a CG preconditioner (nystrom.sketch), the same for every C."""
     y = one_vs_rest_targets(labels, num_classes, x.padded_rows)
     weights = np.zeros(x.padded_rows, np.float32)
     weights[fit_rows] = 1.0
@@ -305,7 +322,7 @@ def fit_c_path(
     w, b = jnp.zeros((num_classes, x.dim), jnp.float32), jnp.zeros((num_classes,), jnp.float32)
     solutions = {}
     for c in sorted(c_values):
-        solution = newton_solve(x, y, s, c, w, b, tol, max_newton, max_cg)
+        solution = newton_solve(x, y, s, c, w, b, tol, max_newton, max_cg, pre)
         solutions[c] = solution
         w, b = solution.w, solution.b
         if on_fit is not None:
