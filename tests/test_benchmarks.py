@@ -232,6 +232,35 @@ def test_evaluate_benchmark_reports_both_solvers_extraction_and_the_synthetic_fi
 
 
 @pytest.mark.slow
+def test_svm_preconditioner_benchmark_reaches_the_same_objectives_with_each_rank(trained_run):
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO, "benchmarks", "svm_preconditioner.py"),
+            f"--workdir={trained_run}",
+            "--ranks=0,64",
+            "--labels_per_class=40",
+            "--c_values=1e-2,1e-3",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (report["rows"], report["dim"]) == (400, (8 + 16 + 32) * 16)
+    assert report["fit_rows"] == 360 and report["extraction_seconds"] > 0
+    plain, pre = report["ranks"]
+    assert (plain["rank"], pre["rank"], plain["sketch_seconds"]) == (0, 64, 0)
+    for a, b in zip(plain["per_c"], pre["per_c"], strict=True):
+        assert a["C"] == b["C"] and b["objective"] == pytest.approx(a["objective"], rel=1e-3)
+        assert 0.1 < a["val_accuracy"] <= 1 and a["cg_steps"] > 0
+    assert [c["C"] for c in plain["per_c"]] == [1e-3, 1e-2]
+
+
+@pytest.mark.slow
 def test_population_benchmark_reports_both_forms_and_whole_runs():
     script = os.path.join(REPO, "benchmarks", "population.py")
     tiny = "model.g_width=8,model.d_width=8,batch_size=16,model.latent_dim=16,num_fixed_samples=16"
