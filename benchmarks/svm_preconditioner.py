@@ -8,8 +8,9 @@ extracts the features of its labelled dataset's train split (the run's own: an i
 own folder), standardized and split into fit and validation rows as `evaluate --task=classify`
 does. Then, for each rank in turn on the same device blocks (0: plain CG): the sketch's seconds,
 and per C of the path (increasing, warm-started) the Newton and CG steps, the seconds, the primal
-objective summed over classes and the validation accuracy. The objectives must agree (the
-preconditioner changes the steps, not the optimum); the load average before and after is printed.
+objective summed over classes and the validation accuracy. The objectives should agree to the
+solver's tolerance (the preconditioner changes the steps, not the optimum; where a C takes no Newton
+step, each side keeps its previous C's solution); the load average before and after is printed.
 """
 
 import argparse
