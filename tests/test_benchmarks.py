@@ -27,32 +27,38 @@ def _load(path):
     return module
 
 
+def _run(script, *flags, timeout=600):
+    """A benchmark script run in its own process, which must succeed: (the report its last stdout
+    line holds when --json is given, else None; the completed process)."""
+    result = subprocess.run(
+        [sys.executable, script, *flags],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1]) if "--json" in flags else None
+    return report, result
+
+
 @pytest.mark.slow
 def test_train_step_benchmark_reports_positive_figures():
     pytest.importorskip(
         "torch", reason="the PyTorch reference needs the 'bench' extra: pip install -e .[bench]"
     )
-    result = subprocess.run(
-        [
-            sys.executable,
-            SCRIPT,
-            "--image_size=32",
-            "--batch_sizes=8",
-            "--steps=1",
-            "--blocks=1",
-            "--warmup=0",
-            "--dtypes=float32",
-            "--torch_variants=eager,channels_last_bf16",
-            "--peak_tflops=1",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    report, _ = _run(
+        SCRIPT,
+        "--image_size=32",
+        "--batch_sizes=8",
+        "--steps=1",
+        "--blocks=1",
+        "--warmup=0",
+        "--dtypes=float32",
+        "--torch_variants=eager,channels_last_bf16",
+        "--peak_tflops=1",
+        "--json",
     )
-    assert result.returncode == 0, result.stderr[-2000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
     assert (report["image_size"], report["backend"], report["torch_device"]) == (32, "cpu", "cpu")
     (batch,) = report["batches"]
     runs = batch["runs"]
@@ -149,15 +155,7 @@ def test_model_flops_match_pytorchs_flop_counter(size):
 
 @pytest.mark.slow
 def test_conv_forms_benchmark_times_every_form_of_the_chosen_layers():
-    result = subprocess.run(
-        [sys.executable, CONV_FORMS, "--batch_size=2", "--repeats=1", "--only=up3,conv0", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report, _ = _run(CONV_FORMS, "--batch_size=2", "--repeats=1", "--only=up3,conv0", "--json")
     forms = {(row["layer"], row["part"], row["form"]) for row in report["forms"]}
     assert len(forms) == 7 + 6 and ("G up3", "kernel grad", "strided") in forms
     assert ("D conv0", "input grad", "space_to_depth") in forms
@@ -181,41 +179,24 @@ def test_bad_device_count_is_a_one_line_error():
 @pytest.mark.slow
 def test_multiprocess_stop_check_benchmark_reports_both_costs():
     script = os.path.join(REPO, "benchmarks", "multiprocess_step.py")
-    result = subprocess.run(
-        [sys.executable, script, "--stop_check", "--calls=5", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report, _ = _run(script, "--stop_check", "--calls=5", "--json")
     assert report["processes"] == 2 and len(report["per_process"]) == 2
     for timing in report["per_process"]:
         assert timing["allgather_ms"] > 0 and timing["no_sync_step_ms"] >= 0
 
 
 def test_evaluate_benchmark_reports_both_solvers_extraction_and_the_synthetic_fit():
-    result = subprocess.run(
-        [
-            sys.executable,
-            EVALUATE,
-            "--d_width=4",
-            "--c_values=1e-2",
-            "--rows=400",
-            "--test_rows=200",
-            "--dim=96",
-            "--rank=8",
-            "--mean_scale=1",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    report, result = _run(
+        EVALUATE,
+        "--d_width=4",
+        "--c_values=1e-2",
+        "--rows=400",
+        "--test_rows=200",
+        "--dim=96",
+        "--rank=8",
+        "--mean_scale=1",
+        "--json",
     )
-    assert result.returncode == 0, result.stderr[-2000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
     digits = report["digits"]
     assert digits["dim"] == (4 + 8 + 16) * 16 and (digits["train"], digits["test"]) == (1437, 360)
     assert digits["extraction_images_per_sec"] > 0 and set(digits["solvers"]) == {
@@ -233,23 +214,14 @@ def test_evaluate_benchmark_reports_both_solvers_extraction_and_the_synthetic_fi
 
 @pytest.mark.slow
 def test_svm_preconditioner_benchmark_reaches_the_same_objectives_with_each_rank(trained_run):
-    result = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "benchmarks", "svm_preconditioner.py"),
-            f"--workdir={trained_run}",
-            "--ranks=0,64",
-            "--labels_per_class=40",
-            "--c_values=1e-2,1e-3",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    report, _ = _run(
+        os.path.join(REPO, "benchmarks", "svm_preconditioner.py"),
+        f"--workdir={trained_run}",
+        "--ranks=0,64",
+        "--labels_per_class=40",
+        "--c_values=1e-2,1e-3",
+        "--json",
     )
-    assert result.returncode == 0, result.stderr[-2000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
     assert (report["rows"], report["dim"]) == (400, (8 + 16 + 32) * 16)
     assert report["fit_rows"] == 360 and report["extraction_seconds"] > 0
     plain, pre = report["ranks"]
@@ -264,25 +236,17 @@ def test_svm_preconditioner_benchmark_reaches_the_same_objectives_with_each_rank
 def test_population_benchmark_reports_both_forms_and_whole_runs():
     script = os.path.join(REPO, "benchmarks", "population.py")
     tiny = "model.g_width=8,model.d_width=8,batch_size=16,model.latent_dim=16,num_fixed_samples=16"
-    result = subprocess.run(
-        [
-            sys.executable,
-            script,
-            "--configs=digits",
-            "--members=2",
-            "--block_steps=1",
-            "--blocks=1",
-            "--steps=1",
-            f"--overrides={tiny}",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
+    report, _ = _run(
+        script,
+        "--configs=digits",
+        "--members=2",
+        "--block_steps=1",
+        "--blocks=1",
+        "--steps=1",
+        f"--overrides={tiny}",
+        "--json",
         timeout=900,
-        check=False,
     )
-    assert result.returncode == 0, result.stderr[-2000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["members"] == 2 and len(report["loadavg_before"]) == 3
     steady = report["configs"]["digits"]["steady_state"]
     assert steady["batch_size"] == 16 and set(steady["runners"]) == {"single", "loop", "vmap"}
@@ -358,22 +322,14 @@ def test_fid_extractor_benchmark_reports_every_batch_size_and_torch():
         "torch", reason="the reference side is the TorchScript module (bench extra)"
     )
     weights = fid_weights()
-    result = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "benchmarks", "fid_extractor.py"),
-            "--batch_sizes=2,3",
-            "--torch_batch_size=2",
-            "--rounds=2",
-            "--seconds=0.01",
-            f"--inception_weights={weights}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    _, result = _run(
+        os.path.join(REPO, "benchmarks", "fid_extractor.py"),
+        "--batch_sizes=2,3",
+        "--torch_batch_size=2",
+        "--rounds=2",
+        "--seconds=0.01",
+        f"--inception_weights={weights}",
     )
-    assert result.returncode == 0, result.stderr[-2000:]
     rows = [line for line in result.stdout.splitlines() if "median" in line]
     assert [row.split(":")[0].strip() for row in rows] == [
         "jax batch 2",
