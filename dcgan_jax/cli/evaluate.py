@@ -6,7 +6,8 @@ init (dcgan_jax/evaluation/probe.py). fid: FID/KID of the trained generator, the
 real training images, against the held-out split (dcgan_jax/evaluation/fid.py); with an EMA of G,
 the trained G without it is a row too. class_accuracy: a class-conditional G's samples of each
 class, labelled by the FID classifier (dcgan_jax/evaluation/class_accuracy.py). Each prints a table
-and writes it to DIR/eval_<task>.json.
+and writes it to DIR/eval_<task>.json; classify keeps there the rows that an earlier command fitted
+on the same checkpoint and data and this one did not (--probe_features: a row per command).
 
 A population's workdir (trained with --config.population.size=N) takes --member=I: member I as its
 single run, its table in DIR/members/member_I/eval_<task>.json. `--task=fid` without --member
@@ -234,6 +235,12 @@ def main(argv):
             f"linear L2-SVM on {shown} ({rows[0]['train_examples']} labelled train, "
             f"{rows[0]['test_examples']} test), D at step {run.step}"
         )
+        # rows fitted by earlier commands on the same D and data stay in the table (one per name)
+        rows, kept = tables.merge_rows(
+            tables.load_table(tables_dir, task), run.step, header, rows, "features"
+        )
+        if kept:
+            print(f"kept {kept} row(s) of an earlier command (same step and data) in the table")
     elif task == "class_accuracy":
         per_class = max(1, ev.num_samples // max(1, model.conditional.num_classes))
         counts = class_accuracy.confusion(

@@ -40,6 +40,28 @@ def save_table(
     return path
 
 
+def merge_rows(
+    table: dict[str, Any] | None, step: int, header: str, rows: Table, key: str
+) -> tuple[Table, int]:
+    """`rows` laid over the rows of an earlier `table` of the same step and header (the same
+    checkpoint and data), matched on `key`: a new row replaces the old row of its key in place,
+    the others are kept, new keys come last. Why: a long evaluation run row by row in separate
+    commands (`evaluate --task=classify --probe_features=...`) ends with one table. Returns (the
+    rows, how many were kept from `table`); a table of another step or header is replaced."""
+    if not table or table.get("step") != step or table.get("header") != header:
+        return rows, 0
+    merged = [dict(r) for r in table.get("rows", []) if isinstance(r, dict) and key in r]
+    kept = len(merged)
+    for row in rows:
+        at = [i for i, old in enumerate(merged) if old[key] == row[key]]
+        if at:
+            merged[at[0]] = row
+            kept -= 1
+        else:
+            merged.append(row)
+    return merged, kept
+
+
 def load_table(workdir: str, task: str) -> dict[str, Any] | None:
     """The table `save_table` wrote to workdir/eval_<task>.json; None when there is none or it
     cannot be read (a table is a result to show, and can be written again)."""

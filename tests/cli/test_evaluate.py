@@ -134,6 +134,14 @@ def test_classify_only_the_rows_asked_for(workdir):
     rows, _ = classify_rows(workdir, "--labels_per_class=15", "--probe_features=pixels,trained")
     assert [r["features"] for r in rows] == ["raw pixels", "D features (trained)"]
     assert rows[0]["dim"] == 32 * 32 and rows[1]["dim"] == (8 + 16 + 32) * 16
+    # a later command's rows join the table of the same step and data
+    merged, stdout = classify_rows(workdir, "--labels_per_class=15", "--probe_features=random_init")
+    assert merged[:2] == rows and merged[2]["features"] == "D features (random init)"
+    assert "kept 2 row(s) of an earlier command" in stdout
+    # other data (another number of labels) starts a new table
+    fresh, stdout = classify_rows(workdir, "--labels_per_class=10", "--probe_features=pixels")
+    assert [(r["features"], r["train_examples"]) for r in fresh] == [("raw pixels", 100)]
+    assert "kept" not in stdout
     one_line_error(
         run_cli(
             "dcgan_jax.evaluate", f"--workdir={workdir}", "--task=classify", "--probe_features=D"
