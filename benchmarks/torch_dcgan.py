@@ -11,9 +11,12 @@ the first), LeakyReLU(0.2), and a 4x4 valid conv to one logit. No biases. Init a
 `train_steps` is the example's loop: per batch, a D step on the real batch (label 1) and a fake
 batch (label 0) with BCE on D's sigmoid, then a G step with label 1 on the same fakes; Adam
 lr 2e-4, betas (0.5, 0.999); z ~ N(0, 1); the data reshuffled every epoch with the last, smaller
-batch kept (DataLoader(shuffle=True), drop_last False).
+batch kept (DataLoader(shuffle=True), drop_last False). `update` is that loop's body, the one both
+benchmarks run: `train_steps` (quality.py) and `timed_step` (train_step.py: on one fixed batch, in
+the eager, channels_last bfloat16 and torch.compile variants).
 """
 
+import contextlib
 import os
 
 import numpy as np
@@ -103,24 +106,20 @@ def train_steps(
         step = int(saved["step"])
     pixels = torch.from_numpy(images).permute(0, 3, 1, 2)  # uint8 NCHW, converted per batch
     criterion, sigmoid = nn.BCELoss(), nn.Sigmoid()
+
+    def bce(logits, labels):  # the example's nn.BCELoss on D's sigmoid
+        return criterion(sigmoid(logits), labels)
+
     per_epoch = -(-n // batch_size)
     start, first = time.perf_counter(), step
     while step < steps:
         epoch, index = divmod(step, per_epoch)
         rows = _epoch_order(seed, epoch, n)[index * batch_size : (index + 1) * batch_size]
         real = pixels[rows].float() / 127.5 - 1.0  # ToTensor + Normalize((0.5,), (0.5,))
-        ones, zeros = torch.ones(len(rows)), torch.zeros(len(rows))
-        netd.zero_grad()
-        err_real = criterion(sigmoid(netd(real)), ones)
-        err_real.backward()
-        fake = netg(_z(seed, step, len(rows), NZ))
-        err_fake = criterion(sigmoid(netd(fake.detach())), zeros)
-        err_fake.backward()
-        opt_d.step()
-        netg.zero_grad()
-        err_g = criterion(sigmoid(netd(fake)), ones)
-        err_g.backward()
-        opt_g.step()
+        labels = torch.ones(len(rows)), torch.zeros(len(rows))
+        err_real, err_fake, err_g = update(
+            netg, netd, opt_g, opt_d, real, _z(seed, step, len(rows), NZ), labels, bce
+        )
         step += 1
         if step % every == 0 or step == steps:
             _save(checkpoint, netg, netd, opt_g, opt_d, step)
@@ -130,6 +129,29 @@ def train_steps(
                 flush=True,
             )
     return {"seconds": time.perf_counter() - start, "steps_run": step - first}
+
+
+def update(netg, netd, opt_g, opt_d, real, z, labels, loss, autocast=contextlib.nullcontext):
+    """One batch of the example's loop: a D step on `real` (label 1) and G(z) (label 0), then a G
+    step with label 1 on the same fakes. `labels` = (ones, zeros) of the batch's length, `loss(logits,
+    labels)` the criterion, `autocast()` the context the forward passes run in (mixed precision).
+    Returns the three losses (D on real, D on fake, G) as tensors."""
+    ones, zeros = labels
+    netd.zero_grad(set_to_none=True)
+    with autocast():
+        err_real = loss(netd(real).float(), ones)
+    err_real.backward()
+    with autocast():
+        fake = netg(z)
+        err_fake = loss(netd(fake.detach()).float(), zeros)
+    err_fake.backward()
+    opt_d.step()
+    netg.zero_grad(set_to_none=True)
+    with autocast():
+        err_g = loss(netd(fake).float(), ones)
+    err_g.backward()
+    opt_g.step()
+    return err_real, err_fake, err_g
 
 
 def _save(path, netg, netd, opt_g, opt_d, step) -> None:
@@ -161,3 +183,57 @@ def samples(
             # vutils.save_image's rounding: (x + 1) / 2 * 255 + 0.5, clamped, truncated
             out.append(((images + 1) * 127.5 + 0.5).clamp(0, 255).to(torch.uint8))
     return torch.cat(out).permute(0, 2, 3, 1).numpy()
+
+
+def timed_step(
+    image_size: int, nc: int, batch_size: int, variant: str, device: str, compile_dtype: str
+):
+    """(step, sync) for the train-step benchmark: `step()` runs `update` on a fixed random batch
+    and fresh uniform z (as this project's z) with BCE on logits, in `variant` (eager: float32
+    NCHW; channels_last_bf16: channels_last and bfloat16 autocast; compile: torch.compile of both
+    nets, channels_last, `compile_dtype` autocast and fused Adam where the device has it); `sync()`
+    waits for the device."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    if device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True
+    netg, netd = build_nets(image_size, nc)
+    memory_format = torch.contiguous_format if variant == "eager" else torch.channels_last
+    netg = netg.to(device, memory_format=memory_format)
+    netd = netd.to(device, memory_format=memory_format)
+
+    def adam(params):
+        if variant == "compile":
+            try:
+                return torch.optim.Adam(params, lr=LR, betas=(BETA1, 0.999), fused=True)
+            except (RuntimeError, ValueError):  # no fused kernel for this device
+                pass
+        return torch.optim.Adam(params, lr=LR, betas=(BETA1, 0.999))
+
+    opt_g, opt_d = adam(list(netg.parameters())), adam(list(netd.parameters()))
+    if variant == "compile":
+        netg, netd = torch.compile(netg), torch.compile(netd)
+    autocast_dtype = {
+        "eager": None,
+        "channels_last_bf16": torch.bfloat16,
+        "compile": torch.bfloat16 if compile_dtype == "bfloat16" else None,
+    }[variant]
+    device_type = "cuda" if device.startswith("cuda") else "cpu"
+    shape = (batch_size, nc, image_size, image_size)
+    real = (torch.rand(*shape, device=device) * 2 - 1).contiguous(memory_format=memory_format)
+    labels = torch.ones(batch_size, device=device), torch.zeros(batch_size, device=device)
+
+    def autocast():
+        return torch.autocast(device_type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
+
+    def step():
+        z = torch.rand(batch_size, NZ, 1, 1, device=device) * 2 - 1
+        update(netg, netd, opt_g, opt_d, real, z, labels, nn.BCEWithLogitsLoss(), autocast)
+
+    def sync():
+        if device_type == "cuda":
+            torch.cuda.synchronize(device)
+
+    return step, sync

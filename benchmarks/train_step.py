@@ -178,71 +178,6 @@ def torch_device(args) -> str:
     return "cuda" if jax.default_backend() == "gpu" else "cpu"
 
 
-def make_torch_runner(args, batch_size: int, variant: str, device: str):
-    """(step, sync) of one D+G step of the pytorch/examples DCGAN, written here, in `variant`."""
-    import torch
-    from torch import nn
-
-    torch.manual_seed(0)
-    if device.startswith("cuda"):
-        torch.backends.cudnn.benchmark = True
-    size = args.image_size
-    netg, netd = torch_dcgan.build_nets(size, NC, NZ, NGF, NDF)
-    memory_format = torch.contiguous_format if variant == "eager" else torch.channels_last
-    netg, netd = (
-        netg.to(device, memory_format=memory_format),
-        netd.to(device, memory_format=memory_format),
-    )
-
-    def adam(params):
-        if variant == "compile":
-            try:
-                return torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999), fused=True)
-            except (RuntimeError, ValueError):  # no fused kernel for this device
-                pass
-        return torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999))
-
-    opt_g, opt_d = adam(list(netg.parameters())), adam(list(netd.parameters()))
-    if variant == "compile":
-        netg, netd = torch.compile(netg), torch.compile(netd)
-    autocast_dtype = {
-        "eager": None,
-        "channels_last_bf16": torch.bfloat16,
-        "compile": torch.bfloat16 if args.torch_compile_dtype == "bfloat16" else None,
-    }[variant]
-    device_type = "cuda" if device.startswith("cuda") else "cpu"
-    criterion = nn.BCEWithLogitsLoss()
-    real = (torch.rand(batch_size, NC, size, size, device=device) * 2 - 1).contiguous(
-        memory_format=memory_format
-    )
-    ones, zeros = torch.ones(batch_size, device=device), torch.zeros(batch_size, device=device)
-
-    def autocast():
-        return torch.autocast(device_type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
-
-    def step():
-        netd.zero_grad(set_to_none=True)
-        with autocast():
-            err_real = criterion(netd(real).float(), ones)
-        err_real.backward()
-        with autocast():
-            fake = netg(torch.rand(batch_size, NZ, 1, 1, device=device) * 2 - 1)
-            err_fake = criterion(netd(fake.detach()).float(), zeros)
-        err_fake.backward()
-        opt_d.step()
-        netg.zero_grad(set_to_none=True)
-        with autocast():
-            err_g = criterion(netd(fake).float(), ones)
-        err_g.backward()
-        opt_g.step()
-
-    def sync():
-        if device_type == "cuda":
-            torch.cuda.synchronize(device)
-
-    return step, sync
-
-
 # ---------------------------------------------------------------- timing
 
 
@@ -272,7 +207,9 @@ def run_batch(args, batch_size: int, device: str) -> dict:
         runners[f"jax_{dtype}"] = make_jax_runner(args, batch_size, dtype)
     for variant in args.torch_variants:
         try:
-            runners[f"torch_{variant}"] = make_torch_runner(args, batch_size, variant, device)
+            runners[f"torch_{variant}"] = torch_dcgan.timed_step(
+                args.image_size, NC, batch_size, variant, device, args.torch_compile_dtype
+            )
         except Exception as e:  # noqa: BLE001  (reported, not fatal: the other variants still run)
             results[f"torch_{variant}"] = {
                 "unavailable": f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
