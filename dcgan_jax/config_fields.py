@@ -298,17 +298,20 @@ def _largest_size(config: ml_collections.ConfigDict) -> str:
 
 
 def _validate_model(model: ml_collections.ConfigDict) -> None:
-    try:
-        models.build_models(model)
-        latent.sample_z(jax.random.PRNGKey(0), 1, 1, model.z_distribution)
-        dtype = jnp.dtype(model.compute_dtype)
-    except (ValueError, TypeError) as e:
-        raise UserError(f"invalid config: {e}") from None
-    if not jnp.issubdtype(dtype, jnp.floating):
+    try:  # first: building the models would fail on the dtype name without naming the field
+        floating = jnp.issubdtype(jnp.dtype(model.compute_dtype), jnp.floating)
+    except (ValueError, TypeError):  # not a dtype name at all: the same answer as a non-float one
+        floating = False
+    if not floating:
         raise UserError(
             f"invalid config: model.compute_dtype={model.compute_dtype!r} must be a floating type "
             f"('float32', or 'bfloat16' / 'float16' on GPU/TPU)"
         )
+    try:
+        models.build_models(model)
+        latent.sample_z(jax.random.PRNGKey(0), 1, 1, model.z_distribution)
+    except (ValueError, TypeError) as e:
+        raise UserError(f"invalid config: {e}") from None
 
 
 def _finite(value) -> bool:

@@ -109,7 +109,7 @@ def test_a_run_no_memory_holds_is_one_line_naming_the_field(sizes, field, monkey
     config_fields.validate(tiny_config())  # the tiny run fits
 
 
-@pytest.mark.parametrize("dtype", ["int32", "bool", "uint8"])
+@pytest.mark.parametrize("dtype", ["int32", "bool", "uint8", "foo", "bfloat"])
 def test_compute_dtype_must_be_floating(dtype):
     config = defaults.get_config()
     config.model.compute_dtype = dtype

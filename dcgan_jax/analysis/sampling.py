@@ -7,6 +7,7 @@ the reference implementations do).
 """
 
 import os
+import zipfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -132,10 +133,16 @@ def load_z_file(path: str, latent_dim: int, input_dim: int | None = None) -> np.
     generator: rows of latent_dim, or of input_dim (z with a class code, a conditional G's
     input)."""
     try:
-        with np.load(path) as data:
+        if os.path.isfile(path) and not zipfile.is_zipfile(path):  # np.load: .npy, or a pickle
+            raise ValueError("not an .npz archive")
+        with np.load(path, allow_pickle=False) as data:
             z = data["z"]
     except (OSError, KeyError, ValueError) as e:
-        raise UserError(f"z file {path!r} is not an .npz with a `z` array ({e})") from None
+        reason = " ".join(str(e).split())[:200]
+        raise UserError(
+            f"z file {path!r} is not an .npz with a `z` array ({reason}); write one with "
+            f"`python -m dcgan_jax.sample --output=z.npz`"
+        ) from None
     widths = sorted({latent_dim, input_dim or latent_dim})
     if z.ndim != 2 or z.shape[1] not in widths:
         raise UserError(

@@ -51,16 +51,20 @@ def run_main(main: Callable) -> Callable:
 FLAG_ERRORS = (AttributeError, KeyError, TypeError, ValueError, OSError, SyntaxError, ImportError)
 
 
-def _config_file() -> str | None:
-    """The file given by --config (`--config=PATH[:ARGS]` or `--config PATH`), None when the
-    command's default config is used."""
+def _config_value() -> str:
+    """What --config was given (`--config=PATH[:ARGS]` or `--config PATH`), '' when the command's
+    default config is used."""
     args = sys.argv[1:]
     for i, arg in enumerate(args):
         name, has_value, value = arg.lstrip("-").partition("=")
         if arg.startswith("-") and name == "config":
-            path = value if has_value else (args[i + 1] if i + 1 < len(args) else "")
-            return path.split(":", 1)[0] or None
-    return None
+            return value if has_value else (args[i + 1] if i + 1 < len(args) else "")
+    return ""
+
+
+def _config_file() -> str | None:
+    """The file given by --config, None when the command's default config is used."""
+    return _config_value().split(":", 1)[0] or None
 
 
 def _raised_in(error: BaseException, path: str) -> BaseException | None:
@@ -90,6 +94,12 @@ def _raised_in(error: BaseException, path: str) -> BaseException | None:
 def _one_line(error: BaseException) -> str:
     path = _config_file()
     raised = path and _raised_in(error, path)
+    _, colon, config_args = _config_value().partition(":")
+    if colon and isinstance(raised, TypeError) and "get_config()" in str(raised):
+        return (
+            f"--config={path}:{config_args} passes {config_args!r} to get_config(), which takes "
+            f"no argument; drop ':{config_args}' or give {path}'s get_config a parameter"
+        )
     if raised:  # a bug in the user's config file: name the file and what it raised
         reason = " ".join(str(raised).split())[:300]
         return (
@@ -97,6 +107,11 @@ def _one_line(error: BaseException) -> str:
             f"{': ' + reason if reason else ''}; fix the file or pass another --config"
         )
     text = str(error)
+    if path and isinstance(error, AttributeError) and "has no attribute 'get_config'" in text:
+        return (
+            f"the config file {path} has no get_config(); define `def get_config():` returning an "
+            f"ml_collections.ConfigDict (as configs/*.py do)"
+        )
     if path and (
         (isinstance(error, AttributeError) and " object has no attribute " in text)
         or text.startswith("Unexpected None value for flag config")
@@ -126,6 +141,8 @@ def flag_errors():
     ml_collections applies --config.* overrides when the flag is defined and loads the file lazily,
     so both the definition and the first use of the config go inside this guard.
     """
+    absl_logger = logging.get_absl_logger()
+    absl_logger.addFilter(_said_in_one_line)
     try:
         yield
     except Exception as e:  # a config file may raise anything
@@ -139,6 +156,14 @@ def flag_errors():
         )  # a field of an earlier version: say where it lives now
         print(f"error: {moved or _one_line(e)}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        absl_logger.removeFilter(_said_in_one_line)
+
+
+def _said_in_one_line(record) -> bool:
+    """False for ml_collections' warning that get_config() returned None, which the error line
+    that follows says again (a logging filter, on while the flags are parsed)."""
+    return "get_config() returned None" not in str(record.msg)
 
 
 def require_nonempty(*names: str) -> None:

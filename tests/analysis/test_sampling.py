@@ -98,7 +98,14 @@ def test_load_z_file_errors(gen, tmp_path, arrays, message):
 
 def test_load_z_file_that_is_not_an_npz(tmp_path):
     (tmp_path / "z.npz").write_text("not numpy")
-    with pytest.raises(UserError, match="not an .npz"):
+    with pytest.raises(UserError, match="not an .npz archive") as text_file:
         sampling.load_z_file(str(tmp_path / "z.npz"), 16)
-    with pytest.raises(UserError, match="not an .npz"):
+    assert "pickle" not in str(text_file.value)  # np.load's guess for a text file misleads
+    np.save(tmp_path / "z.npy", np.zeros((3, 16)))  # a bare .npy: np.load gives no archive
+    with pytest.raises(UserError, match="not an .npz archive.*dcgan_jax.sample --output=z.npz"):
+        sampling.load_z_file(str(tmp_path / "z.npy"), 16)
+    np.savez(tmp_path / "objects.npz", z=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(UserError, match="not an .npz with a `z` array"):
+        sampling.load_z_file(str(tmp_path / "objects.npz"), 16)
+    with pytest.raises(UserError, match="not an .npz.*No such file"):
         sampling.load_z_file(str(tmp_path / "missing.npz"), 16)

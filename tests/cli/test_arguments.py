@@ -133,3 +133,27 @@ def test_a_config_file_returning_no_config_dict_is_one_line(tmp_path):
     path.write_text("def get_config():\n    return {'seed': 1}\n")
     result = run_cli("dcgan_jax.main", f"--config={path}", f"--workdir={tmp_path / 'run'}")
     one_line_error(result, f"the config file {path} gave no ml_collections.ConfigDict")
+
+
+@pytest.mark.parametrize(
+    "text, suffix, fragment",
+    [
+        ("x = 1\n", "", "{path} has no get_config(); define `def get_config():`"),
+        # ml_collections also logs a warning saying this; the error line is the only line
+        ("def get_config():\n    pass\n", "", "{path} gave no ml_collections.ConfigDict"),
+        (
+            "from dcgan_jax import defaults\nget_config = defaults.get_config\n",
+            ":large",
+            "--config={path}:large passes 'large' to get_config(), which takes no argument; "
+            "drop ':large'",
+        ),
+    ],
+)
+def test_a_config_file_mistake_is_the_only_line_and_names_its_fix(text, suffix, fragment, tmp_path):
+    """No get_config, a get_config returning None, or arguments after ':' that get_config does not
+    take: one line saying which, not an 'unknown field' or 'fix the file'."""
+    path = tmp_path / "my_config.py"
+    path.write_text(text)
+    result = run_cli("dcgan_jax.main", f"--config={path}{suffix}", f"--workdir={tmp_path / 'run'}")
+    one_line_error(result, fragment.format(path=path))
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
