@@ -17,7 +17,7 @@ it is trained; `--stage=report` (also the end of `all`) prints the table and wri
 and DIR/results.json.
 
 `--config.FIELD=VALUE` overrides a field of configs/fashion_mnist.py on this project's side (e.g.
-`--config.optim.ema_decay=0.999`); give such a variant its own --out, as the files are keyed by
+`--config.optim.ema_decay=0`, the paper's recipe); give such a variant its own --out, as the files are keyed by
 seed only: a run folder trained with other values is refused (the report names the overrides).
 
 Both sides train on the same 60,000 train images at 32x32 (this project's idx reader, resized
