@@ -111,11 +111,14 @@ def ordered_map(
         # Stopped early (an error, a signal, the consumer done): nobody will read the results of the
         # tasks already handed to the workers (up to workers + 1 of them, seconds each for 256 large
         # images), so the workers are ended now rather than after those. ProcessPoolExecutor has no
-        # public way to do so before Python 3.14 (terminate_workers); shutdown forgets them.
-        processes = [] if finished else list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            process.terminate()
+        # public way to do so before Python 3.14 (terminate_workers). They are ended first, then the
+        # pool is shut down waiting for its manager thread: one left running closes its wake-up
+        # pipe while the interpreter's exit hook writes to it (CPython 3.11), which prints an
+        # OSError traceback after prepare's one-line "stopped by SIGTERM".
+        if not finished:
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def read_source(source: Any, index_chunks: Iterable, workers: int, ahead: int) -> Iterator:

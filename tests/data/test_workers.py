@@ -42,3 +42,21 @@ def test_kill_9_of_the_reader_ends_its_workers_and_the_resource_tracker(tmp_path
     finally:
         if reader.poll() is None:
             reader.kill()
+
+
+def test_a_map_stopped_early_leaves_no_pool_thread_or_worker_behind():
+    # A manager thread still running at exit races the interpreter's exit hook for its wake-up pipe
+    # (CPython 3.11): an OSError traceback after prepare's one-line "stopped by SIGTERM".
+    import math
+    import threading
+
+    from dcgan_jax.data import workers
+
+    before = set(threading.enumerate())
+    mapped = workers.ordered_map(math.sqrt, [float(i) for i in range(1000)], 2, 4)
+    assert [next(mapped) for _ in range(3)] == [0.0, 1.0, math.sqrt(2.0)]
+    started = children(os.getpid())
+    assert sum("spawn_main" in command_line(pid) for pid in started) == 2
+    mapped.close()
+    assert [t for t in threading.enumerate() if t not in before and t.is_alive()] == []
+    assert wait_gone([p for p in started if "spawn_main" in command_line(p)], timeout=30) == []
