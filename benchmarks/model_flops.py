@@ -34,13 +34,13 @@ PEAK_TFLOPS = {
     "TPU v5p": (459.0, 459.0),
     "TPU v6 lite": (918.0, 918.0),
 }
-NZ, NGF, NDF, NC = 100, 64, 64, 3  # pytorch/examples
 # models.SUPPORTED_IMAGE_SIZES (no jax import here: train_step.py sets XLA_FLAGS first)
 IMAGE_SIZES = (16, 32, 64, 128, 256)
 
 
-def layer_flops(image_size: int, nz: int = NZ, ngf: int = NGF, ndf: int = NDF, nc: int = NC):
-    """Forward FLOPs (2 x MACs) per image of each conv/matmul layer: ([G layers, z side first], [D
+def layer_flops(image_size: int, nz: int, ngf: int, ndf: int, nc: int):
+    """Forward FLOPs (2 x MACs) per image of each conv/matmul layer (z length, G and D widths and image
+    channels as benchmarks/torch_dcgan.py names them): ([G layers, z side first], [D
     layers, image side first, the logit conv last])."""
     n = IMAGE_SIZES.index(image_size) + 2  # 2x changes between 4x4 and the image
     g, width, size = (
@@ -61,9 +61,9 @@ def layer_flops(image_size: int, nz: int = NZ, ngf: int = NGF, ndf: int = NDF, n
     return g, d
 
 
-def step_flops(image_size: int) -> int:
+def step_flops(image_size: int, nz: int, ngf: int, ndf: int, nc: int) -> int:
     """Model FLOPs per image of one D+G step, as the step computes it (see the module docstring)."""
-    g, d = layer_flops(image_size)
+    g, d = layer_flops(image_size, nz, ngf, ndf, nc)
     g_forward, d_forward = sum(g), sum(d)
     d_update = 2 * (d_forward + d_forward + sum(d[1:]))
     g_update = d_forward + d_forward + sum(g) + sum(g[1:])

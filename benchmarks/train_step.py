@@ -40,7 +40,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch_dcgan  # noqa: E402  (benchmarks/: the PyTorch reference nets; torch is imported inside)
-from model_flops import IMAGE_SIZES, NC, NDF, NGF, NZ, peak_flops, step_flops  # noqa: E402
+from model_flops import IMAGE_SIZES, peak_flops, step_flops  # noqa: E402
+from torch_dcgan import NDF, NGF, NZ  # noqa: E402
+
+NC = 3  # the benchmark's images: RGB
 
 TORCH_VARIANTS = ("eager", "channels_last_bf16", "compile")
 
@@ -229,7 +232,7 @@ def run_batch(args, batch_size: int, device: str) -> dict:
     for _ in range(args.blocks):  # ABC..ABC..: the same background load hits every runner
         for name, (step, sync) in runners.items():
             times[name].append(time_block(step, sync, args.steps))
-    flops = step_flops(args.image_size) * batch_size
+    flops = step_flops(args.image_size, NZ, NGF, NDF, NC) * batch_size
     kind = jax.devices()[0].device_kind
     for name, block_times in times.items():
         seconds = statistics.median(block_times)
@@ -290,7 +293,7 @@ def run(args) -> dict:
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),
         "batches": batches,
-        "model_gflops_per_image": step_flops(args.image_size) / 1e9,
+        "model_gflops_per_image": step_flops(args.image_size, NZ, NGF, NDF, NC) / 1e9,
     }
 
 

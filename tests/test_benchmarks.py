@@ -117,21 +117,23 @@ def test_model_flops_match_pytorchs_flop_counter(size):
     from torch.utils.flop_counter import FlopCounterMode
 
     bench = _load(os.path.join(REPO, "benchmarks", "model_flops.py"))
+    ref = _load(os.path.join(REPO, "benchmarks", "torch_dcgan.py"))  # its z length and widths
+    nz, ngf, ndf, nc = ref.NZ, ref.NGF, ref.NDF, 3
     assert (
         bench.IMAGE_SIZES == models.SUPPORTED_IMAGE_SIZES
     )  # the benchmark accepts every size the models do
-    g_flops, d_flops = bench.layer_flops(size)
+    g_flops, d_flops = bench.layer_flops(size, nz, ngf, ndf, nc)
     n = models.num_resolution_changes(size)
-    widths = [bench.NGF * 2 ** (n - 1 - i) for i in range(n)] + [bench.NC]
-    g_layers = [torch.nn.ConvTranspose2d(bench.NZ, widths[0], 4, 1, 0, bias=False)] + [
+    widths = [ngf * 2 ** (n - 1 - i) for i in range(n)] + [nc]
+    g_layers = [torch.nn.ConvTranspose2d(nz, widths[0], 4, 1, 0, bias=False)] + [
         torch.nn.ConvTranspose2d(widths[i], widths[i + 1], 4, 2, 1, bias=False) for i in range(n)
     ]
-    d_widths = [bench.NC] + [bench.NDF * 2**i for i in range(n)]
+    d_widths = [nc] + [ndf * 2**i for i in range(n)]
     d_layers = [
         torch.nn.Conv2d(d_widths[i], d_widths[i + 1], 4, 2, 1, bias=False) for i in range(n)
     ] + [torch.nn.Conv2d(d_widths[-1], 1, 4, 1, 0, bias=False)]
     counted = []
-    x = torch.zeros(1, bench.NZ, 1, 1)
+    x = torch.zeros(1, nz, 1, 1)
     for layer in g_layers:
         with FlopCounterMode(display=False) as counter:
             x = layer(x)
@@ -144,7 +146,7 @@ def test_model_flops_match_pytorchs_flop_counter(size):
         counted.append(counter.get_total_flops())
     assert counted == d_flops and tuple(x.shape) == (1, 1, 1, 1)
     expected = 3 * sum(g_flops) + 8 * sum(d_flops) - g_flops[0] - 2 * d_flops[0]
-    assert bench.step_flops(size) == expected
+    assert bench.step_flops(size, nz, ngf, ndf, nc) == expected
     assert bench.peak_flops("NVIDIA H100 80GB HBM3", "bfloat16", 0) == 989.4e12
     assert bench.peak_flops("NVIDIA H100 PCIe", "float32", 0) == 378.0e12
     assert (
