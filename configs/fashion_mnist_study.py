@@ -19,8 +19,8 @@ smoothing 0.1 is one-sided (real targets 0.9, Salimans et al. 2016). Label noise
 0.05 and instance noise 0.1 annealed to 0 over the run are ganhacks' "noisy labels" and "add noise
 to inputs, decay over time" (README, "How D is trained"). Every other field is fashion_mnist.py's,
 its moving average of G included: each member is scored on its average, which does not change its
-training (a member written out with `export` gets both rows, average and trained G, from
-`evaluate --task=fid`).
+training (`evaluate --task=fid --noema` scores the members' trained Gs, into a table of its
+own; a member written out with `export` gets both rows from `evaluate --task=fid`).
 
 Cost: 48 members x 6,000 steps. On this project's 2-core CPU a member trains at a single run's
 speed (the loop form), about 30 minutes each; on a GPU the vmap form trains them side by side.

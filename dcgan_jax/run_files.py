@@ -11,7 +11,8 @@ what the tools (sample, explore, evaluate, the TensorBoard reader) read back.
       samples/random/...         grids of fresh z, a function of (seed, step)
       checkpoints/<step>/        orbax checkpoints (the train state and the config)
       eval_<task>.json           the tables `evaluate` writes
-      eval_fid.png               a population's FID per member, by variant (evaluate --task=fid)
+      eval_fid.png               a population's FID per member, by variant (evaluate --task=fid;
+                                 eval_fid_noema.png with --noema)
       real_features/<key>.npz    FID/KID features of real images, keyed by data, size and extractor
 """
 
@@ -30,7 +31,6 @@ GRID_FOLDERS = {
     "random": os.path.join(SAMPLES, "random"),
 }  # z: the run's fixed z, or fresh
 CHECKPOINTS = "checkpoints"
-EVAL_FID_PLOT = "eval_fid.png"  # a population's FID distribution per variant
 REAL_FEATURES = "real_features"  # evaluation/real_features.py: cached features of real images
 WRITE_TEST = ".write_test"  # + .<process index>: the probe each host writes and removes at start
 
@@ -59,6 +59,12 @@ def grid_files(workdir: str, z: str) -> list[tuple[int, str]]:
 def eval_table(workdir: str, task: str) -> str:
     """The JSON table that `evaluate --task=<task>` writes."""
     return os.path.join(workdir, f"eval_{task}.json")
+
+
+def eval_fid_plot(task: str) -> str:
+    """The plot of a population's FID distribution per variant beside its table (task 'fid', or
+    'fid_noema': the members' trained Gs)."""
+    return f"eval_{task}.png"
 
 
 def checkpoint_dir(workdir: str) -> str:

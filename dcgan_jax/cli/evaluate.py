@@ -14,7 +14,9 @@ single run, its table in DIR/members/member_I/eval_<task>.json. `--task=fid` wit
 scores every member (each as its single run would be scored) and prints one row per member with
 the mean, std, min and the best member, written to DIR/eval_fid.json (`python -m dcgan_jax.export
 --member=best` reads it); members that share their varied hyperparameters (a study: variants over
-seeds) are also summarized per variant, and DIR/eval_fid.png plots the FIDs per variant.
+seeds) are also summarized per variant, and DIR/eval_fid.png plots the FIDs per variant. Members
+that keep a moving average of G are scored on it; --noema scores their trained Gs instead (the
+paper's recipe, from the same training), into DIR/eval_fid_noema.json and .png beside the first.
 """
 
 import json
@@ -42,6 +44,12 @@ _DATASET = flags.DEFINE_string(
     "classifier's dataset. Default: the run's dataset (a run trained on idx files: its folder).",
 )
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+_EMA = flags.DEFINE_bool(
+    "ema",
+    True,
+    "fid on a population: members with a moving average of G are scored on it; --noema scores "
+    "their trained Gs (a single run's table has both rows already).",
+)
 _MEMBER = common.define_member()
 _NUM_SAMPLES = flags.DEFINE_integer(
     "num_samples",
@@ -130,11 +138,21 @@ def _apply_flags(config):
 
 def _population_fid(workdir: str, manager, saved) -> None:
     """`--task=fid` on a population without --member: every member scored as its single run
-    (fid.member_rows), one at a time, at one step (the latest when it was opened)."""
-    path = run_files.eval_table(workdir, "fid")
+    (fid.member_rows), one at a time, at one step (the latest when it was opened); --noema: their
+    trained Gs, in a table of its own (export --member=best keeps reading the first)."""
+    config = _apply_flags(population.member_config(saved, 0))
+    decays = [
+        population.member_config(saved, i).optim.ema_decay for i in range(population.size(saved))
+    ]
+    if not _EMA.value and not any(decays):
+        raise UserError(
+            f"--noema: the members of {workdir} keep no moving average of G "
+            "(optim.ema_decay 0), so their FID is their trained Gs' already: drop --noema"
+        )
+    task, sampled = ("fid", "sampling G") if _EMA.value else ("fid_noema", "trained G")
+    path = run_files.eval_table(workdir, task)
     atomic_write.check_writable(path)  # before any work
     step = manager.latest_step() if _STEP.value is None else _STEP.value
-    config = _apply_flags(population.member_config(saved, 0))
     varied = list(population.varied(saved))
 
     def members():
@@ -143,13 +161,17 @@ def _population_fid(workdir: str, manager, saved) -> None:
             groups = [field.split(".") for field in varied]
             label = {"member": i, "seed": run.config.seed}
             label.update({f"{g}.{n}": run.config[g][n] for g, n in groups})
-            yield label, run.config.seed, run.sampling_g_variables
+            yield (
+                label,
+                run.config.seed,
+                run.sampling_g_variables if _EMA.value else run.g_variables,
+            )
 
     ev, data = config.eval, config.data
     rows, describe = fid.member_rows(ev, config.model, data, members(), workdir)
     summary = fid.summarize(rows)
     header = (
-        f"FID/KID of {len(rows)} members at step {step} (each its sampling G) vs "
+        f"FID/KID of {len(rows)} members at step {step} (each its {sampled}) vs "
         f"{rows[0]['num_real']} '{ev.split}' images of {data.dataset}"
         f"{f' (protocol {ev.protocol})' if ev.protocol else ''}; {describe}"
     )
@@ -164,12 +186,12 @@ def _population_fid(workdir: str, manager, saved) -> None:
         if len(summary["groups"]) < len(rows):  # variants over seeds: a study
             print(f"fid by variant ({', '.join(varied)}):")
             print(tables.format_table(summary["groups"]))
-    print(f"wrote {tables.save_table(workdir, 'fid', step, header, rows, summary)}")
-    plot = run_files.path(workdir, run_files.EVAL_FID_PLOT)
+    print(f"wrote {tables.save_table(workdir, task, step, header, rows, summary)}")
+    plot = run_files.path(workdir, run_files.eval_fid_plot(task))
     visualize.plot_distributions(
         _distributions(rows, summary.get("groups"), varied),
         "FID (lower is better)",
-        f"{workdir}: {len(rows)} members at step {step}",
+        f"{workdir}: {len(rows)} members at step {step}, each its {sampled}",
         plot,
     )
     print(f"wrote {plot}")
@@ -193,6 +215,11 @@ def _distributions(rows, groups, varied) -> list[tuple[str, list[float]]]:
 def main(argv):
     del argv
     workdir, member = _WORKDIR.value, _MEMBER.value
+    if not _EMA.value and (member is not None or _TASK.value != "fid"):
+        raise UserError(
+            "--noema applies to --task=fid on a population without --member: a single run's (or "
+            "a member's) FID table has the trained G's row beside its average's already"
+        )
     if member is None and _TASK.value == "fid":
         manager, saved = checkpoints.open_workdir(workdir)
         if population.size(saved):

@@ -99,8 +99,8 @@ def test_training_gif_reads_the_member_grids(pop, tmp_path):
     )
 
 
-def _fid(workdir, classifier_dir, *flags):
-    result = run_cli(
+def _evaluate_fid(workdir, classifier_dir, *flags):
+    return run_cli(
         "dcgan_jax.evaluate",
         f"--workdir={workdir}",
         "--task=fid",
@@ -108,6 +108,10 @@ def _fid(workdir, classifier_dir, *flags):
         f"--classifier_dir={classifier_dir}",
         *flags,
     )
+
+
+def _fid(workdir, classifier_dir, *flags):
+    result = _evaluate_fid(workdir, classifier_dir, *flags)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -134,7 +138,7 @@ def test_fid_scores_every_member_as_its_single_run(pop, exported, fid_classifier
     assert lr_2e4["best_member"] == (0 if fids[0] <= fids[2] else 2)
     assert lr_1e3["members"] == 1 and lr_1e3["mean"] == fids[1] and lr_1e3["std"] == 0.0
     assert "fid by variant (optim.learning_rate):" in result.stdout
-    with Image.open(os.path.join(pop, run_files.EVAL_FID_PLOT)) as plot:
+    with Image.open(os.path.join(pop, run_files.eval_fid_plot("fid"))) as plot:
         assert plot.format == "PNG" and plot.size[0] > 300
     # a member's row is its single run's score: --member=1, and the exported run
     _fid(pop, classifier_dir, "--member=1")
@@ -188,3 +192,39 @@ def test_each_member_has_its_own_tensorboard_run(pop):
             rows = [json.loads(line) for line in f]
         assert [s.step for s in scalars] == [r["step"] for r in rows] == [2, 4]
         assert [s.value for s in scalars] == pytest.approx([r["d_loss"] for r in rows], rel=1e-6)
+
+
+def test_noema_scores_every_members_trained_g_into_its_own_table(pop, fid_classifier, tmp_path):
+    """Members with a moving average are scored on it by default; --noema scores their trained Gs,
+    each equal to the 'without EMA' row of that member's own table, and leaves eval_fid.json be."""
+    classifier_dir = fid_classifier[0].eval.classifier.dir
+    averaged = str(tmp_path / "averaged")
+    result = run_cli(
+        "dcgan_jax.main",
+        f"--workdir={averaged}",
+        *TINY_FLAGS,
+        "--config.num_train_steps=4",
+        "--config.population.size=2",
+        "--config.population.vary=optim.ema_decay=0.5,0",  # member 1 keeps no average
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    _fid(averaged, classifier_dir)
+    with open(run_files.eval_table(averaged, "fid")) as f:
+        first = f.read()
+    result = _fid(averaged, classifier_dir, "--noema")
+    assert "(each its trained G)" in result.stdout
+    with open(run_files.eval_table(averaged, "fid")) as f:
+        assert f.read() == first
+    with open(run_files.eval_table(averaged, "fid_noema")) as f:
+        noema = [row["fid"] for row in json.load(f)["rows"]]
+    with Image.open(os.path.join(averaged, run_files.eval_fid_plot("fid_noema"))) as plot:
+        assert plot.format == "PNG"
+    sampled = [row["fid"] for row in json.loads(first)["rows"]]
+    _fid(averaged, classifier_dir, "--member=0")
+    with open(run_files.eval_table(population.member_dir(averaged, 0), "fid")) as f:
+        rows = {row["images"]: row["fid"] for row in json.load(f)["rows"]}
+    assert rows["generator, EMA 0.5 (step 4)"] == sampled[0] != noema[0]
+    assert rows["generator without EMA (step 4)"] == noema[0]
+    assert sampled[1] == noema[1]  # member 1's sampled G is its trained G
+    one_line_error(_evaluate_fid(averaged, classifier_dir, "--noema", "--member=0"), "--noema")
+    one_line_error(_evaluate_fid(pop, classifier_dir, "--noema"), "keep no moving average of G")
