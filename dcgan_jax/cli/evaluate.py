@@ -215,15 +215,15 @@ def _distributions(rows, groups, varied) -> list[tuple[str, list[float]]]:
 def main(argv):
     del argv
     workdir, member = _WORKDIR.value, _MEMBER.value
-    if not _EMA.value and (member is not None or _TASK.value != "fid"):
-        raise UserError(
-            "--noema applies to --task=fid on a population without --member: a single run's (or "
-            "a member's) FID table has the trained G's row beside its average's already"
-        )
     if member is None and _TASK.value == "fid":
         manager, saved = checkpoints.open_workdir(workdir)
         if population.size(saved):
             return _population_fid(workdir, manager, saved)
+    if not _EMA.value:  # a single run, a member or another task
+        raise UserError(
+            "--noema applies to --task=fid on a population without --member: a single run's (or "
+            "a member's) FID table has the trained G's row beside its average's already"
+        )
     run = open_run(workdir, _STEP.value, member)
     # a member's tables go to its own folder (a single run's layout); real features stay shared
     tables_dir = population.member_dir(workdir, member) if member is not None else workdir

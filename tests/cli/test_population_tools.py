@@ -227,4 +227,12 @@ def test_noema_scores_every_members_trained_g_into_its_own_table(pop, fid_classi
     assert rows["generator without EMA (step 4)"] == noema[0]
     assert sampled[1] == noema[1]  # member 1's sampled G is its trained G
     one_line_error(_evaluate_fid(averaged, classifier_dir, "--noema", "--member=0"), "--noema")
+    member_0 = str(tmp_path / "member_0")  # a single run: its table has both rows
+    assert (
+        run_cli(
+            "dcgan_jax.export", f"--workdir={averaged}", "--member=0", f"--output={member_0}"
+        ).returncode
+        == 0
+    )
+    one_line_error(_evaluate_fid(member_0, classifier_dir, "--noema"), "--noema applies to")
     one_line_error(_evaluate_fid(pop, classifier_dir, "--noema"), "keep no moving average of G")
