@@ -170,15 +170,6 @@ def check(config: ml_collections.ConfigDict) -> None:
             f"invalid config: population.vectorize={config.population.vectorize!r} is not "
             f"supported; use one of {', '.join(VECTORIZE)}"
         )
-    if size(config) and config.eval.every_steps:
-        raise UserError(
-            "invalid config: eval.every_steps > 0 with a population; score the members after "
-            "training (`evaluate --task=fid` scores every member), or train them one by one"
-        )
-    if size(config) and config.init_from:
-        raise UserError(
-            "invalid config: init_from with a population; start the members from scratch"
-        )
     if not size(config) and (config.population.seeds.strip() or config.population.vary.strip()):
         raise UserError(
             "invalid config: population.seeds or population.vary without population.size; set "

@@ -33,7 +33,6 @@ from dcgan_jax import config_fields, population, run_files
 from dcgan_jax.data import datasets, pipeline
 from dcgan_jax.errors import UserError
 from dcgan_jax.evaluation import fid
-from dcgan_jax.nn import generate
 from dcgan_jax.training import (
     checkpoints,
     collapse,
@@ -51,7 +50,8 @@ from dcgan_jax.training.step import make_train_step
 
 class Evaluator(Protocol):
     """Scores G every `every_steps` steps (e.g. dcgan_jax/evaluation/fid.py's FID/KID); the
-    checkpoint of the lowest `best_metric` is kept."""
+    checkpoint of the lowest `best_metric` is kept. A population's takes the list of its members'
+    Gs and returns a list of scores, one per member (fid.PopulationEvaluator)."""
 
     every_steps: int
     best_metric: str
@@ -64,7 +64,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     0."""
     _prepare(config, workdir)  # before the evaluator, which may first train the FID classifier
     evaluator = None
-    if config.eval.every_steps:
+    if config.eval.every_steps and population.size(config):  # each member scored as its run
+        evaluator = fid.make_population_evaluator(
+            config.eval, config.model, config.data, population.seeds(config), workdir
+        )
+    elif config.eval.every_steps:
         evaluator = fid.make_training_evaluator(
             config.eval, config.model, config.data, config.seed, workdir
         )
@@ -100,7 +104,9 @@ def _saved_config(config: ml_collections.ConfigDict) -> dict:
 def _initial_from(config: ml_collections.ConfigDict, fresh: TrainState) -> TrainState:
     """config.init_from ('DIR' or 'DIR:STEP'): that checkpoint's params, batchnorm statistics and
     Adam moments, at step 0 and with this run's own rng, so a new run (fine-tuning, a restart from
-    before a collapse) goes on from any kept checkpoint of any run."""
+    before a collapse) goes on from any kept checkpoint of any run. A population starts every
+    member from it (each with its own rng and values: member i is then the single run of its
+    config started from the same checkpoint)."""
     source, _, step = config.init_from.rpartition(":")
     if not (source and step.isdigit()):
         source, step = config.init_from, ""
@@ -120,9 +126,12 @@ def _initial_from(config: ml_collections.ConfigDict, fresh: TrainState) -> Train
             f"the member out as a run first (`python -m dcgan_jax.export --workdir={source} "
             f"--member=I --output=DIR`) and start from DIR"
         )
-    config_fields.check_compatible(saved, config, where)
+    num_members = population.size(config)
+    run = population.member_config(config, 0) if num_members else config
+    config_fields.check_compatible(saved, run, where)
     checkpoints.check_architecture(manager, step, saved.model, where)
-    template = set_ema(jax.eval_shape(lambda: fresh), bool(saved.optim.ema_decay))
+    one = members.member_state(fresh, 0) if num_members else fresh
+    template = set_ema(jax.eval_shape(lambda: one), bool(saved.optim.ema_decay))
     try:
         restored = checkpoints.restore_state(manager, template, step)
     except Exception as e:  # orbax raises many types for damaged files
@@ -130,7 +139,10 @@ def _initial_from(config: ml_collections.ConfigDict, fresh: TrainState) -> Train
             f"init_from: checkpoint {where} is unreadable ({type(e).__name__})"
         ) from None
     print(f"initialized from {where}", flush=True)
-    return set_ema(restored, bool(config.optim.ema_decay)).replace(step=fresh.step, rng=fresh.rng)
+    restored = set_ema(restored, population.keeps_ema(config))
+    if num_members:
+        restored = jax.tree.map(lambda x: np.stack([x] * num_members), restored)
+    return restored.replace(step=fresh.step, rng=fresh.rng)
 
 
 def _train_locked(config, workdir, evaluator):
@@ -199,13 +211,19 @@ def _train_locked(config, workdir, evaluator):
     if start_step:
         reporter.message(f"resumed from step {start_step} in {run_files.checkpoint_dir(workdir)}")
     reporter.save_config(config.to_json(indent=2))
-    if (
-        start_step
-        and config.num_fixed_samples > 0
-        and jax.process_index() == 0
-        and not member_configs
-    ):
-        _rewrite_grids(config, workdir, manager, jax.eval_shape(new_state), state, reporter)
+    targets = _grid_targets(config, workdir, [reporter, *member_reporters])
+    if start_step and config.num_fixed_samples > 0 and jax.process_index() == 0:
+        grids.rewrite_missing(
+            targets,
+            manager,
+            jax.eval_shape(new_state),
+            state,
+            config.model,
+            config.num_fixed_samples,
+            config.sample_every_steps,
+            _grid_zs(config),
+            reporter.message,
+        )
     runner = parallel.Parallel(config.parallelism)
     per_device_batch = config.batch_size // runner.num_devices
     if member_configs:
@@ -252,58 +270,21 @@ def _train_locked(config, workdir, evaluator):
     return members.host_state(runner, device_state)
 
 
-def _host_g(runner, device_state):
-    return jax.device_get(runner.unreplicate(device_state)).sampling_g_variables
+def _grid_targets(config, workdir, reporters) -> list[grids.Target]:
+    """The runs whose grids a sample step draws: the run, or (`reporters`: the population's, then
+    each member's) every member, into its own folder with its own seed."""
+    if len(reporters) == 1:
+        return [grids.Target(workdir, reporters[0], config.seed)]
+    seeds = population.seeds(config)
+    return [
+        grids.Target(population.member_dir(workdir, i), each, seeds[i], i)
+        for i, each in enumerate(reporters[1:])
+    ]
 
 
 def _grid_zs(config: ml_collections.ConfigDict) -> tuple[str, ...]:
     """The grids a sample step writes: of the fixed z, and of fresh z with sample_random_z."""
     return ("fixed", "random") if config.sample_random_z else ("fixed",)
-
-
-def _save_grids(config, reporter, step: int, g_variables, zs) -> None:
-    """The sample grids of `step` (`zs`: 'fixed' and/or 'random') drawn by G's `g_variables`."""
-    model, count = config.model, config.num_fixed_samples
-    columns = grids.grid_columns(count, model.conditional.num_classes)
-    for z in zs:
-        inputs = (
-            grids.fixed_z(model, count, config.seed)
-            if z == "fixed"
-            else grids.random_z(model, count, config.seed, step)
-        )
-        images = generate.generate(model, g_variables, inputs)
-        reporter.samples(step, images, z=z, num_cols=columns)
-
-
-def _rewrite_grids(config, workdir, manager, template, state, reporter) -> None:
-    """At a resume, rewrites the sample grids of the kept checkpoints that are missing (a run killed
-    between a checkpoint and its grids, before grids were written first) or empty or unreadable (a
-    failed write), each from its own checkpoint: the resume step's from the restored `state`, an
-    earlier one's restored from its step (in the layout it was saved with, `template` giving the
-    shapes). Grids of steps whose checkpoint is gone cannot be redrawn and are left as they are; so
-    are an earlier step's in a multi-process run, where only process 0 draws and orbax's reads are
-    collective."""
-    start_step = int(state.step)
-    kept = [s for s in manager.all_steps() if s == start_step or jax.process_count() == 1]
-    todo = grids.to_rewrite(workdir, kept, config.sample_every_steps, _grid_zs(config))
-    for step in sorted({s for s, _ in todo}):
-        if step == start_step:
-            g_variables = state.sampling_g_variables
-        else:
-            try:  # orbax raises many types for damaged files
-                saved = checkpoints.restore_config(manager, step)
-                restored = checkpoints.restore_state(
-                    manager, set_ema(template, bool(saved.optim.ema_decay)), step
-                )
-            except Exception as e:
-                reporter.message(
-                    f"warning: the sample grids of step {step} are missing or damaged and its "
-                    f"checkpoint is unreadable ({type(e).__name__}); they are left as they are"
-                )
-                continue
-            g_variables = restored.sampling_g_variables
-        _save_grids(config, reporter, step, g_variables, [z for s, z in todo if s == step])
-        reporter.message(f"rewrote the missing or damaged sample grids of step {step}")
 
 
 def _train_loop(
@@ -318,6 +299,7 @@ def _train_loop(
         for _ in reporters[len(reporters) > 1 :]
     ]
     start_step = _step_of(members.host_state(runner, device_state).step)
+    count, targets = config.num_fixed_samples, _grid_targets(config, workdir, reporters)
     with preemption.StopRequest() as stop:
         for step in range(start_step + 1, config.num_train_steps + 1):
             device_state, metrics = train_step(device_state, runner.shard_batch(next(batches)))
@@ -334,7 +316,9 @@ def _train_loop(
             if log or checkpoint_now:  # fetching metrics waits for the step: only when needed
                 rows = members.host_metrics(runner, metrics, bool(member_reporters))
                 members.check_finite(rows, step, manager)  # no non-finite state is saved
-            scores = evaluator(step, _host_g(runner, device_state)) if evaluate_now else None
+            scores = (
+                _evaluate(evaluator, step, runner, device_state, targets) if evaluate_now else None
+            )
             try:  # the step's outputs before its checkpoint: a resume then leaves no gaps
                 if log:
                     for each, row in zip(member_reporters, rows):
@@ -344,17 +328,24 @@ def _train_loop(
                         say = _member_say(reporter, i if member_reporters else None)
                         collapse.check_collapse(config.collapse, detector, step, row, manager, say)
                 if scores:
-                    reporter.evaluation(step, scores)
+                    for each, row in zip(member_reporters, scores["members"]):
+                        each.evaluation(step, row)
+                    reporter.evaluation(step, scores["run"])
                 if (
                     (step % config.sample_every_steps == 0 or last)
-                    and config.num_fixed_samples > 0
+                    and count > 0
                     and jax.process_index() == 0
                 ):  # one writer; num_fixed_samples=0: no grids
-                    _save_step_grids(config, reporters, step, runner, device_state)
+                    host = members.host_state(runner, device_state)
+                    for target in targets:
+                        g_variables = target.sampling_g(host)
+                        grids.save(target, config.model, g_variables, count, step, _grid_zs(config))
             finally:  # whatever failed above (a full disk, a collapse stop) does not cost it
                 if checkpoint_now:
                     kept_by = (
-                        {evaluator.best_metric: scores[evaluator.best_metric]} if scores else None
+                        {evaluator.best_metric: scores["run"][evaluator.best_metric]}
+                        if scores
+                        else None
                     )
                     checkpoints.save_or_fail(
                         manager,
@@ -373,6 +364,19 @@ def _train_loop(
     return device_state
 
 
+def _evaluate(evaluator, step: int, runner, device_state, targets) -> dict:
+    """The evaluator's scores of `step`: {'run': the run's, 'members': each member's}. A
+    population's evaluator scores each member's G ([scores per member]); the population's own row
+    (its TensorBoard and console line, and the score its best checkpoint is kept by) is the
+    members' mean."""
+    host = members.host_state(runner, device_state)
+    if targets[0].member is None:
+        return {"run": evaluator(step, targets[0].sampling_g(host)), "members": []}
+    rows = evaluator(step, [target.sampling_g(host) for target in targets])
+    mean = {k: float(np.mean([row[k] for row in rows])) for k in rows[0]}
+    return {"run": mean, "members": rows}
+
+
 def _step_of(step) -> int:
     """A state's step: a plain run's scalar, or a population's (every member's is the same)."""
     return int(np.ravel(step)[0])
@@ -382,14 +386,3 @@ def _member_say(reporter, member: int | None):
     if member is None:
         return reporter.message
     return lambda text: reporter.message(f"member {member}: {text}")
-
-
-def _save_step_grids(config, reporters, step: int, runner, device_state) -> None:
-    """The grids of `step`: the run's, or each member's (its own fixed z) in its folder."""
-    if len(reporters) == 1:
-        _save_grids(config, reporters[0], step, _host_g(runner, device_state), _grid_zs(config))
-        return
-    host = members.host_state(runner, device_state)
-    for i, (each, member) in enumerate(zip(reporters[1:], population.member_configs(config))):
-        g_variables = members.member_state(host, i).sampling_g_variables
-        _save_grids(member, each, step, g_variables, _grid_zs(config))

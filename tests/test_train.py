@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from dcgan_jax import train
+from dcgan_jax import population, train
 from dcgan_jax.evaluation import fid
 
 
@@ -74,3 +74,37 @@ def test_fid_during_training_with_the_projects_classifier(tmp_path, fid_classifi
         and row["eval_fid"] > 0
         and "eval_kid" in row
     )
+
+
+def _kept_steps(workdir):
+    folder = os.path.join(workdir, "checkpoints")
+    return sorted(int(name) for name in os.listdir(folder) if name.isdigit())
+
+
+@pytest.mark.slow
+def test_a_population_scores_each_member_during_training_as_its_single_run(
+    tmp_path, fid_classifier
+):
+    config = fid_classifier[0].copy_and_resolve_references()
+    config.num_train_steps, config.eval.every_steps, config.keep_checkpoints = 6, 2, 1
+    config.population.size, config.population.seeds = 2, "3,5"
+    config.population.vary = "optim.learning_rate=2e-4,1e-3;optim.ema_decay=0,0.9"
+    pop = str(tmp_path / "pop")
+    train.train_and_evaluate(config, pop)
+    members = [_eval_rows(population.member_dir(pop, i)) for i in range(2)]
+    for i, rows in enumerate(members):
+        single = str(tmp_path / f"single_{i}")
+        train.train_and_evaluate(population.member_config(config, i), single)
+        expected = _eval_rows(single)
+        assert [row["step"] for row in rows] == [row["step"] for row in expected] == [2, 4, 6]
+        for row, want in zip(rows, expected):
+            for metric in ("eval_fid", "eval_kid"):  # the loop form: each member's params to 1e-7
+                assert row[metric] == pytest.approx(want[metric], rel=1e-4, abs=1e-6)
+    # The population's own rows are the members' mean; its best checkpoint is kept by that mean.
+    means = {
+        step: np.mean([rows[k]["eval_fid"] for rows in members]) for k, step in enumerate((2, 4, 6))
+    }
+    rows = _eval_rows(pop)
+    assert [row["step"] for row in rows] == list(means)
+    assert [row["eval_fid"] for row in rows] == pytest.approx(list(means.values()), rel=1e-6)
+    assert _kept_steps(pop) == sorted({min(means, key=means.get), 6})

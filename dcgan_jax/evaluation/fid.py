@@ -210,16 +210,51 @@ def make_training_evaluator(
     are fixed when this is built, so values from different steps are comparable. With a `workdir`
     the real features are cached in it (real_image_features).
     """
+    return make_population_evaluator(ev, model, data, [seed], workdir).members[0]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PopulationEvaluator:
+    """`(step, [each member's G]) -> [each member's scores]` for a population's training loop:
+    member i is scored as its single run's TrainingEvaluator scores it (its seed's z and real
+    images), one feature extractor serving all. The loop keeps the checkpoint of the lowest mean
+    of `best_metric` over the members."""
+
+    members: tuple[TrainingEvaluator, ...]
+    every_steps: int
+    best_metric: str = "fid"  # lower is better
+
+    def __call__(self, step: int, g_variables: list[Any]) -> list[dict[str, float]]:
+        return [member(step, g) for member, g in zip(self.members, g_variables, strict=True)]
+
+
+def make_population_evaluator(
+    ev: ml_collections.ConfigDict,
+    model: ml_collections.ConfigDict,
+    data: ml_collections.ConfigDict,
+    seeds: list[int],
+    workdir: str = "",
+) -> PopulationEvaluator:
+    """make_training_evaluator for each of `seeds` (a population's members'), sharing one
+    extractor (the classifier trained with the first seed if it is missing, as member_rows does)
+    and, when they cover the whole split (test10k), one set of real features."""
     ev = real_features.apply_protocol(ev)
-    extractor, describe = make_feature_extractor(ev, model, data, seed)
-    reals = real_image_features(ev, model, data, extractor, ev.split, seed, workdir)
-    z = eval_z(model, ev.num_samples, seed)
+    extractor, describe = make_feature_extractor(ev, model, data, seeds[0])
+    evaluators = []
+    for seed in seeds:
+        reals = real_image_features(ev, model, data, extractor, ev.split, seed, workdir)
+        z = eval_z(model, ev.num_samples, seed)
+        evaluators.append(
+            TrainingEvaluator(ev, model, seed, extractor, reals, z, int(ev.every_steps))
+        )
+    whom = f" of each of {len(seeds)} members" if len(seeds) > 1 else ""
     print(
-        f"{workdir or 'training'}: FID/KID every {ev.every_steps} steps, {len(z)} samples vs "
-        f"{len(reals)} {ev.split} images, features: {describe}",
+        f"{workdir or 'training'}: FID/KID{whom} every {ev.every_steps} steps, "
+        f"{len(evaluators[0].z)} samples vs {len(evaluators[0].real_features)} {ev.split} images, "
+        f"features: {describe}",
         flush=True,
     )
-    return TrainingEvaluator(ev, model, seed, extractor, reals, z, int(ev.every_steps))
+    return PopulationEvaluator(tuple(evaluators), int(ev.every_steps))
 
 
 def fid_table(

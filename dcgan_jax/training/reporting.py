@@ -225,9 +225,9 @@ class Reporter:
     def evaluation(self, step: int, scores: dict[str, float]) -> None:
         if not self.enabled:
             return
-        print(
-            f"step {step} eval | " + " ".join(f"{k} {v:.4g}" for k, v in scores.items()), flush=True
-        )
+        if self.console:
+            line = " ".join(f"{k} {v:.4g}" for k, v in scores.items())
+            print(f"step {step} eval | {line}", flush=True)
         self._write(step, scores, "eval")
 
     def _write(self, step: int, values: dict[str, float], prefix: str) -> None:

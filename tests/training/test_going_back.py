@@ -6,9 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dcgan_jax import train
+from dcgan_jax import population, train
 from dcgan_jax.errors import UserError
-from dcgan_jax.training import checkpoints
+from dcgan_jax.training import checkpoints, members
 from dcgan_jax.training.collapse import CollapseDetector
 from dcgan_jax.training.state import create_train_state
 from tests.helpers import max_abs_diff, tiny_config
@@ -68,6 +68,22 @@ def test_init_from_takes_that_checkpoints_params_at_step_0(source_run, spec):
         == 0
     )
     assert max_abs_diff(started.g_params, fresh.g_params) > 0
+
+
+def test_a_population_starts_every_member_from_init_from_as_its_single_run(source_run, tmp_path):
+    config = tiny_config(init_from=f"{source_run}:2", num_train_steps=2)
+    config.population.size, config.population.seeds = 2, "3,5"
+    config.population.vary = "optim.learning_rate=2e-4,1e-3;optim.ema_decay=0,0.9"
+    pop = train.train(config, str(tmp_path / "pop"))
+    for i in range(2):
+        single = train.train(population.member_config(config, i), str(tmp_path / f"single_{i}"))
+        member = members.member_state(pop, i)
+        fields = ("g_params", "d_params", "g_opt_state", "d_opt_state", "rng")
+        assert (
+            max_abs_diff([getattr(member, f) for f in fields], [getattr(single, f) for f in fields])
+            <= 1e-6
+        )
+        assert max_abs_diff(member.sampling_g_variables, single.sampling_g_variables) <= 1e-6
 
 
 def test_init_from_trains_a_new_run(source_run, tmp_path, capsys):

@@ -21,7 +21,7 @@ from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.compat.proto import event_pb2
 
-from dcgan_jax import run_files, train
+from dcgan_jax import population, run_files, train
 from dcgan_jax.errors import UserError
 from dcgan_jax.training import reporting, workdir
 from tests import hostile
@@ -342,3 +342,33 @@ def test_missing_or_damaged_grids_of_kept_checkpoints_are_rewritten_at_resume(tm
         np.testing.assert_array_equal(_grid(tmp_path, z, step), grid)
     for z in ("fixed", "random"):
         assert [s for s, _ in run_files.grid_files(str(tmp_path), z)] == [2, 4, 6]
+
+
+def test_a_populations_missing_member_grids_are_rewritten_at_resume(tmp_path, capsys):
+    config = tiny_config(**{**CONFIG, "num_train_steps": 4})
+    config.population.size, config.population.seeds = 2, "3,5"
+    config.population.vary = "optim.ema_decay=0,0.9"  # member 1 draws from its moving average
+    train.train_and_evaluate(config, str(tmp_path))
+    folders = [population.member_dir(str(tmp_path), i) for i in range(2)]
+    saved = {
+        (i, z, s): _grid(folder, z, s)
+        for i, folder in enumerate(folders)
+        for z in ("fixed", "random")
+        for s in (2, 4)
+    }
+    assert not np.array_equal(saved[0, "fixed", 4], saved[1, "fixed", 4])
+    os.remove(run_files.grid_file(folders[1], "fixed", 4))
+    open(run_files.grid_file(folders[0], "random", 2), "wb").close()
+    capsys.readouterr()
+
+    config.num_train_steps = 6
+    train.train_and_evaluate(config, str(tmp_path))
+
+    out = capsys.readouterr().out
+    assert "rewrote the missing or damaged sample grids of member 0 of step 2" in out
+    assert "rewrote the missing or damaged sample grids of member 1 of step 4" in out
+    assert out.count("rewrote") == 2
+    for (i, z, step), grid in saved.items():
+        np.testing.assert_array_equal(_grid(folders[i], z, step), grid)
+    for folder in folders:
+        assert [s for s, _ in run_files.grid_files(folder, "fixed")] == [2, 4, 6]
