@@ -55,6 +55,10 @@ def create_manager(
         )
     options = ocp.CheckpointManagerOptions(
         preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
+        # orbax writes a step's metrics to disk only with a best_fn; without them a resumed run
+        # forgets which checkpoint was best, and the BestN policy drops it at the next save
+        best_fn=(lambda metrics: metrics[best_metric]) if best_metric else None,
+        best_mode="min",
         create=not read_only,
         read_only=read_only,
         cleanup_tmp_directories=not read_only,

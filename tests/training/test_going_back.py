@@ -45,6 +45,19 @@ def test_the_best_fid_checkpoint_is_kept(tmp_path):
     assert _kept(tmp_path) == [4, 8]
 
 
+def test_the_best_fid_checkpoint_outlives_a_resume(tmp_path):
+    # Orbax writes a step's score to disk only when told how to rank it; without it the resumed
+    # run forgot step 2's score and dropped the checkpoint at its first save.
+    fids = {2: 1.0, 4: 5.0, 6: 3.0, 8: 4.0}
+    config = tiny_config(num_train_steps=4, keep_checkpoints=1)
+    config.eval.every_steps = 2
+    train.train(config, str(tmp_path), evaluator=_Scores(fids))
+    assert _kept(tmp_path) == [2, 4]
+    config.num_train_steps = 8
+    train.train(config, str(tmp_path), evaluator=_Scores(fids))
+    assert _kept(tmp_path) == [2, 8]
+
+
 @pytest.fixture(scope="module")
 def source_run(tmp_path_factory):
     path = tmp_path_factory.mktemp("source") / "run"
