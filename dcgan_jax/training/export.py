@@ -1,6 +1,8 @@
 """A population's member written out as a plain single-run workdir: every kept checkpoint with the
 member's slice of the state and its single-run config (population.member_config), config.json, and
-the member's own metrics, TensorBoard, grids and tables. Every tool opens it without --member, and
+the member's own metrics, TensorBoard, grids and tables; a checkpoint the population scored during
+training (eval.every_steps) carries the member's own FID, as its single run's would, so FID-kept
+checkpoints go on being chosen by the member's scores. Every tool opens it without --member, and
 `python -m dcgan_jax.main` resumes it as the member's single run would be resumed (training member i
 in a population gives the params its single run gives: dcgan_jax/training/members.py).
 
@@ -12,7 +14,7 @@ import json
 import os
 import shutil
 
-from dcgan_jax import population, run_files
+from dcgan_jax import population, run_files, visualize
 from dcgan_jax.errors import UserError
 from dcgan_jax.training import checkpoints, reporting
 from dcgan_jax.training.run import open_run
@@ -77,12 +79,27 @@ def _write_checkpoints(workdir: str, member: int, steps: list[int], folder: str)
     moving average of G only if its own config keeps one) and that step's member config (as JSON
     data, as train.py saves a config)."""
     source, _ = checkpoints.open_workdir(workdir)
-    manager = checkpoints.create_manager(folder, keep=len(steps))  # keeps every step written
+    fids = _member_fids(workdir, member)
+    manager = checkpoints.create_manager(  # keeps every step written
+        folder, keep=len(steps), best_metric="fid" if fids else None
+    )
     for step in steps:
         member_config = population.member_config(checkpoints.restore_config(source, step), member)
         state = set_ema(open_run(workdir, step, member).state, bool(member_config.optim.ema_decay))
-        checkpoints.save_or_fail(manager, step, state, json.loads(member_config.to_json()))
+        scores = {"fid": fids[step]} if step in fids else None  # as train.py saves a scored step
+        saved_config = json.loads(member_config.to_json())
+        checkpoints.save_or_fail(manager, step, state, saved_config, metrics=scores)
     manager.close()
+
+
+def _member_fids(workdir: str, member: int) -> dict[int, float]:
+    """{step: FID} of the member's scores during training (its metrics.jsonl's eval rows); the
+    population's checkpoints carry the members' mean instead."""
+    path = population.metrics_path(workdir, member)
+    if not os.path.exists(path):
+        return {}
+    rows = visualize.read_metrics(path)
+    return {int(row["step"]): float(row["eval_fid"]) for row in rows if "eval_fid" in row}
 
 
 def _copy_member_files(member_dir: str, folder: str) -> None:

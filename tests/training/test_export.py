@@ -103,3 +103,24 @@ def test_the_exported_member_resumes_as_the_population_would(pop, tmp_path):
     member_rows = [json.loads(line) for line in open(population.metrics_path(resumed_pop, 1))]
     assert [r["step"] for r in rows] == [2, 4, 6]
     assert rows[-1]["d_loss"] == member_rows[-1]["d_loss"]
+
+
+class _MemberScores:
+    """A population's evaluator of given FIDs: member m scores 10 m + step."""
+
+    every_steps, best_metric = 2, "fid"
+
+    def __call__(self, step, g_variables):
+        return [{"fid": 10.0 * m + step} for m in range(len(g_variables))]
+
+
+def test_an_exported_members_checkpoints_carry_its_own_fid(tmp_path):
+    config = _config(4)
+    config.eval.every_steps = 2
+    pop, output = str(tmp_path / "pop"), str(tmp_path / "member_2")
+    train.train(config, pop, evaluator=_MemberScores())
+    scored = checkpoints.create_manager(pop, read_only=True, best_metric="fid")
+    assert [scored.metrics(s) for s in (2, 4)] == [{"fid": 12.0}, {"fid": 14.0}]  # the mean
+    export_member(pop, 2, output)
+    manager = checkpoints.create_manager(output, read_only=True, best_metric="fid")
+    assert [manager.metrics(s) for s in (2, 4)] == [{"fid": 22.0}, {"fid": 24.0}]
