@@ -26,6 +26,7 @@ from dcgan_jax import config_fields, population, run_files
 from dcgan_jax.errors import AbandonedWork, UserError
 from dcgan_jax.nn import models
 from dcgan_jax.training import members as members_lib
+from dcgan_jax.training import workdir as workdir_lib
 from dcgan_jax.training.state import set_ema
 
 
@@ -39,9 +40,10 @@ def create_manager(
     """A manager for workdir/checkpoints keeping the latest `keep` steps, every `keep_every`-th step
     (milestones to go back to, 0: none) and, with `best_metric` (e.g. 'fid', lower is better), the
     checkpoint of its lowest value among those saved with one (`save(metrics=)`). A writer refuses
-    step folders that are links (`refuse_linked_steps`)."""
+    step folders that are links (`workdir.refuse_linked_steps`); any reader, damaged score files
+    (`workdir.check_scores`)."""
     if not read_only:
-        refuse_linked_steps(workdir)
+        workdir_lib.refuse_linked_steps(workdir)
     policies = [ocp.checkpoint_managers.LatestN(keep)]
     if keep_every:
         policies.append(ocp.checkpoint_managers.EveryNSteps(keep_every))
@@ -64,26 +66,10 @@ def create_manager(
         cleanup_tmp_directories=not read_only,
         enable_async_checkpointing=False,
     )
+    workdir_lib.check_scores(workdir)
     return ocp.CheckpointManager(
         run_files.checkpoint_dir(workdir), options=options, item_names=("state", "config")
     )
-
-
-def refuse_linked_steps(workdir: str) -> None:
-    """Refuses, before a run starts, a step folder that is a symbolic link (e.g. to another run's
-    checkpoint): the run deletes old steps as it saves new ones, and deleting a link fails every
-    save (after the real steps before it are gone), or would reach into the other run."""
-    directory = run_files.checkpoint_dir(workdir)
-    names = os.listdir(directory) if os.path.isdir(directory) else []
-    for link in sorted(os.path.join(directory, n) for n in names if n.isdigit()):
-        if os.path.islink(link):
-            target = os.path.realpath(link)
-            source = f"{os.path.dirname(os.path.dirname(target))}:{os.path.basename(link)}"
-            raise UserError(
-                f"checkpoint step folder {link} is a symbolic link (to {target}): a step folder "
-                f"must be a real folder, since the run deletes old steps; remove the link, and to "
-                f"start a run from that checkpoint use --config.init_from={source}"
-            )
 
 
 class StepVanished(AbandonedWork):

@@ -1,8 +1,9 @@
-"""The run's folder: created and checked writable before any work is done, and locked while a run
-uses it."""
+"""The run's folder: created and checked writable before any work is done, its checkpoint folder
+checked before orbax opens it, and locked while a run uses it."""
 
 import contextlib
 import fcntl
+import json
 import os
 import socket
 import time
@@ -110,3 +111,43 @@ def locked(workdir: str, say: Callable[[str], None] = print) -> Iterator[None]:
             os.ftruncate(fd, 0)  # a clean exit leaves no holder named
     finally:
         os.close(fd)  # releases the flock
+
+
+def check_scores(workdir: str) -> None:
+    """Refuses, in one line, a checkpoint whose score file (orbax's `metrics`, e.g. {'fid': ...})
+    is damaged: orbax reads every step's when a manager opens, to write or to read, and fails with
+    a JSON traceback."""
+    directory = run_files.checkpoint_dir(workdir)
+    names = os.listdir(directory) if os.path.isdir(directory) else []
+    for step in sorted((n for n in names if n.isdigit()), key=int):
+        path = os.path.join(directory, step, "metrics", "metrics")
+        if not os.path.isfile(path):
+            continue
+        try:
+            with open(path) as f:
+                scores = json.load(f)
+        except (OSError, ValueError) as e:
+            scores = e
+        if not isinstance(scores, dict):
+            raise UserError(
+                f"the score file {path} of checkpoint {step} is damaged; write the step's score "
+                f'back (e.g. {{"fid": 12.3}}, from metrics.jsonl) or delete the file, and rerun '
+                f"(the checkpoint is intact; without a score a run keeps it only among the latest)"
+            )
+
+
+def refuse_linked_steps(workdir: str) -> None:
+    """Refuses, before a run starts, a step folder that is a symbolic link (e.g. to another run's
+    checkpoint): the run deletes old steps as it saves new ones, and deleting a link fails every
+    save (after the real steps before it are gone), or would reach into the other run."""
+    directory = run_files.checkpoint_dir(workdir)
+    names = os.listdir(directory) if os.path.isdir(directory) else []
+    for link in sorted(os.path.join(directory, n) for n in names if n.isdigit()):
+        if os.path.islink(link):
+            target = os.path.realpath(link)
+            source = f"{os.path.dirname(os.path.dirname(target))}:{os.path.basename(link)}"
+            raise UserError(
+                f"checkpoint step folder {link} is a symbolic link (to {target}): a step folder "
+                f"must be a real folder, since the run deletes old steps; remove the link, and to "
+                f"start a run from that checkpoint use --config.init_from={source}"
+            )

@@ -11,7 +11,7 @@ from dcgan_jax.errors import UserError
 from dcgan_jax.training import checkpoints, members
 from dcgan_jax.training.collapse import CollapseDetector
 from dcgan_jax.training.state import create_train_state
-from tests.helpers import max_abs_diff, tiny_config
+from tests.helpers import max_abs_diff, tiny_config, tree_digest
 
 
 def _kept(workdir):
@@ -56,6 +56,23 @@ def test_the_best_fid_checkpoint_outlives_a_resume(tmp_path):
     config.num_train_steps = 8
     train.train(config, str(tmp_path), evaluator=_Scores(fids))
     assert _kept(tmp_path) == [2, 8]
+
+
+def test_a_damaged_score_file_is_one_line_and_the_checkpoints_stay(tmp_path):
+    fids = {2: 1.0, 4: 5.0, 6: 3.0}
+    config = tiny_config(num_train_steps=4, keep_checkpoints=1)
+    config.eval.every_steps = 2
+    train.train(config, str(tmp_path), evaluator=_Scores(fids))
+    path = tmp_path / "checkpoints" / "2" / "metrics" / "metrics"
+    path.write_text("{damaged")
+    before = tree_digest(tmp_path / "checkpoints")
+    config.num_train_steps = 6
+    with pytest.raises(UserError, match=r"score file .*checkpoints/2/metrics/metrics .* damaged"):
+        train.train(config, str(tmp_path), evaluator=_Scores(fids))
+    assert tree_digest(tmp_path / "checkpoints") == before
+    path.write_text('{"fid": 1.0}')  # the fix the message gives: the score back from metrics.jsonl
+    train.train(config, str(tmp_path), evaluator=_Scores(fids))
+    assert _kept(tmp_path) == [2, 6]
 
 
 @pytest.fixture(scope="module")
