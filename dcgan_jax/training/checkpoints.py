@@ -66,7 +66,7 @@ def create_manager(
         cleanup_tmp_directories=not read_only,
         enable_async_checkpointing=False,
     )
-    workdir_lib.check_scores(workdir)
+    workdir_lib.check_scores(workdir, best_metric)
     return ocp.CheckpointManager(
         run_files.checkpoint_dir(workdir), options=options, item_names=("state", "config")
     )

@@ -113,10 +113,11 @@ def locked(workdir: str, say: Callable[[str], None] = print) -> Iterator[None]:
         os.close(fd)  # releases the flock
 
 
-def check_scores(workdir: str) -> None:
+def check_scores(workdir: str, metric: str | None = None) -> None:
     """Refuses, in one line, a checkpoint whose score file (orbax's `metrics`, e.g. {'fid': ...})
     is damaged: orbax reads every step's when a manager opens, to write or to read, and fails with
-    a JSON traceback."""
+    a JSON traceback; a writer ranking by `metric` fails later, at its first save, on a file
+    without a number for it."""
     directory = run_files.checkpoint_dir(workdir)
     names = os.listdir(directory) if os.path.isdir(directory) else []
     for step in sorted((n for n in names if n.isdigit()), key=int):
@@ -128,7 +129,10 @@ def check_scores(workdir: str) -> None:
                 scores = json.load(f)
         except (OSError, ValueError) as e:
             scores = e
-        if not isinstance(scores, dict):
+        ranked = isinstance(scores, dict) and (
+            metric is None or isinstance(scores.get(metric), int | float)
+        )
+        if not ranked:
             raise UserError(
                 f"the score file {path} of checkpoint {step} is damaged; write the step's score "
                 f'back (e.g. {{"fid": 12.3}}, from metrics.jsonl) or delete the file, and rerun '

@@ -64,12 +64,15 @@ def test_a_damaged_score_file_is_one_line_and_the_checkpoints_stay(tmp_path):
     config.eval.every_steps = 2
     train.train(config, str(tmp_path), evaluator=_Scores(fids))
     path = tmp_path / "checkpoints" / "2" / "metrics" / "metrics"
-    path.write_text("{damaged")
-    before = tree_digest(tmp_path / "checkpoints")
     config.num_train_steps = 6
-    with pytest.raises(UserError, match=r"score file .*checkpoints/2/metrics/metrics .* damaged"):
-        train.train(config, str(tmp_path), evaluator=_Scores(fids))
-    assert tree_digest(tmp_path / "checkpoints") == before
+    for damaged in ("{damaged", '{"FID": 1.0}', '{"fid": "1.0"}'):  # not JSON; no number to rank
+        path.write_text(damaged)
+        before = tree_digest(tmp_path / "checkpoints")
+        with pytest.raises(
+            UserError, match=r"score file .*checkpoints/2/metrics/metrics .* damaged"
+        ):
+            train.train(config, str(tmp_path), evaluator=_Scores(fids))
+        assert tree_digest(tmp_path / "checkpoints") == before
     path.write_text('{"fid": 1.0}')  # the fix the message gives: the score back from metrics.jsonl
     train.train(config, str(tmp_path), evaluator=_Scores(fids))
     assert _kept(tmp_path) == [2, 6]
