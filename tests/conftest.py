@@ -65,3 +65,23 @@ def untrained_generator():
     g_vars, _ = models.init_variables(jax.random.PRNGKey(0), config.model)
     z = np.asarray(latent.sample_z(jax.random.PRNGKey(1), 12, config.model.latent_dim))
     return config, g_vars, z
+
+
+# .ci/run's second path: the tests the newcomer's install skipped (an extra missing) are listed here, one node id a
+# line, and run again once every extra is installed, where none may skip.
+SKIPPED_LOG = os.environ.get("DCGAN_JAX_SKIPPED_LOG")
+
+
+def _log_skip(report):
+    if SKIPPED_LOG and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        with open(SKIPPED_LOG, "a") as f:
+            f.write(f"{report.nodeid}\t{reason}\n")
+
+
+def pytest_runtest_logreport(report):
+    _log_skip(report)
+
+
+def pytest_collectreport(report):
+    _log_skip(report)

@@ -3,9 +3,11 @@
 import functools
 import hashlib
 import io
+import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import jax
 import numpy as np
@@ -78,16 +80,50 @@ def xla_flags(devices: int) -> str:
 
 
 def run_cli(module: str, *args: str, devices: int = 1, timeout: float = 600, env=None, cwd=REPO):
-    """Runs `python -m module args` with `devices` simulated CPU devices; returns the CompletedProcess."""
+    """Runs `python -m module args` with `devices` simulated CPU devices; returns the CompletedProcess.
+    Without `env` the command runs in a child forked from tests/forked_cli.py, which has the libraries
+    imported already; a command given its own environment (which JAX may read at import) runs in a
+    process of its own."""
     full_env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags(devices), **(env or {}))
+    command = [sys.executable, "-m", module, *args]
+    if env is None and os.environ.get("DCGAN_JAX_TESTS_FORK", "1") == "1":
+        return _forked(command, str(cwd), full_env, timeout)
     return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
+        command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
     )
+
+
+_server = None
+
+
+def _forked(command, cwd, env, timeout):
+    """`subprocess.run(command, ...)` answered by this process's tests/forked_cli.py server."""
+    global _server
+    if _server is None or _server.poll() is not None:
+        _server = subprocess.Popen(
+            [sys.executable, "-m", "tests.forked_cli"],
+            cwd=REPO,
+            env=dict(os.environ, JAX_PLATFORMS="cpu"),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+    with tempfile.TemporaryDirectory() as scratch:
+        out, err = os.path.join(scratch, "stdout"), os.path.join(scratch, "stderr")
+        request = dict(module=command[2], args=command[3:], cwd=cwd, env=env, timeout=timeout)
+        _server.stdin.write(json.dumps(dict(request, stdout=out, stderr=err)) + "\n")
+        _server.stdin.flush()
+        line = _server.stdout.readline()
+        if not line:
+            raise RuntimeError(f"tests/forked_cli.py ended (exit {_server.wait()}); see its stderr")
+        reply = json.loads(line)
+        texts = []
+        for path in (out, err):
+            with open(path, errors="replace") as f:
+                texts.append(f.read())
+    if reply.get("timeout"):
+        raise subprocess.TimeoutExpired(command, timeout, *texts)
+    return subprocess.CompletedProcess(command, reply["returncode"], *texts)
 
 
 TINY_FLAGS = (
