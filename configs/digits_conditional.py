@@ -11,5 +11,5 @@ def get_config():
     config.optim.ema_decay = (
         0.99  # after 2,000 steps every digit is drawn right >= 94% of the time with it, the
     )
-    # worst digit (8) 60% without it (README, "Class-conditional DCGAN")
+    # worst digit (8) 60% without it (docs/training.md, "Class-conditional DCGAN")
     return config

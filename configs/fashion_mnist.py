@@ -14,8 +14,8 @@ pytorch/examples' reference DCGAN (ngf = ndf = 64), so this config and that refe
 compared net for net (benchmarks/quality.py). One departure from the paper: samples, FID and every
 tool use a moving average of G (optim.ema_decay = 0.999, Yazici et al. 2019; the trained G is
 `--noema` in sample and explore). Training is unchanged by it (the trained G is bitwise the G of a
-run without it), and at this budget it lowers the 10k-sample FID by 6 to 15 points a seed (README,
-"Sample quality on Fashion-MNIST"); `--config.optim.ema_decay=0` is the paper's recipe. 6,000 steps (12.8 epochs) is the step budget that
+run without it), and at this budget it lowers the 10k-sample FID by 6 to 15 points a seed
+(docs/evaluation.md, "Sample quality on Fashion-MNIST"); `--config.optim.ema_decay=0` is the paper's recipe. 6,000 steps (12.8 epochs) is the step budget that
 trains in about 30 minutes on a quiet 2-core CPU (433 img/s), the budget the quality benchmark
 holds both sides to. FID/KID (`eval.every_steps`, `python -m
 dcgan_jax.evaluate`) compare against the held-out test images (eval.split = 'test'), as Lucic et

@@ -1,6 +1,6 @@
 """The seed documents' take-aways as a study: configs/fashion_mnist.py (the paper's DCGAN) against
 each of their tricks and a second learning rate, 8 seeds each, all 48 runs one population trained
-by one compiled step (README, "A study: the seeds' tricks over 8 seeds").
+by one compiled step (docs/populations.md, "A study: the seeds' tricks over 8 seeds").
 
   python -m dcgan_jax.main --config=configs/fashion_mnist_study.py --workdir=runs/study
   python -m dcgan_jax.evaluate --workdir=runs/study --task=fid --extractor=inception \
@@ -17,7 +17,7 @@ or their sources use. Learning rate 1e-3 is Adam's default, which the paper foun
 "add pre-training of discriminator": about one epoch (469 batches of 128), so 500 steps. Label
 smoothing 0.1 is one-sided (real targets 0.9, Salimans et al. 2016). Label noise 0.1 with flips
 0.05 and instance noise 0.1 annealed to 0 over the run are ganhacks' "noisy labels" and "add noise
-to inputs, decay over time" (README, "How D is trained"). Every other field is fashion_mnist.py's,
+to inputs, decay over time" (docs/training.md, "How D is trained"). Every other field is fashion_mnist.py's,
 its moving average of G included: each member is scored on its average, which does not change its
 training (`evaluate --task=fid --noema` scores the members' trained Gs, into a table of its
 own; a member written out with `export` gets both rows from `evaluate --task=fid`).

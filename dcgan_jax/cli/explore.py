@@ -8,7 +8,7 @@ i mod num_classes, or of --class. Modes: interpolate, walk, vary_dim, vary_all, 
 drop_filters, nearest, guided_backprop (what D's last-layer features respond to, trained vs random
 D), training_gif. A run with a moving average of G draws it (--noema: the trained G). A
 population's workdir takes --member=I: member I, as its single run (training_gif: its own grids).
-Each mode is a function of dcgan_jax/analysis/ (the README section "Exploring the latent space");
+Each mode is a function of dcgan_jax/analysis/ (docs/latent_space.md);
 this module only turns flags into its arguments.
 """
 

@@ -160,7 +160,7 @@ strided_conv_fast = _linear_op(
 
 CONV_IMPLS = ("auto", "xla", "fast")
 # Backends where benchmarks/conv_forms.py measured the fast forms faster than XLA's own over the 64
-# px model's strided layers (README "Performance": 13x on CPU). A backend not listed here was not
+# px model's strided layers (docs/performance.md: 13x on CPU). A backend not listed here was not
 # measured and gets XLA's own convolutions, which its compiler tunes for itself (cuDNN on GPUs, the
 # TPU compiler's tiling).
 FAST_FORMS_MEASURED_ON = frozenset({"cpu"})

@@ -1,5 +1,6 @@
-"""The README's "From Python" script, as a researcher would run it: open a run, interpolate, vector arithmetic,
-filter dropping, pictures written. Plain function calls, no flags."""
+"""The "From Python" script of docs/latent_space.md, as a researcher would run it: open a run,
+interpolate, vector arithmetic, filter dropping, pictures written. Plain function calls, no flags.
+tests/test_docs.py checks that the page's script calls what exists."""
 
 import pathlib
 
@@ -8,7 +9,7 @@ from PIL import Image
 
 
 def readme_script(workdir, out):
-    """The README's script (with probe_samples=20 to keep it quick), writing into `out`; returns the filter picture."""
+    """That script (with probe_samples=20 to keep it quick), writing into `out`; returns the filter picture."""
     from dcgan_jax.analysis import figures, filters, latent_space, sampling
     from dcgan_jax.training.run import open_run
 

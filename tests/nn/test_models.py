@@ -188,7 +188,7 @@ def test_conv_impl_xla_and_fast_give_the_same_outputs_and_gradients():
 
 
 def test_conv_impl_auto_resolves_per_backend(monkeypatch):
-    assert convolutions.resolve_conv_impl("auto", "cpu") == "fast"  # measured: README "Performance"
+    assert convolutions.resolve_conv_impl("auto", "cpu") == "fast"  # measured: docs/performance.md
     assert convolutions.resolve_conv_impl("auto", "gpu") == "xla"  # not measured: XLA's own
     assert convolutions.resolve_conv_impl("auto", "tpu") == "xla"
     for backend in ("cpu", "gpu", "tpu"):
