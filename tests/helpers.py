@@ -22,9 +22,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(REPO, "tests", "fixtures")
 
 
-def tiny_config(**overrides):
-    """The digits config shrunk so a step takes milliseconds."""
-    config = defaults.load_config("digits")
+def tiny_config(config_name="digits", **overrides):
+    """The `config_name` config (configs/, digits by default) shrunk so a step takes
+    milliseconds."""
+    config = defaults.load_config(config_name)
     config.model.g_width = 8
     config.model.d_width = 8
     config.batch_size = 16

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -80,16 +81,9 @@ def _shift_batch(images: np.ndarray, rng: np.random.Generator, max_shift: int) -
     return out
 
 
-def train_classifier(
-    images: np.ndarray, labels: np.ndarray, classifier: ml_collections.ConfigDict, seed: int = 0
-) -> tuple[SmallCNN, Any]:
-    """Adam on softmax cross-entropy for classifier.steps steps (`classifier`:
-    config.eval.classifier); returns (model, params)."""
-    model = SmallCNN(int(labels.max()) + 1, classifier.width, classifier.feature_dim)
-    x = as_model_input(images)
-    params = model.init(jax.random.PRNGKey(seed), jnp.asarray(x[:1]))["params"]
-    tx = optax.adam(classifier.learning_rate)
-    opt_state = tx.init(params)
+def make_train_step(model: SmallCNN, tx: optax.GradientTransformation) -> Callable:
+    """The jitted `(params, opt_state, images, labels) -> (params, opt_state, loss)` of softmax
+    cross-entropy; a function of its own so that tests lower it for GPU and TPU."""
 
     @jax.jit
     def step(params, opt_state, batch, batch_labels):
@@ -101,6 +95,20 @@ def train_classifier(
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
+    return step
+
+
+def train_classifier(
+    images: np.ndarray, labels: np.ndarray, classifier: ml_collections.ConfigDict, seed: int = 0
+) -> tuple[SmallCNN, Any]:
+    """Adam on softmax cross-entropy for classifier.steps steps (`classifier`:
+    config.eval.classifier); returns (model, params)."""
+    model = SmallCNN(int(labels.max()) + 1, classifier.width, classifier.feature_dim)
+    x = as_model_input(images)
+    params = model.init(jax.random.PRNGKey(seed), jnp.asarray(x[:1]))["params"]
+    tx = optax.adam(classifier.learning_rate)
+    opt_state = tx.init(params)
+    step = make_train_step(model, tx)
     rng = np.random.default_rng(seed)
     batch_size = min(classifier.batch_size, len(x))
     with progress_bars.bar(total=classifier.steps, desc="FID classifier", unit="step") as bar:

@@ -164,12 +164,15 @@ CONV_IMPLS = ("auto", "xla", "fast")
 # measured and gets XLA's own convolutions, which its compiler tunes for itself (cuDNN on GPUs, the
 # TPU compiler's tiling).
 FAST_FORMS_MEASURED_ON = frozenset({"cpu"})
+# jax.export names a GPU by its platform ('cuda', 'rocm'); jax.default_backend() calls both 'gpu'.
+_BACKEND_OF_PLATFORM = {"cuda": "gpu", "rocm": "gpu"}
 STRIDED_CONVS = {"fast": strided_conv_fast, "xla": strided_conv_reference}
 TRANSPOSED_CONVS = {"fast": transposed_conv_fast, "xla": transposed_conv_reference}
 
 
 def resolve_conv_impl(conv_impl: str, backend: str = "") -> str:
-    """'fast' or 'xla' for `model.conv_impl` on `backend` ('' = JAX's default backend).
+    """'fast' or 'xla' for `model.conv_impl` on `backend` ('' = JAX's default backend; a backend
+    or a jax.export platform name, e.g. 'cuda').
 
     'auto' is 'fast' on the backends in `FAST_FORMS_MEASURED_ON`, 'xla' elsewhere. Both compute the
     same function (tests/nn/test_convolutions.py), so a run trained with one samples with the other.
@@ -178,4 +181,5 @@ def resolve_conv_impl(conv_impl: str, backend: str = "") -> str:
         raise ValueError(f"model.conv_impl={conv_impl!r} is not supported; use one of {CONV_IMPLS}")
     if conv_impl != "auto":
         return conv_impl
-    return "fast" if (backend or jax.default_backend()) in FAST_FORMS_MEASURED_ON else "xla"
+    backend = backend or jax.default_backend()
+    return "fast" if _BACKEND_OF_PLATFORM.get(backend, backend) in FAST_FORMS_MEASURED_ON else "xla"

@@ -225,9 +225,11 @@ class Discriminator(nn.Module):
         return logits
 
 
-def build_models(model: ml_collections.ConfigDict, axis_name: str | None = None):
+def build_models(model: ml_collections.ConfigDict, axis_name: str | None = None, backend: str = ""):
     """Generator and Discriminator of `model` (config.model); `axis_name` syncs batchnorm statistics
-    across devices."""
+    across devices. `backend` ('' = JAX's default) is the one they run on, which
+    conv_impl='auto' picks the convolutions' form for: naming it builds a GPU's or TPU's model on a
+    machine without one (jax.export, tests/test_accelerator_lowering.py)."""
     num_resolution_changes(model.image_size)  # validates the size
     if model.num_channels not in (1, 3):
         raise ValueError(
@@ -239,7 +241,7 @@ def build_models(model: ml_collections.ConfigDict, axis_name: str | None = None)
             f"model.upsample={model.upsample!r} is not supported; use one of {sorted(UPSAMPLERS)}"
         )
     dtype = jnp.dtype(model.compute_dtype)
-    conv_impl = convolutions.resolve_conv_impl(model.conv_impl)  # 'auto' -> per backend
+    conv_impl = convolutions.resolve_conv_impl(model.conv_impl, backend)  # 'auto' -> per backend
     bn = dict(
         axis_name=axis_name if model.sync_batchnorm else None,
         bn_momentum=model.bn_momentum,

@@ -60,6 +60,31 @@ class Parallel:
         on every device: a population member's index and values) are passed whole to every
         device."""
         options = CPU_COMPILER_OPTIONS if all(d.platform == "cpu" for d in self.devices) else None
+        program = self.program(body, num_replicated, options)
+        # pmap takes no compiler options: on CPU it is compiled with them ahead of time, at the
+        # first call (single host only: ahead-of-time pmap takes global shapes).
+        if self.parallelism == "shard_map" or options is None or jax.process_count() > 1:
+            return program
+        compiled = []
+
+        def step(state, batch, *replicated):
+            if not compiled:
+                lowered = program.lower(state, batch, *replicated)
+                compiled.append(lowered.compile(compiler_options=options))
+            return compiled[0](state, batch, *replicated)
+
+        return step
+
+    def program(
+        self,
+        body: Callable[..., tuple[Any, Any]],
+        num_replicated: int = 0,
+        compiler_options: dict[str, Any] | None = None,
+    ) -> Callable[..., tuple[Any, Any]]:
+        """`body` mapped over the devices, as `compile` runs it on GPUs and TPUs: a jitted
+        shard_map (with `compiler_options`) or a pmap. Traceable, unlike `compile`'s ahead-of-time
+        pmap on CPU, so a CPU machine can lower a GPU's or TPU's step with jax.export
+        (tests/test_accelerator_lowering.py)."""
         if self.parallelism == "shard_map":
 
             def per_shard(state, batch, *replicated):
@@ -73,30 +98,14 @@ class Parallel:
                 in_specs=(P(), P(AXIS)) + (P(),) * num_replicated,
                 out_specs=(P(), P()),
             )
-            return jax.jit(mapped, donate_argnums=0, compiler_options=options)
-
-        pmapped = jax.pmap(
+            return jax.jit(mapped, donate_argnums=0, compiler_options=compiler_options)
+        return jax.pmap(
             body,
             axis_name=AXIS,
             in_axes=(0, 0) + (None,) * num_replicated,
             donate_argnums=0,
             devices=self.devices,
         )
-        if (
-            options is None or jax.process_count() > 1
-        ):  # ahead-of-time pmap takes global shapes: single host only
-            return pmapped
-        compiled = []
-
-        def step(
-            state, batch, *replicated
-        ):  # pmap takes no compiler options: compiled ahead of time at the first call
-            if not compiled:
-                lowered = pmapped.lower(state, batch, *replicated)
-                compiled.append(lowered.compile(compiler_options=options))
-            return compiled[0](state, batch, *replicated)
-
-        return step
 
     def replicate(self, tree: Any) -> Any:
         """Host (or single-device) pytree -> the step's state layout, identical on every device."""

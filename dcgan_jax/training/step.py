@@ -26,14 +26,16 @@ def make_train_step(
     objective: ml_collections.ConfigDict,
     d_training: ml_collections.ConfigDict,
     per_device_batch: int,
+    backend: str = "",
 ) -> Callable[[TrainState, jax.Array], tuple[TrainState, Metrics]]:
     """The per-device body `(state, batch) -> (state, metrics)`: a D update, then a G update against
     the new D.
 
     Gradients, batchnorm statistics and metrics are averaged over `AXIS`; run it with
-    `parallel.Parallel`.
+    `parallel.Parallel`. `backend`: the one it runs on ('' = JAX's default), as
+    `models.build_models` takes it.
     """
-    generator, discriminator = models.build_models(model, axis_name=AXIS)
+    generator, discriminator = models.build_models(model, axis_name=AXIS, backend=backend)
     g_tx, d_tx = make_optimizers(optim)
 
     def pmean(tree):
