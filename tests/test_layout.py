@@ -4,6 +4,7 @@ own modules imported at the top of a module, never inside functions; small files
 import ast
 import collections
 import os
+import subprocess
 
 import pytest
 
@@ -269,3 +270,27 @@ def test_random_stream_tags_live_in_rng_tags(module):
 def test_the_tag_rule_catches_a_bare_number():
     tree = ast.parse("a = jax.random.fold_in(k, 0x5A)\nb = np.random.default_rng([s, 0xE7A1 + o])")
     assert list(_literal_tags(tree)) == [1, 2]
+
+
+# Large binaries belong to releases and caches, not to the repository; pictures of the docs and the tests' saved
+# workdirs are the exceptions.
+LARGE_FILE_BYTES = 1 << 20
+LARGE_FILES_MAY_LIVE_IN = ("docs/images/", "tests/fixtures/")
+
+
+def test_no_large_file_is_tracked_outside_the_docs_images_and_test_fixtures():
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout (an unpacked sdist): no tracked files to check")
+    tracked = [name for name in listed.stdout.split("\0") if name]
+    assert len(tracked) > 100, tracked
+    large = [
+        name
+        for name in tracked
+        if not name.startswith(LARGE_FILES_MAY_LIVE_IN)
+        and os.path.isfile(os.path.join(REPO, name))
+        and os.path.getsize(os.path.join(REPO, name)) > LARGE_FILE_BYTES
+    ]
+    assert not large, f"tracked files over 1 MB: {large}"
