@@ -21,6 +21,7 @@ step was written before the checkpoint. A failed write of those still saves the 
 checkpoint before the error stops the run.
 """
 
+import contextlib
 import json
 import os
 from typing import Any, Protocol
@@ -29,7 +30,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from dcgan_jax import config_fields, population, run_files
+from dcgan_jax import config_fields, population, progress_bars, run_files
 from dcgan_jax.data import datasets, pipeline
 from dcgan_jax.errors import UserError
 from dcgan_jax.evaluation import fid
@@ -46,6 +47,10 @@ from dcgan_jax.training import (
 from dcgan_jax.training import workdir as workdir_lib
 from dcgan_jax.training.state import TrainState, create_train_state, set_ema
 from dcgan_jax.training.step import make_train_step
+
+# What a run says while XLA compiles (progress_bars.compile_notice): `compiling ...`, then the time.
+INIT_NOTICE = "the initializers of G and D (XLA, once per process)"
+STEP_NOTICE = "the train step (XLA, once per run)"
 
 
 class Evaluator(Protocol):
@@ -169,8 +174,9 @@ def _train_locked(config, workdir, evaluator):
         ema=population.keeps_ema(config),
         accept=lambda saved, where: config_fields.check_compatible(saved, config, where),
     )
-    if manager.latest_step() is None:
-        state = new_state()
+    if manager.latest_step() is None:  # eager initializers: XLA compiles each shape once
+        with progress_bars.compile_notice(INIT_NOTICE, reporting.say):
+            state = new_state()
         if config.init_from:
             state = _initial_from(config, state)
     start_step = _step_of(state.step)
@@ -300,9 +306,12 @@ def _train_loop(
     ]
     start_step = _step_of(members.host_state(runner, device_state).step)
     count, targets = config.num_fixed_samples, _grid_targets(config, workdir, reporters)
+    nothing = contextlib.nullcontext()
     with preemption.StopRequest() as stop:
         for step in range(start_step + 1, config.num_train_steps + 1):
-            device_state, metrics = train_step(device_state, runner.shard_batch(next(batches)))
+            first = step == start_step + 1  # compiles the step (any parallelism, a population's)
+            with progress_bars.compile_notice(STEP_NOTICE, reporter.message) if first else nothing:
+                device_state, metrics = train_step(device_state, runner.shard_batch(next(batches)))
             last = step == config.num_train_steps
             log, save = (
                 step % config.log_every_steps == 0 or last,

@@ -14,6 +14,7 @@ this module only turns flags into its arguments.
 
 from absl import flags
 
+from dcgan_jax import progress_bars
 from dcgan_jax.analysis import (
     animation,
     figures,
@@ -315,7 +316,8 @@ def main(argv):
         folder = common.member_folder(_WORKDIR.value, _MEMBER.value)  # a member's own grids
         result = animation.training_progress(folder, z=_GRIDS.value)
     else:
-        result = picture(open_run(_WORKDIR.value, _STEP.value, _MEMBER.value), mode)
+        with progress_bars.compile_notice(f"--mode={mode}'s programs (XLA, once per shape)"):
+            result = picture(open_run(_WORKDIR.value, _STEP.value, _MEMBER.value), mode)
     for note in result.notes:
         print(note)
     figures.write_picture(result, _OUTPUT.value, _ZOOM.value, _DURATION.value, _GIF_LEVELS.value)

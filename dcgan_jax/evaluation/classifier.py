@@ -293,8 +293,8 @@ def load_classifier(
             "(evaluate: --classifier_dir)"
         )
     model = SmallCNN(meta["num_classes"], meta["width"], meta["feature_dim"])
-    template = model.init(
-        jax.random.PRNGKey(0), jnp.zeros((1, image_size, image_size, num_channels))
+    template = jax.eval_shape(  # shapes only: a real init compiled each initializer (10 s on CPU)
+        model.init, jax.random.PRNGKey(0), jnp.zeros((1, image_size, image_size, num_channels))
     )["params"]
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
     try:

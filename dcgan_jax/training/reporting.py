@@ -169,6 +169,12 @@ def write_config(workdir: str, text: str) -> None:
     atomic_write.write_text(run_files.path(workdir, run_files.CONFIG), text)
 
 
+def say(text: str) -> None:
+    """A console line from process 0 (a multi-host run prints one), as `Reporter.message`."""
+    if jax.process_index() == 0:
+        print(text, flush=True)
+
+
 class Reporter:
     """Console lines with img/s and ETA, TensorBoard scalars/images, metrics.jsonl rows, sample grid
     PNGs, config.json.

@@ -13,10 +13,13 @@ from typing import Any
 import jax
 import ml_collections
 
-from dcgan_jax import population, run_files
+from dcgan_jax import population, progress_bars, run_files
 from dcgan_jax.errors import AbandonedWork, UserError
 from dcgan_jax.training import checkpoints, members
 from dcgan_jax.training.state import TrainState, create_train_state
+
+# What a tool says while XLA compiles `Run.initial_state` (progress_bars.compile_notice).
+INITIAL_STATE_NOTICE = "the run's initial state, the untrained baseline (XLA -O0, once per run)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,10 +54,12 @@ class Run:
         initializers op by op (eagerly) or compiling them optimized takes 10-20 s on a CPU. The
         values are those of the eager build (tested)."""
         config = self.config
-        lowered = jax.jit(
-            lambda: create_train_state(config.model, config.optim, config.seed)
-        ).lower()
-        return lowered.compile(compiler_options={"xla_backend_optimization_level": 0})()
+        with progress_bars.compile_notice(INITIAL_STATE_NOTICE):
+            lowered = jax.jit(
+                lambda: create_train_state(config.model, config.optim, config.seed)
+            ).lower()
+            compiled = lowered.compile(compiler_options={"xla_backend_optimization_level": 0})
+        return compiled()
 
 
 # Tries of a reader of the latest checkpoint whose step vanished (a training run deleting old ones):
