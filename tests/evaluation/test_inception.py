@@ -136,7 +136,10 @@ def _torch_fid_inception(w, x):
 
 
 def test_inception_matches_a_pytorch_forward(tmp_path):
-    torch = pytest.importorskip("torch", reason="the reference forward is written in PyTorch")
+    torch = pytest.importorskip(
+        "torch",
+        reason="the reference forward is written in PyTorch: the bench extra, pip install -e .[bench]",
+    )
     path = str(tmp_path / "inception.npz")
     weights = _random_inception_npz(path)
     images = np.random.default_rng(1).integers(0, 256, (2, 32, 32, 3)).astype(np.uint8)
@@ -151,7 +154,10 @@ def test_inception_matches_a_pytorch_forward(tmp_path):
 def test_torch_files_are_read_without_running_their_code(tmp_path):
     """pytorch-fid's .pth (a torch.save state dict, zip or legacy format) reads as the .npz does;
     a pickle naming anything beyond tensors is refused, unrun; an unknown hash only warns."""
-    torch = pytest.importorskip("torch", reason="writes the torch files")
+    torch = pytest.importorskip(
+        "torch",
+        reason="writes the torch files with torch: the bench extra, pip install -e .[bench]",
+    )
     arrays = _random_inception_npz(tmp_path / "inception.npz")
     expected, tf_protocol = inception.load_weights(str(tmp_path / "inception.npz"))
     assert not tf_protocol

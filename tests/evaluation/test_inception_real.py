@@ -52,7 +52,10 @@ def _fid_helper_features(path: str, images: np.ndarray) -> np.ndarray:
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.load is deprecated
 def test_real_weights_match_the_torchscript_module():
-    pytest.importorskip("torch", reason="the reference is the TorchScript module run by torch")
+    pytest.importorskip(
+        "torch",
+        reason="the reference is the TorchScript module run by torch: the bench extra, pip install -e .[bench]",
+    )
     path = fid_weights()
     images = _fashion_mnist(16)
     params, tf_protocol = inception.load_weights(path)
@@ -89,7 +92,9 @@ def test_real_weights_are_read_without_torch():
 
 def test_a_real_weights_file_with_a_wrong_shape_is_refused(tmp_path):
     """A TorchScript-named file whose arrays do not all have their shapes is one UserError."""
-    torch = pytest.importorskip("torch", reason="writes the torch file")
+    torch = pytest.importorskip(
+        "torch", reason="writes the torch file with torch: the bench extra, pip install -e .[bench]"
+    )
     from dcgan_jax.errors import UserError
     from dcgan_jax.evaluation import torchscript
 
