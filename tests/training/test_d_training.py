@@ -8,7 +8,7 @@ import pytest
 
 from dcgan_jax import config_fields, train
 from dcgan_jax.errors import UserError
-from dcgan_jax.training import d_training, losses
+from dcgan_jax.training import d_training, losses, parallel, step
 from dcgan_jax.training.state import create_train_state
 from tests.helpers import digit_batches, max_abs_diff, run_steps, tiny_config
 
@@ -28,10 +28,21 @@ def _d(state):
 
 
 def _states_after_each_step(config, num_steps):
-    batches = digit_batches(config, num_steps)
-    return [create_train_state(config.model, config.optim, config.seed)] + [
-        run_steps(config, batches[:n], jax.devices()[:1])[0] for n in range(1, num_steps + 1)
-    ]
+    """The state at init and after each of `num_steps` steps on one device: one run, its state
+    copied to the host after every step (what `run_steps` on the first n batches ends with)."""
+    runner = parallel.Parallel("pmap", jax.devices()[:1])
+    train_step = runner.compile(
+        step.make_train_step(
+            config.model, config.optim, config.objective, config.d_training, config.batch_size
+        )
+    )
+    states = [create_train_state(config.model, config.optim, config.seed)]
+    device_state = runner.replicate(states[0])
+    for batch in digit_batches(config, num_steps):
+        device_state, _ = train_step(device_state, runner.shard_batch(np.asarray(batch)[None]))
+        # a copy: the next step reuses (donates) the device buffers
+        states.append(jax.tree.map(np.array, jax.device_get(runner.unreplicate(device_state))))
+    return states
 
 
 def test_pretraining_leaves_g_untouched_and_updates_d():
@@ -151,15 +162,20 @@ def test_instance_noise_std_decays_linearly_and_the_noise_has_it():
     ) == (real, fake)
 
 
+@pytest.fixture(scope="module")
+def plain_run():
+    """(batches, final state, metrics) of 2 steps without any option, on one device."""
+    plain = _config()
+    batches = digit_batches(plain, 2)
+    return (batches, *run_steps(plain, batches, jax.devices()[:1]))
+
+
 @pytest.mark.parametrize(
     "tricks", [dict(label_noise=0.2, label_flip=0.1), dict(instance_noise=0.1)]
 )
-def test_label_and_noise_options_change_the_step(tricks):
-    plain = _config()
-    batches = digit_batches(plain, 2)
-    devices = jax.devices()[:1]
-    base, base_metrics = run_steps(plain, batches, devices)
-    changed, metrics = run_steps(_config(**tricks), batches, devices)
+def test_label_and_noise_options_change_the_step(plain_run, tricks):
+    batches, base, base_metrics = plain_run
+    changed, metrics = run_steps(_config(**tricks), batches, jax.devices()[:1])
     assert max_abs_diff(base.d_params, changed.d_params) > 0
     assert metrics[0]["d_loss"] != base_metrics[0]["d_loss"]
 

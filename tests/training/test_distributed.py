@@ -17,7 +17,7 @@ import pytest
 from dcgan_jax.errors import UserError
 from dcgan_jax.training import checkpoints, distributed
 from dcgan_jax.training.state import create_train_state
-from tests.helpers import REPO, TINY_FLAGS, max_abs_diff, xla_flags
+from tests.helpers import REPO, TINY_FLAGS, max_abs_diff, run_cli, xla_flags
 
 # adam_eps=1 and seed 1 keep float32 summation-order noise from flipping Adam updates (multidevice_checks.py).
 TINY = TINY_FLAGS + (
@@ -33,9 +33,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(workdir, num_processes, devices_per_process, *flags, timeout=900):
+def _launch(workdir, num_processes, devices_per_process, *flags, timeout=900, cache_dir=None):
     """Runs `dcgan_jax.main` as `num_processes` processes; returns their CompletedProcess-like (rc, out, err)."""
-    procs = _start(workdir, num_processes, devices_per_process, *flags)
+    return _finish(
+        _start(workdir, num_processes, devices_per_process, *flags, cache_dir=cache_dir), timeout
+    )
+
+
+def _finish(procs, timeout=900):
+    """Waits for the processes `_start` started; returns their (rc, out, err), each rc checked to be 0."""
     results, deadline = [], time.time() + timeout
     try:
         for p in procs:
@@ -51,15 +57,25 @@ def _launch(workdir, num_processes, devices_per_process, *flags, timeout=900):
     return results
 
 
-def _start(workdir, num_processes, devices_per_process, *flags):
-    """Starts `dcgan_jax.main` as `num_processes` processes (stdout and stderr piped)."""
-    # No persistent compilation cache here: a process that loads its programs from it reaches the first collective
-    # long before a peer that compiles, and gloo's 30 s rendezvous deadline can pass.
+def _start(workdir, num_processes, devices_per_process, *flags, cache_dir=None):
+    """Starts `dcgan_jax.main` as `num_processes` processes (stdout and stderr piped).
+
+    Not the tests' shared persistent compilation cache: a process that loads its programs from it
+    reaches the first collective long before a peer that compiles (e.g. one that looked a moment
+    before another test's run wrote the entry), and gloo's 30 s rendezvous deadline can pass.
+    `cache_dir`: a cache that only the calling test module's multi-process runs use, one module per
+    pytest worker, so no other run writes it meanwhile. Its first run compiles in every process
+    alike (only process 0 writes entries: a process behind can catch up by reading one, none can
+    run ahead); the later runs of the same programs load them in every process alike."""
     env = dict(
         os.environ,
         JAX_PLATFORMS="cpu",
-        JAX_ENABLE_COMPILATION_CACHE="false",
         XLA_FLAGS=xla_flags(devices_per_process),
+        **(
+            dict(JAX_ENABLE_COMPILATION_CACHE="true", JAX_COMPILATION_CACHE_DIR=str(cache_dir))
+            if cache_dir
+            else dict(JAX_ENABLE_COMPILATION_CACHE="false")
+        ),
     )
     multi = (
         (
@@ -104,9 +120,21 @@ def _final_params(workdir):
 def test_two_processes_equal_one_process_with_four_devices_and_resume(tmp_path):
     """2 hosts x 2 devices (pmap to step 2, then resumed with shard_map to 4) == 1 host x 4 devices (pmap)."""
     single, multi = tmp_path / "single", tmp_path / "multi"
-    _launch(single, 1, 4, "--config.num_train_steps=4")
-    first = _launch(multi, 2, 2, "--config.num_train_steps=2")
-    resumed = _launch(multi, 2, 2, "--config.num_train_steps=4", "--config.parallelism=shard_map")
+    cache = tmp_path / "jax_cache"  # the resumed run loads what the first compiled (see _start)
+    started = _start(multi, 2, 2, "--config.num_train_steps=2", cache_dir=cache)
+    try:  # the one process (forked, with the tests' compilation cache) while the two start
+        alone = run_cli(
+            "dcgan_jax.main", f"--workdir={single}", *TINY, "--config.num_train_steps=4", devices=4
+        )
+    except BaseException:
+        for p in started:
+            p.kill()
+        raise
+    first = _finish(started)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    resumed = _launch(
+        multi, 2, 2, "--config.num_train_steps=4", "--config.parallelism=shard_map", cache_dir=cache
+    )
 
     # The run names its backend, devices and processes first.
     assert "backend cpu: 4 x cpu device(s), 2 on this process, 2 process(es)" in first[0][1], first[
