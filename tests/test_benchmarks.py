@@ -46,6 +46,17 @@ def _run(script, *flags, timeout=600, env=None):
     return report, result
 
 
+def _main(capsys, script, *flags):
+    """A benchmark script's `main(flags)` run in this process (what `python script flags` runs, less the
+    interpreter's start and imports): (the report its last stdout line holds when --json is given, else None;
+    its stdout)."""
+    capsys.readouterr()  # drop what came before
+    _load(script).main(list(flags))
+    out = capsys.readouterr().out
+    report = json.loads(out.strip().splitlines()[-1]) if "--json" in flags else None
+    return report, out
+
+
 @pytest.mark.slow
 def test_train_step_benchmark_reports_positive_figures():
     pytest.importorskip(
@@ -160,8 +171,10 @@ def test_model_flops_match_pytorchs_flop_counter(size):
 
 
 @pytest.mark.slow
-def test_conv_forms_benchmark_times_every_form_of_the_chosen_layers():
-    report, _ = _run(CONV_FORMS, "--batch_size=2", "--repeats=1", "--only=up3,conv0", "--json")
+def test_conv_forms_benchmark_times_every_form_of_the_chosen_layers(capsys):
+    report, _ = _main(
+        capsys, CONV_FORMS, "--batch_size=2", "--repeats=1", "--only=up3,conv0", "--json"
+    )
     forms = {(row["layer"], row["part"], row["form"]) for row in report["forms"]}
     assert len(forms) == 7 + 6 and ("G up3", "kernel grad", "strided") in forms
     assert ("D conv0", "input grad", "space_to_depth") in forms
@@ -191,8 +204,9 @@ def test_multiprocess_stop_check_benchmark_reports_both_costs():
         assert timing["allgather_ms"] > 0 and timing["no_sync_step_ms"] >= 0
 
 
-def test_evaluate_benchmark_reports_both_solvers_extraction_and_the_synthetic_fit():
-    report, result = _run(
+def test_evaluate_benchmark_reports_both_solvers_extraction_and_the_synthetic_fit(capsys):
+    report, out = _main(
+        capsys,
         EVALUATE,
         "--d_width=4",
         "--c_values=1e-2",
@@ -215,12 +229,15 @@ def test_evaluate_benchmark_reports_both_solvers_extraction_and_the_synthetic_fi
     assert (synthetic["rows"], synthetic["dim"], synthetic["classes"]) == (400, 96, 10)
     assert synthetic["svm_seconds"] > 0 and synthetic["test_accuracy"] > 0.3  # chance: 0.1
     assert len(report["loadavg_before"]) == 3 and report["peak_rss_gb"] > 0
-    assert "liblinear" in result.stdout and "synthetic: 400 x 96" in result.stdout
+    assert "liblinear" in out and "synthetic: 400 x 96" in out
 
 
 @pytest.mark.slow
-def test_svm_preconditioner_benchmark_reaches_the_same_objectives_with_each_rank(trained_run):
-    report, _ = _run(
+def test_svm_preconditioner_benchmark_reaches_the_same_objectives_with_each_rank(
+    trained_run, capsys
+):
+    report, _ = _main(
+        capsys,
         os.path.join(REPO, "benchmarks", "svm_preconditioner.py"),
         f"--workdir={trained_run}",
         "--ranks=0,64",
@@ -239,10 +256,13 @@ def test_svm_preconditioner_benchmark_reaches_the_same_objectives_with_each_rank
 
 
 @pytest.mark.slow
-def test_population_benchmark_reports_both_forms_and_whole_runs():
+def test_population_benchmark_reports_both_forms_and_whole_runs(capsys):
+    """The steady state in this process, the whole runs as `main` processes that keep the tests' compilation
+    cache (--compilation_cache: the two single runs compile the same programs once)."""
     script = os.path.join(REPO, "benchmarks", "population.py")
     tiny = "model.g_width=8,model.d_width=8,batch_size=16,model.latent_dim=16,num_fixed_samples=16"
-    report, _ = _run(
+    report, _ = _main(
+        capsys,
         script,
         "--configs=digits",
         "--members=2",
@@ -250,8 +270,8 @@ def test_population_benchmark_reports_both_forms_and_whole_runs():
         "--blocks=1",
         "--steps=1",
         f"--overrides={tiny}",
+        "--compilation_cache",
         "--json",
-        timeout=900,
     )
     assert report["members"] == 2 and len(report["loadavg_before"]) == 3
     steady = report["configs"]["digits"]["steady_state"]
