@@ -1,5 +1,10 @@
 """The benchmarks run end to end at a tiny size and report their figures (no timing assertions); the train-step
-benchmark's FLOP count against PyTorch's own counter."""
+benchmark's FLOP count against PyTorch's own counter.
+
+The scripts that import no torch run in this process (`_main`: their `main`, as `python SCRIPT` runs it); those
+that use torch in a process of their own: one child pytest for everything that imports torch's modules in-process
+(`in_own_process`), and the FID scripts as subprocesses. Without the 'bench' extra the torch tests skip before
+starting any process (`needs_torch`)."""
 
 import importlib.util
 import json
@@ -21,6 +26,14 @@ FASHION_MNIST = (
 # One thread each for torch and numpy's BLAS in the benchmarks these tests start: on a machine shared with other
 # tests, more threads than free cores slow torch's convolutions and a 2048 x 2048 sqrtm or eigh down severalfold.
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+# Skips a test where torch is not installed before the test starts (an `in_own_process` test: before its child
+# pytest starts, only to skip); the tests' own importorskip gives the same reason.
+needs_torch = pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None,
+    reason="the PyTorch reference needs the 'bench' extra: pip install -e .[bench]",
+)
 
 
 def _load(path):
@@ -58,11 +71,27 @@ def _main(capsys, script, *flags):
 
 
 @pytest.mark.slow
-def test_train_step_benchmark_reports_positive_figures():
-    pytest.importorskip(
+@needs_torch
+@in_own_process
+def test_train_step_benchmark_torch_variants_and_model_flops_against_pytorch(monkeypatch, capsys):
+    """Every check that imports torch's modules into the test process, in one process of its own (torch's
+    compiler stack cannot share one with TensorFlow): the train-step benchmark reports positive figures for JAX
+    and both eager torch variants; a torch variant that cannot run is reported unavailable; the model FLOPs match
+    PyTorch's flop counter at 16, 64 and 256 px."""
+    torch = pytest.importorskip(
         "torch", reason="the PyTorch reference needs the 'bench' extra: pip install -e .[bench]"
     )
-    report, _ = _run(
+    # One torch thread (benchmarks/torch_dcgan.set_threads reads it), as ONE_THREAD for the subprocesses.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    _train_step_benchmark_reports_positive_figures(capsys)
+    _a_torch_variant_that_cannot_run_is_reported_unavailable(monkeypatch, torch)
+    for size in (16, 64, 256):
+        _model_flops_match_pytorchs_flop_counter(torch, size)
+
+
+def _train_step_benchmark_reports_positive_figures(capsys):
+    report, _ = _main(
+        capsys,
         SCRIPT,
         "--image_size=32",
         "--batch_sizes=8",
@@ -102,9 +131,7 @@ def test_train_step_benchmark_reports_positive_figures():
     assert len(report["loadavg_before"]) == 3
 
 
-@in_own_process
-def test_a_torch_variant_that_cannot_run_is_reported_unavailable(monkeypatch):
-    torch = pytest.importorskip("torch", reason="the PyTorch reference needs the 'bench' extra")
+def _a_torch_variant_that_cannot_run_is_reported_unavailable(monkeypatch, torch):
     bench = _load(SCRIPT)
 
     def no_compiler(module, *args, **kwargs):
@@ -123,12 +150,9 @@ def test_a_torch_variant_that_cannot_run_is_reported_unavailable(monkeypatch):
     assert result["ratios"] == {}
 
 
-@pytest.mark.parametrize("size", [16, 64, 256])
-@in_own_process
-def test_model_flops_match_pytorchs_flop_counter(size):
+def _model_flops_match_pytorchs_flop_counter(torch, size):
     """The forward FLOPs per layer against torch.utils.flop_counter on the reference's own layers, and the step's
     count against its formula: 3 x G forward + 8 x D forward, less the input gradients nobody needs."""
-    torch = pytest.importorskip("torch", reason="needs the 'bench' extra")
     from torch.utils.flop_counter import FlopCounterMode
 
     bench = _load(os.path.join(REPO, "benchmarks", "model_flops.py"))
@@ -153,15 +177,15 @@ def test_model_flops_match_pytorchs_flop_counter(size):
         with FlopCounterMode(display=False) as counter:
             x = layer(x)
         counted.append(counter.get_total_flops())
-    assert counted == g_flops and tuple(x.shape) == (1, 3, size, size)
+    assert counted == g_flops and tuple(x.shape) == (1, 3, size, size), size
     counted = []
     for layer in d_layers:
         with FlopCounterMode(display=False) as counter:
             x = layer(x)
         counted.append(counter.get_total_flops())
-    assert counted == d_flops and tuple(x.shape) == (1, 1, 1, 1)
+    assert counted == d_flops and tuple(x.shape) == (1, 1, 1, 1), size
     expected = 3 * sum(g_flops) + 8 * sum(d_flops) - g_flops[0] - 2 * d_flops[0]
-    assert bench.step_flops(size, nz, ngf, ndf, nc) == expected
+    assert bench.step_flops(size, nz, ngf, ndf, nc) == expected, size
     assert bench.peak_flops("NVIDIA H100 80GB HBM3", "bfloat16", 0) == 989.4e12
     assert bench.peak_flops("NVIDIA H100 PCIe", "float32", 0) == 378.0e12
     assert (
