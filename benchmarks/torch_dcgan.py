@@ -25,6 +25,17 @@ NZ, NGF, NDF = 100, 64, 64  # pytorch/examples' defaults
 LR, BETA1 = 2e-4, 0.5
 
 
+def set_threads() -> int:
+    """Sets torch's intra-op threads for the benchmarks: $OMP_NUM_THREADS where it is set (on a
+    machine shared with other work, more threads than free cores slow torch down severalfold),
+    else every core. Returns the count."""
+    import torch
+
+    threads = int(os.environ.get("OMP_NUM_THREADS") or 0) or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    return threads
+
+
 def num_blocks(image_size: int) -> int:
     """Resolution doublings between 4x4 and the image (image_size = 4 * 2**n)."""
     n = int(np.log2(image_size // 4))

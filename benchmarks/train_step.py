@@ -274,9 +274,7 @@ def run(args) -> dict:
 
     device = torch_device(args)
     if args.torch_variants:
-        import torch
-
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch_dcgan.set_threads()
     load_before = os.getloadavg()
     batches = [run_batch(args, b, device) for b in args.batch_sizes]
     return {

