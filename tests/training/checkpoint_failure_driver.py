@@ -1,4 +1,5 @@
-"""Runs `python -m dcgan_jax.main` in a process whose checkpoint writes fail: `driver.py MODE WORKDIR FLAGS...`.
+"""Runs `python -m dcgan_jax.main` in a process whose checkpoint writes fail:
+`python -m tests.training.checkpoint_failure_driver MODE WORKDIR FLAGS...` (tests/helpers.run_cli).
 
 MODE 'file_size': files over 100 kB cannot be written (RLIMIT_FSIZE; Python ignores SIGXFSZ, so the write fails
 with EFBIG inside orbax's writer threads, as on a full disk). MODE 'disk_full': the disk reports 1 kB free."""

@@ -4,11 +4,10 @@ rerunning once there is room resumes from the last complete checkpoint."""
 
 import os
 import subprocess
-import sys
 
 import pytest
 
-from tests.helpers import REPO, TINY_FLAGS, one_line_error, run_cli, tree_digest, xla_flags
+from tests.helpers import TINY_FLAGS, one_line_error, run_cli, tree_digest
 
 FLAGS = (*TINY_FLAGS, "--config.num_fixed_samples=4")
 
@@ -41,20 +40,13 @@ def test_a_failed_write_is_one_line_and_keeps_earlier_checkpoints(
     workdir = tmp_path / "run"
     subprocess.run(["cp", "-r", str(two_steps), str(workdir)], check=True)
     before = tree_digest(workdir / "checkpoints" / "2")
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags(1), PYTHONPATH=REPO)
-    result = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "tests", "training", "checkpoint_failure_driver.py"),
-            mode,
-            str(workdir),
-            *FLAGS,
-            "--config.num_train_steps=4",
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
+    # The driver (forked like every run_cli command: its limits and patches are its own process's)
+    result = run_cli(
+        "tests.training.checkpoint_failure_driver",
+        mode,
+        str(workdir),
+        *FLAGS,
+        "--config.num_train_steps=4",
         timeout=300,
     )  # a hang fails here
     one_line_error(result, *fragments)

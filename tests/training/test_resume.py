@@ -19,8 +19,11 @@ from dcgan_jax.training import checkpoints, collapse
 from dcgan_jax.training.state import create_train_state
 from tests.helpers import REPO, TINY_FLAGS, run_cli, tiny_config, xla_flags
 
+# Long enough to be killed mid-way: the first checkpoint (step 10) comes at about a sixth of the run,
+# and the tiny steps take ~20 ms each here (a 4x slower machine leaves the kill more room, not less).
+STEPS = 60
 RUN_FLAGS = TINY_FLAGS + (
-    "--config.num_train_steps=150",
+    f"--config.num_train_steps={STEPS}",
     "--config.checkpoint_every_steps=10",
     "--config.sample_every_steps=1000",
     "--config.log_every_steps=50",
@@ -68,13 +71,13 @@ def test_sigkill_then_rerun_ends_bit_identical_to_an_uninterrupted_run(tmp_path)
     process.send_signal(signal.SIGKILL)  # no handler runs: a crash, possibly mid checkpoint write
     process.communicate()
     killed_at = checkpoints.create_manager(interrupted, read_only=True).latest_step()
-    assert killed_at < 150
+    assert killed_at < STEPS
 
     resumed = run_cli("dcgan_jax.main", f"--workdir={interrupted}", *RUN_FLAGS)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resumed from step {killed_at}" in resumed.stdout
     (step_a, a), (step_b, b) = _final_state(straight), _final_state(interrupted)
-    assert step_a == step_b == 150
+    assert step_a == step_b == STEPS
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         np.testing.assert_array_equal(x, y)  # bit-identical on CPU
 
@@ -90,7 +93,7 @@ def test_sigterm_saves_the_current_step_and_exits_cleanly(tmp_path):
     assert "received SIGTERM" in stderr
     line = [row for row in stdout.splitlines() if row.startswith("stopped by SIGTERM at step")][0]
     stopped_at = int(line.split("at step ")[1].split(";")[0])
-    assert 0 < stopped_at < 150
+    assert 0 < stopped_at < STEPS
     assert checkpoints.create_manager(workdir, read_only=True).latest_step() == stopped_at
 
 

@@ -10,9 +10,6 @@ import errno
 import json
 import os
 import shutil
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -26,13 +23,11 @@ from dcgan_jax.errors import UserError
 from dcgan_jax.training import reporting, workdir
 from tests import hostile
 from tests.helpers import (
-    REPO,
     TINY_FLAGS,
     one_line_error,
     run_cli,
     tiny_config,
     tree_digest,
-    xla_flags,
 )
 
 METRICS = {"d_loss": 1.25, "g_loss": 0.75, "d_real": 0.5, "d_fake": 0.25, "finite": 1.0}
@@ -238,24 +233,6 @@ def test_main_refuses_a_workdir_entry_of_the_wrong_kind_before_any_work(tmp_path
 # Resume without gaps ---------------------------------------------------------------------------------
 
 CONFIG = dict(num_train_steps=6, keep_checkpoints=5, sample_random_z=True, num_fixed_samples=4)
-# A run killed inside step 4's writes: after its metrics row, TensorBoard scalars and fixed-z grid,
-# before its random-z grid and its checkpoint (os._exit: no handler, no clean-up runs).
-KILLED = """
-import os, sys
-from dcgan_jax import train
-from dcgan_jax.training import reporting
-from tests.helpers import tiny_config
-
-real = reporting.Reporter.samples
-
-def dying(self, step, images, z="fixed", num_cols=None):
-    if step == 4 and z == "random":
-        os._exit(9)
-    real(self, step, images, z, num_cols)
-
-reporting.Reporter.samples = dying
-train.train_and_evaluate(tiny_config(**{config}), sys.argv[1])
-"""
 
 
 def _grid(work, z, step):
@@ -287,14 +264,9 @@ def _starts(path):
 def test_a_run_killed_before_a_checkpoint_resumes_without_gaps_or_repeats(tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     train.train_and_evaluate(tiny_config(**CONFIG), str(straight))
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(KILLED.format(config=CONFIG)), str(killed)],
-        cwd=REPO,
-        env=dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags(1)),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    # A run of CONFIG killed inside step 4's writes (after its metrics row, TensorBoard scalars and
+    # fixed-z grid, before its random-z grid and its checkpoint), in a forked process of its own.
+    result = run_cli("tests.training.killed_run_driver", str(killed), json.dumps(CONFIG))
     assert result.returncode == 9, result.stderr[-3000:]
     assert sorted(os.listdir(killed / run_files.CHECKPOINTS)) == ["2"]
     assert _rows(killed) == [2, 4]  # step 4's row was written before the kill
